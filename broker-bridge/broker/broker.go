@@ -1,0 +1,201 @@
+// Package broker runs the embedded broker: franz-go's kfake with on-disk
+// persistence, a single-node Kafka-protocol broker any Kafka client can use.
+//
+// It is what `butter up` and `butter broker` start when no existing cluster
+// is given. Acknowledged records are written to the data directory before
+// the produce response is sent, so they survive kill -9 of the process; with
+// Sync they also survive a power cut (an fsync per batch).
+package broker
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/buttercompass/butter/proto/topics"
+)
+
+// Config configures the embedded broker. The zero value is not useful:
+// start from DefaultConfig or RegisterFlags.
+type Config struct {
+	// Addr is the host:port to listen on and to advertise to clients.
+	// Default 127.0.0.1:9092; port 0 picks a free port.
+	Addr string
+	// DataDir holds the broker's segments, offsets and metadata. Default
+	// ./.butter/broker. Empty runs in memory (tests only).
+	DataDir string
+	// Sync fsyncs every produced batch. Default off: records then survive
+	// a process crash (they are in the OS page cache) but not a power cut,
+	// like Kafka's default log.flush settings.
+	Sync bool
+	// Retention is the default retention of topics created without one.
+	// Default 7 days; -1 keeps forever.
+	Retention time.Duration
+	// AutoCreate lets producers and consumers create topics by naming
+	// them. Default off: streams are created explicitly, so a typo in a
+	// stream name is an error instead of a new empty topic.
+	AutoCreate bool
+	// Logger receives broker logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the configuration `butter broker` runs with when
+// given no flags.
+func DefaultConfig() Config {
+	return Config{
+		Addr:      "127.0.0.1:9092",
+		DataDir:   ".butter/broker",
+		Retention: topics.DefaultRetention,
+	}
+}
+
+// RegisterFlags binds the configuration to flags, with BUTTER_BROKER_*
+// environment variables as defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	d := DefaultConfig()
+	fs.StringVar(&c.Addr, "addr", envOr("BUTTER_BROKER_ADDR", d.Addr), "broker listen and advertised `host:port` (env BUTTER_BROKER_ADDR)")
+	fs.StringVar(&c.DataDir, "data", envOr("BUTTER_BROKER_DATA", d.DataDir), "broker data `dir` (env BUTTER_BROKER_DATA)")
+	fs.BoolVar(&c.Sync, "sync", os.Getenv("BUTTER_BROKER_SYNC") == "true", "fsync every produced batch (env BUTTER_BROKER_SYNC=true)")
+	fs.DurationVar(&c.Retention, "retention", d.Retention, "default retention of new topics; -1ns keeps forever")
+	fs.BoolVar(&c.AutoCreate, "auto-create", false, "create topics when clients name unknown ones")
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// Broker is a running embedded broker.
+type Broker struct {
+	cluster *kfake.Cluster
+	addr    string
+}
+
+// Start opens the data directory, listens and creates the internal topics
+// that do not exist yet. Close stops it.
+func Start(cfg Config) (*Broker, error) {
+	host, port, err := splitAddr(cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	retention := int64(-1)
+	if cfg.Retention > 0 {
+		retention = cfg.Retention.Milliseconds()
+	}
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.Ports(port),
+		kfake.ClusterID("butter"),
+		kfake.DefaultNumPartitions(int(topics.DefaultPartitions)),
+		kfake.BrokerConfigs(map[string]string{"log.retention.ms": strconv.FormatInt(retention, 10)}),
+		// kfake always dials 127.0.0.1; listen on the host asked for.
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+		}),
+	}
+	if cfg.Logger != nil {
+		opts = append(opts, kfake.WithLogger(slogLogger{cfg.Logger}))
+	}
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("create broker data dir: %w", err)
+		}
+		opts = append(opts, kfake.DataDir(cfg.DataDir))
+	}
+	if cfg.Sync {
+		opts = append(opts, kfake.SyncWrites())
+	}
+	if cfg.AutoCreate {
+		opts = append(opts, kfake.AllowAutoTopicCreation())
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start broker on %s (is another broker using the port or the data dir?): %w", cfg.Addr, err)
+	}
+	b := &Broker{cluster: c, addr: c.ListenAddrs()[0]}
+	for _, s := range topics.Internal() {
+		if err := b.CreateTopic(s); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// Addr returns the address clients connect to.
+func (b *Broker) Addr() string { return b.addr }
+
+// CreateTopic creates a topic from its spec; an existing topic is left as
+// it is.
+func (b *Broker) CreateTopic(s topics.Spec) error {
+	err := b.cluster.CreateTopic(s.Name, s.PartitionCount(), s.Configs())
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// Close flushes the data directory and stops listening.
+func (b *Broker) Close() { b.cluster.Close() }
+
+func splitAddr(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("broker address %q: want host:port: %w", addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("broker address %q: port %q is not a number from 0 to 65535", addr, p)
+	}
+	return host, port, nil
+}
+
+// slogLogger adapts slog to kfake's logger.
+type slogLogger struct{ l *slog.Logger }
+
+func (s slogLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
+	// kfake logs every request at info: that is debug detail for us.
+	lv := slog.LevelDebug
+	switch level {
+	case kfake.LogLevelError:
+		lv = slog.LevelError
+	case kfake.LogLevelWarn:
+		lv = slog.LevelWarn
+	}
+	ctx := context.Background()
+	if s.l.Enabled(ctx, lv) {
+		s.l.Log(ctx, lv, fmt.Sprintf(msg, args...), "component", "broker")
+	}
+}
+
+// Run starts the broker, writes "broker listening on ADDR" to out once
+// clients can connect, and serves until ctx is done.
+func Run(ctx context.Context, cfg Config, out io.Writer) error {
+	b, err := Start(cfg)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	fmt.Fprintf(out, "broker listening on %s (data %s)\n", b.Addr(), dataDirName(cfg.DataDir))
+	<-ctx.Done()
+	return nil
+}
+
+func dataDirName(dir string) string {
+	if dir == "" {
+		return "in memory"
+	}
+	return dir
+}

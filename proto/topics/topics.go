@@ -148,3 +148,20 @@ func (n Namespace) Stream(topic string) (string, bool) {
 func (n Namespace) ConsumerGroup(deployment, function string) string {
 	return string(n) + "butter." + deployment + "." + function
 }
+
+// ParseRetention reads a retention as users write it: a Go duration
+// ("36h", "90m"), a number of days ("7d"), or -1 for forever.
+func ParseRetention(s string) (time.Duration, error) {
+	if s == "-1" {
+		return Forever, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseUint(days, 10, 16)
+		if err == nil && n > 0 {
+			return time.Duration(n) * 24 * time.Hour, nil
+		}
+	} else if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return d, nil
+	}
+	return 0, fmt.Errorf("retention %q: want a positive duration (36h, 7d) or -1 for forever", s)
+}

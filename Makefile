@@ -1,0 +1,50 @@
+# Butter Compass. `make run` starts the platform on the embedded broker,
+# `make test` runs every module's tests. Modules are listed in go.work.
+
+MODULES := proto broker-bridge cli
+GO      ?= go
+BIN     := bin
+DATA    ?= .butter
+FUZZTIME ?= 20s
+
+export CGO_ENABLED ?= 1
+
+.PHONY: run build test test-short fuzz bench lint tidy clean
+
+## run: start butter up on the embedded broker (data in ./.butter)
+run: build
+	$(BIN)/butter up --data $(DATA)
+
+## build: build the butter command and every service binary into bin/
+build:
+	@mkdir -p $(BIN)
+	cd cli && $(GO) build -o ../$(BIN)/butter ./cmd/butter
+	cd broker-bridge && $(GO) build -o ../$(BIN)/butter-broker ./cmd/butter-broker
+
+## test: every module's tests with the race detector, then a short fuzz run
+test: lint
+	@set -e; for m in $(MODULES); do \
+		echo "== $$m"; (cd $$m && $(GO) test -race -count=1 -timeout 15m ./...); \
+	done
+	$(MAKE) fuzz FUZZTIME=10s
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	cd proto && $(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./descriptor
+	cd proto && $(GO) test -run '^$$' -fuzz '^FuzzFromRecord$$' -fuzztime $(FUZZTIME) ./envelope
+
+## bench: measure the embedded broker's raw limits, write docs/benchmarks.md
+bench:
+	cd broker-bridge && $(GO) run ./cmd/butter-bench -o ../docs/benchmarks.md
+
+## lint: go vet and gofmt on every module
+lint:
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+	@bad=$$(gofmt -l $(MODULES)); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
+
+## tidy: go mod tidy in every module
+tidy:
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) mod tidy); done
+
+clean:
+	rm -rf $(BIN)

@@ -1,7 +1,7 @@
 # Butter Compass. `make run` starts the platform on the embedded broker,
 # `make test` runs every module's tests. Modules are listed in go.work.
 
-MODULES := proto broker-bridge cli
+MODULES := proto broker-bridge cli e2e
 GO      ?= go
 BIN     := bin
 DATA    ?= .butter
@@ -35,7 +35,7 @@ fuzz:
 
 ## bench: measure the embedded broker's raw limits, write docs/benchmarks.md
 bench:
-	cd broker-bridge && $(GO) run ./cmd/butter-bench -o ../docs/benchmarks.md
+	cd e2e && $(GO) run ./cmd/butter-bench -o ../docs/benchmarks.md
 
 ## lint: go vet and gofmt on every module
 lint:

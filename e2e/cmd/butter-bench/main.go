@@ -1,0 +1,65 @@
+// Command butter-bench measures the raw limits of this machine on the
+// embedded broker (produce, consume, the consume→produce→commit loop,
+// request→reply latency) and prints them as a markdown table; with -o it
+// also writes them to a file (`make bench` writes docs/benchmarks.md).
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/buttercompass/butter/e2e/internal/bench"
+)
+
+func main() {
+	quick := flag.Bool("quick", false, "smoke run: few events, noisy figures")
+	events := flag.Int("n", 0, "events per throughput measurement (default 200000, 5000 with -quick)")
+	out := flag.String("o", "", "also write the report to `file`")
+	flag.Parse()
+
+	cfg := bench.DefaultConfig()
+	if *quick {
+		cfg = bench.QuickConfig()
+	}
+	if *events != 0 {
+		cfg.Events = *events
+	}
+	cfg.Progress = os.Stderr
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, cfg, *out, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "butter-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// run measures, prints the report to stdout and writes it to file if one
+// is named.
+func run(ctx context.Context, cfg bench.Config, file string, stdout io.Writer) error {
+	rep, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := rep.WriteMarkdown(&buf); err != nil {
+		return err
+	}
+	if _, err := stdout.Write(buf.Bytes()); err != nil {
+		return err
+	}
+	if file == "" {
+		return nil
+	}
+	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}

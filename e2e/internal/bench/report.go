@@ -1,0 +1,183 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Units of the figures in a report.
+const (
+	// UnitEventsPerSecond is a throughput: higher is better.
+	UnitEventsPerSecond = "events/s"
+	// UnitMilliseconds is a latency: lower is better.
+	UnitMilliseconds = "ms"
+)
+
+// ErrBadRow is wrapped by Report.Add when a row cannot be placed in the
+// table; the message says which row and why.
+var ErrBadRow = errors.New("bad report row")
+
+// Row is one line of the report table: a figure measured in this run and,
+// unless it is a raw limit itself, the raw limit it is compared with.
+type Row struct {
+	// Name says what was measured, e.g. RowProduce; unique in a report.
+	Name string
+	// Value is the figure, in Unit.
+	Value float64
+	// Unit is UnitEventsPerSecond or UnitMilliseconds (any string works,
+	// but a row and its limit must share one).
+	Unit string
+	// Limit is the Name of the raw Kafka row this figure is compared with.
+	// Empty means the row is a raw limit: it compares with itself.
+	Limit string
+	// Count is how many events (or round trips) the figure was measured
+	// over.
+	Count int
+}
+
+// Report is the outcome of one run: what machine, and the rows measured on
+// it. Later parts (fnbox, gateway) add rows naming a raw row as their Limit;
+// the ratio is computed when the report is written, from figures of the same
+// run, so a slower or faster machine moves both sides together.
+type Report struct {
+	// Date is when the run started.
+	Date time.Time
+	// GoVersion is runtime.Version() of the measuring binary.
+	GoVersion string
+	// FranzGoVersion is the franz-go module version the clients used.
+	FranzGoVersion string
+	// GOOS and GOARCH say what the binary was built for.
+	GOOS, GOARCH string
+	// GOMAXPROCS and NumCPU say how many cores the run could use.
+	GOMAXPROCS, NumCPU int
+	// Events is N, the number of events of the throughput measurements.
+	Events int
+	// Requests is the number of timed request→reply round trips, Warmup
+	// the number made before timing.
+	Requests, Warmup int
+	// RecordBytes is the mean size of a produced record: key, value and
+	// headers, as the protocol carries them before batch framing.
+	RecordBytes float64
+	// Elapsed is how long the whole run took.
+	Elapsed time.Duration
+
+	rows []Row
+}
+
+// Add appends rows. A row must have a name not yet used and, when it names
+// a Limit, that limit must be a raw row already added with the same unit, so
+// a typo cannot produce a ratio against nothing.
+func (r *Report) Add(rows ...Row) error {
+	for _, row := range rows {
+		if row.Name == "" {
+			return fmt.Errorf("%w: a row has no name", ErrBadRow)
+		}
+		if _, ok := r.Row(row.Name); ok {
+			return fmt.Errorf("%w: %q is already in the report", ErrBadRow, row.Name)
+		}
+		if row.Limit != "" {
+			lim, ok := r.Row(row.Limit)
+			switch {
+			case !ok:
+				return fmt.Errorf("%w: %q compares with %q, which is not in the report: add raw rows first", ErrBadRow, row.Name, row.Limit)
+			case lim.Limit != "":
+				return fmt.Errorf("%w: %q compares with %q, which is not a raw limit", ErrBadRow, row.Name, row.Limit)
+			case lim.Unit != row.Unit:
+				return fmt.Errorf("%w: %q is in %s but its limit %q is in %s", ErrBadRow, row.Name, row.Unit, row.Limit, lim.Unit)
+			}
+		}
+		r.rows = append(r.rows, row)
+	}
+	return nil
+}
+
+// Rows returns the rows in the order they were added.
+func (r *Report) Rows() []Row { return append([]Row(nil), r.rows...) }
+
+// Row returns the row called name.
+func (r *Report) Row(name string) (Row, bool) {
+	for _, row := range r.rows {
+		if row.Name == name {
+			return row, true
+		}
+	}
+	return Row{}, false
+}
+
+// LimitOf returns the raw row row is compared with: itself for a raw row.
+func (r *Report) LimitOf(row Row) Row {
+	if row.Limit == "" {
+		return row
+	}
+	lim, _ := r.Row(row.Limit) // Add checked it exists.
+	return lim
+}
+
+// Ratio returns figure ÷ raw limit: 1.0 for a raw row; below 1 a throughput
+// reaches that fraction of what Kafka alone does, above 1 a latency is that
+// many times Kafka's own.
+func (r *Report) Ratio(row Row) float64 {
+	lim := r.LimitOf(row)
+	if lim.Value == 0 {
+		return 0
+	}
+	return row.Value / lim.Value
+}
+
+// WriteMarkdown writes the report as the markdown of docs/benchmarks.md.
+func (r *Report) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Benchmarks\n\n")
+	fmt.Fprintf(&b, "Measured %s with %s (%s/%s), franz-go %s, GOMAXPROCS=%d, NumCPU=%d; the run took %s.\n\n",
+		r.Date.UTC().Format("2006-01-02 15:04 MST"), r.GoVersion, r.GOOS, r.GOARCH, r.FranzGoVersion,
+		r.GOMAXPROCS, r.NumCPU, r.Elapsed.Round(100*time.Millisecond))
+	b.WriteString("What this is: the raw limits of this machine on the embedded broker (started in-process, " +
+		"segments on disk in a temporary data directory, no fsync), driven by franz-go clients with real " +
+		"CloudEvents (binary mode, built with `envelope.ToRecord`; ")
+	fmt.Fprintf(&b, "mean record %.0f B including key and headers). Every figure of a platform part "+
+		"is compared with the raw row of the same run; ratio = figure ÷ raw limit, so below 1 a rate "+
+		"reaches that fraction of Kafka alone and above 1 a latency is that many times Kafka's own.\n\n", r.RecordBytes)
+	fmt.Fprintf(&b, "- **%s**: %d events produced to a %d-partition topic by one client with default "+
+		"linger, acks=all and idempotence; records built before the clock starts, clock stops when the last is acknowledged.\n",
+		RowProduce, r.Events, benchPartitions)
+	fmt.Fprintf(&b, "- **%s**: a fresh client reads those %d events back from the first offset up to the "+
+		"end offsets the broker reports, decoding each with `envelope.FromRecord`; clock starts before the client is made.\n", RowConsume, r.Events)
+	fmt.Fprintf(&b, "- **%s**: a consumer group member (auto-commit off) decodes each polled event, produces "+
+		"a child event (`envelope.Child`) per input to an output topic, flushes, then commits: the at-least-once "+
+		"loop of a function instance. Clock runs from the partition assignment to the commit of the %dth event.\n", RowPipeline, r.Events)
+	fmt.Fprintf(&b, "- **%s**: %d sequential round trips after %d warm-up, linger 0 on both sides: the "+
+		"requester produces a request event with `replyto` and waits for the reply; a responder with its "+
+		"own client consumes requests and produces the reply.\n\n", rowRoundTrip, r.Requests, r.Warmup)
+	b.WriteString("Reproduce with `make bench` (writes this file); `go run ./cmd/butter-bench -quick` in `e2e/` is a smoke run. " +
+		"Figures move with the machine and its load: compare ratios, not absolute numbers, across machines.\n\n")
+
+	b.WriteString("| measurement | figure | unit | raw Kafka limit (same run) | ratio |\n")
+	b.WriteString("| --- | ---: | --- | ---: | ---: |\n")
+	for _, row := range r.rows {
+		lim := r.LimitOf(row)
+		limit := formatFigure(lim.Value)
+		if row.Limit != "" {
+			limit += " (" + lim.Name + ")"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2f |\n", row.Name, formatFigure(row.Value), row.Unit, limit, r.Ratio(row))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// formatFigure prints large rates as whole numbers and small latencies with
+// the digits that matter.
+func formatFigure(v float64) string {
+	switch {
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 1:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 3, 64)
+	}
+}

@@ -1,0 +1,53 @@
+package bench
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestReportAdd(t *testing.T) {
+	var rep Report
+	if err := rep.Add(
+		Row{Name: RowProduce, Value: 1000, Unit: UnitEventsPerSecond},
+		Row{Name: RowReplyP50, Value: 0.5, Unit: UnitMilliseconds},
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Add(Row{Name: "gateway p50", Value: 2, Unit: UnitMilliseconds, Limit: RowReplyP50}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		row  Row
+		says string
+	}{
+		{Row{Value: 1, Unit: UnitMilliseconds}, "no name"},
+		{Row{Name: RowProduce, Value: 1, Unit: UnitEventsPerSecond}, "already"},
+		{Row{Name: "fnbox", Value: 1, Unit: UnitEventsPerSecond, Limit: RowPipeline}, "not in the report"},
+		{Row{Name: "fnbox", Value: 1, Unit: UnitMilliseconds, Limit: RowProduce}, "is in ms but"},
+		{Row{Name: "gateway p99", Value: 1, Unit: UnitMilliseconds, Limit: "gateway p50"}, "not a raw limit"},
+	} {
+		err := rep.Add(c.row)
+		if !errors.Is(err, ErrBadRow) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("Add(%+v) = %v, want ErrBadRow saying %q", c.row, err, c.says)
+		}
+	}
+	if n := len(rep.Rows()); n != 3 {
+		t.Errorf("%d rows after rejected adds, want 3", n)
+	}
+
+	gw, _ := rep.Row("gateway p50")
+	if got := rep.Ratio(gw); got != 4 {
+		t.Errorf("ratio = %v, want 4 (2ms ÷ 0.5ms)", got)
+	}
+	var md strings.Builder
+	if err := rep.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	if want := "| gateway p50 | 2.00 | ms | 0.500 (" + RowReplyP50 + ") | 4.00 |"; !strings.Contains(md.String(), want) {
+		t.Errorf("markdown lacks %q:\n%s", want, md.String())
+	}
+	if want := "| produce | 1000 | events/s | 1000 | 1.00 |"; !strings.Contains(md.String(), want) {
+		t.Errorf("markdown lacks %q:\n%s", want, md.String())
+	}
+}

@@ -16,12 +16,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/topics"
 )
 
@@ -31,8 +33,9 @@ type Config struct {
 	// Addr is the host:port to listen on and to advertise to clients.
 	// Default 127.0.0.1:9092; port 0 picks a free port.
 	Addr string
-	// DataDir holds the broker's segments, offsets and metadata. Default
-	// ./.butter/broker. Empty runs in memory (tests only).
+	// DataDir is the platform data directory; the broker keeps its
+	// segments, offsets and metadata in DataDir/broker. Default ./.butter.
+	// Empty runs in memory (tests only).
 	DataDir string
 	// Sync fsyncs every produced batch. Default off: records then survive
 	// a process crash (they are in the OS page cache) but not a power cut,
@@ -45,6 +48,9 @@ type Config struct {
 	// them. Default off: streams are created explicitly, so a typo in a
 	// stream name is an error instead of a new empty topic.
 	AutoCreate bool
+	// AdminAddr is where Run serves /livez, /readyz and /metrics. Default
+	// 127.0.0.1:8085 (the broker-bridge port); empty serves none.
+	AdminAddr string
 	// Logger receives broker logs. Default: discard.
 	Logger *slog.Logger
 }
@@ -54,8 +60,9 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Addr:      "127.0.0.1:9092",
-		DataDir:   ".butter/broker",
+		DataDir:   ".butter",
 		Retention: topics.DefaultRetention,
+		AdminAddr: "127.0.0.1:8085",
 	}
 }
 
@@ -64,10 +71,11 @@ func DefaultConfig() Config {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	d := DefaultConfig()
 	fs.StringVar(&c.Addr, "addr", envOr("BUTTER_BROKER_ADDR", d.Addr), "broker listen and advertised `host:port` (env BUTTER_BROKER_ADDR)")
-	fs.StringVar(&c.DataDir, "data", envOr("BUTTER_BROKER_DATA", d.DataDir), "broker data `dir` (env BUTTER_BROKER_DATA)")
+	fs.StringVar(&c.DataDir, "data", envOr("BUTTER_DATA", d.DataDir), "platform data `dir`; the broker's files go in dir/broker (env BUTTER_DATA)")
 	fs.BoolVar(&c.Sync, "sync", os.Getenv("BUTTER_BROKER_SYNC") == "true", "fsync every produced batch (env BUTTER_BROKER_SYNC=true)")
 	fs.DurationVar(&c.Retention, "retention", d.Retention, "default retention of new topics; -1ns keeps forever")
 	fs.BoolVar(&c.AutoCreate, "auto-create", false, "create topics when clients name unknown ones")
+	fs.StringVar(&c.AdminAddr, "admin", envOr("BUTTER_BRIDGE_ADMIN", d.AdminAddr), "serve /livez, /readyz, /metrics on `host:port`; empty for none (env BUTTER_BRIDGE_ADMIN)")
 }
 
 func envOr(key, def string) string {
@@ -108,11 +116,11 @@ func Start(cfg Config) (*Broker, error) {
 	if cfg.Logger != nil {
 		opts = append(opts, kfake.WithLogger(slogLogger{cfg.Logger}))
 	}
-	if cfg.DataDir != "" {
-		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if dir := cfg.dir(); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("create broker data dir: %w", err)
 		}
-		opts = append(opts, kfake.DataDir(cfg.DataDir))
+		opts = append(opts, kfake.DataDir(dir))
 	}
 	if cfg.Sync {
 		opts = append(opts, kfake.SyncWrites())
@@ -180,22 +188,51 @@ func (s slogLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
 	}
 }
 
-// Run starts the broker, writes "broker listening on ADDR" to out once
-// clients can connect, and serves until ctx is done.
+// Run starts the broker and its admin server, writes "broker listening on
+// ADDR" to out once clients can connect, and serves until ctx is done.
 func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	b, err := Start(cfg)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	fmt.Fprintf(out, "broker listening on %s (data %s)\n", b.Addr(), dataDirName(cfg.DataDir))
-	<-ctx.Done()
-	return nil
+	serve, err := ListenAdmin(cfg.AdminAddr, out, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "broker listening on %s (data %s)\n", b.Addr(), cfg.Where())
+	return serve(ctx)
 }
 
-func dataDirName(dir string) string {
-	if dir == "" {
+// ListenAdmin binds the broker-bridge admin server (/livez, /readyz with
+// the ready check if any, /metrics) on addr and says where on out. The
+// returned serve blocks until ctx is done. An empty addr serves nothing.
+func ListenAdmin(addr string, out io.Writer, ready func(context.Context) error) (serve func(context.Context) error, err error) {
+	if addr == "" {
+		return func(ctx context.Context) error { <-ctx.Done(); return nil }, nil
+	}
+	admin := kit.NewAdmin(addr)
+	if ready != nil {
+		admin.AddReadyCheck("kafka", ready)
+	}
+	if err := admin.Listen(); err != nil {
+		return nil, fmt.Errorf("admin server (--admin): %w", err)
+	}
+	fmt.Fprintf(out, "admin on http://%s (/livez /readyz /metrics)\n", admin.Addr())
+	return admin.Serve, nil
+}
+
+func (c Config) dir() string {
+	if c.DataDir == "" {
+		return ""
+	}
+	return filepath.Join(c.DataDir, "broker")
+}
+
+// Where says where the broker keeps its data, for humans.
+func (c Config) Where() string {
+	if c.DataDir == "" {
 		return "in memory"
 	}
-	return dir
+	return c.dir()
 }

@@ -57,7 +57,7 @@ func freeAddr(t *testing.T) string {
 
 func (b *brokerProc) start() {
 	b.t.Helper()
-	cmd := exec.Command(brokerBin, "--addr", b.addr, "--data", b.data)
+	cmd := exec.Command(brokerBin, "--addr", b.addr, "--data", b.data, "--admin", "127.0.0.1:0")
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -68,11 +68,17 @@ func (b *brokerProc) start() {
 	}
 	b.cmd = cmd
 	b.t.Cleanup(func() { b.kill() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.Contains(line, "broker listening on "+b.addr) {
-		b.t.Fatalf("broker did not start: %q %v", line, err)
+	rd := bufio.NewReader(stdout)
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			b.t.Fatalf("broker did not start: %v", err)
+		}
+		if strings.Contains(line, "broker listening on "+b.addr) {
+			break
+		}
 	}
-	go io.Copy(io.Discard, stdout)
+	go io.Copy(io.Discard, rd)
 }
 
 // kill sends SIGKILL: no shutdown code runs, as in a crash.

@@ -1,0 +1,112 @@
+// Package commands holds the butter subcommands, one file per command
+// family. Every command reports failure as an error; only main exits.
+package commands
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/buttercompass/butter/proto/kit"
+)
+
+// IO is where a command reads and writes, so tests can run commands
+// in-process.
+type IO struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// SilentError fails a command whose problem was already printed in full
+// (for example every problem of an invalid descriptor): main exits 1
+// without printing it again.
+type SilentError struct{ Err error }
+
+func (e SilentError) Error() string { return e.Err.Error() }
+func (e SilentError) Unwrap() error { return e.Err }
+
+// app is what every command shares: the streams, the Kafka settings.
+type app struct {
+	io      IO
+	kafka   kit.KafkaConfig
+	closers []func()
+}
+
+// Execute runs the butter command line args.
+func Execute(ctx context.Context, args []string, stdio IO) error {
+	a := &app{io: stdio}
+	defer func() {
+		for _, c := range a.closers {
+			c()
+		}
+	}()
+	root := a.root()
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
+}
+
+func (a *app) root() *cobra.Command {
+	stdio := a.io
+	root := &cobra.Command{
+		Use:   "butter",
+		Short: "Butter Compass: functions on persistent event streams",
+		Long: `Butter Compass runs functions on persistent, replayable event streams
+(Kafka topics). 'butter up' starts the platform on an embedded broker; the
+other commands talk to it. Every command finds Kafka through --brokers, then
+BUTTER_BROKERS, else 127.0.0.1:9092.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(stdio.In)
+	root.SetOut(stdio.Out)
+	root.SetErr(stdio.Err)
+
+	kafkaFlags := flag.NewFlagSet("kafka", flag.ContinueOnError)
+	a.kafka.RegisterFlags(kafkaFlags)
+	root.PersistentFlags().AddGoFlagSet(kafkaFlags)
+
+	root.AddCommand(
+		a.upCmd(),
+		a.brokerCmd(),
+		a.streamCmd(),
+		a.publishCmd(),
+		a.validateCmd(),
+	)
+	return root
+}
+
+// client returns a Kafka client for the configured cluster, closed when the
+// command ends.
+func (a *app) client(opts ...kgo.Opt) (*kgo.Client, error) {
+	a.kafka.ClientID = "butter-cli"
+	cl, err := a.kafka.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Kafka at %v: %w", a.kafka.Brokers, err)
+	}
+	a.closers = append(a.closers, cl.Close)
+	return cl, nil
+}
+
+func (a *app) admin() (*kadm.Client, error) {
+	cl, err := a.client()
+	if err != nil {
+		return nil, err
+	}
+	return kadm.NewClient(cl), nil
+}
+
+// logger returns the JSON logger commands that run services log with.
+func (a *app) logger() *slog.Logger {
+	l, err := kit.NewLogger(a.io.Err, kit.EnvOr("BUTTER_LOG_LEVEL", "info"))
+	if err != nil {
+		l, _ = kit.NewLogger(a.io.Err, "info")
+		l.Warn("BUTTER_LOG_LEVEL ignored", "err", err)
+	}
+	return l
+}

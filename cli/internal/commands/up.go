@@ -1,0 +1,68 @@
+package commands
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/buttercompass/butter/broker-bridge/broker"
+	"github.com/buttercompass/butter/proto/kit"
+	"github.com/buttercompass/butter/proto/topics"
+)
+
+func (a *app) upCmd() *cobra.Command {
+	var cfg broker.Config
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start the whole platform in one process",
+		Long: `Start Butter Compass in one process: the embedded broker (unless --brokers
+or BUTTER_BROKERS points at an existing Kafka cluster) and every platform
+service. Prints the endpoints; Ctrl-C stops cleanly.`,
+		Example: `  butter up
+  butter up --data /var/lib/butter
+  BUTTER_BROKERS=kafka-1:9092,kafka-2:9092 butter up`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			external := cmd.Flags().Changed("brokers") || os.Getenv("BUTTER_BROKERS") != ""
+			where := "existing cluster"
+			if !external {
+				cfg.Logger = a.logger()
+				b, err := broker.Start(cfg)
+				if err != nil {
+					return err
+				}
+				defer b.Close()
+				a.kafka.Brokers = []string{b.Addr()}
+				where = "embedded, data " + cfg.Where()
+			}
+			cl, err := a.client()
+			if err != nil {
+				return err
+			}
+			// Against an existing cluster nobody else creates the internal
+			// topics; on the embedded broker this is a no-op.
+			if err := kit.EnsureTopics(ctx, cl, kit.InNamespace(a.kafka.Namespace(), topics.Internal()...)...); err != nil {
+				return fmt.Errorf("create internal topics: %w", err)
+			}
+			serveAdmin, err := broker.ListenAdmin(cfg.AdminAddr, a.io.Out, kit.KafkaReady(cl))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.io.Out, "butter is up\n  broker    %s (%s)\n", strings.Join(a.kafka.Brokers, ","), where)
+			fmt.Fprintln(a.io.Out, "Ctrl-C stops.")
+			err = serveAdmin(ctx)
+			fmt.Fprintln(a.io.Out, "butter stopped")
+			return err
+		},
+	}
+	d := broker.DefaultConfig()
+	cmd.Flags().StringVar(&cfg.DataDir, "data", kit.EnvOr("BUTTER_DATA", d.DataDir), "platform data `dir` (env BUTTER_DATA)")
+	cmd.Flags().StringVar(&cfg.Addr, "broker-addr", kit.EnvOr("BUTTER_BROKER_ADDR", d.Addr), "embedded broker `host:port` (env BUTTER_BROKER_ADDR)")
+	cmd.Flags().BoolVar(&cfg.Sync, "sync", false, "embedded broker fsyncs every produced batch")
+	cmd.Flags().StringVar(&cfg.AdminAddr, "admin-addr", kit.EnvOr("BUTTER_BRIDGE_ADMIN", d.AdminAddr), "serve /livez, /readyz, /metrics on `host:port`; empty for none (env BUTTER_BRIDGE_ADMIN)")
+	cfg.Retention = d.Retention
+	return cmd
+}

@@ -1,7 +1,7 @@
 # Butter Compass. `make run` starts the platform on the embedded broker,
 # `make test` runs every module's tests. Modules are listed in go.work.
 
-MODULES := proto broker-bridge cli e2e
+MODULES := proto broker-bridge cli e2e deployer fnbox
 GO      ?= go
 BIN     := bin
 DATA    ?= .butter
@@ -20,6 +20,8 @@ build:
 	@mkdir -p $(BIN)
 	cd cli && $(GO) build -o ../$(BIN)/butter ./cmd/butter
 	cd broker-bridge && $(GO) build -o ../$(BIN)/butter-broker ./cmd/butter-broker
+	cd deployer && $(GO) build -o ../$(BIN)/butter-deployer ./cmd/butter-deployer
+	cd fnbox && $(GO) build -o ../$(BIN)/fnbox ./cmd/fnbox
 
 ## test: every module's tests with the race detector, then a short fuzz run
 test: lint

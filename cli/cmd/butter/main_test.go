@@ -27,9 +27,14 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	butterBin = filepath.Join(dir, "butter")
-	if out, err := exec.Command("go", "build", "-o", butterBin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build butter: %v\n%s", err, out)
-		os.Exit(1)
+	// butter up's deployer runs fnbox from next to the butter binary.
+	for pkg, bin := range map[string]string{".": butterBin, "../../../fnbox/cmd/fnbox": filepath.Join(dir, "fnbox")} {
+		build := exec.Command("go", "build", "-o", bin, ".")
+		build.Dir = pkg
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -261,7 +266,7 @@ func TestPublishTailKcat(t *testing.T) {
 func TestUp(t *testing.T) {
 	addr := freeAddr(t)
 	data := t.TempDir()
-	cmd, sc := startButter(t, "admin on http://", "up", "--data", data, "--broker-addr", addr, "--admin-addr", "127.0.0.1:0")
+	cmd, sc := startButter(t, "admin on http://", "up", "--data", data, "--broker-addr", addr, "--admin-addr", "127.0.0.1:0", "--deployer-addr", "127.0.0.1:0")
 	admin := strings.Fields(strings.TrimPrefix(sc.Text(), "admin on "))[0]
 	if !sc.Scan() || sc.Text() != "butter is up" {
 		t.Fatalf("up printed %q, want butter is up", sc.Text())

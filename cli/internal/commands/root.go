@@ -77,6 +77,11 @@ BUTTER_BROKERS, else 127.0.0.1:9092.`,
 		a.streamCmd(),
 		a.publishCmd(),
 		a.validateCmd(),
+		a.deployCmd(),
+		a.lsCmd(),
+		a.getCmd(),
+		a.rmCmd(),
+		a.replayCmd(),
 	)
 	return root
 }

@@ -1,6 +1,8 @@
 package commands
 
 import (
+	"context"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -8,12 +10,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/buttercompass/butter/broker-bridge/broker"
+	deployersvc "github.com/buttercompass/butter/deployer/service"
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/topics"
 )
 
 func (a *app) upCmd() *cobra.Command {
-	var cfg broker.Config
+	var (
+		cfg broker.Config
+		dep deployersvc.Config
+	)
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the whole platform in one process",
@@ -51,13 +57,34 @@ service. Prints the endpoints; Ctrl-C stops cleanly.`,
 			if err != nil {
 				return err
 			}
+			dep.Kafka, dep.DataDir, dep.Logger = a.kafka, cfg.DataDir, a.logger()
+			deployer, err := deployersvc.New(dep)
+			if err != nil {
+				return err
+			}
+			defer deployer.Close()
+			if err := deployer.Provision(ctx); err != nil {
+				return err
+			}
 			fmt.Fprintf(a.io.Out, "butter is up\n  broker    %s (%s)\n", strings.Join(a.kafka.Brokers, ","), where)
+			fmt.Fprintf(a.io.Out, "  deployer  http://%s/v1/deployments\n", deployer.Addr())
 			fmt.Fprintln(a.io.Out, "Ctrl-C stops.")
-			err = serveAdmin(ctx)
+			// Every part serves until ctx is done; the first to fail stops all.
+			err = runAll(ctx, serveAdmin, deployer.Serve)
 			fmt.Fprintln(a.io.Out, "butter stopped")
 			return err
 		},
 	}
+	// The deployer's own flags, namespaced under up; Kafka and data dir are
+	// shared with the rest of the platform.
+	depFlags := flag.NewFlagSet("deployer", flag.ContinueOnError)
+	dep.RegisterFlags(depFlags)
+	depFlags.VisitAll(func(f *flag.Flag) {
+		if f.Name != "data" {
+			f.Name = "deployer-" + f.Name
+			cmd.Flags().AddGoFlag(f)
+		}
+	})
 	d := broker.DefaultConfig()
 	cmd.Flags().StringVar(&cfg.DataDir, "data", kit.EnvOr("BUTTER_DATA", d.DataDir), "platform data `dir` (env BUTTER_DATA)")
 	cmd.Flags().StringVar(&cfg.Addr, "broker-addr", kit.EnvOr("BUTTER_BROKER_ADDR", d.Addr), "embedded broker `host:port` (env BUTTER_BROKER_ADDR)")
@@ -65,4 +92,23 @@ service. Prints the endpoints; Ctrl-C stops cleanly.`,
 	cmd.Flags().StringVar(&cfg.AdminAddr, "admin-addr", kit.EnvOr("BUTTER_BRIDGE_ADMIN", d.AdminAddr), "serve /livez, /readyz, /metrics on `host:port`; empty for none (env BUTTER_BRIDGE_ADMIN)")
 	cfg.Retention = d.Retention
 	return cmd
+}
+
+// runAll runs every part until ctx is done or one of them fails, which
+// stops the others.
+func runAll(ctx context.Context, parts ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(parts))
+	for _, run := range parts {
+		go func() { errs <- run(ctx) }()
+	}
+	var first error
+	for range parts {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	return first
 }

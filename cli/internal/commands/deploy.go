@@ -1,0 +1,342 @@
+package commands
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/buttercompass/butter/proto/descriptor"
+)
+
+func (a *app) deployCmd() *cobra.Command {
+	var (
+		wait    bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "deploy PATH",
+		Short: "Deploy a descriptor, a directory holding butter.yaml, or an archive",
+		Long: `Deploy a function: PATH is a descriptor (butter.yaml), a directory holding
+butter.yaml and the code, or a .tar.gz/.zip archive of such a directory. The
+descriptor is checked locally first; a deployment of the same name is
+replaced. Progress is shown until every function has its instances running
+(--wait=false returns at once).`,
+		Example: `  butter deploy examples/hello
+  butter deploy build/orders.tar.gz --wait=false`,
+		Args: cobra.ExactArgs(1),
+		RunE: nil, // set below, it needs the client
+	}
+	c := a.deployerFlags(cmd)
+	cmd.Flags().BoolVar(&wait, "wait", true, "wait until instances are running")
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long --wait waits")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		pkg, err := packDeployment(args[0])
+		if err != nil {
+			return err
+		}
+		var st deploymentStatus
+		if _, err := c.do(cmd.Context(), "PUT", "/v1/deployments/"+pkg.name, pkg.contentType, pkg.body, &st); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.io.Out, "deployed %s version %s\n", st.Name, st.Version)
+		if !wait {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+		defer cancel()
+		return a.waitRunning(ctx, c, pkg.name)
+	}
+	return cmd
+}
+
+// waitRunning polls the deployment's status until every function runs its
+// desired instances, printing each change.
+func (a *app) waitRunning(ctx context.Context, c *deployerClient, name string) error {
+	last := ""
+	for {
+		var st deploymentStatus
+		if _, err := c.do(ctx, "GET", "/v1/deployments/"+name, "", nil, &st); err != nil {
+			return err
+		}
+		ready, line := true, ""
+		for _, f := range st.Functions {
+			line += fmt.Sprintf("  %s %d/%d", f.Name, f.Running, f.Desired)
+			if f.LastError != "" {
+				line += " (" + f.LastError + ")"
+			}
+			ready = ready && f.Running >= f.Desired
+		}
+		if line != last {
+			fmt.Fprintln(a.io.Out, strings.TrimSpace(line))
+			last = line
+		}
+		if ready {
+			fmt.Fprintf(a.io.Out, "%s is running\n", name)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s is not running yet: %s", name, strings.TrimSpace(last))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// deploymentPackage is what deploy sends.
+type deploymentPackage struct {
+	name        string
+	contentType string
+	body        []byte
+}
+
+// packDeployment reads PATH as a descriptor file, a directory or an
+// archive, checks its descriptor locally and returns the request body.
+func packDeployment(path string) (deploymentPackage, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return deploymentPackage{}, fmt.Errorf("deploy %s: %w", path, err)
+	}
+	var pkg deploymentPackage
+	var desc []byte
+	descName := filepath.Join(path, "butter.yaml")
+	switch {
+	case st.IsDir():
+		if pkg.body, desc, err = tarGzDir(path); err != nil {
+			return pkg, err
+		}
+		pkg.contentType = "application/gzip"
+	case strings.HasSuffix(path, ".tar.gz"), strings.HasSuffix(path, ".tgz"):
+		if pkg.body, err = os.ReadFile(path); err != nil {
+			return pkg, err
+		}
+		desc, err = descriptorFromTarGz(pkg.body)
+		pkg.contentType, descName = "application/gzip", path+"!butter.yaml"
+	case strings.HasSuffix(path, ".zip"):
+		if pkg.body, err = os.ReadFile(path); err != nil {
+			return pkg, err
+		}
+		desc, err = descriptorFromZip(pkg.body)
+		pkg.contentType, descName = "application/zip", path+"!butter.yaml"
+	default:
+		if desc, err = os.ReadFile(path); err != nil {
+			return pkg, err
+		}
+		pkg.body, pkg.contentType, descName = desc, "application/yaml", path
+	}
+	if err != nil {
+		return pkg, fmt.Errorf("deploy %s: %w", path, err)
+	}
+	d, err := descriptor.Parse(descName, desc)
+	if err != nil {
+		return pkg, err
+	}
+	pkg.name = d.Name
+	return pkg, nil
+}
+
+// tarGzDir packs a directory (which must hold butter.yaml) as tar.gz.
+func tarGzDir(dir string) (archive, desc []byte, err error) {
+	if desc, err = os.ReadFile(filepath.Join(dir, "butter.yaml")); err != nil {
+		return nil, nil, fmt.Errorf("deploy %s: no butter.yaml in the directory: %w", dir, err)
+	}
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.IsDir() {
+			if rel != "." && (strings.HasPrefix(d.Name(), ".")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		hdr, err := tar.FileInfoHeader(info, "")
+		if err != nil {
+			return err
+		}
+		hdr.Name = filepath.ToSlash(rel)
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(tw, f)
+		return err
+	})
+	if err == nil {
+		err = errors.Join(tw.Close(), gz.Close())
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("pack %s: %w", dir, err)
+	}
+	return buf.Bytes(), desc, nil
+}
+
+func descriptorFromTarGz(data []byte) ([]byte, error) {
+	gz, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("not a gzip archive: %w", err)
+	}
+	tr := tar.NewReader(gz)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil, errors.New("the archive holds no butter.yaml at its root")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read archive: %w", err)
+		}
+		if strings.TrimPrefix(hdr.Name, "./") == "butter.yaml" {
+			return io.ReadAll(tr)
+		}
+	}
+}
+
+func descriptorFromZip(data []byte) ([]byte, error) {
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return nil, fmt.Errorf("not a zip archive: %w", err)
+	}
+	f, err := zr.Open("butter.yaml")
+	if err != nil {
+		return nil, errors.New("the archive holds no butter.yaml at its root")
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+func (a *app) lsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "ls", Short: "List deployments and their running instances", Args: cobra.NoArgs}
+	c := a.deployerFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		var list struct {
+			Deployments []deploymentStatus `json:"deployments"`
+		}
+		if _, err := c.do(cmd.Context(), "GET", "/v1/deployments", "", nil, &list); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(a.io.Out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "DEPLOYMENT\tVERSION\tPLATFORM\tFUNCTIONS (running/desired)\tUPDATED")
+		for _, d := range list.Deployments {
+			var fns []string
+			for _, f := range d.Functions {
+				fns = append(fns, fmt.Sprintf("%s %d/%d", f.Name, f.Running, f.Desired))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.Name, d.Version, d.Platform, strings.Join(fns, ", "), d.Updated.Format(time.RFC3339))
+		}
+		return tw.Flush()
+	}
+	return cmd
+}
+
+func (a *app) getCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{Use: "get NAME", Short: "Show one deployment's status", Args: cobra.ExactArgs(1)}
+	c := a.deployerFlags(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "json or yaml")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if output != "json" && output != "yaml" {
+			return fmt.Errorf("-o %q: want json or yaml", output)
+		}
+		var raw json.RawMessage
+		if _, err := c.do(cmd.Context(), "GET", "/v1/deployments/"+args[0], "", nil, &raw); err != nil {
+			return err
+		}
+		if output == "json" {
+			var buf bytes.Buffer
+			_ = json.Indent(&buf, raw, "", "  ")
+			fmt.Fprintln(a.io.Out, buf.String())
+			return nil
+		}
+		y, err := yaml.JSONToYAML(raw)
+		if err != nil {
+			return fmt.Errorf("show %s as yaml: %w", args[0], err)
+		}
+		_, err = a.io.Out.Write(y)
+		return err
+	}
+	return cmd
+}
+
+func (a *app) rmCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "rm NAME", Short: "Delete a deployment and stop its instances", Args: cobra.ExactArgs(1)}
+	c := a.deployerFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if _, err := c.do(cmd.Context(), "DELETE", "/v1/deployments/"+args[0], "", nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.io.Out, "deleted %s\n", args[0])
+		return nil
+	}
+	return cmd
+}
+
+func (a *app) replayCmd() *cobra.Command {
+	var stream, from string
+	cmd := &cobra.Command{
+		Use:   "replay DEPLOYMENT[/FUNCTION] --from first|N|TIME",
+		Short: "Reset a function's consumer group and reprocess a stream",
+		Long: `Reset the consumer group of a deployment's functions (or one function) on a
+stream to a position, then let them reprocess from there. The instances are
+stopped while the group is reset and started again after.`,
+		Example: `  butter replay orders --stream orders --from first
+  butter replay orders/on-order --stream orders --from 2026-11-23T08:00:00Z`,
+		Args: cobra.ExactArgs(1),
+	}
+	c := a.deployerFlags(cmd)
+	cmd.Flags().StringVar(&stream, "stream", "", "the stream to replay (default: every bound stream)")
+	cmd.Flags().StringVar(&from, "from", "", "first, an offset, or an RFC 3339 time (required)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if from == "" {
+			return errors.New("--from is required: first, an offset, or an RFC 3339 time")
+		}
+		if _, err := parseFrom(from); err != nil {
+			return err
+		}
+		dep, fn, _ := strings.Cut(args[0], "/")
+		body, _ := json.Marshal(map[string]string{"function": fn, "stream": stream, "from": from})
+		var res struct {
+			Groups []struct {
+				Group      string          `json:"group"`
+				Stream     string          `json:"stream"`
+				Partitions map[int32]int64 `json:"partitions"`
+			} `json:"groups"`
+		}
+		if _, err := c.do(cmd.Context(), "POST", "/v1/deployments/"+dep+"/replay", "application/json", body, &res); err != nil {
+			return err
+		}
+		for _, g := range res.Groups {
+			fmt.Fprintf(a.io.Out, "reset %s on %s to %v\n", g.Group, g.Stream, g.Partitions)
+		}
+		return nil
+	}
+	return cmd
+}

@@ -1,0 +1,166 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/buttercompass/butter/deployer/internal/archive"
+	"github.com/buttercompass/butter/proto/control"
+	"github.com/buttercompass/butter/proto/descriptor"
+	"github.com/buttercompass/butter/proto/kit"
+	"github.com/buttercompass/butter/proto/topics"
+)
+
+// MaxBody is the largest request body: a full-size archive plus slack for
+// zip overhead. Larger bodies get 413.
+const MaxBody = control.MaxCodeSize + descriptor.MaxSize + 64<<10
+
+func (a *API) create(w http.ResponseWriter, r *http.Request, actor string) {
+	a.deploy(w, r, actor, "")
+}
+
+func (a *API) replace(w http.ResponseWriter, r *http.Request, actor string) {
+	a.deploy(w, r, actor, r.PathValue("name"))
+}
+
+// deploy handles POST (pathName "") and PUT.
+func (a *API) deploy(w http.ResponseWriter, r *http.Request, actor, pathName string) {
+	ctx := r.Context()
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			kit.WriteProblem(w, kit.Problem{Status: http.StatusRequestEntityTooLarge, Title: "upload too large",
+				Detail: fmt.Sprintf("the body is over %d bytes: %v", MaxBody, control.ErrCodeTooBig), Instance: r.URL.Path})
+			return
+		}
+		kit.WriteProblem(w, kit.Problem{Status: http.StatusBadRequest, Title: "unreadable body", Detail: err.Error(), Instance: r.URL.Path})
+		return
+	}
+	up, err := archive.Read(r.Header.Get("Content-Type"), body)
+	switch {
+	case errors.Is(err, archive.ErrMediaType):
+		kit.WriteProblem(w, kit.Problem{Status: http.StatusUnsupportedMediaType, Title: "unsupported media type", Detail: err.Error(), Instance: r.URL.Path})
+		return
+	case errors.Is(err, archive.ErrCodeTooBig):
+		kit.WriteProblem(w, kit.Problem{Status: http.StatusRequestEntityTooLarge, Title: "code archive too large", Detail: err.Error(), Instance: r.URL.Path})
+		return
+	case err != nil:
+		kit.WriteProblem(w, kit.Problem{Status: http.StatusBadRequest, Title: "invalid archive", Detail: err.Error(), Instance: r.URL.Path})
+		return
+	}
+	desc, err := descriptor.Parse(control.DescriptorFile, up.Descriptor)
+	var probs descriptor.Problems
+	if errors.As(err, &probs) {
+		p := kit.Problem{Status: http.StatusBadRequest, Title: "invalid descriptor",
+			Detail: fmt.Sprintf("%d problem(s) in %s; nothing was deployed", len(probs), control.DescriptorFile), Instance: r.URL.Path}
+		for _, pr := range probs {
+			p.Errors = append(p.Errors, pr.String())
+		}
+		kit.WriteProblem(w, p)
+		return
+	} else if err != nil {
+		kit.WriteProblem(w, kit.Problem{Status: http.StatusBadRequest, Title: "invalid descriptor", Detail: err.Error(), Instance: r.URL.Path})
+		return
+	}
+	if pathName != "" && desc.Name != pathName {
+		kit.WriteProblem(w, kit.Problem{Status: http.StatusBadRequest, Title: "name mismatch",
+			Detail:   fmt.Sprintf("%s: name: the descriptor names %q but the URL %q; PUT replaces the deployment the URL names", control.DescriptorFile, desc.Name, pathName),
+			Instance: r.URL.Path})
+		return
+	}
+	prev, exists := a.cfg.Desired.Get(desc.Name)
+	if pathName == "" && exists {
+		kit.WriteProblem(w, kit.Problem{Status: http.StatusConflict, Title: "deployment exists",
+			Detail:   fmt.Sprintf("deployment %q exists (version %s): PUT /v1/deployments/%s replaces it, or deploy under another name to run both", desc.Name, prev.Version, desc.Name),
+			Instance: r.URL.Path})
+		return
+	}
+
+	now := time.Now().UTC()
+	d := control.Deployment{Name: desc.Name, Version: desc.Version, Descriptor: string(up.Descriptor), Code: up.Code,
+		Created: now, Updated: now, Actor: actor}
+	if d.Version == "" {
+		d.Version = control.ContentVersion(d.Descriptor, d.Code)
+	}
+	typ, code := control.TypeDeploymentCreate, http.StatusCreated
+	change := control.DeploymentChange{Name: d.Name, Version: d.Version}
+	if exists {
+		typ, code = control.TypeDeploymentUpdate, http.StatusOK
+		d.Created, change.Previous = prev.Created, prev.Version
+	}
+	for _, f := range desc.Functions {
+		change.Functions = append(change.Functions, f.Name)
+	}
+
+	act, err := a.cfg.Events.Begin(ctx, typ, control.Info{Resource: control.Resource(control.KindDeployment, d.Name), Actor: actor}, change)
+	if err != nil {
+		unavailable(w, r, "cannot record the platform event", err)
+		return
+	}
+	if err := a.ensureStreams(r, desc); err != nil {
+		change.Error = err.Error()
+		a.failOutcome(ctx, act, err, change)
+		unavailable(w, r, "cannot create streams", err)
+		return
+	}
+	if err := a.cfg.Desired.Put(ctx, d); err != nil {
+		change.Error = err.Error()
+		a.failOutcome(ctx, act, err, change)
+		unavailable(w, r, "cannot store the deployment", err)
+		return
+	}
+	if err := a.cfg.Manager.Sync(ctx); err != nil {
+		// Stored is deployed: the reconciler retries, status shows why.
+		a.log.Warn("reconcile after deploy", kit.KeyDeployment, d.Name, kit.KeyError, err)
+	}
+	a.completeOutcome(ctx, act, change)
+	a.log.Info("deployed", kit.KeyDeployment, d.Name, "version", d.Version, "actor", actor, "update", exists)
+	writeJSON(w, code, a.status(d))
+}
+
+// ensureStreams creates every stream the descriptor names.
+func (a *API) ensureStreams(r *http.Request, desc *descriptor.Descriptor) error {
+	var specs []topics.Spec
+	seen := map[string]bool{}
+	for i := range desc.Functions {
+		for _, s := range desc.Functions[i].StreamNames() {
+			if !seen[s] && !topics.IsInternal(s) {
+				seen[s] = true
+				specs = append(specs, topics.Stream(s))
+			}
+		}
+	}
+	return kit.EnsureTopics(r.Context(), a.cfg.Kafka, kit.InNamespace(a.cfg.Namespace, specs...)...)
+}
+
+func (a *API) remove(w http.ResponseWriter, r *http.Request, actor string) {
+	ctx := r.Context()
+	d, ok := a.cfg.Desired.Get(r.PathValue("name"))
+	if !ok {
+		notFound(w, r)
+		return
+	}
+	change := control.DeploymentChange{Name: d.Name, Version: d.Version}
+	act, err := a.cfg.Events.Begin(ctx, control.TypeDeploymentDelete, control.Info{Resource: control.Resource(control.KindDeployment, d.Name), Actor: actor}, change)
+	if err != nil {
+		unavailable(w, r, "cannot record the platform event", err)
+		return
+	}
+	if err := a.cfg.Desired.Delete(ctx, d.Name); err != nil {
+		change.Error = err.Error()
+		a.failOutcome(ctx, act, err, change)
+		unavailable(w, r, "cannot delete the deployment", err)
+		return
+	}
+	// The pass stops every instance of the deleted deployment.
+	if err := a.cfg.Manager.Sync(ctx); err != nil {
+		a.log.Warn("reconcile after delete", kit.KeyDeployment, d.Name, kit.KeyError, err)
+	}
+	a.completeOutcome(ctx, act, change)
+	a.log.Info("deleted", kit.KeyDeployment, d.Name, "actor", actor)
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,415 @@
+// Package reconcile is the container manager: it compares the desired
+// deployments with the instances a runtime reports and starts, replaces
+// and stops instances until they match.
+//
+// A deployment wants max(scale.min) replicas. Replica i runs the
+// functions whose scale.min is above i, so a function with min 2 runs on
+// replicas 0 and 1 and one with min 1 on replica 0 only; a deployment
+// whose functions all have min 0 runs nothing (loadmon wakes it). A
+// crashed replica is restarted after an exponential backoff (BackoffBase
+// doubling to BackoffMax); its last error is kept for status. An update
+// starts the new version's replica before stopping the old one.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/buttercompass/butter/deployer/internal/runtime"
+	"github.com/buttercompass/butter/proto/control"
+	"github.com/buttercompass/butter/proto/kit"
+)
+
+// Source is the desired state: the store of _butter.deployments.
+type Source interface {
+	// List returns every deployment.
+	List() []control.Deployment
+	// Changed returns a channel closed at the next change.
+	Changed() <-chan struct{}
+}
+
+// Config configures a Reconciler.
+type Config struct {
+	Runtime runtime.Runtime
+	Source  Source
+	// Events, if set, records instance.crash alarms.
+	Events *control.Recorder
+	Logger *slog.Logger
+	// BackoffBase is the wait before restarting a replica after its first
+	// crash, doubling per consecutive crash. Default 1s.
+	BackoffBase time.Duration
+	// BackoffMax caps the backoff. Default 30s.
+	BackoffMax time.Duration
+	// StableAfter is how long a replica must run for its crash count to
+	// reset. Default 30s.
+	StableAfter time.Duration
+	// Resync is how often the reconciler looks at instances without being
+	// told of a change (that is how crashes are noticed). Default 250ms.
+	Resync time.Duration
+	// KeepInstances leaves instances running when Run returns, to be
+	// adopted by the next deployer; default is to stop them.
+	KeepInstances bool
+}
+
+// Reconciler drives the runtime towards the desired state.
+type Reconciler struct {
+	cfg Config
+	log *slog.Logger
+
+	pass sync.Mutex // one pass at a time
+
+	mu    sync.Mutex
+	slots map[slotKey]*slot
+	held  map[string]int
+	last  []runtime.Instance
+}
+
+type slotKey struct {
+	deployment string
+	replica    int
+}
+
+// slot is the crash history of one replica.
+type slot struct {
+	failures  int
+	next      time.Time // no start before
+	lastError string
+}
+
+// FunctionStatus is one function's part of a deployment's status.
+type FunctionStatus struct {
+	Name string `json:"name"`
+	// Desired is the function's scale.min: how many instances should host it.
+	Desired int `json:"desired"`
+	// Running is how many instances of the current version host it.
+	Running int `json:"running"`
+	// LastError is the last crash or start error of a replica hosting it.
+	LastError string `json:"lastError,omitempty"`
+	// Restarts counts consecutive crashes of its replicas.
+	Restarts int `json:"restarts,omitempty"`
+}
+
+// New returns a reconciler; call Run.
+func New(cfg Config) *Reconciler {
+	if cfg.BackoffBase <= 0 {
+		cfg.BackoffBase = time.Second
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = 30 * time.Second
+	}
+	if cfg.StableAfter <= 0 {
+		cfg.StableAfter = 30 * time.Second
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = 250 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Reconciler{cfg: cfg, log: cfg.Logger, slots: map[slotKey]*slot{}, held: map[string]int{}}
+}
+
+// Run reconciles on every change and every Resync until ctx is done, then
+// stops every instance unless KeepInstances.
+func (r *Reconciler) Run(ctx context.Context) error {
+	t := time.NewTicker(r.cfg.Resync)
+	defer t.Stop()
+	for {
+		changed := r.cfg.Source.Changed()
+		if err := r.Sync(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("reconcile", kit.KeyError, err)
+		}
+		select {
+		case <-ctx.Done():
+			if !r.cfg.KeepInstances {
+				return r.stopAll(context.WithoutCancel(ctx))
+			}
+			return nil
+		case <-changed:
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Reconciler) stopAll(ctx context.Context) error {
+	r.pass.Lock()
+	defer r.pass.Unlock()
+	insts, err := r.cfg.Runtime.List(ctx)
+	if err != nil {
+		return fmt.Errorf("stop instances: %w", err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(insts))
+	for i, in := range insts {
+		wg.Go(func() { errs[i] = r.cfg.Runtime.Stop(ctx, in.ID) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Hold makes deployment name want no instances until Release, for replay
+// (a consumer group's offsets can only be reset while it is empty). Holds
+// nest. Call Sync after it to stop the instances now.
+func (r *Reconciler) Hold(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.held[name]++
+}
+
+// Release undoes one Hold.
+func (r *Reconciler) Release(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.held[name]--; r.held[name] <= 0 {
+		delete(r.held, name)
+	}
+}
+
+// want is one desired replica.
+type want struct {
+	dep       control.Deployment
+	functions []string
+}
+
+// Desired returns the replicas deployment d wants: replica i hosts the
+// functions whose scale.min is above i.
+func Desired(d control.Deployment) ([][]string, error) {
+	desc, err := d.Parse()
+	if err != nil {
+		return nil, err
+	}
+	var out [][]string
+	for i := 0; ; i++ {
+		var fns []string
+		for _, f := range desc.Functions {
+			if f.Scale.MinReplicas() > i {
+				fns = append(fns, f.Name)
+			}
+		}
+		if len(fns) == 0 {
+			return out, nil
+		}
+		out = append(out, fns)
+	}
+}
+
+// Sync runs one reconcile pass now and returns when it is done: crashed
+// instances are noted and forgotten, missing replicas started (unless in
+// backoff), outdated ones replaced, unwanted ones stopped.
+func (r *Reconciler) Sync(ctx context.Context) error {
+	r.pass.Lock()
+	defer r.pass.Unlock()
+	rt := r.cfg.Runtime
+	insts, err := rt.List(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+
+	wants := map[slotKey]want{}
+	r.mu.Lock()
+	held := maps(r.held)
+	r.mu.Unlock()
+	for _, d := range r.cfg.Source.List() {
+		if held[d.Name] > 0 {
+			continue
+		}
+		replicas, err := Desired(d)
+		if err != nil {
+			r.log.Error("skip undeployable deployment", kit.KeyDeployment, d.Name, kit.KeyError, err)
+			continue
+		}
+		for i, fns := range replicas {
+			wants[slotKey{d.Name, i}] = want{dep: d, functions: fns}
+		}
+	}
+
+	var errs []error
+	bySlot := map[slotKey][]runtime.Instance{}
+	for _, in := range insts {
+		k := slotKey{in.Deployment, in.Replica}
+		if in.State == runtime.StateExited {
+			r.crashed(ctx, k, in, now, wants)
+			if err := rt.Stop(ctx, in.ID); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if _, ok := wants[k]; !ok {
+			r.log.Info("stopping unwanted instance", kit.KeyDeployment, in.Deployment, "instance", in.ID, "replica", in.Replica)
+			if err := rt.Stop(ctx, in.ID); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		bySlot[k] = append(bySlot[k], in)
+	}
+
+	var running []runtime.Instance
+	for k, w := range wants {
+		current, old := split(bySlot[k], w)
+		st := r.slot(k)
+		if len(current) == 0 {
+			r.mu.Lock()
+			wait := now.Before(st.next)
+			r.mu.Unlock()
+			if !wait {
+				in, err := rt.Start(ctx, runtime.InstanceSpec{
+					Deployment: w.dep.Name, Version: w.dep.Version, Replica: k.replica,
+					Functions: w.functions, Descriptor: w.dep.Descriptor, Code: w.dep.Code,
+				})
+				if err != nil {
+					r.failed(k, err.Error(), now)
+					errs = append(errs, err)
+				} else {
+					current = append(current, in)
+				}
+			}
+		}
+		// Never two of a replica: keep the oldest of the current version.
+		for _, dup := range current[min(1, len(current)):] {
+			old = append(old, dup)
+		}
+		current = current[:min(1, len(current))]
+		if len(current) == 1 {
+			// Update: the new replica runs, so the old one goes.
+			for _, in := range old {
+				if err := rt.Stop(ctx, in.ID); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			if now.Sub(current[0].Started) > r.cfg.StableAfter {
+				r.mu.Lock()
+				st.failures = 0
+				r.mu.Unlock()
+			}
+		} else {
+			running = append(running, old...)
+		}
+		running = append(running, current...)
+	}
+
+	r.mu.Lock()
+	for k := range r.slots {
+		if _, ok := wants[k]; !ok {
+			delete(r.slots, k)
+		}
+	}
+	r.last = running
+	r.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+func maps(m map[string]int) map[string]int {
+	out := make(map[string]int, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// split separates a slot's instances into those serving w and the rest,
+// oldest first.
+func split(insts []runtime.Instance, w want) (current, old []runtime.Instance) {
+	slices.SortFunc(insts, func(a, b runtime.Instance) int { return a.Started.Compare(b.Started) })
+	for _, in := range insts {
+		if in.Serves(w.dep.Version, w.functions) {
+			current = append(current, in)
+		} else {
+			old = append(old, in)
+		}
+	}
+	return current, old
+}
+
+func (r *Reconciler) slot(k slotKey) *slot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.slots[k]
+	if s == nil {
+		s = &slot{}
+		r.slots[k] = s
+	}
+	return s
+}
+
+// failed notes a crash or failed start of replica k and schedules the
+// next attempt.
+func (r *Reconciler) failed(k slotKey, msg string, now time.Time) int {
+	s := r.slot(k)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.failures++
+	s.lastError = msg
+	backoff := r.cfg.BackoffBase << min(s.failures-1, 20)
+	if backoff > r.cfg.BackoffMax || backoff <= 0 {
+		backoff = r.cfg.BackoffMax
+	}
+	s.next = now.Add(backoff)
+	return s.failures
+}
+
+func (r *Reconciler) crashed(ctx context.Context, k slotKey, in runtime.Instance, now time.Time, wants map[slotKey]want) {
+	if _, ok := wants[k]; !ok {
+		return // exited while unwanted: nobody cares
+	}
+	n := r.failed(k, in.Error, now)
+	r.log.Warn("instance crashed", kit.KeyDeployment, in.Deployment, "instance", in.ID, kit.KeyError, in.Error, "restarts", n)
+	if r.cfg.Events == nil {
+		return
+	}
+	_, err := r.cfg.Events.Emit(ctx, control.TypeInstanceCrash, control.Info{
+		Resource: control.Resource(control.KindDeployment, in.Deployment),
+		Actor:    control.ActorSystem, Category: control.CategoryAlarm, Severity: control.SeverityError,
+	}, control.InstanceCrash{Deployment: in.Deployment, Version: in.Version, Instance: in.ID, Error: in.Error, Restarts: n})
+	if err != nil {
+		r.log.Warn("record crash event", kit.KeyDeployment, in.Deployment, kit.KeyError, err)
+	}
+}
+
+// Instances returns the running instances of deployment name as of the
+// last pass.
+func (r *Reconciler) Instances(name string) []runtime.Instance {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []runtime.Instance
+	for _, in := range r.last {
+		if in.Deployment == name {
+			out = append(out, in)
+		}
+	}
+	slices.SortFunc(out, func(a, b runtime.Instance) int { return a.Replica - b.Replica })
+	return out
+}
+
+// Status returns the per-function status of d as of the last pass.
+func (r *Reconciler) Status(d control.Deployment) []FunctionStatus {
+	desc, err := d.Parse()
+	if err != nil {
+		return nil
+	}
+	insts := r.Instances(d.Name)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]FunctionStatus, 0, len(desc.Functions))
+	for _, f := range desc.Functions {
+		fs := FunctionStatus{Name: f.Name, Desired: f.Scale.MinReplicas()}
+		for _, in := range insts {
+			if in.Version == d.Version && slices.Contains(in.Functions, f.Name) {
+				fs.Running++
+			}
+		}
+		for i := range fs.Desired {
+			if s := r.slots[slotKey{d.Name, i}]; s != nil && s.lastError != "" {
+				fs.LastError, fs.Restarts = s.lastError, max(fs.Restarts, s.failures)
+			}
+		}
+		out = append(out, fs)
+	}
+	return out
+}

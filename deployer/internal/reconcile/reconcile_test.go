@@ -1,0 +1,283 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/buttercompass/butter/deployer/internal/runtime"
+	"github.com/buttercompass/butter/deployer/internal/runtime/process"
+	"github.com/buttercompass/butter/deployer/internal/testutil"
+	"github.com/buttercompass/butter/proto/control"
+	"github.com/buttercompass/butter/proto/kit"
+)
+
+// fakeFnbox is the stand-in fnbox binary built by TestMain.
+var fakeFnbox string
+
+func TestMain(m *testing.M) { testutil.MainWithFakeFnbox(m, &fakeFnbox) }
+
+// source is a fixed desired state the test changes by hand.
+type source struct {
+	mu      sync.Mutex
+	deps    map[string]control.Deployment
+	changed chan struct{}
+}
+
+var _ Source = (*source)(nil)
+
+func newSource() *source {
+	return &source{deps: map[string]control.Deployment{}, changed: make(chan struct{})}
+}
+
+func (s *source) List() []control.Deployment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []control.Deployment
+	for _, d := range s.deps {
+		out = append(out, d)
+	}
+	return out
+}
+
+func (s *source) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+func (s *source) set(d control.Deployment, deleted bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if deleted {
+		delete(s.deps, d.Name)
+	} else {
+		s.deps[d.Name] = d
+	}
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// twoFunctions wants two replicas: replica 0 runs a and b, replica 1 runs a.
+func twoFunctions(version string) control.Deployment {
+	return control.Deployment{Name: "orders", Version: version, Descriptor: `name: orders
+platform: exec
+functions:
+  - fn: ./a.sh
+    name: a
+    bindings: { streams: [orders] }
+    scale: { min: 2 }
+  - fn: ./b.sh
+    name: b
+    bindings: { streams: [orders] }
+`}
+}
+
+func newRuntime(t *testing.T, dir string) *process.Runtime {
+	t.Helper()
+	rt, err := process.New(process.Config{DataDir: dir, Bin: fakeFnbox, Grace: 5 * time.Second,
+		Kafka: kit.KafkaConfig{Brokers: []string{"127.0.0.1:1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Close)
+	return rt
+}
+
+// run starts a reconciler and returns a function that stops it (without
+// stopping instances when keep).
+func run(t *testing.T, rt runtime.Runtime, src Source, keep bool) (*Reconciler, func()) {
+	t.Helper()
+	r := New(Config{Runtime: rt, Source: src, BackoffBase: 200 * time.Millisecond, BackoffMax: time.Second,
+		Resync: 50 * time.Millisecond, KeepInstances: keep})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	stop := sync.OnceFunc(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("reconciler: %v", err)
+		}
+	})
+	t.Cleanup(stop)
+	return r, stop
+}
+
+func running(t *testing.T, rt runtime.Runtime) []runtime.Instance {
+	t.Helper()
+	insts, err := rt.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []runtime.Instance
+	for _, in := range insts {
+		if in.State == runtime.StateRunning {
+			out = append(out, in)
+		}
+	}
+	slices.SortFunc(out, func(a, b runtime.Instance) int { return a.Replica - b.Replica })
+	return out
+}
+
+func wantReplicas(t *testing.T, rt runtime.Runtime, version string, fns ...[]string) []runtime.Instance {
+	t.Helper()
+	var got []runtime.Instance
+	testutil.Eventually(t, "replicas running", func() error {
+		got = running(t, rt)
+		if len(got) != len(fns) {
+			return fmt.Errorf("%d running, want %d: %+v", len(got), len(fns), got)
+		}
+		for i, in := range got {
+			if in.Replica != i || in.Version != version || !slices.Equal(in.Functions, fns[i]) || !alive(in.PID) {
+				return fmt.Errorf("replica %d = %+v", i, in)
+			}
+		}
+		return nil
+	})
+	return got
+}
+
+func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+func TestStartsMinReplicasAndStopsOnDelete(t *testing.T) {
+	rt := newRuntime(t, t.TempDir())
+	src := newSource()
+	d := twoFunctions("v1")
+	src.set(d, false)
+	r, _ := run(t, rt, src, false)
+	insts := wantReplicas(t, rt, "v1", []string{"a", "b"}, []string{"a"})
+
+	st := r.Status(d)
+	if st[0].Name != "a" || st[0].Desired != 2 || st[0].Running != 2 || st[1].Desired != 1 || st[1].Running != 1 {
+		t.Errorf("status = %+v", st)
+	}
+
+	src.set(d, true)
+	testutil.Eventually(t, "instances stopped", func() error {
+		if n := len(running(t, rt)); n > 0 {
+			return fmt.Errorf("%d still listed", n)
+		}
+		for _, in := range insts {
+			if alive(in.PID) {
+				return fmt.Errorf("pid %d alive", in.PID)
+			}
+		}
+		return nil
+	})
+}
+
+func TestUpdateStartsNewBeforeStoppingOld(t *testing.T) {
+	rt := newRuntime(t, t.TempDir())
+	src := newSource()
+	src.set(twoFunctions("v1"), false)
+	run(t, rt, src, false)
+	old := wantReplicas(t, rt, "v1", []string{"a", "b"}, []string{"a"})
+	src.set(twoFunctions("v2"), false)
+	wantReplicas(t, rt, "v2", []string{"a", "b"}, []string{"a"})
+	for _, in := range old {
+		if alive(in.PID) {
+			t.Errorf("old instance %s (pid %d) still alive", in.ID, in.PID)
+		}
+	}
+}
+
+func TestCrashRestartsWithBackoff(t *testing.T) {
+	rt := newRuntime(t, t.TempDir())
+	src := newSource()
+	d := twoFunctions("v1")
+	src.set(d, false)
+	r, _ := run(t, rt, src, false)
+	first := wantReplicas(t, rt, "v1", []string{"a", "b"}, []string{"a"})
+
+	var gaps []time.Duration
+	victim := first[1]
+	for range 3 {
+		killed := time.Now()
+		_ = syscall.Kill(victim.PID, syscall.SIGKILL)
+		var next runtime.Instance
+		testutil.Eventually(t, "replica 1 restarted", func() error {
+			got := running(t, rt)
+			if len(got) != 2 || got[1].ID == victim.ID {
+				return fmt.Errorf("running %+v", got)
+			}
+			next = got[1]
+			return nil
+		})
+		gaps = append(gaps, time.Since(killed))
+		victim = next
+	}
+	// Backoff 200ms, 400ms, 800ms: each restart waits at least its step.
+	for i, want := range []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond} {
+		if gaps[i] < want {
+			t.Errorf("restart %d after %s, want at least %s", i+1, gaps[i], want)
+		}
+	}
+	if st := r.Status(d); st[0].LastError == "" || st[0].Restarts != 3 {
+		t.Errorf("status after crashes = %+v, want last error and 3 restarts", st)
+	}
+	if running(t, rt)[0].ID != first[0].ID {
+		t.Error("replica 0 was restarted though it never crashed")
+	}
+}
+
+func TestRestartAdoptsWithoutDuplicates(t *testing.T) {
+	dir := t.TempDir()
+	rt1 := newRuntime(t, dir)
+	src := newSource()
+	src.set(twoFunctions("v1"), false)
+	_, stop1 := run(t, rt1, src, true)
+	before := wantReplicas(t, rt1, "v1", []string{"a", "b"}, []string{"a"})
+	stop1() // the deployer goes away, its instances stay
+
+	rt2 := newRuntime(t, dir)
+	r2, _ := run(t, rt2, src, false)
+	after := wantReplicas(t, rt2, "v1", []string{"a", "b"}, []string{"a"})
+	if err := r2.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	after = running(t, rt2)
+	if len(after) != 2 {
+		t.Fatalf("after restart %d instances, want 2", len(after))
+	}
+	for i := range before {
+		if after[i].ID != before[i].ID || after[i].PID != before[i].PID || !after[i].Adopted {
+			t.Errorf("replica %d: before %s/%d, after %s/%d adopted=%v", i, before[i].ID, before[i].PID, after[i].ID, after[i].PID, after[i].Adopted)
+		}
+	}
+}
+
+func TestOrphansAreStopped(t *testing.T) {
+	dir := t.TempDir()
+	rt1 := newRuntime(t, dir)
+	src := newSource()
+	src.set(twoFunctions("v1"), false)
+	_, stop1 := run(t, rt1, src, true)
+	orphans := wantReplicas(t, rt1, "v1", []string{"a", "b"}, []string{"a"})
+	stop1()
+
+	// While the deployer was away the deployment was deleted.
+	rt2 := newRuntime(t, dir)
+	run(t, rt2, newSource(), false)
+	testutil.Eventually(t, "orphans stopped", func() error {
+		for _, in := range orphans {
+			if alive(in.PID) {
+				return fmt.Errorf("orphan pid %d alive", in.PID)
+			}
+		}
+		if n := len(running(t, rt2)); n > 0 {
+			return fmt.Errorf("%d instances listed", n)
+		}
+		return nil
+	})
+}
+
+func TestDesiredReplicas(t *testing.T) {
+	got, err := Desired(twoFunctions("v1"))
+	if err != nil || len(got) != 2 || !slices.Equal(got[0], []string{"a", "b"}) || !slices.Equal(got[1], []string{"a"}) {
+		t.Fatalf("Desired = %v, %v", got, err)
+	}
+}

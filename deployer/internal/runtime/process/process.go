@@ -1,0 +1,479 @@
+// Package process is the runtime that runs each fnbox instance as a child
+// process on this machine: the single-machine default of `butter up`.
+//
+// Every instance runs in its own process group with its output appended
+// to <data>/instances/<id>.log, which the runtime tails into the
+// deployer's log; a file, not a pipe, so an instance outlives a deployer
+// crash without dying of SIGPIPE. <data>/instances/<id>.json records its
+// pid and start time, so a restarted deployer adopts exactly the processes
+// it started: same pid and same start time, never a stranger who got the
+// pid later.
+package process
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/buttercompass/butter/deployer/internal/archive"
+	"github.com/buttercompass/butter/deployer/internal/runtime"
+	"github.com/buttercompass/butter/proto/control"
+	"github.com/buttercompass/butter/proto/kit"
+)
+
+// Config configures the process runtime.
+type Config struct {
+	// DataDir holds deployments/<name>/<version>/ (unpacked code) and
+	// instances/<id>.{json,log}.
+	DataDir string
+	// Bin is the fnbox executable.
+	Bin string
+	// Kafka is passed on to every instance as flags (the SASL password
+	// through BUTTER_SASL_PASSWORD: flags show in ps).
+	Kafka kit.KafkaConfig
+	// Grace is how long Stop waits after SIGTERM before SIGKILL. Default 10s.
+	Grace time.Duration
+	// Logger receives the runtime's logs and every instance output line.
+	Logger *slog.Logger
+}
+
+// Runtime runs instances as processes.
+type Runtime struct {
+	cfg      Config
+	dataDir  string // absolute
+	log      *slog.Logger
+	tailStop chan struct{}
+	tails    sync.WaitGroup
+
+	mu    sync.Mutex
+	procs map[string]*proc
+	swept bool
+}
+
+var _ runtime.Runtime = (*Runtime)(nil)
+
+// proc is one instance this runtime started or adopted.
+type proc struct {
+	rec  record
+	done chan struct{} // closed when the process is gone
+	err  error         // why it exited; set before done closes
+	// adopted processes are not our children: their exit is seen by
+	// polling /proc, and their exit status is unknown.
+	adopted bool
+}
+
+// record is <data>/instances/<id>.json.
+type record struct {
+	ID         string    `json:"id"`
+	PID        int       `json:"pid"`
+	StartTicks uint64    `json:"startTicks"`
+	Started    time.Time `json:"started"`
+	Deployment string    `json:"deployment"`
+	Version    string    `json:"version"`
+	Replica    int       `json:"replica"`
+	Functions  []string  `json:"functions"`
+}
+
+// New returns a runtime; Close stops its log tailing (not its instances).
+func New(cfg Config) (*Runtime, error) {
+	if cfg.Grace <= 0 {
+		cfg.Grace = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("resolve data dir: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "instances"), 0o755); err != nil {
+		return nil, fmt.Errorf("create instances dir: %w", err)
+	}
+	return &Runtime{cfg: cfg, dataDir: dir, log: cfg.Logger, tailStop: make(chan struct{}), procs: map[string]*proc{}}, nil
+}
+
+// Close stops tailing instance logs. Instances keep running, to be adopted
+// by the next deployer or stopped with Stop before.
+func (r *Runtime) Close() {
+	close(r.tailStop)
+	r.tails.Wait()
+}
+
+func (r *Runtime) instancesDir() string        { return filepath.Join(r.dataDir, "instances") }
+func (r *Runtime) recordPath(id string) string { return filepath.Join(r.instancesDir(), id+".json") }
+func (r *Runtime) logPath(id string) string    { return filepath.Join(r.instancesDir(), id+".log") }
+
+// CodeDir is where a deployment version's code is unpacked.
+func (r *Runtime) CodeDir(deployment, version string) string {
+	return filepath.Join(r.dataDir, "deployments", deployment, version)
+}
+
+// Start unpacks the code (once per version) and starts fnbox on it.
+func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime.Instance, error) {
+	dir, err := r.prepare(spec)
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	id := fmt.Sprintf("%s-%d-%s", spec.Deployment, spec.Replica, randHex(4))
+	logf, err := os.OpenFile(r.logPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("open instance log: %w", err)
+	}
+	defer logf.Close()
+	args, env := r.args(dir, id, spec.Functions)
+	// Not CommandContext: an instance outlives the request that started it.
+	cmd := exec.Command(r.cfg.Bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		os.Remove(r.logPath(id))
+		return runtime.Instance{}, fmt.Errorf("start %s for deployment %s: %w", r.cfg.Bin, spec.Deployment, err)
+	}
+	p := &proc{done: make(chan struct{}), rec: record{
+		ID: id, PID: cmd.Process.Pid, Started: time.Now().UTC(),
+		Deployment: spec.Deployment, Version: spec.Version, Replica: spec.Replica, Functions: spec.Functions,
+	}}
+	go func() {
+		err := cmd.Wait()
+		if err == nil {
+			err = errors.New("exited with status 0")
+		}
+		p.err = fmt.Errorf("fnbox %s", err)
+		close(p.done)
+	}()
+	ticks, alive, err := procStart(p.rec.PID)
+	if err == nil && alive {
+		p.rec.StartTicks = ticks
+		err = writeRecord(r.recordPath(id), p.rec)
+	} else if err == nil {
+		err = <-waitErr(p)
+	}
+	if err != nil {
+		killGroup(p.rec.PID, syscall.SIGKILL)
+		<-p.done
+		os.Remove(r.recordPath(id))
+		return runtime.Instance{}, fmt.Errorf("start instance %s: %w", id, err)
+	}
+	r.mu.Lock()
+	r.procs[id] = p
+	r.mu.Unlock()
+	r.tail(p, 0)
+	r.log.Info("instance started", kit.KeyDeployment, spec.Deployment, "instance", id, "pid", p.rec.PID,
+		"version", spec.Version, "functions", strings.Join(spec.Functions, ","))
+	return p.instance(), nil
+}
+
+func waitErr(p *proc) <-chan error {
+	c := make(chan error, 1)
+	go func() { <-p.done; c <- p.err }()
+	return c
+}
+
+// prepare makes <data>/deployments/<name>/<version>/ with the code and
+// butter.yaml. A version's content never changes, so an existing
+// directory is reused.
+func (r *Runtime) prepare(spec runtime.InstanceSpec) (string, error) {
+	dir := r.CodeDir(spec.Deployment, spec.Version)
+	if _, err := os.Stat(filepath.Join(dir, control.DescriptorFile)); err == nil {
+		return dir, nil
+	}
+	os.RemoveAll(dir)
+	if len(spec.Code) > 0 {
+		if err := archive.Extract(spec.Code, dir); err != nil {
+			return "", err
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("create code dir: %w", err)
+	}
+	// The stored descriptor is the one the deployer validated; write it
+	// even over the archive's copy, which it was read from anyway.
+	if err := writeFile(filepath.Join(dir, control.DescriptorFile), []byte(spec.Descriptor)); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// args builds fnbox's command line (see fnbox --help) and extra env.
+func (r *Runtime) args(dir, id string, functions []string) (args, env []string) {
+	args = []string{
+		"--code", dir,
+		"--descriptor", filepath.Join(dir, control.DescriptorFile),
+		"--functions", strings.Join(functions, ","),
+		"--instance", id,
+		"--admin", "127.0.0.1:0",
+	}
+	k := r.cfg.Kafka
+	args = append(args, "--brokers", strings.Join(k.Brokers, ","))
+	add := func(flag, v string) {
+		if v != "" {
+			args = append(args, flag, v)
+		}
+	}
+	add("--topic-prefix", k.TopicPrefix)
+	add("--sasl-mechanism", k.SASLMechanism)
+	add("--sasl-user", k.SASLUser)
+	add("--tls-ca", k.TLSCAFile)
+	add("--tls-cert", k.TLSCertFile)
+	add("--tls-key", k.TLSKeyFile)
+	if k.TLS {
+		args = append(args, "--tls")
+	}
+	if k.TLSInsecureSkipVerify {
+		args = append(args, "--tls-insecure")
+	}
+	if k.SASLPassword != "" {
+		env = append(env, "BUTTER_SASL_PASSWORD="+k.SASLPassword)
+	}
+	return args, env
+}
+
+// List reports every recorded instance: its own children from memory,
+// earlier ones adopted when their pid is alive with the recorded start
+// time, and cleaned up otherwise. The first List also kills fnbox
+// processes of this data directory that have no record (started by a
+// deployer that crashed before writing it).
+func (r *Runtime) List(_ context.Context) ([]runtime.Instance, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	entries, err := os.ReadDir(r.instancesDir())
+	if err != nil {
+		return nil, fmt.Errorf("list instances: %w", err)
+	}
+	var out []runtime.Instance
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		p := r.procs[id]
+		if p == nil {
+			p = r.adopt(id)
+			if p == nil {
+				continue
+			}
+		}
+		out = append(out, p.instance())
+	}
+	if !r.swept {
+		r.swept = true
+		r.sweep()
+	}
+	return out, nil
+}
+
+// adopt takes over a recorded instance of an earlier run, or cleans up
+// its record when the process is gone. Called with r.mu held.
+func (r *Runtime) adopt(id string) *proc {
+	var rec record
+	b, err := os.ReadFile(r.recordPath(id))
+	if err == nil {
+		err = json.Unmarshal(b, &rec)
+	}
+	if err != nil || rec.PID <= 0 || !sameProcess(rec.PID, rec.StartTicks) {
+		r.log.Info("instance gone, forgetting it", "instance", id, kit.KeyDeployment, rec.Deployment, "pid", rec.PID)
+		r.forget(id)
+		return nil
+	}
+	p := &proc{rec: rec, done: make(chan struct{}), adopted: true}
+	go func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for range t.C {
+			if !sameProcess(rec.PID, rec.StartTicks) {
+				p.err = errors.New("fnbox exited (adopted process, exit status unknown)")
+				close(p.done)
+				return
+			}
+		}
+	}()
+	r.procs[id] = p
+	var from int64
+	if st, err := os.Stat(r.logPath(id)); err == nil {
+		from = st.Size()
+	}
+	r.tail(p, from)
+	r.log.Info("instance adopted", kit.KeyDeployment, rec.Deployment, "instance", id, "pid", rec.PID)
+	return p
+}
+
+// sweep kills unrecorded fnbox processes whose --code lies in this data
+// directory. Called with r.mu held.
+func (r *Runtime) sweep() {
+	prefix := filepath.Join(r.dataDir, "deployments") + string(filepath.Separator)
+	known := map[int]bool{}
+	for _, p := range r.procs {
+		known[p.rec.PID] = true
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || known[pid] || pid == os.Getpid() {
+			continue
+		}
+		args := cmdline(pid)
+		for i := 0; i+1 < len(args); i++ {
+			if args[i] == "--code" && strings.HasPrefix(args[i+1], prefix) && hasArg(args, "--instance") {
+				r.log.Warn("killing orphan fnbox without a record", "pid", pid, "code", args[i+1])
+				killGroup(pid, syscall.SIGKILL)
+				_ = syscall.Kill(pid, syscall.SIGKILL) // in case it leads no group
+				break
+			}
+		}
+	}
+}
+
+func hasArg(args []string, a string) bool {
+	for _, x := range args {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// Stop sends SIGTERM to the instance's process group, SIGKILL after the
+// grace period, and forgets the instance.
+func (r *Runtime) Stop(ctx context.Context, id string) error {
+	r.mu.Lock()
+	p := r.procs[id]
+	if p == nil {
+		p = r.adopt(id)
+	}
+	r.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	select {
+	case <-p.done:
+	default:
+		killGroup(p.rec.PID, syscall.SIGTERM)
+		grace := time.NewTimer(r.cfg.Grace)
+		defer grace.Stop()
+		select {
+		case <-p.done:
+		case <-grace.C:
+			r.log.Warn("instance ignored SIGTERM, killing it", "instance", id, kit.KeyDeployment, p.rec.Deployment)
+			killGroup(p.rec.PID, syscall.SIGKILL)
+		case <-ctx.Done():
+			killGroup(p.rec.PID, syscall.SIGKILL)
+		}
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return fmt.Errorf("stop instance %s: %w", id, ctx.Err())
+		}
+		r.log.Info("instance stopped", kit.KeyDeployment, p.rec.Deployment, "instance", id)
+	}
+	r.mu.Lock()
+	delete(r.procs, id)
+	r.forget(id)
+	r.mu.Unlock()
+	return nil
+}
+
+// forget removes an instance's files. Called with r.mu held.
+func (r *Runtime) forget(id string) {
+	os.Remove(r.recordPath(id))
+	os.Remove(r.logPath(id))
+}
+
+func (p *proc) instance() runtime.Instance {
+	in := runtime.Instance{
+		ID: p.rec.ID, Deployment: p.rec.Deployment, Version: p.rec.Version, Replica: p.rec.Replica,
+		Functions: p.rec.Functions, PID: p.rec.PID, Started: p.rec.Started, State: runtime.StateRunning, Adopted: p.adopted,
+	}
+	select {
+	case <-p.done:
+		in.State, in.Error = runtime.StateExited, p.err.Error()
+	default:
+	}
+	return in
+}
+
+// tail copies the instance's log file, from offset from, into the
+// deployer's log line by line until the instance is gone and the file
+// drained, or Close.
+func (r *Runtime) tail(p *proc, from int64) {
+	f, err := os.Open(r.logPath(p.rec.ID))
+	if err != nil {
+		return
+	}
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		f.Close()
+		return
+	}
+	log := r.log.With(kit.KeyDeployment, p.rec.Deployment, "instance", p.rec.ID)
+	r.tails.Add(1)
+	go func() {
+		defer r.tails.Done()
+		defer f.Close()
+		br := bufio.NewReader(f)
+		var partial string
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			line, err := br.ReadString('\n')
+			partial += line
+			if err == nil {
+				log.Info(strings.TrimRight(partial, "\r\n"), "source", "fnbox")
+				partial = ""
+				continue
+			}
+			select {
+			case <-p.done:
+				// Drain what the process wrote before it went.
+				if rest, _ := io.ReadAll(br); len(rest) > 0 || partial != "" {
+					for _, l := range strings.Split(strings.TrimRight(partial+string(rest), "\n"), "\n") {
+						log.Info(l, "source", "fnbox")
+					}
+				}
+				return
+			case <-r.tailStop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+}
+
+func writeRecord(path string, rec record) error {
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode instance record: %w", err)
+	}
+	return writeFile(path, b)
+}
+
+// writeFile writes atomically: a crash leaves the old file or the new one.
+func writeFile(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,300 @@
+// Package service runs the deployer: its API and admin endpoints on one
+// port, the desired-state store on _butter.deployments and the container
+// manager. It is public so `butter up` can run the deployer in-process;
+// cmd/butter-deployer is the same thing as its own binary.
+//
+// The lifecycle is explicit: New validates the configuration, Provision
+// connects and rebuilds the desired state, Serve runs until its context is
+// done, Close releases what Provision took. Run does all four.
+package service
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/buttercompass/butter/deployer/internal/api"
+	"github.com/buttercompass/butter/deployer/internal/reconcile"
+	"github.com/buttercompass/butter/deployer/internal/runtime/process"
+	"github.com/buttercompass/butter/deployer/internal/store"
+	"github.com/buttercompass/butter/proto/control"
+	"github.com/buttercompass/butter/proto/kit"
+	"github.com/buttercompass/butter/proto/topics"
+)
+
+// Runtimes the deployer can run instances with.
+const (
+	RuntimeProcess = "process"
+	RuntimeDocker  = "docker"
+)
+
+// Config configures the deployer.
+type Config struct {
+	// Addr serves the API and /livez, /readyz, /metrics. Default
+	// 127.0.0.1:8081 (env BUTTER_DEPLOYER_ADDR).
+	Addr string
+	// DataDir is the platform data directory: unpacked code goes to
+	// <data>/deployments, instance records to <data>/instances. Default
+	// .butter (env BUTTER_DATA).
+	DataDir string
+	// Token, if set, is required as a bearer token on mutating calls (env
+	// BUTTER_TOKEN).
+	Token string
+	// Runtime runs instances: process (default). docker is not built yet.
+	Runtime string
+	// FnboxBin is the fnbox executable. Default: fnbox next to this
+	// executable, else fnbox on PATH (env BUTTER_FNBOX_BIN).
+	FnboxBin string
+	// Grace is how long a stopping instance gets between SIGTERM and
+	// SIGKILL. Default 10s.
+	Grace time.Duration
+	// KeepInstances leaves instances running when the deployer stops, for
+	// the next deployer to adopt; default is to stop them.
+	KeepInstances bool
+	// BackoffBase and BackoffMax bound the restart backoff of crashed
+	// instances. Default 1s and 30s.
+	BackoffBase, BackoffMax time.Duration
+	// Kafka reaches the cluster. RegisterFlags leaves its flags to
+	// Kafka.RegisterFlags, so a host with its own (butter up) shares them.
+	Kafka kit.KafkaConfig
+	// Logger receives JSON logs. Default: JSON on stderr at info.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the configuration with no flags or env.
+func DefaultConfig() Config {
+	return Config{Addr: "127.0.0.1:8081", DataDir: ".butter", Runtime: RuntimeProcess, Grace: 10 * time.Second,
+		BackoffBase: time.Second, BackoffMax: 30 * time.Second, Kafka: kit.KafkaConfig{Brokers: []string{kit.DefaultBrokers}}}
+}
+
+// RegisterFlags registers the deployer's own flags on fs, with BUTTER_*
+// env fallbacks. The Kafka flags are registered with Kafka.RegisterFlags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	d := DefaultConfig()
+	c.Kafka.Brokers = d.Kafka.Brokers
+	fs.StringVar(&c.Addr, "addr", kit.EnvOr("BUTTER_DEPLOYER_ADDR", d.Addr), "API and admin `host:port` (env BUTTER_DEPLOYER_ADDR)")
+	fs.StringVar(&c.DataDir, "data", kit.EnvOr("BUTTER_DATA", d.DataDir), "platform data `dir` (env BUTTER_DATA)")
+	c.Token = kit.EnvOr("BUTTER_TOKEN", "")
+	fs.StringVar(&c.Runtime, "runtime", kit.EnvOr("BUTTER_RUNTIME", d.Runtime), "runs fnbox instances: process (env BUTTER_RUNTIME)")
+	fs.StringVar(&c.FnboxBin, "fnbox", kit.EnvOr("BUTTER_FNBOX_BIN", ""), "fnbox `executable`; default fnbox next to this binary, else on PATH (env BUTTER_FNBOX_BIN)")
+	fs.DurationVar(&c.Grace, "grace", kit.EnvDuration("BUTTER_STOP_GRACE", d.Grace), "time between SIGTERM and SIGKILL when stopping an instance (env BUTTER_STOP_GRACE)")
+	fs.BoolVar(&c.KeepInstances, "keep-instances", kit.EnvBool("BUTTER_KEEP_INSTANCES", false), "leave instances running on exit for the next deployer to adopt (env BUTTER_KEEP_INSTANCES)")
+	c.BackoffBase, c.BackoffMax = d.BackoffBase, d.BackoffMax
+}
+
+// Validate checks the configuration cheaply, before anything starts.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("check --addr: empty"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("check --data: empty"))
+	}
+	switch c.Runtime {
+	case RuntimeProcess, "":
+	case RuntimeDocker:
+		errs = append(errs, errors.New("check --runtime: docker is not available yet, use process"))
+	default:
+		errs = append(errs, fmt.Errorf("check --runtime %q: use process", c.Runtime))
+	}
+	if _, err := c.Kafka.Opts(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// fnboxBin finds fnbox: the configured path, next to this executable, or
+// on PATH.
+func (c Config) fnboxBin() (string, error) {
+	if c.FnboxBin != "" {
+		return c.FnboxBin, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "fnbox")
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("fnbox")
+	if err != nil {
+		return "", fmt.Errorf("find fnbox: not next to the deployer nor on PATH; set --fnbox or BUTTER_FNBOX_BIN: %w", err)
+	}
+	return p, nil
+}
+
+// Service is a deployer.
+type Service struct {
+	cfg Config
+	log *slog.Logger
+
+	kafka   *kgo.Client
+	store   *store.Store
+	runtime *process.Runtime
+	rec     *reconcile.Reconciler
+	admin   *kit.Admin
+
+	storeDone chan error
+	cancel    context.CancelFunc
+}
+
+// New checks cfg and returns a service to Provision.
+func New(cfg Config) (*Service, error) {
+	d := DefaultConfig()
+	if cfg.Runtime == "" {
+		cfg.Runtime = d.Runtime
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = d.Grace
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("configure deployer: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger, _ = kit.NewLogger(os.Stderr, "info")
+	}
+	return &Service{cfg: cfg, log: cfg.Logger.With("service", "deployer")}, nil
+}
+
+// Provision connects to Kafka, makes sure the internal topics fit a
+// full-size deployment, rebuilds the desired state from the topic and binds
+// the address. Call Close afterwards, whatever it returns.
+func (s *Service) Provision(ctx context.Context) error {
+	bin, err := s.cfg.fnboxBin()
+	if err != nil {
+		return err
+	}
+	kcfg := s.cfg.Kafka
+	kcfg.ClientID = "butter-deployer"
+	s.kafka, err = kcfg.NewClient(kgo.ProducerBatchMaxBytes(control.MaxRecordBytes), kgo.RecordDeliveryTimeout(30*time.Second))
+	if err != nil {
+		return err
+	}
+	ns := kcfg.Namespace()
+	deployments, events := ns.Topic(topics.Deployments), ns.Topic(topics.Events)
+	if err := kit.EnsureTopics(ctx, s.kafka, kit.InNamespace(ns, topics.Internal()...)...); err != nil {
+		return fmt.Errorf("create internal topics: %w", err)
+	}
+	if err := s.fitDeploymentsTopic(ctx, deployments); err != nil {
+		return err
+	}
+	s.store, err = store.New(kcfg, s.kafka, deployments, s.log)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	s.storeDone = make(chan error, 1)
+	go func() { s.storeDone <- s.store.Run(sctx) }()
+	select {
+	case <-s.store.Ready():
+	case err := <-s.storeDone:
+		s.storeDone <- err
+		return fmt.Errorf("rebuild desired state: %w", err)
+	case <-ctx.Done():
+		return fmt.Errorf("rebuild desired state from %s: %w", deployments, ctx.Err())
+	}
+
+	s.runtime, err = process.New(process.Config{DataDir: s.cfg.DataDir, Bin: bin, Kafka: kcfg, Grace: s.cfg.Grace, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	recorder := control.NewRecorder(s.kafka, events, control.SourceDeployer)
+	s.rec = reconcile.New(reconcile.Config{Runtime: s.runtime, Source: s.store, Events: recorder, Logger: s.log,
+		BackoffBase: s.cfg.BackoffBase, BackoffMax: s.cfg.BackoffMax, KeepInstances: s.cfg.KeepInstances})
+
+	s.admin = kit.NewAdmin(s.cfg.Addr, kit.ShutdownTimeout(s.cfg.Grace+5*time.Second))
+	s.admin.AddReadyCheck("kafka", kit.KafkaReady(s.kafka))
+	api.New(api.Config{Desired: s.store, Manager: s.rec, Events: recorder, Admin: kadm.NewClient(s.kafka), Kafka: s.kafka,
+		Namespace: ns, Token: s.cfg.Token, Logger: s.log}).Register(s.admin.Handle)
+	return s.admin.Listen()
+}
+
+// fitDeploymentsTopic raises the deployments topic's max.message.bytes,
+// which was created (by the broker or EnsureTopics) with the default.
+func (s *Service) fitDeploymentsTopic(ctx context.Context, topic string) error {
+	var alter []kadm.AlterConfig
+	for k, v := range control.DeploymentsTopicConfigs() {
+		alter = append(alter, kadm.AlterConfig{Name: k, Value: kadm.StringPtr(v)})
+	}
+	resp, err := kadm.NewClient(s.kafka).AlterTopicConfigs(ctx, alter, topic)
+	if err == nil {
+		for _, r := range resp {
+			err = errors.Join(err, r.Err)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("set max.message.bytes of %s (the deployer needs to alter its configs): %w", topic, err)
+	}
+	return nil
+}
+
+// Addr is the bound API address.
+func (s *Service) Addr() string { return s.admin.Addr() }
+
+// Serve runs the API and the reconciler until ctx is done, then drains:
+// /readyz turns 503, the reconciler stops instances (unless
+// KeepInstances) and the server finishes in-flight requests.
+func (s *Service) Serve(ctx context.Context) error {
+	rctx, cancelRec := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRec()
+	var wg sync.WaitGroup
+	var recErr, adminErr error
+	wg.Go(func() { recErr = s.rec.Run(rctx) })
+	actx, cancelAdmin := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelAdmin()
+	wg.Go(func() { adminErr = s.admin.Serve(actx) })
+
+	var storeErr error
+	select {
+	case <-ctx.Done():
+	case storeErr = <-s.storeDone:
+		storeErr = fmt.Errorf("follow desired state: %w", storeErr)
+	}
+	s.admin.SetDraining()
+	cancelAdmin()
+	cancelRec()
+	wg.Wait()
+	return errors.Join(storeErr, recErr, adminErr)
+}
+
+// Close releases the clients and stops tailing instance logs.
+func (s *Service) Close() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.runtime != nil {
+		s.runtime.Close()
+	}
+	if s.store != nil {
+		s.store.Close()
+	}
+	if s.kafka != nil {
+		s.kafka.Close()
+	}
+}
+
+// Run runs a deployer until ctx is done, telling out where it listens.
+func Run(ctx context.Context, cfg Config, out io.Writer) error {
+	s, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.Provision(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "deployer API on http://%s/v1/deployments (/livez /readyz /metrics)\n", s.Addr())
+	return s.Serve(ctx)
+}

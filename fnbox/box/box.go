@@ -1,0 +1,167 @@
+// Package box runs an fnbox in-process: the delivery engine of one
+// deployment's stream functions plus the runtime that executes their code.
+// The fnbox command is a thin main around it; `butter up` and tests use it
+// directly.
+package box
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/buttercompass/butter/fnbox/internal/engine"
+	"github.com/buttercompass/butter/fnbox/runtime"
+	"github.com/buttercompass/butter/proto/descriptor"
+	"github.com/buttercompass/butter/proto/kit"
+	"github.com/buttercompass/butter/proto/obs"
+)
+
+// Platform starts the runtime of a deployment on one platform (node,
+// python, exec...). The runtime's processes live until its Close.
+type Platform func(ctx context.Context, spec runtime.Spec) (runtime.Runtime, error)
+
+// Platforms maps descriptor platform names to the Platform that runs them.
+// The fnbox command registers the platforms it is built with; an embedder
+// registers its own before Run. It is read without locking: fill it before
+// starting any Box.
+var Platforms = map[string]Platform{}
+
+// ErrUnknownPlatform means no Platform is registered for the descriptor's
+// platform: this fnbox was built without it.
+var ErrUnknownPlatform = errors.New("platform is not available in this fnbox")
+
+// Config configures a Box.
+type Config struct {
+	// Kafka says how to reach the cluster.
+	Kafka kit.KafkaConfig
+	// Deployment is the parsed descriptor, defaults applied.
+	Deployment *descriptor.Descriptor
+	// Dir is the deployment's code directory (runtime.Spec.Dir).
+	Dir string
+	// Functions names the functions to run; empty means every function
+	// with stream bindings.
+	Functions []string
+	// Instance identifies this fnbox; default DefaultInstance().
+	Instance string
+	// Env is added to the function processes' environment.
+	Env map[string]string
+	// Logger is for fnbox's own logs; default slog.Default().
+	Logger *slog.Logger
+	// Metrics receives the Prometheus metrics; nil registers none.
+	Metrics prometheus.Registerer
+	// Runtime, if set, runs the functions instead of the one
+	// Platforms[Deployment.Platform] would start (e.g. runtime.Funcs);
+	// the Box closes it when done.
+	Runtime runtime.Runtime
+	// HeartbeatInterval is how often heartbeats go out; default
+	// obs.HeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// CloseTimeout bounds closing the runtime at shutdown; default 10s.
+	CloseTimeout time.Duration
+}
+
+// DefaultInstance is the instance id of an fnbox not given one:
+// hostname-pid.
+func DefaultInstance() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "fnbox"
+	}
+	return h + "-" + strconv.Itoa(os.Getpid())
+}
+
+// Box is one fnbox: create it with New, then Run it once.
+type Box struct {
+	cfg     Config
+	eng     *engine.Engine
+	started atomic.Bool
+}
+
+// New checks cfg and connects to Kafka lazily; nothing is consumed before
+// Run.
+func New(cfg Config) (*Box, error) {
+	if cfg.Deployment == nil {
+		return nil, errors.New("create fnbox: Config.Deployment is nil")
+	}
+	if cfg.Instance == "" {
+		cfg.Instance = DefaultInstance()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.CloseTimeout <= 0 {
+		cfg.CloseTimeout = 10 * time.Second
+	}
+	if cfg.Runtime == nil {
+		if _, ok := Platforms[cfg.Deployment.Platform]; !ok {
+			return nil, fmt.Errorf("create fnbox for deployment %s: platform %q (available: %v): %w",
+				cfg.Deployment.Name, cfg.Deployment.Platform, slices.Sorted(maps.Keys(Platforms)), ErrUnknownPlatform)
+		}
+	}
+	eng, err := engine.New(engine.Config{
+		Kafka:             cfg.Kafka,
+		Deployment:        cfg.Deployment,
+		Functions:         cfg.Functions,
+		Instance:          cfg.Instance,
+		Logger:            cfg.Logger,
+		Metrics:           cfg.Metrics,
+		HeartbeatInterval: cfg.HeartbeatInterval,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Box{cfg: cfg, eng: eng}, nil
+}
+
+// Run starts the runtime and delivers events until ctx is done; then it
+// drains (stops fetching, finishes in-flight invocations, commits, flushes,
+// leaves the groups) and closes the runtime.
+func (b *Box) Run(ctx context.Context) error {
+	rt := b.cfg.Runtime
+	if rt == nil {
+		var err error
+		rt, err = Platforms[b.cfg.Deployment.Platform](ctx, runtime.Spec{
+			Deployment: b.cfg.Deployment,
+			Functions:  b.cfg.Functions,
+			Dir:        b.cfg.Dir,
+			Env:        b.cfg.Env,
+			Stdout:     b.eng.LogWriter(obs.OriginStdout, obs.LevelInfo),
+			Stderr:     b.eng.LogWriter(obs.OriginStderr, obs.LevelWarn),
+			Logger:     b.cfg.Logger,
+		})
+		if err != nil {
+			b.eng.Close()
+			return fmt.Errorf("start %s runtime of deployment %s: %w", b.cfg.Deployment.Platform, b.cfg.Deployment.Name, err)
+		}
+	}
+	b.started.Store(true)
+	err := b.eng.Run(ctx, rt)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.CloseTimeout)
+	defer cancel()
+	if cerr := rt.Close(cctx); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close runtime: %w", cerr))
+	}
+	return err
+}
+
+// Ready reports whether the runtime is up and every function has joined its
+// consumer group: the /readyz check.
+func (b *Box) Ready(ctx context.Context) error {
+	if !b.started.Load() {
+		return errors.New("the runtime is starting")
+	}
+	return b.eng.Ready(ctx)
+}
+
+// StreamFunctions returns the names of the functions of d that consume
+// streams: those a Box runs when Config.Functions is empty.
+func StreamFunctions(d *descriptor.Descriptor) []string { return engine.StreamFunctions(d) }

@@ -1,0 +1,110 @@
+// Command fnbox is the function container: it runs a deployment's stream
+// functions, consuming their bound streams in one consumer group per
+// function and invoking the code through the deployment's platform runtime
+// (DESIGN §6). Configuration is flags with BUTTER_* env fallbacks.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/buttercompass/butter/fnbox/box"
+	"github.com/buttercompass/butter/proto/descriptor"
+	"github.com/buttercompass/butter/proto/kit"
+	"github.com/buttercompass/butter/proto/topics"
+)
+
+type config struct {
+	code, descriptor, functions, instance, admin, logLevel string
+	kafka                                                  kit.KafkaConfig
+}
+
+func main() {
+	var c config
+	fs := flag.NewFlagSet("fnbox", flag.ExitOnError)
+	fs.StringVar(&c.code, "code", kit.EnvOr("BUTTER_CODE", "."), "deployment code `dir` (env BUTTER_CODE)")
+	fs.StringVar(&c.descriptor, "descriptor", kit.EnvOr("BUTTER_DESCRIPTOR", ""), "descriptor `file`; default DIR/butter.yaml (env BUTTER_DESCRIPTOR)")
+	fs.StringVar(&c.functions, "functions", kit.EnvOr("BUTTER_FUNCTIONS", ""), "comma-separated functions to run; default every function with stream bindings (env BUTTER_FUNCTIONS)")
+	fs.StringVar(&c.instance, "instance", kit.EnvOr("BUTTER_INSTANCE", box.DefaultInstance()), "instance `id`, stable across restarts for exactly-once functions (env BUTTER_INSTANCE)")
+	fs.StringVar(&c.admin, "admin", kit.EnvOr("BUTTER_FNBOX_ADMIN", "127.0.0.1:0"), "serve /livez, /readyz, /metrics on `host:port` (env BUTTER_FNBOX_ADMIN)")
+	fs.StringVar(&c.logLevel, "log-level", kit.EnvOr("BUTTER_LOG_LEVEL", "info"), "debug, info, warn or error (env BUTTER_LOG_LEVEL)")
+	c.kafka.RegisterFlags(fs)
+	_ = fs.Parse(os.Args[1:])
+	c.kafka.ClientID = "butter-fnbox"
+	registerPlatforms()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, c); err != nil {
+		fmt.Fprintln(os.Stderr, "fnbox:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, c config) error {
+	if err := kit.EnvError(); err != nil {
+		return err
+	}
+	log, err := kit.NewLogger(os.Stderr, c.logLevel)
+	if err != nil {
+		return err
+	}
+	if c.descriptor == "" {
+		c.descriptor = filepath.Join(c.code, "butter.yaml")
+	}
+	desc, err := descriptor.ParseFile(c.descriptor)
+	if err != nil {
+		return err
+	}
+	var fns []string
+	for f := range strings.SplitSeq(c.functions, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			fns = append(fns, f)
+		}
+	}
+
+	spans, err := c.kafka.NewClient()
+	if err != nil {
+		return err
+	}
+	defer spans.Close()
+	shutdownTelemetry, err := kit.StartTelemetry(ctx, kit.TelemetryConfig{
+		Service: "fnbox", Kafka: spans, Topic: c.kafka.Namespace().Topic(topics.Traces), Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = shutdownTelemetry(context.WithoutCancel(ctx)) }()
+
+	admin := kit.NewAdmin(c.admin)
+	b, err := box.New(box.Config{
+		Kafka: c.kafka, Deployment: desc, Dir: c.code, Functions: fns,
+		Instance: c.instance, Logger: log, Metrics: admin.Registry(),
+	})
+	if err != nil {
+		return err
+	}
+	admin.AddReadyCheck("fnbox", b.Ready)
+	if err := admin.Listen(); err != nil {
+		return err
+	}
+	log.Info("fnbox starting", "deployment", desc.Name, "instance", c.instance, "admin", admin.Addr())
+
+	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
+	adminErr := make(chan error, 1)
+	go func() { adminErr <- admin.Serve(adminCtx) }()
+	go func() { <-ctx.Done(); admin.SetDraining() }()
+
+	err = b.Run(ctx)
+	stopAdmin()
+	err = errors.Join(err, <-adminErr)
+	log.Info("fnbox stopped", "deployment", desc.Name)
+	return err
+}

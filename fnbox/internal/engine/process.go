@@ -1,0 +1,345 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/buttercompass/butter/fnbox/runtime"
+	"github.com/buttercompass/butter/proto/envelope"
+	"github.com/buttercompass/butter/proto/kit"
+	"github.com/buttercompass/butter/proto/obs"
+)
+
+// tracer is taken from the global provider at each use, so a provider
+// installed by kit.StartTelemetry after package init is the one used.
+func tracer() trace.Tracer { return otel.Tracer("github.com/buttercompass/butter/fnbox") }
+
+// outputTimeout bounds writing an event's outputs once it is done, even
+// while shutting down: finishing in-flight work includes its outputs.
+const outputTimeout = 30 * time.Second
+
+// producer writes a function's outputs: through the shared producer under
+// at-least-once, through the transaction's client under exactly-once.
+//
+// An async producer does not wait for acknowledgements in send: the poll's
+// consume loop waits for all of them (wait) before it commits anything, so
+// an event counts as done only once its outputs are acknowledged, without
+// a broker round trip per event.
+type producer struct {
+	cl    *kgo.Client
+	txn   bool
+	async bool
+
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	first error
+}
+
+// send writes recs; unless async it waits for every acknowledgement.
+func (p *producer) send(ctx context.Context, recs ...*kgo.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if p.async {
+		for _, rec := range recs {
+			p.wg.Add(1)
+			p.cl.Produce(context.WithoutCancel(ctx), rec, func(r *kgo.Record, err error) {
+				defer p.wg.Done()
+				if err != nil {
+					p.mu.Lock()
+					if p.first == nil {
+						p.first = fmt.Errorf("produce to %s: %w", r.Topic, err)
+					}
+					p.mu.Unlock()
+				}
+			})
+		}
+		return nil
+	}
+	if err := p.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("produce to %s: %w", recs[0].Topic, err)
+	}
+	return nil
+}
+
+// wait waits for the acknowledgement of everything sent and returns the
+// first failure.
+func (p *producer) wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("wait for output acknowledgements: %w", ctx.Err())
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.first
+}
+
+// process delivers one record. It reports whether the record is done
+// (succeeded with its outputs acknowledged, filtered out, or
+// dead-lettered), so its offset may be committed; false with a nil error
+// means it was abandoned because ctx is done. An error means an output
+// could not be written and nothing after this record may be committed.
+func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer, rec *kgo.Record) (bool, error) {
+	d := envelope.FromRecord(rec)
+	if s, ok := r.e.ns.Stream(rec.Topic); ok {
+		d.Stream = s
+	}
+	if !matches(r.bindings[rec.Topic].Filter, d.Event) {
+		r.stats.done()
+		return true, nil
+	}
+	log := r.log.With(kit.KeyStream, d.Stream, kit.KeyPartition, d.Partition, kit.KeyOffset, d.Offset)
+	if dl, ok := envelope.Deadline(d.Event); ok && !time.Now().Before(dl) {
+		log.Info("event deadline passed; dead-lettering without invoking", "deadline", dl)
+		return r.deadLetter(ctx, out, d, rec, obs.ErrDeadlineExpired, 0)
+	}
+	r.stats.begin()
+	defer r.stats.end()
+	for attempt := 1; ; attempt++ {
+		ictx, res, emits, err := r.invoke(ctx, rt, d)
+		if err == nil {
+			if err := r.writeResult(ctx, ictx, out, d, res, emits); err != nil {
+				return false, err
+			}
+			r.stats.done()
+			return true, nil
+		}
+		r.stats.failure()
+		if runtime.IsPermanent(err) || attempt > r.fn.Delivery.Retries {
+			log.Warn("invocation failed; dead-lettering", "attempts", attempt, kit.KeyError, err)
+			return r.deadLetter(ctx, out, d, rec, err.Error(), attempt)
+		}
+		wait := r.backoff(attempt)
+		log.Info("invocation failed; retrying", "attempt", attempt, "in", wait, kit.KeyError, err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return false, nil
+		}
+	}
+}
+
+// invoke runs one attempt. The invocation gets its own context: shutting
+// down lets it finish within its deadline, the earlier of now +
+// delivery.timeout and the event's deadline. The returned context carries
+// the invocation's span, for the trace of its outputs.
+func (r *runner) invoke(ctx context.Context, rt runtime.Runtime, d envelope.Delivery) (context.Context, runtime.Result, []*kgo.Record, error) {
+	deadline := time.Now().Add(r.fn.Delivery.Timeout.Std())
+	if dl, ok := envelope.Deadline(d.Event); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	sctx := envelope.ExtractTrace(context.WithoutCancel(ctx), d.Event)
+	sctx, span := tracer().Start(sctx, "invoke "+r.fn.Name,
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("butter.deployment", r.e.cfg.Deployment.Name),
+			attribute.String("butter.function", r.fn.Name),
+			attribute.String("cloudevents.event_id", d.Event.ID()),
+			attribute.String("cloudevents.event_type", d.Event.Type()),
+			attribute.String("messaging.destination.name", d.Stream),
+			attribute.Int("messaging.destination.partition.id", int(d.Partition)),
+			attribute.Int64("messaging.kafka.offset", d.Offset),
+		))
+	defer span.End()
+	ictx, cancel := context.WithDeadline(sctx, deadline)
+	defer cancel()
+
+	h := &host{r: r, in: d, trace: sctx, txn: r.exactlyOnce()}
+	start := time.Now()
+	res, err := rt.Invoke(ictx, runtime.Invocation{
+		Function: r.fn.Name,
+		Events:   []envelope.Delivery{d},
+		Deadline: deadline,
+	}, h)
+	r.stats.observe(time.Since(start))
+	emits := h.finish()
+	if err == nil && ictx.Err() != nil {
+		// A handler that ignored its deadline still ran past it.
+		err = fmt.Errorf("invoke %s: %w", r.fn.Name, runtime.ErrTimeout)
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		return sctx, runtime.Result{}, nil, err
+	}
+	return sctx, res, emits, nil
+}
+
+// writeResult writes the result to out and, when the input asked for a
+// reply, to its replyto stream, together with the emits buffered under
+// exactly-once, and waits for them all.
+func (r *runner) writeResult(ctx, traceCtx context.Context, out *producer, d envelope.Delivery, res runtime.Result, recs []*kgo.Record) error {
+	if o := r.fn.Bindings.Out; o != "" && res.Data != nil {
+		rec, err := r.resultRecord(traceCtx, r.e.ns.Topic(o), d, obs.TypeResult, res.Data, res.ContentType)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, rec)
+	}
+	if replyTo := stringExt(d.Event, envelope.ExtReplyTo); replyTo != "" {
+		rec, err := r.resultRecord(traceCtx, r.e.ns.Topic(replyTo), d, obs.TypeResult, res.Data, res.ContentType)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, rec)
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outputTimeout)
+	defer cancel()
+	if err := out.send(pctx, recs...); err != nil {
+		return fmt.Errorf("write result of event %s: %w", d.Event.ID(), err)
+	}
+	return nil
+}
+
+// resultRecord builds a result (or reply) event caused by the input:
+// subject and causationid are the input's id, correlationid and trace are
+// carried, and the input's partition key is kept so results of one key
+// stay in order.
+func (r *runner) resultRecord(traceCtx context.Context, topic string, d envelope.Delivery, typ string, data []byte, contentType string) (*kgo.Record, error) {
+	e := envelope.Child(d.Event, r.source, typ)
+	e.SetSubject(d.Event.ID())
+	if pk := stringExt(d.Event, envelope.ExtPartitionKey); pk != "" {
+		e.SetExtension(envelope.ExtPartitionKey, pk)
+	}
+	envelope.InjectTrace(traceCtx, &e)
+	setData(&e, data, contentType)
+	rec, err := envelope.ToRecord(topic, e)
+	if err != nil {
+		return nil, fmt.Errorf("build %s event for %s: %w", typ, d.Event.ID(), err)
+	}
+	return rec, nil
+}
+
+// deadLetter writes the original event, with the failure as extensions, to
+// the dead-letter stream, and an error reply when the input asked for a
+// reply, so the requester need not wait for its timeout.
+func (r *runner) deadLetter(ctx context.Context, out *producer, d envelope.Delivery, rec *kgo.Record, msg string, attempts int) (bool, error) {
+	e := d.Event.Clone()
+	e.SetExtension(obs.ExtDLQError, msg)
+	e.SetExtension(obs.ExtDLQAttempts, strconv.Itoa(attempts))
+	e.SetExtension(obs.ExtDLQStream, d.Stream)
+	e.SetExtension(obs.ExtDLQPartition, strconv.Itoa(int(d.Partition)))
+	e.SetExtension(obs.ExtDLQOffset, strconv.FormatInt(d.Offset, 10))
+	e.SetExtension(obs.ExtDLQFunction, r.e.cfg.Deployment.Name+"/"+r.fn.Name)
+	dlq, err := envelope.ToRecord(r.e.ns.Topic(r.fn.Delivery.DeadLetter), e)
+	if err != nil {
+		return false, fmt.Errorf("build dead letter of event %s: %w", d.Event.ID(), err)
+	}
+	dlq.Key = rec.Key // same partitioning as the original
+	recs := []*kgo.Record{dlq}
+	if replyTo := stringExt(d.Event, envelope.ExtReplyTo); replyTo != "" {
+		data, _ := json.Marshal(obs.ErrorReply{Error: msg, Attempts: attempts})
+		reply, err := r.resultRecord(context.Background(), r.e.ns.Topic(replyTo), d, obs.TypeError, data, event.ApplicationJSON)
+		if err != nil {
+			return false, err
+		}
+		recs = append(recs, reply)
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outputTimeout)
+	defer cancel()
+	if err := out.send(pctx, recs...); err != nil {
+		return false, fmt.Errorf("dead-letter event %s: %w", d.Event.ID(), err)
+	}
+	r.stats.deadLettered()
+	r.stats.done()
+	return true, nil
+}
+
+// backoff is the wait before retry number attempt: exponential from
+// delivery.backoff, capped at maxBackoff, with full jitter so retries of
+// many instances do not stampede together.
+func (r *runner) backoff(attempt int) time.Duration {
+	d := r.fn.Delivery
+	ceil := d.Backoff.Std()
+	for i := 1; i < attempt && ceil < d.MaxBackoff.Std(); i++ {
+		ceil *= 2
+	}
+	ceil = min(ceil, d.MaxBackoff.Std())
+	if ceil <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(ceil) + 1))
+}
+
+// matches reports whether e has every attribute or extension of filter
+// with the given value (string forms compared).
+func matches(filter map[string]string, e event.Event) bool {
+	for name, want := range filter {
+		var got string
+		switch name {
+		case "id":
+			got = e.ID()
+		case "source":
+			got = e.Source()
+		case "type":
+			got = e.Type()
+		case "subject":
+			got = e.Subject()
+		case "specversion":
+			got = e.SpecVersion()
+		case "datacontenttype":
+			got = e.DataContentType()
+		case "dataschema":
+			got = e.DataSchema()
+		case "time":
+			got = types.FormatTime(e.Time())
+		default:
+			got = stringExt(e, name)
+		}
+		if got != want {
+			return false
+		}
+	}
+	return true
+}
+
+// stringExt returns extension name of e in its string form, or "".
+func stringExt(e event.Event, name string) string {
+	if e.Context == nil {
+		return ""
+	}
+	v, ok := e.Extensions()[name]
+	if !ok || v == nil {
+		return ""
+	}
+	s, err := types.Format(v)
+	if err != nil {
+		return ""
+	}
+	return s
+}
+
+// setData sets data with its content type, guessing JSON or bytes when the
+// runtime said nothing.
+func setData(e *event.Event, data []byte, contentType string) {
+	if data == nil {
+		return
+	}
+	if contentType == "" {
+		contentType = "application/octet-stream"
+		if json.Valid(data) {
+			contentType = event.ApplicationJSON
+		}
+	}
+	e.SetDataContentType(contentType)
+	e.DataEncoded = data
+}
+
+var errEmitAfterReturn = errors.New("the invocation has returned: emit and request are only valid during it")

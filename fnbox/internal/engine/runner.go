@@ -1,0 +1,315 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/buttercompass/butter/fnbox/runtime"
+	"github.com/buttercompass/butter/proto/descriptor"
+	"github.com/buttercompass/butter/proto/kit"
+	"github.com/buttercompass/butter/proto/obs"
+)
+
+// runner consumes and delivers one function's streams.
+type runner struct {
+	e      *Engine
+	fn     descriptor.Function
+	group  string
+	source string
+	log    *slog.Logger
+	stats  *stats
+
+	bindings map[string]descriptor.StreamBinding // by topic
+	topics   []string
+	declared map[string]bool // streams out and emits allow
+	sem      chan struct{}   // bounds events in flight to scale.concurrency
+
+	joined atomic.Bool
+}
+
+func newRunner(e *Engine, f descriptor.Function) *runner {
+	dep := e.cfg.Deployment.Name
+	r := &runner{
+		e:        e,
+		fn:       f,
+		group:    e.ns.ConsumerGroup(dep, f.Name),
+		source:   obs.Source(dep, f.Name),
+		log:      e.log.With(kit.KeyFn, f.Name),
+		stats:    newStats(e.metrics, dep, f.Name),
+		bindings: map[string]descriptor.StreamBinding{},
+		declared: map[string]bool{},
+		sem:      make(chan struct{}, max(1, f.Scale.Concurrency)),
+	}
+	for _, b := range f.Bindings.Streams {
+		t := e.ns.Topic(b.Name)
+		if _, dup := r.bindings[t]; !dup {
+			r.topics = append(r.topics, t)
+		}
+		r.bindings[t] = b
+	}
+	if f.Bindings.Out != "" {
+		r.declared[f.Bindings.Out] = true
+	}
+	for _, s := range f.Bindings.Emits {
+		r.declared[s] = true
+	}
+	return r
+}
+
+func (r *runner) exactlyOnce() bool { return r.fn.Delivery.Guarantee == descriptor.ExactlyOnce }
+func (r *runner) ordered() bool     { return r.fn.Delivery.Ordering != descriptor.OrderingNone }
+
+// run consumes until ctx is done. A consumer that fails (a commit the
+// group refuses, a produce that cannot be acknowledged) is closed and a new
+// one resumes from the committed offsets, which is what at-least-once
+// needs: nothing after the failure was committed.
+func (r *runner) run(ctx context.Context, rt runtime.Runtime) error {
+	wait := time.Second
+	for {
+		var err error
+		if r.exactlyOnce() {
+			err = r.consumeTxn(ctx, rt)
+		} else {
+			err = r.consume(ctx, rt)
+		}
+		if errors.Is(err, errCrashed) {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		r.log.Error("consumer failed; restarting from the committed offsets", kit.KeyError, err, "in", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// errCrashed is returned by the consume loops when Config.crash fired.
+var errCrashed = errors.New("engine crashed on purpose")
+
+// groupOpts are the consumer options both guarantees share.
+func (r *runner) groupOpts(cl **kgo.Client) []kgo.Opt {
+	d := r.fn.Delivery
+	// A poll is processed whole before a rebalance may proceed, so the
+	// rebalance timeout must cover an event's worst case: every attempt
+	// timing out plus the backoffs. Bounded, because a group stuck for
+	// longer is worse than redelivering.
+	worst := time.Duration(d.Retries+1)*d.Timeout.Std() + time.Duration(d.Retries)*d.MaxBackoff.Std()
+	return []kgo.Opt{
+		kgo.ConsumerGroup(r.group),
+		kgo.ConsumeTopics(r.topics...),
+		kgo.DisableAutoCommit(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		// Where a partition goes when its position is lost (retention):
+		// the oldest event, as Kafka's earliest. The descriptor's offset
+		// applies only when the group has no commit; see startOffsets.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AdjustFetchOffsetsFn(r.startOffsets(cl)),
+		kgo.RebalanceTimeout(min(max(time.Minute, worst), 10*time.Minute)),
+		kgo.FetchMaxWait(250 * time.Millisecond),
+		// A killed instance holds its partitions until its session times
+		// out; Kafka's 45s default is a long stall for a function, 10s
+		// (the old default) still rides out a GC pause or a slow broker.
+		kgo.SessionTimeout(10 * time.Second),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			r.stats.setAssigned(r.e.ns, m, true)
+			if len(m) == 0 {
+				r.joined.Store(true) // nothing to position: ready as it is
+			}
+		}),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			r.stats.setAssigned(r.e.ns, m, false)
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			r.stats.setAssigned(r.e.ns, m, false)
+		}),
+	}
+}
+
+// consume is the at-least-once loop. Rebalances are blocked while a poll
+// is processed, so a revoked partition is never given away with work in
+// flight; what was done is committed before the next poll.
+func (r *runner) consume(ctx context.Context, rt runtime.Runtime) error {
+	var cl *kgo.Client
+	cl, err := r.e.cfg.Kafka.NewClient(append(r.groupOpts(&cl), kgo.BlockRebalanceOnPoll())...)
+	if err != nil {
+		return fmt.Errorf("create consumer for group %s: %w", r.group, err)
+	}
+	crashed := r.watchCrash(ctx, cl.Close)
+	defer func() {
+		if !crashed.Load() {
+			cl.CloseAllowingRebalance()
+		}
+	}()
+	for {
+		fs := cl.PollRecords(ctx, r.e.cfg.MaxPollRecords)
+		if crashed.Load() {
+			return errCrashed
+		}
+		if ctx.Err() != nil || fs.IsClientClosed() {
+			return nil
+		}
+		r.logFetchErrors(fs)
+		parts := batchOf(fs)
+		out := &producer{cl: r.e.prod, async: true}
+		berr := r.runBatch(ctx, rt, out, parts)
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outputTimeout)
+		aerr := out.wait(wctx)
+		cancel()
+		if crashed.Load() {
+			return errCrashed
+		}
+		if aerr != nil {
+			// Which events' outputs were lost is unknown: commit none of
+			// the poll and redeliver it from a new consumer.
+			cl.AllowRebalance()
+			return errors.Join(berr, aerr)
+		}
+		cerr := r.commit(ctx, cl, parts)
+		cl.AllowRebalance()
+		if err := errors.Join(berr, cerr); err != nil {
+			return err
+		}
+	}
+}
+
+// commit commits every partition's done prefix.
+func (r *runner) commit(ctx context.Context, cl *kgo.Client, parts []*partBatch) error {
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for _, pb := range parts {
+		eo, ok := pb.prefix()
+		if !ok {
+			continue
+		}
+		if offsets[pb.topic] == nil {
+			offsets[pb.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offsets[pb.topic][pb.partition] = eo
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var cerr error
+	cl.CommitOffsetsSync(cctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
+					cerr = fmt.Errorf("partition %s/%d: %w", t.Topic, p.Partition, err)
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		return fmt.Errorf("commit offsets of group %s: %w", r.group, cerr)
+	}
+	return nil
+}
+
+// consumeTxn is the exactly-once loop: each poll is one transaction holding
+// its outputs, dead letters and offset commit. Anything short of the whole
+// poll done aborts, and the session rewinds to the committed offsets.
+func (r *runner) consumeTxn(ctx context.Context, rt runtime.Runtime) error {
+	var cl *kgo.Client
+	base, err := r.e.cfg.Kafka.Opts()
+	if err != nil {
+		return fmt.Errorf("configure transactional consumer: %w", err)
+	}
+	opts := append(append(base, r.groupOpts(&cl)...),
+		kgo.TransactionalID(r.group+"."+r.e.cfg.Instance),
+		kgo.TransactionTimeout(max(time.Minute, 2*r.e.cfg.DrainTimeout)),
+	)
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return fmt.Errorf("create transactional consumer for group %s: %w", r.group, err)
+	}
+	cl = sess.Client()
+	crashed := r.watchCrash(ctx, sess.Close)
+	defer func() {
+		if !crashed.Load() {
+			sess.Close()
+		}
+	}()
+	for {
+		fs := sess.PollRecords(ctx, r.e.cfg.MaxPollRecords)
+		if crashed.Load() {
+			return errCrashed
+		}
+		if ctx.Err() != nil || fs.IsClientClosed() {
+			return nil
+		}
+		r.logFetchErrors(fs)
+		parts := batchOf(fs)
+		if len(parts) == 0 {
+			continue
+		}
+		if err := sess.Begin(); err != nil {
+			return fmt.Errorf("begin transaction: %w", err)
+		}
+		out := &producer{cl: cl, txn: true}
+		berr := r.runBatch(ctx, rt, out, parts)
+		if crashed.Load() {
+			return errCrashed
+		}
+		try := kgo.TryCommit
+		if berr != nil || !allDone(parts) {
+			try = kgo.TryAbort
+		}
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		committed, err := sess.End(ectx, try)
+		cancel()
+		if err != nil {
+			return errors.Join(berr, fmt.Errorf("end transaction: %w", err))
+		}
+		if berr != nil {
+			return berr
+		}
+		if !committed && ctx.Err() == nil {
+			r.log.Info("transaction aborted after a rebalance; its events will be processed again")
+		}
+	}
+}
+
+// watchCrash closes the client when Config.crash fires, as kill -9 would
+// end it: no commit, no transaction end, no leaving the group.
+func (r *runner) watchCrash(ctx context.Context, closeFn func()) *atomic.Bool {
+	var crashed atomic.Bool
+	if r.e.cfg.crash == nil {
+		return &crashed
+	}
+	go func() {
+		select {
+		case <-r.e.cfg.crash:
+			crashed.Store(true)
+			closeFn()
+		case <-ctx.Done():
+		}
+	}()
+	return &crashed
+}
+
+func (r *runner) logFetchErrors(fs kgo.Fetches) {
+	fs.EachError(func(topic string, p int32, err error) {
+		if !errors.Is(err, context.Canceled) {
+			r.log.Warn("fetch", "topic", topic, kit.KeyPartition, p, kit.KeyError, err)
+		}
+	})
+}

@@ -1,0 +1,374 @@
+package stdio
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/buttercompass/butter/fnbox/runtime"
+	"github.com/buttercompass/butter/fnbox/runtime/ctxhttp"
+)
+
+// errHostExited fails the invocations in flight when the host process
+// dies; the next Invoke starts a new one.
+var errHostExited = errors.New("function host process exited")
+
+// hostProc is one running host process and the invocations it serves.
+type hostProc struct {
+	cmd    *exec.Cmd
+	logger *slog.Logger
+	tail   *tailWriter
+
+	wmu sync.Mutex
+	w   *os.File // the host's fd 4
+
+	ready chan hostMsg    // the first message: ready or loadErrors
+	done  chan struct{}   // closed once the process is gone
+	err   error           // why it is gone; set before done is closed
+	seq   atomic.Uint64   // invocation ids
+	mu    sync.Mutex      // guards invs
+	invs  map[string]*inv // invocations waiting for a reply
+}
+
+// inv is one invocation in flight in a host.
+type inv struct {
+	ctx   context.Context
+	host  runtime.Host
+	reply chan hostMsg // buffered: the reader never blocks on it
+
+	mu    sync.Mutex
+	over  bool
+	calls sync.WaitGroup // context calls being served
+}
+
+// begin counts a context call; false once the invocation is over, so the
+// Host is never used after Invoke returned.
+func (v *inv) begin() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.over {
+		return false
+	}
+	v.calls.Add(1)
+	return true
+}
+
+// end refuses further calls and waits for those being served.
+func (v *inv) end() {
+	v.mu.Lock()
+	v.over = true
+	v.mu.Unlock()
+	v.calls.Wait()
+}
+
+// startHost starts the host program and loads the functions; a load
+// failure is an error wrapping runtime.ErrLoad.
+func startHost(ctx context.Context, r *Runtime) (*hostProc, error) {
+	toHostR, toHostW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("create host pipe: %w", err)
+	}
+	fromHostR, fromHostW, err := os.Pipe()
+	if err != nil {
+		toHostR.Close()
+		toHostW.Close()
+		return nil, fmt.Errorf("create host pipe: %w", err)
+	}
+	args := append(append([]string{}, r.plat.args...), r.script)
+	cmd := exec.Command(r.plat.command, args...)
+	cmd.Dir = r.spec.Dir
+	cmd.Env = r.env
+	cmd.ExtraFiles = []*os.File{fromHostW, toHostR} // fd 3, fd 4
+	tail := &tailWriter{}
+	cmd.Stdout = r.spec.Stdout
+	cmd.Stderr = io.MultiWriter(orDiscard(r.spec.Stderr), tail)
+	// Own process group: Close kills whatever the user's code spawned too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A grandchild holding stdout must not keep Wait (and so restarts) hanging.
+	cmd.WaitDelay = 2 * time.Second
+	if err := cmd.Start(); err != nil {
+		for _, f := range []*os.File{toHostR, toHostW, fromHostR, fromHostW} {
+			f.Close()
+		}
+		return nil, fmt.Errorf("start %s host: %w (%s)", r.plat.name, err, r.plat.install)
+	}
+	toHostR.Close()
+	fromHostW.Close()
+	p := &hostProc{
+		cmd: cmd, logger: r.logger, tail: tail, w: toHostW,
+		ready: make(chan hostMsg, 1), done: make(chan struct{}), invs: map[string]*inv{},
+	}
+	go p.read(fromHostR)
+	go func() {
+		err := cmd.Wait()
+		toHostW.Close()
+		p.err = fmt.Errorf("%w: %v%s", errHostExited, err, p.tail.String())
+		close(p.done)
+	}()
+
+	if err := p.send(loadMsg{Load: r.loads, Dir: r.spec.Dir}); err != nil {
+		p.kill()
+		return nil, fmt.Errorf("load functions: %w", err)
+	}
+	timer := time.NewTimer(loadTimeout)
+	defer timer.Stop()
+	select {
+	case m := <-p.ready:
+		if len(m.LoadErrors) > 0 {
+			p.kill()
+			return nil, loadErr(m.LoadErrors)
+		}
+		return p, nil
+	case <-p.done:
+		return nil, fmt.Errorf("load functions: %w: %w", p.err, runtime.ErrLoad)
+	case <-timer.C:
+		p.kill()
+		return nil, fmt.Errorf("load functions: no answer from the %s host after %v: does the module's top-level code block? %w", r.plat.name, loadTimeout, runtime.ErrLoad)
+	case <-ctx.Done():
+		p.kill()
+		return nil, fmt.Errorf("load functions: %w", ctx.Err())
+	}
+}
+
+// loadErr formats the host's load errors as one error wrapping ErrLoad,
+// naming the file and line first as compilers do.
+func loadErr(errs []loadError) error {
+	var b strings.Builder
+	for i, e := range errs {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s %s (function %q)", e.Where, e.Message, e.Fn)
+	}
+	return fmt.Errorf("%s: %w", b.String(), runtime.ErrLoad)
+}
+
+// read dispatches the host's messages until its fd 3 closes.
+func (p *hostProc) read(r io.ReadCloser) {
+	defer r.Close()
+	dec := json.NewDecoder(r)
+	first := true
+	for {
+		var m hostMsg
+		if err := dec.Decode(&m); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
+				p.logger.Error("host protocol broken; stopping the host", "err", err)
+			}
+			// Without its protocol channel the host is useless, even if
+			// alive: make sure it goes, so done closes.
+			p.kill()
+			return
+		}
+		switch {
+		case first && (m.Ready || m.LoadErrors != nil):
+			first = false
+			p.ready <- m
+		case m.Op != "":
+			p.call(m)
+		case m.ID != "":
+			p.mu.Lock()
+			v := p.invs[m.ID]
+			delete(p.invs, m.ID)
+			p.mu.Unlock()
+			if v != nil {
+				v.reply <- m
+			} // else: a late reply to an invocation that timed out
+		}
+	}
+}
+
+// call serves a context call from the host. Logs are handled in order,
+// right here, so a log line written before the function returned is
+// recorded before Invoke returns; emits and requests block on the broker,
+// so they run on their own goroutines.
+func (p *hostProc) call(m hostMsg) {
+	p.mu.Lock()
+	v := p.invs[m.ID]
+	p.mu.Unlock()
+	if m.Op == "log" {
+		if v != nil && v.begin() {
+			v.host.Log(v.ctx, ctxhttp.ParseLevel(m.Level), m.Message)
+			v.calls.Done()
+		} else {
+			p.logger.Info("log line of a finished invocation", "invocation", m.ID, "msg", m.Message)
+		}
+		return
+	}
+	if m.Call == 0 {
+		p.logger.Warn("host sent a context call without a call id; ignored", "op", m.Op)
+		return
+	}
+	if v == nil || !v.begin() {
+		p.answer(answerMsg{Call: m.Call, Error: &wireError{Message: "the invocation is over", Code: ctxhttp.CodeUnknownInvocation}})
+		return
+	}
+	go func() {
+		defer v.calls.Done()
+		data, ct, err := decodeData(m.Data, m.ContentType, m.Base64)
+		if err != nil {
+			p.answer(answerMsg{Call: m.Call, Error: &wireError{Message: err.Error(), Code: ctxhttp.CodeBadRequest}})
+			return
+		}
+		e := runtime.Emit{Stream: m.Stream, Data: data, ContentType: ct, Type: m.Type, Subject: m.Subject, Key: m.Key}
+		switch m.Op {
+		case "emit":
+			err = v.host.Emit(v.ctx, e)
+			if err == nil {
+				p.answer(answerMsg{Call: m.Call, OK: true})
+				return
+			}
+		case "request":
+			var res runtime.Result
+			res, err = v.host.Request(v.ctx, e)
+			if err == nil {
+				p.answer(encodeAnswer(m.Call, res))
+				return
+			}
+		default:
+			err = fmt.Errorf("unknown context operation %q: use emit, request or log", m.Op)
+		}
+		p.answer(answerMsg{Call: m.Call, Error: &wireError{Message: err.Error(), Code: errCode(v.ctx, err)}})
+	}()
+}
+
+// errCode classifies a Host error like ctxhttp does, so both APIs report
+// refusals the same way.
+func errCode(ctx context.Context, err error) string {
+	switch {
+	case errors.Is(err, runtime.ErrUndeclaredStream):
+		return ctxhttp.CodeUndeclaredStream
+	case ctx.Err() != nil || errors.Is(err, runtime.ErrTimeout):
+		return ctxhttp.CodeTimeout
+	}
+	return ctxhttp.CodeFailed
+}
+
+// answer sends a call's answer; a failure means the host is going away,
+// which the invocation notices through done.
+func (p *hostProc) answer(a answerMsg) {
+	if err := p.send(a); err != nil {
+		p.logger.Debug("answer context call", "err", err)
+	}
+}
+
+// send writes one message line to the host.
+func (p *hostProc) send(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode message for host: %w", err)
+	}
+	b = append(b, '\n')
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if _, err := p.w.Write(b); err != nil {
+		return fmt.Errorf("write to host: %w", err)
+	}
+	return nil
+}
+
+// invoke registers an invocation and sends it.
+func (p *hostProc) invoke(ctx context.Context, host runtime.Host, msg invokeMsg) (*inv, error) {
+	msg.ID = strconv.FormatUint(p.seq.Add(1), 10)
+	v := &inv{ctx: ctx, host: host, reply: make(chan hostMsg, 1)}
+	p.mu.Lock()
+	p.invs[msg.ID] = v
+	p.mu.Unlock()
+	if err := p.send(msg); err != nil {
+		p.forget(msg.ID)
+		return nil, err
+	}
+	return v, nil
+}
+
+// forget drops an invocation fnbox stopped waiting for and tells the host.
+func (p *hostProc) forget(id string) {
+	p.mu.Lock()
+	_, waiting := p.invs[id]
+	delete(p.invs, id)
+	p.mu.Unlock()
+	if waiting {
+		_ = p.send(cancelMsg{Cancel: id}) // best effort: the host may be gone
+	}
+}
+
+// alive reports whether the process is still running.
+func (p *hostProc) alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop asks the host to exit by closing its input, and kills its process
+// group if it has not exited when ctx is done.
+func (p *hostProc) stop(ctx context.Context) error {
+	p.wmu.Lock()
+	p.w.Close()
+	p.wmu.Unlock()
+	select {
+	case <-p.done:
+		p.kill() // leftovers of the user's code in the group
+		return nil
+	case <-ctx.Done():
+		p.kill()
+		<-p.done
+		return fmt.Errorf("stop host: %w", ctx.Err())
+	}
+}
+
+// kill kills the host's process group.
+func (p *hostProc) kill() {
+	if p.cmd.Process != nil {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// tailWriter keeps the last lines written to it, to say why a host died.
+type tailWriter struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const tailSize = 2048
+
+func (t *tailWriter) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, b...)
+	if len(t.buf) > tailSize {
+		t.buf = t.buf[len(t.buf)-tailSize:]
+	}
+	return len(b), nil
+}
+
+// String returns "; stderr: <tail>" or "" when nothing was written.
+func (t *tailWriter) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := string(bytes.TrimSpace(t.buf))
+	if s == "" {
+		return ""
+	}
+	return "; stderr: " + s
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}

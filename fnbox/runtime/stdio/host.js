@@ -1,0 +1,188 @@
+// Butter Compass node host: runs every function of one deployment in this
+// process and talks to fnbox in JSON lines on fd 4 (fnbox → host) and fd 3
+// (host → fnbox), leaving stdout and stderr to the user's code. The
+// protocol is described in package stdio (protocol.go).
+"use strict";
+const net = require("net");
+const path = require("path");
+const readline = require("readline");
+const util = require("util");
+const { pathToFileURL } = require("url");
+
+// Pipe handles, not fs streams: a blocking fs.read pending in the thread
+// pool would keep process.exit() from ever finishing.
+const out = new net.Socket({ fd: 3, readable: false, writable: true });
+function send(msg) {
+  out.write(JSON.stringify(msg) + "\n");
+}
+
+const handlers = new Map(); // function name → handler
+const pendingCalls = new Map(); // call id → {resolve, reject}
+let nextCall = 1;
+
+// A stray exception must not take down every other function's in-flight
+// work: report it on stderr (it reaches the logs) and keep serving.
+process.on("uncaughtException", (err) => console.error("uncaught exception:", err));
+process.on("unhandledRejection", (err) => console.error("unhandled rejection:", err));
+
+function isJSONType(ct) {
+  ct = (ct || "").split(";")[0].trim().toLowerCase();
+  return ct === "application/json" || ct.endsWith("+json") || ct === "text/json";
+}
+
+// encode turns a JS value into the wire form of data: strings are text,
+// Buffers binary, undefined/null nothing, anything else JSON.
+function encode(v, contentType) {
+  if (v === undefined || v === null) return {};
+  if (Buffer.isBuffer(v) || v instanceof Uint8Array) {
+    return { data: Buffer.from(v).toString("base64"), base64: true, contentType: contentType || "application/octet-stream" };
+  }
+  if (typeof v === "string") return { data: v, contentType: contentType || "text/plain" };
+  return { data: v, contentType: contentType || "application/json" };
+}
+
+function decode(msg) {
+  if (msg.result === undefined || msg.result === null) return undefined;
+  if (msg.base64) return Buffer.from(msg.result, "base64");
+  return msg.result;
+}
+
+// where finds "file:line" of the user's module in an error, for load errors.
+function where(err, file, rel) {
+  const text = String((err && err.stack) || "");
+  const idx = text.indexOf(file + ":");
+  if (idx >= 0) {
+    const m = /^:(\d+)/.exec(text.slice(idx + file.length));
+    if (m) return rel + ":" + m[1];
+  }
+  return rel;
+}
+
+async function load(fn, dir) {
+  const file = path.resolve(dir, fn.file);
+  let mod;
+  try {
+    try {
+      mod = file.endsWith(".mjs") ? await import(pathToFileURL(file).href) : require(file);
+    } catch (err) {
+      if (err && err.code === "ERR_REQUIRE_ESM") mod = await import(pathToFileURL(file).href);
+      else throw err;
+    }
+  } catch (err) {
+    const name = (err && err.name) || "Error";
+    const message = err && err.message !== undefined ? err.message : String(err);
+    return { fn: fn.name, where: where(err, file, fn.file), message: name + ": " + message, stack: String((err && err.stack) || "") };
+  }
+  let h = mod;
+  for (const part of fn.export.split(".")) {
+    h = h == null ? undefined : h[part];
+  }
+  if (typeof h !== "function" && mod && mod.default && typeof mod.default === "object") {
+    h = fn.export.split(".").reduce((o, p) => (o == null ? undefined : o[p]), mod.default);
+  }
+  if (typeof h !== "function") {
+    const names = mod && typeof mod === "object" ? Object.keys(mod).filter((k) => typeof mod[k] === "function") : [];
+    return {
+      fn: fn.name,
+      where: fn.file,
+      message: `export "${fn.export}" is ${h === undefined ? "missing" : "not a function"}` +
+        ` (exported functions: ${names.length ? names.join(", ") : "none"}; use exports.${fn.export} = (event, context) => ...)`,
+    };
+  }
+  handlers.set(fn.name, h);
+  return null;
+}
+
+function call(id, op, fields) {
+  const call = nextCall++;
+  return new Promise((resolve, reject) => {
+    pendingCalls.set(call, { resolve, reject });
+    send(Object.assign({ id, call, op }, fields));
+  });
+}
+
+function makeContext(inv) {
+  const deadlineMs = inv.deadline || 0;
+  const log = (level) => (...args) => send({ id: inv.id, op: "log", level, message: util.format(...args) });
+  const ctx = {
+    invocationId: inv.id,
+    functionName: inv.fn,
+    deadline: deadlineMs ? new Date(deadlineMs) : null,
+    remainingMs: () => (deadlineMs ? Math.max(0, deadlineMs - Date.now()) : Infinity),
+    emit: (stream, data, opts = {}) =>
+      call(inv.id, "emit", Object.assign({ stream, type: opts.type, subject: opts.subject, key: opts.key }, encode(data, opts.contentType)))
+        .then(() => undefined),
+    request: (stream, data, opts = {}) =>
+      call(inv.id, "request", Object.assign({ stream, type: opts.type, subject: opts.subject, key: opts.key }, encode(data, opts.contentType)))
+        .then(decode),
+    log: log("info"),
+  };
+  ctx.log.debug = log("debug");
+  ctx.log.info = log("info");
+  ctx.log.warn = log("warn");
+  ctx.log.error = log("error");
+  return ctx;
+}
+
+function toEvent(e) {
+  return e; // the wire form is already the event users see
+}
+
+async function invoke(inv) {
+  const h = handlers.get(inv.fn);
+  let reply;
+  try {
+    if (!h) throw new Error(`unknown function ${inv.fn}`);
+    const events = inv.events.map(toEvent);
+    const result = await h(events.length === 1 && !inv.batch ? events[0] : events, makeContext(inv));
+    const enc = encode(result);
+    reply = { id: inv.id, result: enc.data, contentType: enc.contentType, base64: enc.base64 };
+    JSON.stringify(reply); // fail here, as the function's error, if the result cannot be sent
+  } catch (err) {
+    let message, stack;
+    if (err instanceof Error) {
+      message = err.message;
+      stack = err.stack;
+    } else {
+      message = typeof err === "string" ? err : util.inspect(err);
+    }
+    reply = { id: inv.id, error: { message, stack } };
+  }
+  send(reply);
+}
+
+async function main() {
+  const rl = readline.createInterface({ input: new net.Socket({ fd: 4, readable: true, writable: false }), crlfDelay: Infinity });
+  for await (const line of rl) {
+    if (!line) continue;
+    const msg = JSON.parse(line);
+    if (msg.load) {
+      const errors = [];
+      for (const fn of msg.load) {
+        const e = await load(fn, msg.dir);
+        if (e) errors.push(e);
+      }
+      send(errors.length ? { loadErrors: errors } : { ready: true });
+    } else if (msg.call) {
+      const p = pendingCalls.get(msg.call);
+      if (!p) continue;
+      pendingCalls.delete(msg.call);
+      if (msg.error) {
+        const err = new Error(msg.error.message);
+        err.code = msg.error.code;
+        p.reject(err);
+      } else {
+        p.resolve(msg);
+      }
+    } else if (msg.id) {
+      invoke(msg);
+    }
+  }
+  // fnbox closed our input: it wants us gone, in-flight work or not.
+  out.end(() => process.exit(0));
+}
+
+main().catch((err) => {
+  console.error("butter node host failed:", err);
+  process.exit(70);
+});

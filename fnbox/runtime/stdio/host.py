@@ -1,0 +1,262 @@
+# Butter Compass python host: runs every function of one deployment in this
+# process and talks to fnbox in JSON lines on fd 4 (fnbox -> host) and fd 3
+# (host -> fnbox), leaving stdout and stderr to the user's code. The
+# protocol is described in package stdio (protocol.go).
+import asyncio
+import base64
+import concurrent.futures
+import datetime
+import importlib.util
+import inspect
+import itertools
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+
+_out = open(3, "wb")
+_out_lock = threading.Lock()
+_handlers = {}
+_modules = {}
+_calls = {}
+_tasks = {}
+_call_ids = itertools.count(1)
+_loop = None
+# Sync handlers run in threads so one blocking handler does not stall the
+# others; the pool is large because handlers mostly wait on I/O.
+_pool = concurrent.futures.ThreadPoolExecutor(max_workers=int(os.environ.get("BUTTER_PYTHON_THREADS", "64")))
+
+
+def _default(o):
+    if isinstance(o, (datetime.datetime, datetime.date)):
+        return o.isoformat()
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+def send(msg):
+    line = (json.dumps(msg, default=_default, separators=(",", ":")) + "\n").encode()
+    with _out_lock:
+        _out.write(line)
+        _out.flush()
+
+
+def is_json_type(ct):
+    ct = (ct or "").split(";")[0].strip().lower()
+    return ct in ("application/json", "text/json") or ct.endswith("+json")
+
+
+def encode(v, content_type=None):
+    """Wire form of data: str is text, bytes binary, None nothing, else JSON."""
+    if v is None:
+        return {}
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return {"data": base64.b64encode(bytes(v)).decode(), "base64": True,
+                "contentType": content_type or "application/octet-stream"}
+    if isinstance(v, str):
+        return {"data": v, "contentType": content_type or "text/plain"}
+    return {"data": v, "contentType": content_type or "application/json"}
+
+
+def decode(msg):
+    r = msg.get("result")
+    if r is None:
+        return None
+    if msg.get("base64"):
+        return base64.b64decode(r)
+    return r
+
+
+class Event(dict):
+    """An event: a dict that also reads as attributes (event.data)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class ButterError(Exception):
+    """A refused or failed context call; code says why (undeclared_stream...)."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
+
+
+def _in_loop():
+    try:
+        return asyncio.get_running_loop() is _loop
+    except RuntimeError:
+        return False
+
+
+class Context:
+    """The function's view of fnbox: emit, request, log, deadline."""
+
+    def __init__(self, inv):
+        self.invocation_id = inv["id"]
+        self.function_name = inv["fn"]
+        self._deadline_ms = inv.get("deadline") or 0
+        self.deadline = (datetime.datetime.fromtimestamp(self._deadline_ms / 1000, tz=datetime.timezone.utc)
+                         if self._deadline_ms else None)
+
+    def remaining_ms(self):
+        if not self._deadline_ms:
+            return float("inf")
+        return max(0, self._deadline_ms - time.time() * 1000)
+
+    remainingMs = remaining_ms
+
+    def log(self, *args, level="info"):
+        parts = [a if isinstance(a, str) else json.dumps(a, default=_default) for a in args]
+        send({"id": self.invocation_id, "op": "log", "level": level, "message": " ".join(parts)})
+
+    def emit(self, stream, data=None, opts=None, **kw):
+        """Write an event; awaitable in async handlers, blocking in sync ones."""
+        return self._call("emit", stream, data, opts, kw, lambda msg: None)
+
+    def request(self, stream, data=None, opts=None, **kw):
+        """Emit and wait for the reply event's data."""
+        return self._call("request", stream, data, opts, kw, decode)
+
+    def _call(self, op, stream, data, opts, kw, convert):
+        o = dict(opts or {}, **kw)
+        cid = next(_call_ids)
+        msg = {"id": self.invocation_id, "call": cid, "op": op, "stream": stream,
+               "type": o.get("type"), "subject": o.get("subject"), "key": o.get("key")}
+        msg.update(encode(data, o.get("contentType") or o.get("content_type")))
+        if _in_loop():
+            fut = _loop.create_future()
+            _calls[cid] = fut
+            send(msg)
+
+            async def wait():
+                return convert(await fut)
+            return wait()
+        # A sync handler in a worker thread: block until fnbox answers.
+        cf = concurrent.futures.Future()
+        _loop.call_soon_threadsafe(_calls.__setitem__, cid, cf)
+        _loop.call_soon_threadsafe(send, msg)
+        return convert(cf.result())
+
+
+def _where(exc, path, rel):
+    if isinstance(exc, SyntaxError) and exc.filename == path and exc.lineno:
+        return f"{rel}:{exc.lineno}"
+    line = None
+    for fr in traceback.extract_tb(exc.__traceback__):
+        if fr.filename == path:
+            line = fr.lineno
+    return f"{rel}:{line}" if line else rel
+
+
+def load(fn, d):
+    path = os.path.realpath(os.path.join(d, fn["file"]))
+    try:
+        mod = _modules.get(path)
+        if mod is None:
+            rel = os.path.relpath(path, d)
+            name = rel[:-3] if rel.endswith(".py") else rel
+            name = name.replace(os.sep, ".")
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None:
+                raise ImportError(f"cannot import {fn['file']}: not a python module (want a .py file)")
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[name] = mod
+            spec.loader.exec_module(mod)
+            _modules[path] = mod
+    except BaseException as e:  # noqa: BLE001 - any failure is a load error to report
+        msg = e.msg if isinstance(e, SyntaxError) else str(e)
+        return {"fn": fn["name"], "where": _where(e, path, fn["file"]),
+                "message": f"{type(e).__name__}: {msg}", "stack": traceback.format_exc()}
+    h = mod
+    for part in fn["export"].split("."):
+        h = getattr(h, part, None)
+    if not callable(h):
+        names = [k for k, v in vars(mod).items() if callable(v) and not k.startswith("_")
+                 and getattr(v, "__module__", None) == mod.__name__]
+        return {"fn": fn["name"], "where": fn["file"],
+                "message": f"function \"{fn['export']}\" is {'missing' if h is None else 'not callable'}"
+                           f" (functions defined: {', '.join(names) or 'none'};"
+                           f" use def {fn['export']}(event, context): ...)"}
+    _handlers[fn["name"]] = h
+    return None
+
+
+async def invoke(inv):
+    try:
+        h = _handlers.get(inv["fn"])
+        if h is None:
+            raise LookupError(f"unknown function {inv['fn']}")
+        events = [Event(e) for e in inv["events"]]
+        arg = events if inv.get("batch") or len(events) != 1 else events[0]
+        ctx = Context(inv)
+        if inspect.iscoroutinefunction(h):
+            result = await h(arg, ctx)
+        else:
+            result = await _loop.run_in_executor(_pool, h, arg, ctx)
+            if inspect.isawaitable(result):
+                result = await result
+        enc = encode(result)
+        reply = {"id": inv["id"], "result": enc.get("data"), "contentType": enc.get("contentType"),
+                 "base64": enc.get("base64", False)}
+        json.dumps(reply, default=_default)  # fail here, as the function's error, if unsendable
+    except asyncio.CancelledError:
+        return  # fnbox gave up on it (deadline) and ignores any reply
+    except BaseException as e:  # noqa: BLE001 - the function's failure, reported to fnbox
+        reply = {"id": inv["id"], "error": {"message": str(e) or type(e).__name__,
+                                            "stack": traceback.format_exc()}}
+    finally:
+        _tasks.pop(inv["id"], None)
+    send(reply)
+
+
+def handle(msg):
+    if "load" in msg:
+        # The deployment's own modules import each other as top-level names.
+        sys.path.insert(0, msg["dir"])
+        errors = [e for e in (load(fn, msg["dir"]) for fn in msg["load"]) if e]
+        send({"loadErrors": errors} if errors else {"ready": True})
+    elif msg.get("call"):
+        fut = _calls.pop(msg["call"], None)
+        if fut is None or fut.done():
+            return
+        err = msg.get("error")
+        if err:
+            fut.set_exception(ButterError(err.get("message"), err.get("code")))
+        else:
+            fut.set_result(msg)
+    elif msg.get("cancel"):
+        task = _tasks.get(msg["cancel"])
+        if task:
+            task.cancel()
+    elif msg.get("id"):
+        _tasks[msg["id"]] = _loop.create_task(invoke(msg))
+
+
+def read_input():
+    with open(4, "rb") as f:
+        for line in f:
+            if line.strip():
+                _loop.call_soon_threadsafe(handle, json.loads(line))
+    # fnbox closed our input: it wants us gone, in-flight work or not.
+    with _out_lock:
+        _out.flush()
+    os._exit(0)
+
+
+def main():
+    global _loop
+    _loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(_loop)
+    threading.Thread(target=read_input, daemon=True).start()
+    _loop.run_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""Functions for the stdio unit tests: crashing the host, binary data."""
+import base64
+import os
+
+
+def crash(event, context):
+    os._exit(3)
+
+
+def bytes_(event, context):
+    return base64.b64decode(event.data)[::-1]
+
+
+def echo(event, context):
+    return dict(event)
+
+
+def env(event, context):
+    return {"fixture": os.environ.get("FIXTURE_ENV"), "spec": os.environ.get("SPEC_ENV")}

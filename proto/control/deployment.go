@@ -1,0 +1,160 @@
+package control
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/buttercompass/butter/proto/descriptor"
+	"github.com/buttercompass/butter/proto/topics"
+)
+
+// MaxCodeSize is the largest code archive (tar.gz) a deployment may carry.
+// Bigger code belongs in a container image (platform: image).
+const MaxCodeSize = 8 << 20
+
+// MaxRecordBytes bounds one _butter.deployments record: MaxCodeSize grows
+// by a third in base64, plus the descriptor (descriptor.MaxSize) and the
+// other fields. Kafka's default max.message.bytes (1 MiB) is far below it,
+// so the deployments topic is given this as its max.message.bytes
+// (DeploymentsTopicConfigs) and producers of the record raise their batch
+// limit to it (kgo.ProducerBatchMaxBytes); consumers raise
+// kgo.FetchMaxPartitionBytes to it.
+const MaxRecordBytes = 16 << 20
+
+// DescriptorFile is the descriptor's file name inside a code archive and
+// in an unpacked deployment directory.
+const DescriptorFile = "butter.yaml"
+
+// Deployment is the desired state of one deployment: the JSON value of a
+// _butter.deployments record whose key is Name. A record with a nil value
+// (a tombstone) means the deployment was deleted.
+type Deployment struct {
+	// Name is the deployment name, equal to the descriptor's name and to
+	// the record key.
+	Name string `json:"name"`
+	// Version is the descriptor's version, else ContentVersion of the
+	// descriptor and code.
+	Version string `json:"version"`
+	// Descriptor is the descriptor source (YAML or JSON) exactly as
+	// submitted. Parse re-derives the parsed descriptor from it.
+	Descriptor string `json:"descriptor"`
+	// Code is the code archive, a tar.gz holding butter.yaml and the code,
+	// at most MaxCodeSize bytes; base64 in JSON. Empty for a deployment
+	// submitted as a descriptor alone (platform image, or commands found
+	// on the host).
+	Code []byte `json:"code,omitempty"`
+	// Created is when the deployment was first stored.
+	Created time.Time `json:"created"`
+	// Updated is when this version of the record was stored.
+	Updated time.Time `json:"updated"`
+	// Actor is who stored this version (see ExtActor).
+	Actor string `json:"actor"`
+}
+
+// Errors of DecodeDeployment and Deployment.Validate.
+var (
+	// ErrCodeTooBig means the code archive is over MaxCodeSize.
+	ErrCodeTooBig = fmt.Errorf("code archive is over %d MiB: ship big code as a container image (platform: image)", MaxCodeSize>>20)
+	// ErrNameMismatch means the record key, the Name field and the
+	// descriptor's name disagree.
+	ErrNameMismatch = errors.New("deployment name does not match the descriptor's name")
+)
+
+// DescriptorFilename labels problems of a stored descriptor, so they read
+// "orders/butter.yaml:3:5 ...".
+func (d Deployment) DescriptorFilename() string { return d.Name + "/" + DescriptorFile }
+
+// Parse parses the stored descriptor. A record written by the deployer
+// always parses; an error means a hand-written or corrupt record.
+func (d Deployment) Parse() (*descriptor.Descriptor, error) {
+	desc, err := descriptor.Parse(d.DescriptorFilename(), []byte(d.Descriptor))
+	if err != nil {
+		return nil, fmt.Errorf("parse descriptor of deployment %q: %w", d.Name, err)
+	}
+	if desc.Name != d.Name {
+		return nil, fmt.Errorf("deployment %q holds a descriptor named %q: %w", d.Name, desc.Name, ErrNameMismatch)
+	}
+	return desc, nil
+}
+
+// Validate checks what a reader relies on: a parsable descriptor of the
+// same name, a version and code within MaxCodeSize.
+func (d Deployment) Validate() error {
+	if len(d.Code) > MaxCodeSize {
+		return fmt.Errorf("validate deployment %q: %w", d.Name, ErrCodeTooBig)
+	}
+	if d.Version == "" {
+		return fmt.Errorf("validate deployment %q: no version", d.Name)
+	}
+	_, err := d.Parse()
+	return err
+}
+
+// ContentVersion is the version of a deployment whose descriptor gives
+// none: the first 12 hex digits of the SHA-256 of the descriptor source
+// and the code, so the same content always gets the same version.
+func ContentVersion(descriptorSource string, code []byte) string {
+	h := sha256.New()
+	// Length-prefix the descriptor so moving bytes between the two parts
+	// changes the hash.
+	h.Write([]byte(strconv.Itoa(len(descriptorSource)) + ":"))
+	h.Write([]byte(descriptorSource))
+	h.Write(code)
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// DeploymentRecord returns the record storing d on topic (the namespaced
+// _butter.deployments).
+func DeploymentRecord(topic string, d Deployment) (*kgo.Record, error) {
+	v, err := json.Marshal(d)
+	if err != nil {
+		return nil, fmt.Errorf("encode deployment %q: %w", d.Name, err)
+	}
+	return &kgo.Record{Topic: topic, Key: []byte(d.Name), Value: v}, nil
+}
+
+// DeploymentTombstone returns the record deleting deployment name.
+func DeploymentTombstone(topic, name string) *kgo.Record {
+	return &kgo.Record{Topic: topic, Key: []byte(name)}
+}
+
+// DecodeDeployment decodes a _butter.deployments record. deleted is true
+// for a tombstone, with d holding only the name.
+func DecodeDeployment(r *kgo.Record) (d Deployment, deleted bool, err error) {
+	name := string(r.Key)
+	if r.Value == nil {
+		return Deployment{Name: name}, true, nil
+	}
+	if err := json.Unmarshal(r.Value, &d); err != nil {
+		return Deployment{}, false, fmt.Errorf("decode deployment record %q at offset %d: %w", name, r.Offset, err)
+	}
+	if d.Name != name {
+		return Deployment{}, false, fmt.Errorf("decode deployment record %q at offset %d: value names %q: %w", name, r.Offset, d.Name, ErrNameMismatch)
+	}
+	return d, false, nil
+}
+
+// DeploymentsTopicConfigs returns the topic configs the deployments topic
+// needs beyond its topics.Spec: a max.message.bytes that fits a record
+// with a full-size code archive.
+func DeploymentsTopicConfigs() map[string]string {
+	return map[string]string{"max.message.bytes": strconv.Itoa(MaxRecordBytes)}
+}
+
+// DeploymentsSpec returns the spec of _butter.deployments from
+// topics.Internal, for services that create it.
+func DeploymentsSpec() topics.Spec {
+	for _, s := range topics.Internal() {
+		if s.Name == topics.Deployments {
+			return s
+		}
+	}
+	return topics.Spec{Name: topics.Deployments, Partitions: 1, Compact: true, Retention: topics.Forever}
+}

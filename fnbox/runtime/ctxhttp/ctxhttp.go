@@ -33,7 +33,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net"
 	"net/http"
 	"strings"
@@ -270,7 +269,7 @@ func (b EmitBody) Emit() (runtime.Emit, error) {
 		var s string
 		isString := json.Unmarshal(b.Data, &s) == nil
 		switch {
-		case isString && (e.ContentType == "" || !IsJSON(e.ContentType)):
+		case isString && (e.ContentType == "" || !runtime.IsJSON(e.ContentType)):
 			e.Data = []byte(s)
 			if e.ContentType == "" {
 				e.ContentType = "text/plain"
@@ -290,7 +289,7 @@ func (b EmitBody) Emit() (runtime.Emit, error) {
 // of a text line works).
 func ParseLog(contentType string, body []byte) (slog.Level, string) {
 	var lb LogBody
-	if IsJSON(contentType) || (len(body) > 0 && body[0] == '{') {
+	if runtime.IsJSON(contentType) || (len(body) > 0 && body[0] == '{') {
 		if err := json.Unmarshal(body, &lb); err == nil && lb.Message != "" {
 			return ParseLevel(lb.Level), lb.Message
 		}
@@ -310,16 +309,6 @@ func ParseLevel(s string) slog.Level {
 		return slog.LevelError
 	}
 	return slog.LevelInfo
-}
-
-// IsJSON reports whether a content type is JSON: application/json or any
-// +json type, parameters ignored.
-func IsJSON(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		mt = strings.TrimSpace(strings.ToLower(contentType))
-	}
-	return mt == "application/json" || strings.HasSuffix(mt, "+json") || mt == "text/json"
 }
 
 // failHost answers a Host error with a status that says whose fault it is.

@@ -3,13 +3,12 @@ package exec
 import (
 	"encoding/base64"
 	"encoding/json"
-	"mime"
-	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/types"
 
+	"github.com/buttercompass/butter/fnbox/runtime"
 	"github.com/buttercompass/butter/proto/envelope"
 )
 
@@ -48,9 +47,9 @@ func structured(d envelope.Delivery) map[string]any {
 	data := e.Data()
 	switch {
 	case len(data) == 0:
-	case (ct == "" || isJSON(ct)) && json.Valid(data):
+	case (ct == "" || runtime.IsJSON(ct)) && json.Valid(data):
 		m["data"] = json.RawMessage(data)
-	case utf8.Valid(data) && isText(ct):
+	case utf8.Valid(data) && runtime.IsText(ct):
 		m["data"] = string(data)
 	default:
 		m["data_base64"] = base64.StdEncoding.EncodeToString(data)
@@ -69,26 +68,4 @@ func payload(ds []envelope.Delivery, batch bool) ([]byte, error) {
 		all[i] = structured(d)
 	}
 	return json.Marshal(all)
-}
-
-func isJSON(ct string) bool {
-	mt := mediaType(ct)
-	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
-}
-
-func isText(ct string) bool {
-	mt := mediaType(ct)
-	if mt == "" || strings.HasPrefix(mt, "text/") || isJSON(ct) || strings.HasSuffix(mt, "xml") {
-		return true
-	}
-	_, params, _ := mime.ParseMediaType(ct)
-	return params["charset"] != ""
-}
-
-func mediaType(ct string) string {
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return strings.ToLower(strings.TrimSpace(ct))
-	}
-	return mt
 }

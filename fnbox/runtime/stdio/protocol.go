@@ -4,8 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"mime"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -159,10 +157,10 @@ func encodeData(data []byte, contentType string) (json.RawMessage, bool) {
 	if len(data) == 0 {
 		return json.RawMessage("null"), false
 	}
-	if (contentType == "" || isJSON(contentType)) && json.Valid(data) {
+	if (contentType == "" || runtime.IsJSON(contentType)) && json.Valid(data) {
 		return json.RawMessage(data), false
 	}
-	if utf8.Valid(data) && isText(contentType) {
+	if utf8.Valid(data) && runtime.IsText(contentType) {
 		b, _ := json.Marshal(string(data))
 		return b, false
 	}
@@ -188,7 +186,7 @@ func decodeData(raw json.RawMessage, contentType string, b64 bool) ([]byte, stri
 		return b, or(contentType, "application/octet-stream"), nil
 	}
 	var s string
-	if raw[0] == '"' && (contentType == "" || !isJSON(contentType)) && json.Unmarshal(raw, &s) == nil {
+	if raw[0] == '"' && (contentType == "" || !runtime.IsJSON(contentType)) && json.Unmarshal(raw, &s) == nil {
 		return []byte(s), or(contentType, "text/plain"), nil
 	}
 	return []byte(raw), or(contentType, "application/json"), nil
@@ -208,29 +206,4 @@ func or(s, def string) string {
 		return def
 	}
 	return s
-}
-
-// isJSON reports whether a content type is JSON.
-func isJSON(ct string) bool {
-	mt := mediaType(ct)
-	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
-}
-
-// isText reports whether a content type is text a handler should get as a
-// string; unstated counts as text since the data was valid UTF-8.
-func isText(ct string) bool {
-	mt := mediaType(ct)
-	if mt == "" || strings.HasPrefix(mt, "text/") || isJSON(ct) || strings.HasSuffix(mt, "xml") {
-		return true
-	}
-	_, params, _ := mime.ParseMediaType(ct)
-	return params["charset"] != "" || mt == "application/x-www-form-urlencoded" || mt == "application/javascript"
-}
-
-func mediaType(ct string) string {
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return strings.ToLower(strings.TrimSpace(ct))
-	}
-	return mt
 }

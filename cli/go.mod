@@ -3,8 +3,9 @@ module github.com/buttercompass/butter/cli
 go 1.26.0
 
 require (
-	github.com/buttercompass/butter/broker-bridge v0.0.0-00010101000000-000000000000
+	github.com/buttercompass/butter/broker-bridge v0.0.0
 	github.com/buttercompass/butter/deployer v0.0.0-00010101000000-000000000000
+	github.com/buttercompass/butter/fnbox v0.0.0-00010101000000-000000000000
 	github.com/buttercompass/butter/proto v0.0.0
 	github.com/cloudevents/sdk-go/v2 v2.16.2
 	github.com/spf13/cobra v1.10.2
@@ -59,5 +60,6 @@ require (
 replace (
 	github.com/buttercompass/butter/broker-bridge => ../broker-bridge
 	github.com/buttercompass/butter/deployer => ../deployer
+	github.com/buttercompass/butter/fnbox => ../fnbox
 	github.com/buttercompass/butter/proto => ../proto
 )

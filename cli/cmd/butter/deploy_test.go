@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDeployPythonEndToEnd runs butter up, deploys a Python function that
@@ -41,6 +42,8 @@ functions:
 `)
 	writeFile(t, filepath.Join(dir, "handler.py"), `
 def handle(event, context):
+    if event["data"]["n"] == 7:
+        context.log("seven seen")
     return {"n": event["data"]["n"], "offset": event["offset"]}
 `)
 	b("", "stream", "create", "numbers", "--partitions", "1")
@@ -78,7 +81,43 @@ def handle(event, context):
 			t.Fatalf("replayed result %d is for n=%d, want %d", i, data.N, 400+i)
 		}
 	}
+	if !pollLogs(t, b, "count/handle", "seven seen") {
+		t.Fatal("butter logs never showed the function's context.log line")
+	}
 	d("rm", "count")
+}
+
+// pollLogs runs butter logs until a line contains want: logs are written
+// asynchronously, after the result.
+func pollLogs(t *testing.T, b func(string, ...string) result, target, want string) bool {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Contains(b("", "logs", target).stdout, want) {
+			return true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return false
+}
+
+// TestFnTest runs a function locally with nothing else running.
+func TestFnTest(t *testing.T) {
+	r := butter(t, `{"total": 10}`, "fn", "test", "../../../examples/enrich", "--event", "-")
+	if r.code != 0 || !strings.Contains(r.stdout, `result (application/json): {"order":{"total":10},"totalWithTax":12.0}`) ||
+		!strings.Contains(r.stdout, "log INFO: enriching order") {
+		t.Fatalf("fn test: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "butter.yaml"), "name: boom\nplatform: node\nfunctions:\n  - fn: h.js:boom\n    bindings: { streams: [x] }\n")
+	writeFile(t, filepath.Join(dir, "h.js"), "exports.boom = () => { throw new Error('no luck'); };\n")
+	if r := butter(t, "{}", "fn", "test", dir, "--event", "-"); r.code == 0 || !strings.Contains(r.stderr, "no luck") {
+		t.Fatalf("fn test of a throwing function: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	writeFile(t, filepath.Join(dir, "h.js"), "exports.boom = ( => 1;\n")
+	if r := butter(t, "{}", "fn", "test", dir, "--event", "-"); r.code == 0 || !strings.Contains(r.stderr, "h.js") {
+		t.Fatalf("fn test of a function with a syntax error: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }
 
 type tailEvent struct {

@@ -112,7 +112,8 @@ func TestHelpOnEveryCommand(t *testing.T) {
 	for _, args := range [][]string{
 		{"--help"}, {"up", "--help"}, {"broker", "--help"}, {"stream", "--help"},
 		{"stream", "create", "--help"}, {"stream", "ls", "--help"}, {"stream", "tail", "--help"},
-		{"publish", "--help"}, {"validate", "--help"},
+		{"publish", "--help"}, {"validate", "--help"}, {"deploy", "--help"}, {"ls", "--help"},
+		{"get", "--help"}, {"rm", "--help"}, {"replay", "--help"}, {"logs", "--help"}, {"fn", "test", "--help"},
 	} {
 		r := butter(t, "", args...)
 		if r.code != 0 || !strings.Contains(r.stdout, "Usage:") {

@@ -82,6 +82,8 @@ BUTTER_BROKERS, else 127.0.0.1:9092.`,
 		a.getCmd(),
 		a.rmCmd(),
 		a.replayCmd(),
+		a.logsCmd(),
+		a.fnCmd(),
 	)
 	return root
 }

@@ -1,7 +1,7 @@
 # Butter Compass. `make run` starts the platform on the embedded broker,
 # `make test` runs every module's tests. Modules are listed in go.work.
 
-MODULES := proto broker-bridge cli e2e deployer fnbox
+MODULES := proto broker-bridge cli e2e deployer fnbox fnbox/sdk
 GO      ?= go
 BIN     := bin
 DATA    ?= .butter

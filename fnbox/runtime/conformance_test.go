@@ -9,6 +9,7 @@ import (
 
 	"github.com/buttercompass/butter/fnbox/runtime"
 	rtexec "github.com/buttercompass/butter/fnbox/runtime/exec"
+	"github.com/buttercompass/butter/fnbox/runtime/httprt"
 	"github.com/buttercompass/butter/fnbox/runtime/stdio"
 )
 
@@ -48,6 +49,50 @@ func TestConformanceExec(t *testing.T) {
 	runtime.RunConformance(t, runtime.Conformance{
 		Name: "exec", Dir: fixture("exec"), Start: rtexec.Start, StdoutIsResult: true,
 	})
+}
+
+func TestConformanceHTTP(t *testing.T) {
+	// The http fixture is a python http.server; http itself needs no language.
+	need(t, "python3", "install Python 3: apt-get install -y python3")
+	runtime.RunConformance(t, runtime.Conformance{Name: "http", Dir: fixture("http"), Start: httprt.Start})
+}
+
+func TestConformanceGo(t *testing.T) {
+	need(t, "go", "install Go: https://go.dev/dl")
+	runtime.RunConformance(t, runtime.Conformance{Name: "go", Dir: buildGoFixture(t), Start: httprt.Start})
+}
+
+// buildGoFixture copies the go fixture's descriptors into a temporary
+// directory and builds its main.go there as ./handler, the command its
+// butter.yaml names: fnbox builds nothing for platform go yet.
+func buildGoFixture(t *testing.T) string {
+	t.Helper()
+	src, err := filepath.Abs(fixture("go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, f := range []string{"butter.yaml", filepath.Join("broken", "butter.yaml")} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatalf("read go fixture: %v", err)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The fixture is its own module, outside the workspace, with a replace
+	// to the SDK in this repository.
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", filepath.Join(dir, "handler"), ".")
+	build.Dir = src
+	build.Env = append(os.Environ(), "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the go fixture: %v\n%s", err, out)
+	}
+	return dir
 }
 
 // TestConformanceTestHost checks the suite's own Host refuses what fnbox

@@ -17,18 +17,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/buttercompass/butter/fnbox/runtime"
-	"github.com/buttercompass/butter/fnbox/runtime/exec"
-	"github.com/buttercompass/butter/fnbox/runtime/stdio"
+	"github.com/buttercompass/butter/fnbox/runtime/platforms"
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/envelope"
 )
-
-// localPlatforms are the platforms butter fn test can run without fnbox.
-var localPlatforms = map[string]func(context.Context, runtime.Spec) (runtime.Runtime, error){
-	descriptor.PlatformNode:   stdio.Start,
-	descriptor.PlatformPython: stdio.Start,
-	descriptor.PlatformExec:   exec.Start,
-}
 
 func (a *app) fnCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "fn", Short: "Work on functions locally"}
@@ -72,9 +64,9 @@ which becomes the data of an event of type butter.cli.event.`,
 			if err != nil {
 				return err
 			}
-			start, ok := localPlatforms[d.Platform]
+			start, ok := platforms.All()[d.Platform]
 			if !ok {
-				return fmt.Errorf("butter fn test runs node, python and exec functions; %s is platform %s", file, d.Platform)
+				return fmt.Errorf("butter fn test cannot run platform %s (%s) locally", d.Platform, file)
 			}
 			ctx := cmd.Context()
 			rt, err := start(ctx, runtime.Spec{Deployment: d, Functions: []string{fn.Name}, Dir: dir,

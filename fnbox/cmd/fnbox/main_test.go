@@ -18,8 +18,7 @@ import (
 	"github.com/buttercompass/butter/proto/topics"
 )
 
-// bin is the fnbox binary under test, built with -tags fnboxtest so that an
-// exec platform exists even before the real one is wired in.
+// bin is the fnbox binary under test, built once for every test.
 var bin string
 
 func TestMain(m *testing.M) {
@@ -29,7 +28,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = filepath.Join(dir, "fnbox")
-	if out, err := exec.Command("go", "build", "-tags", "fnboxtest", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build fnbox: %v\n%s", err, out)
 		os.Exit(1)
 	}

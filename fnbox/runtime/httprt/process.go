@@ -1,0 +1,228 @@
+package httprt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	osexec "os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/buttercompass/butter/fnbox/runtime"
+)
+
+// process is one running function server.
+type process struct {
+	cmd    *osexec.Cmd
+	argv   []string
+	url    string
+	stderr *lineWriter
+	stdout *lineWriter
+	// exitCtx is cancelled when the process exited; err is then its exit
+	// status.
+	exitCtx context.Context
+	err     error
+}
+
+// startProcess starts argv serving on a free port and waits until the port
+// accepts connections.
+func startProcess(ctx context.Context, argv []string, dir string, env []string, stdout, stderr io.Writer) (*process, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, fmt.Errorf("pick a port for %s: %w", argv[0], err)
+	}
+	cmd := osexec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = append(env, EnvPort+"="+strconv.Itoa(port))
+	p := &process{cmd: cmd, argv: argv, url: "http://127.0.0.1:" + strconv.Itoa(port),
+		stdout: &lineWriter{dst: stdout}, stderr: &lineWriter{dst: stderr}}
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	// Own process group, so stopping the server stops what it started too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %v: %w", argv[0], err, runtime.ErrLoad)
+	}
+	exitCtx, exited := context.WithCancel(context.Background())
+	p.exitCtx = exitCtx
+	go func() {
+		p.err = cmd.Wait() // written before exited: read after <-exitCtx.Done()
+		p.stdout.Flush()
+		p.stderr.Flush()
+		exited()
+	}()
+	if err := p.waitReady(ctx, "127.0.0.1:"+strconv.Itoa(port)); err != nil {
+		p.kill()
+		return nil, err
+	}
+	return p, nil
+}
+
+// freePort asks the kernel for a free loopback port. Another process may
+// take it before the server binds it; the server then fails to start,
+// which the caller sees.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitReady polls addr until it accepts a connection.
+func (p *process) waitReady(ctx context.Context, addr string) error {
+	timeout := time.NewTimer(ReadyTimeout)
+	defer timeout.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	name := filepath.Base(p.argv[0])
+	cmdline := strings.Join(append([]string{name}, p.argv[1:]...), " ")
+	for {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-p.exitCtx.Done():
+			msg := p.stderr.Last()
+			if msg == "" {
+				msg = fmt.Sprint(p.err)
+			}
+			return fmt.Errorf("%s exited before serving $PORT: %s: %w", cmdline, msg, runtime.ErrLoad)
+		case <-timeout.C:
+			return fmt.Errorf("%s did not accept connections on $PORT (%s) within %v: serve HTTP on the port in $PORT: %w", cmdline, addr, ReadyTimeout, runtime.ErrLoad)
+		case <-ctx.Done():
+			return fmt.Errorf("start %s: %w", cmdline, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func (p *process) dead() bool { return p.exitCtx.Err() != nil }
+
+// exitedSoon reports whether the process exits within exitGrace, for a
+// call whose connection failed.
+func (p *process) exitedSoon(ctx context.Context) bool {
+	t := time.NewTimer(exitGrace)
+	defer t.Stop()
+	select {
+	case <-p.exitCtx.Done():
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return p.dead()
+}
+
+// exitErr is the exit status; call only once dead.
+func (p *process) exitErr() error {
+	<-p.exitCtx.Done()
+	return p.err
+}
+
+// exitFailure is the failure of a call cut off by the server's death: the
+// function's fault, so retried (the server restarts on the next call).
+func (p *process) exitFailure() error {
+	<-p.exitCtx.Done()
+	msg := fmt.Sprintf("%s exited while handling the event (%v)", filepath.Base(p.argv[0]), p.err)
+	if last := p.stderr.Last(); last != "" {
+		msg += ": " + last
+	}
+	return &runtime.FunctionError{Message: msg, Stack: p.stderr.Tail()}
+}
+
+func (p *process) kill() {
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.exitCtx.Done()
+}
+
+// stop sends SIGTERM to the process group and SIGKILL when ctx is done.
+func (p *process) stop(ctx context.Context) error {
+	if p.dead() {
+		return nil
+	}
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("signal: %w", err)
+	}
+	select {
+	case <-p.exitCtx.Done():
+		return nil
+	case <-ctx.Done():
+		p.kill()
+		return fmt.Errorf("killed after SIGTERM: %w", ctx.Err())
+	}
+}
+
+// tailLines is how many stderr lines a FunctionError's Stack keeps.
+const tailLines = 20
+
+// lineWriter forwards output to dst a whole line at a time (fnbox turns
+// each write into a log record, so half lines would split records) and
+// remembers the last lines: the last is the message of a failed start.
+type lineWriter struct {
+	dst     io.Writer
+	mu      sync.Mutex
+	partial []byte
+	tail    []string
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		w.line(w.partial[:i+1])
+		w.partial = w.partial[i+1:]
+	}
+	return len(p), nil
+}
+
+func (w *lineWriter) line(l []byte) {
+	if w.dst != nil {
+		w.dst.Write(l) // a failing log sink must not fail the function
+	}
+	if s := strings.TrimSpace(string(l)); s != "" {
+		w.tail = append(w.tail, s)
+		if len(w.tail) > tailLines {
+			w.tail = w.tail[1:]
+		}
+	}
+}
+
+// Flush passes on a last line without a newline.
+func (w *lineWriter) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.partial) > 0 {
+		w.line(append(w.partial, '\n'))
+		w.partial = nil
+	}
+}
+
+// Last returns the last non-empty line.
+func (w *lineWriter) Last() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.tail) == 0 {
+		return ""
+	}
+	return w.tail[len(w.tail)-1]
+}
+
+// Tail returns the last lines, joined.
+func (w *lineWriter) Tail() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(w.tail, "\n")
+}

@@ -1,0 +1,3 @@
+module github.com/buttercompass/butter/fnbox/sdk
+
+go 1.26.0

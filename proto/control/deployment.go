@@ -158,3 +158,15 @@ func DeploymentsSpec() topics.Spec {
 	}
 	return topics.Spec{Name: topics.Deployments, Partitions: 1, Compact: true, Retention: topics.Forever}
 }
+
+// ExitCodeLoadError is the exit status of an fnbox whose function code
+// failed to load (a syntax error, a missing export, a command that does not
+// exist). Restarting cannot fix it, so the deployer reports it as the
+// deployment's error and stops restarting that version. 78 is sysexits'
+// EX_CONFIG.
+const ExitCodeLoadError = 78
+
+// ReadyMessage is the msg of the log line fnbox writes once its functions'
+// code is loaded and every consumer group joined. Until the deployer sees
+// it in an instance's output, the instance is starting, not running.
+const ReadyMessage = "fnbox ready"

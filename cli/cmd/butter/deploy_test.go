@@ -85,6 +85,23 @@ def handle(event, context):
 		t.Fatal("butter logs never showed the function's context.log line")
 	}
 	d("rm", "count")
+
+	// A syntax error in the code is reported by deploy, not crash-looped.
+	writeFile(t, filepath.Join(dir, "handler.py"), "def handle(event, context)\n    return 1\n")
+	r := butter(t, "", "deploy", dir, "--brokers", addr, "--deployer", "http://"+deployerAddr, "--timeout", "60s")
+	if r.code == 0 || !strings.Contains(r.stderr, "cannot start") || !strings.Contains(r.stderr, "handler.py") {
+		t.Fatalf("deploy of broken code: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var st struct {
+		Functions []struct {
+			Restarts int  `json:"restarts"`
+			Broken   bool `json:"broken"`
+		} `json:"functions"`
+	}
+	json.Unmarshal([]byte(d("get", "count", "-o", "json").stdout), &st)
+	if len(st.Functions) != 1 || !st.Functions[0].Broken || st.Functions[0].Restarts != 1 {
+		t.Fatalf("status of a deployment whose code does not load: %+v", st)
+	}
 }
 
 // pollLogs runs butter logs until a line contains want: logs are written

@@ -75,6 +75,9 @@ func (a *app) waitRunning(ctx context.Context, c *deployerClient, name string) e
 		}
 		ready, line := true, ""
 		for _, f := range st.Functions {
+			if f.Broken {
+				return fmt.Errorf("%s version %s cannot start: function %s: %s", name, st.Version, f.Name, f.LastError)
+			}
 			line += fmt.Sprintf("  %s %d/%d", f.Name, f.Running, f.Desired)
 			if f.LastError != "" {
 				line += " (" + f.LastError + ")"

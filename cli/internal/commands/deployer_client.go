@@ -38,6 +38,7 @@ type functionStatus struct {
 	Running   int    `json:"running"`
 	LastError string `json:"lastError,omitempty"`
 	Restarts  int    `json:"restarts,omitempty"`
+	Broken    bool   `json:"broken,omitempty"`
 }
 
 type deploymentStatus struct {

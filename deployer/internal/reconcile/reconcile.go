@@ -79,6 +79,9 @@ type slot struct {
 	failures  int
 	next      time.Time // no start before
 	lastError string
+	// broken is the version whose code failed to load: it is not started
+	// again, a new version is.
+	broken string
 }
 
 // FunctionStatus is one function's part of a deployment's status.
@@ -92,6 +95,9 @@ type FunctionStatus struct {
 	LastError string `json:"lastError,omitempty"`
 	// Restarts counts consecutive crashes of its replicas.
 	Restarts int `json:"restarts,omitempty"`
+	// Broken reports that this version's code failed to load: it is not
+	// restarted, and only a new version can fix it.
+	Broken bool `json:"broken,omitempty"`
 }
 
 // New returns a reconciler; call Run.
@@ -256,7 +262,7 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 		st := r.slot(k)
 		if len(current) == 0 {
 			r.mu.Lock()
-			wait := now.Before(st.next)
+			wait := now.Before(st.next) || st.broken == w.dep.Version
 			r.mu.Unlock()
 			if !wait {
 				in, err := rt.Start(ctx, runtime.InstanceSpec{
@@ -359,6 +365,11 @@ func (r *Reconciler) crashed(ctx context.Context, k slotKey, in runtime.Instance
 		return // exited while unwanted: nobody cares
 	}
 	n := r.failed(k, in.Error, now)
+	if in.Permanent {
+		r.mu.Lock()
+		r.slots[k].broken = in.Version
+		r.mu.Unlock()
+	}
 	r.log.Warn("instance crashed", kit.KeyDeployment, in.Deployment, "instance", in.ID, kit.KeyError, in.Error, "restarts", n)
 	if r.cfg.Events == nil {
 		return
@@ -400,13 +411,14 @@ func (r *Reconciler) Status(d control.Deployment) []FunctionStatus {
 	for _, f := range desc.Functions {
 		fs := FunctionStatus{Name: f.Name, Desired: f.Scale.MinReplicas()}
 		for _, in := range insts {
-			if in.Version == d.Version && slices.Contains(in.Functions, f.Name) {
+			if in.Version == d.Version && in.Ready && slices.Contains(in.Functions, f.Name) {
 				fs.Running++
 			}
 		}
 		for i := range fs.Desired {
 			if s := r.slots[slotKey{d.Name, i}]; s != nil && s.lastError != "" {
 				fs.LastError, fs.Restarts = s.lastError, max(fs.Restarts, s.failures)
+				fs.Broken = fs.Broken || s.broken == d.Version
 			}
 		}
 		out = append(out, fs)

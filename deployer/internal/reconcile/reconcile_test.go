@@ -151,10 +151,14 @@ func TestStartsMinReplicasAndStopsOnDelete(t *testing.T) {
 	r, _ := run(t, rt, src, false)
 	insts := wantReplicas(t, rt, "v1", []string{"a", "b"}, []string{"a"})
 
-	st := r.Status(d)
-	if st[0].Name != "a" || st[0].Desired != 2 || st[0].Running != 2 || st[1].Desired != 1 || st[1].Running != 1 {
-		t.Errorf("status = %+v", st)
-	}
+	// Running counts instances once they say they are ready.
+	testutil.Eventually(t, "status running", func() error {
+		st := r.Status(d)
+		if st[0].Name != "a" || st[0].Desired != 2 || st[0].Running != 2 || st[1].Desired != 1 || st[1].Running != 1 {
+			return fmt.Errorf("status = %+v", st)
+		}
+		return nil
+	})
 
 	src.set(d, true)
 	testutil.Eventually(t, "instances stopped", func() error {

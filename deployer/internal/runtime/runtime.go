@@ -70,6 +70,13 @@ type Instance struct {
 	State      State     `json:"state"`
 	// Error says why an exited instance exited.
 	Error string `json:"error,omitempty"`
+	// Ready reports that the instance said it is serving (its code loaded,
+	// its consumer groups joined); a running instance not yet ready is
+	// starting.
+	Ready bool `json:"ready"`
+	// Permanent reports an exit that restarting cannot fix: the function
+	// code failed to load.
+	Permanent bool `json:"permanent,omitempty"`
 	// Adopted reports an instance started by an earlier deployer run.
 	Adopted bool `json:"adopted,omitempty"`
 }

@@ -9,13 +9,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/buttercompass/butter/fnbox/box"
+	"github.com/buttercompass/butter/fnbox/runtime"
+	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/topics"
@@ -44,6 +48,9 @@ func main() {
 	defer stop()
 	if err := run(ctx, c); err != nil {
 		fmt.Fprintln(os.Stderr, "fnbox:", err)
+		if errors.Is(err, runtime.ErrLoad) {
+			os.Exit(control.ExitCodeLoadError)
+		}
 		os.Exit(1)
 	}
 }
@@ -100,6 +107,7 @@ func run(ctx context.Context, c config) error {
 	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
 	adminErr := make(chan error, 1)
 	go func() { adminErr <- admin.Serve(adminCtx) }()
+	go announceReady(ctx, b, log)
 	go func() { <-ctx.Done(); admin.SetDraining() }()
 
 	err = b.Run(ctx)
@@ -107,4 +115,22 @@ func run(ctx context.Context, c config) error {
 	err = errors.Join(err, <-adminErr)
 	log.Info("fnbox stopped", "deployment", desc.Name)
 	return err
+}
+
+// announceReady logs control.ReadyMessage once the box is ready: the
+// deployer reads it from the instance's output to count it as running.
+func announceReady(ctx context.Context, b *box.Box, log *slog.Logger) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if b.Ready(ctx) == nil {
+				log.Info(control.ReadyMessage)
+				return
+			}
+		}
+	}
 }

@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -71,6 +72,10 @@ type proc struct {
 	rec  record
 	done chan struct{} // closed when the process is gone
 	err  error         // why it exited; set before done closes
+	// permanent: it exited because the code failed to load.
+	permanent bool
+	// ready: its output said control.ReadyMessage (adopted ones were).
+	ready atomic.Bool
 	// adopted processes are not our children: their exit is seen by
 	// polling /proc, and their exit status is unknown.
 	adopted bool
@@ -151,10 +156,15 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 	}}
 	go func() {
 		err := cmd.Wait()
-		if err == nil {
-			err = errors.New("exited with status 0")
+		switch {
+		case err == nil:
+			p.err = errors.New("fnbox exited with status 0")
+		case cmd.ProcessState.ExitCode() == control.ExitCodeLoadError:
+			p.permanent = true
+			p.err = errors.New(lastLine(r.logPath(id)))
+		default:
+			p.err = fmt.Errorf("fnbox %s", err)
 		}
-		p.err = fmt.Errorf("fnbox %s", err)
 		close(p.done)
 	}()
 	ticks, alive, err := procStart(p.rec.PID)
@@ -291,6 +301,7 @@ func (r *Runtime) adopt(id string) *proc {
 		return nil
 	}
 	p := &proc{rec: rec, done: make(chan struct{}), adopted: true}
+	p.ready.Store(true) // it was running before this deployer started
 	go func() {
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
@@ -396,11 +407,11 @@ func (r *Runtime) forget(id string) {
 func (p *proc) instance() runtime.Instance {
 	in := runtime.Instance{
 		ID: p.rec.ID, Deployment: p.rec.Deployment, Version: p.rec.Version, Replica: p.rec.Replica,
-		Functions: p.rec.Functions, PID: p.rec.PID, Started: p.rec.Started, State: runtime.StateRunning, Adopted: p.adopted,
+		Functions: p.rec.Functions, PID: p.rec.PID, Started: p.rec.Started, State: runtime.StateRunning, Adopted: p.adopted, Ready: p.ready.Load(),
 	}
 	select {
 	case <-p.done:
-		in.State, in.Error = runtime.StateExited, p.err.Error()
+		in.State, in.Error, in.Permanent = runtime.StateExited, p.err.Error(), p.permanent
 	default:
 	}
 	return in
@@ -431,6 +442,9 @@ func (r *Runtime) tail(p *proc, from int64) {
 			line, err := br.ReadString('\n')
 			partial += line
 			if err == nil {
+				if strings.Contains(partial, readyMarker) {
+					p.ready.Store(true)
+				}
 				log.Info(strings.TrimRight(partial, "\r\n"), "source", "fnbox")
 				partial = ""
 				continue
@@ -477,3 +491,22 @@ func randHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// lastLine returns the last line an instance printed (fnbox's own error),
+// reading only the log's tail.
+func lastLine(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "fnbox could not load the function code"
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	st, _ := f.Stat()
+	off := max(0, st.Size()-int64(len(buf)))
+	n, _ := f.ReadAt(buf, off)
+	lines := strings.Split(strings.TrimSpace(string(buf[:n])), "\n")
+	return strings.TrimPrefix(lines[len(lines)-1], "fnbox: ")
+}
+
+// readyMarker finds control.ReadyMessage in fnbox's JSON log output.
+var readyMarker = `"msg":"` + control.ReadyMessage + `"`

@@ -1,7 +1,7 @@
 // Command fakefnbox is a STAND-IN for the real fnbox binary, used only by
 // the deployer's tests while fnbox is written elsewhere. It accepts
 // fnbox's command line, checks that --code holds butter.yaml, prints
-// "fakefnbox ready instance=<id> functions=<list>" and sleeps until
+// the JSON line fnbox logs when ready ({"msg":"fnbox ready",...}) and sleeps until
 // SIGTERM, then exits 0. FAKEFNBOX_IGNORE_TERM=1 makes it ignore SIGTERM
 // (to test the SIGKILL after the grace period).
 package main
@@ -40,7 +40,8 @@ func main() {
 	} else {
 		signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
 	}
-	fmt.Printf("fakefnbox ready instance=%s functions=%s\n", *instance, *functions)
+	// The line fnbox logs when ready, as the deployer looks for it.
+	fmt.Printf("{\"msg\":\"fnbox ready\",\"instance\":%q,\"functions\":%q}\n", *instance, *functions)
 	for ignore {
 		// A sleeping goroutine, not a blocked receive: the runtime would
 		// call that a deadlock and exit.

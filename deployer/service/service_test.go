@@ -423,7 +423,7 @@ func TestFullSizeArchive(t *testing.T) {
 	_, _ = rand.Read(noise)
 	code := archive.TarGz(map[string]string{"butter.yaml": ordersYAML, "blob.bin": string(noise)})
 	if len(code) > control.MaxCodeSize {
-		t.Skipf("test archive is %d bytes, over the limit", len(code))
+		t.Fatalf("test archive is %d bytes, over the limit it is meant to stay under", len(code))
 	}
 	t.Logf("archive is %d bytes", len(code))
 	r := d.do(t, "POST", "/v1/deployments", "application/gzip", code, "")

@@ -182,7 +182,7 @@ func (r *Runtime) Invoke(ctx context.Context, inv runtime.Invocation, host runti
 		EnvFunction+"="+inv.Function, EnvDeadline+"="+deadline, EnvDeadlineMS+"="+deadlineMS)
 	cmd.Stdin = bytes.NewReader(in)
 	stdout := &limitedBuffer{max: maxStdout}
-	stderr := &lineWriter{dst: r.spec.Stderr}
+	stderr := &runtime.LineWriter{Dst: r.spec.Stderr}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	// Own process group, killed whole at the deadline: a script's children
 	// must not outlive the invocation.

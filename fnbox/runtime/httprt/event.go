@@ -2,13 +2,11 @@ package httprt
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/types"
 
@@ -22,7 +20,7 @@ func newRequest(url string, ds []envelope.Delivery, batch bool) (*http.Request, 
 	if batch {
 		all := make([]map[string]any, len(ds))
 		for i, d := range ds {
-			all[i] = structured(d)
+			all[i] = runtime.Structured(d)
 		}
 		b, err := json.Marshal(all)
 		if err != nil {
@@ -97,47 +95,4 @@ func headerValue(s string) string {
 		b.WriteByte(c)
 	}
 	return b.String()
-}
-
-// structured encodes a delivery as a structured-mode CloudEvents JSON
-// object, with stream, partition and offset as members.
-func structured(d envelope.Delivery) map[string]any {
-	m := map[string]any{"stream": d.Stream, "partition": d.Partition, "offset": d.Offset}
-	e := d.Event
-	if e.Context == nil {
-		return m
-	}
-	for k, v := range e.Extensions() {
-		if s, err := types.Format(v); err == nil {
-			if _, taken := m[k]; !taken {
-				m[k] = s
-			}
-		}
-	}
-	m["specversion"] = e.SpecVersion()
-	m["id"], m["source"], m["type"] = e.ID(), e.Source(), e.Type()
-	if s := e.Subject(); s != "" {
-		m["subject"] = s
-	}
-	if t := e.Time(); !t.IsZero() {
-		m["time"] = t.UTC().Format(time.RFC3339Nano)
-	}
-	if s := e.DataSchema(); s != "" {
-		m["dataschema"] = s
-	}
-	ct := e.DataContentType()
-	if ct != "" {
-		m["datacontenttype"] = ct
-	}
-	data := e.Data()
-	switch {
-	case len(data) == 0:
-	case (ct == "" || runtime.IsJSON(ct)) && json.Valid(data):
-		m["data"] = json.RawMessage(data)
-	case utf8.Valid(data) && runtime.IsText(ct):
-		m["data"] = string(data)
-	default:
-		m["data_base64"] = base64.StdEncoding.EncodeToString(data)
-	}
-	return m
 }

@@ -1,7 +1,6 @@
 package httprt
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -23,8 +21,8 @@ type process struct {
 	cmd    *osexec.Cmd
 	argv   []string
 	url    string
-	stderr *lineWriter
-	stdout *lineWriter
+	stderr *runtime.LineWriter
+	stdout *runtime.LineWriter
 	// exitCtx is cancelled when the process exited; err is then its exit
 	// status.
 	exitCtx context.Context
@@ -42,7 +40,7 @@ func startProcess(ctx context.Context, argv []string, dir string, env []string, 
 	cmd.Dir = dir
 	cmd.Env = append(env, EnvPort+"="+strconv.Itoa(port))
 	p := &process{cmd: cmd, argv: argv, url: "http://127.0.0.1:" + strconv.Itoa(port),
-		stdout: &lineWriter{dst: stdout}, stderr: &lineWriter{dst: stderr}}
+		stdout: &runtime.LineWriter{Dst: stdout}, stderr: &runtime.LineWriter{Dst: stderr}}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	// Own process group, so stopping the server stops what it started too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -158,71 +156,4 @@ func (p *process) stop(ctx context.Context) error {
 		p.kill()
 		return fmt.Errorf("killed after SIGTERM: %w", ctx.Err())
 	}
-}
-
-// tailLines is how many stderr lines a FunctionError's Stack keeps.
-const tailLines = 20
-
-// lineWriter forwards output to dst a whole line at a time (fnbox turns
-// each write into a log record, so half lines would split records) and
-// remembers the last lines: the last is the message of a failed start.
-type lineWriter struct {
-	dst     io.Writer
-	mu      sync.Mutex
-	partial []byte
-	tail    []string
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.partial = append(w.partial, p...)
-	for {
-		i := bytes.IndexByte(w.partial, '\n')
-		if i < 0 {
-			break
-		}
-		w.line(w.partial[:i+1])
-		w.partial = w.partial[i+1:]
-	}
-	return len(p), nil
-}
-
-func (w *lineWriter) line(l []byte) {
-	if w.dst != nil {
-		w.dst.Write(l) // a failing log sink must not fail the function
-	}
-	if s := strings.TrimSpace(string(l)); s != "" {
-		w.tail = append(w.tail, s)
-		if len(w.tail) > tailLines {
-			w.tail = w.tail[1:]
-		}
-	}
-}
-
-// Flush passes on a last line without a newline.
-func (w *lineWriter) Flush() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.partial) > 0 {
-		w.line(append(w.partial, '\n'))
-		w.partial = nil
-	}
-}
-
-// Last returns the last non-empty line.
-func (w *lineWriter) Last() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.tail) == 0 {
-		return ""
-	}
-	return w.tail[len(w.tail)-1]
-}
-
-// Tail returns the last lines, joined.
-func (w *lineWriter) Tail() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return strings.Join(w.tail, "\n")
 }

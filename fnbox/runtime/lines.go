@@ -1,4 +1,4 @@
-package exec
+package runtime
 
 import (
 	"bytes"
@@ -7,21 +7,21 @@ import (
 	"sync"
 )
 
-// tailLines is how many stderr lines a FunctionError's Stack keeps.
+// tailLines is how many lines LineWriter keeps for Tail (a FunctionError's Stack).
 const tailLines = 20
 
-// lineWriter forwards a command's stderr to dst a whole line at a time
-// (fnbox turns each write into a log record, so half lines would split
-// records) and remembers the last lines: the last one is the failure's
-// message, as with most command-line tools.
-type lineWriter struct {
-	dst     io.Writer
+// LineWriter forwards a function process's output to Dst a whole line at a
+// time (fnbox turns each write into a log record, so half lines would split
+// records) and remembers the last lines: the last one is the message of a
+// failure, as with most command-line tools.
+type LineWriter struct {
+	Dst     io.Writer
 	mu      sync.Mutex
 	partial []byte
 	tail    []string
 }
 
-func (w *lineWriter) Write(p []byte) (int, error) {
+func (w *LineWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.partial = append(w.partial, p...)
@@ -37,9 +37,9 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 }
 
 // line handles one complete line, newline included.
-func (w *lineWriter) line(l []byte) {
-	if w.dst != nil {
-		w.dst.Write(l) // a failing log sink must not fail the function
+func (w *LineWriter) line(l []byte) {
+	if w.Dst != nil {
+		w.Dst.Write(l) // a failing log sink must not fail the function
 	}
 	if s := strings.TrimSpace(string(l)); s != "" {
 		w.tail = append(w.tail, s)
@@ -50,7 +50,7 @@ func (w *lineWriter) line(l []byte) {
 }
 
 // Flush passes on a last line without a newline.
-func (w *lineWriter) Flush() {
+func (w *LineWriter) Flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.partial) > 0 {
@@ -60,7 +60,7 @@ func (w *lineWriter) Flush() {
 }
 
 // Last returns the last non-empty line.
-func (w *lineWriter) Last() string {
+func (w *LineWriter) Last() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.tail) == 0 {
@@ -70,7 +70,7 @@ func (w *lineWriter) Last() string {
 }
 
 // Tail returns the last lines, joined.
-func (w *lineWriter) Tail() string {
+func (w *LineWriter) Tail() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return strings.Join(w.tail, "\n")

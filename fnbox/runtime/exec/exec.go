@@ -29,7 +29,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -58,9 +57,7 @@ type Runtime struct {
 	env    []string
 	api    *ctxhttp.Server
 
-	mu       sync.Mutex
-	closed   bool
-	inflight sync.WaitGroup
+	gate runtime.Gate
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -150,20 +147,11 @@ func (r *Runtime) Invoke(ctx context.Context, inv runtime.Invocation, host runti
 	if !ok {
 		return runtime.Result{}, fmt.Errorf("invoke %q: %w", inv.Function, runtime.ErrUnknownFunction)
 	}
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return runtime.Result{}, fmt.Errorf("invoke %q: runtime is closed", inv.Function)
+	ctx, done, err := r.gate.Enter(ctx, inv)
+	if err != nil {
+		return runtime.Result{}, err
 	}
-	r.inflight.Add(1)
-	r.mu.Unlock()
-	defer r.inflight.Done()
-
-	if !inv.Deadline.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, inv.Deadline)
-		defer cancel()
-	}
+	defer done()
 	in, err := payload(inv.Events, r.batch[inv.Function])
 	if err != nil {
 		return runtime.Result{}, fmt.Errorf("invoke %q: encode events: %w", inv.Function, err)
@@ -233,20 +221,12 @@ func result(out []byte) runtime.Result {
 // Close waits for running commands until ctx is done (CommandContext kills
 // them when their invocation's ctx ends) and stops the context API.
 func (r *Runtime) Close(ctx context.Context) error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	first, err := r.gate.Close(ctx)
+	if !first {
 		return nil
 	}
-	r.closed = true
-	r.mu.Unlock()
-	idle := make(chan struct{})
-	go func() { r.inflight.Wait(); close(idle) }()
-	var err error
-	select {
-	case <-idle:
-	case <-ctx.Done():
-		err = fmt.Errorf("close exec runtime: commands still running: %w", ctx.Err())
+	if err != nil {
+		err = fmt.Errorf("close exec runtime: %w", err)
 	}
 	return errors.Join(err, r.api.Close(ctx))
 }

@@ -74,9 +74,7 @@ type Runtime struct {
 	client *http.Client
 	fns    map[string]*function
 
-	mu       sync.Mutex
-	closed   bool
-	inflight sync.WaitGroup
+	gate runtime.Gate
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -205,10 +203,7 @@ func (r *Runtime) server(ctx context.Context, f *function) (*process, error) {
 	if f.proc != nil && !f.proc.dead() {
 		return f.proc, nil
 	}
-	r.mu.Lock()
-	closed := r.closed
-	r.mu.Unlock()
-	if closed {
+	if r.gate.Closed() {
 		return nil, fmt.Errorf("start %q server: runtime is closed", f.name)
 	}
 	if f.proc != nil {
@@ -229,20 +224,11 @@ func (r *Runtime) Invoke(ctx context.Context, inv runtime.Invocation, host runti
 	if !ok {
 		return runtime.Result{}, fmt.Errorf("invoke %q: %w", inv.Function, runtime.ErrUnknownFunction)
 	}
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return runtime.Result{}, fmt.Errorf("invoke %q: runtime is closed", inv.Function)
+	ctx, done, err := r.gate.Enter(ctx, inv)
+	if err != nil {
+		return runtime.Result{}, err
 	}
-	r.inflight.Add(1)
-	r.mu.Unlock()
-	defer r.inflight.Done()
-
-	if !inv.Deadline.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, inv.Deadline)
-		defer cancel()
-	}
+	defer done()
 	res, err := r.invoke(ctx, f, inv, host)
 	if err == nil {
 		return res, nil
@@ -361,20 +347,13 @@ func errorMessage(resp *http.Response, body []byte) string {
 // servers (SIGTERM to each process group, SIGKILL when ctx is done) and the
 // context API.
 func (r *Runtime) Close(ctx context.Context) error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	first, err := r.gate.Close(ctx)
+	if !first {
 		return nil
 	}
-	r.closed = true
-	r.mu.Unlock()
-	idle := make(chan struct{})
-	go func() { r.inflight.Wait(); close(idle) }()
 	var errs []error
-	select {
-	case <-idle:
-	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("close http runtime: invocations still running: %w", ctx.Err()))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("close http runtime: %w", err))
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex

@@ -73,10 +73,9 @@ type Runtime struct {
 	tmp    string // holds the host script
 	script string
 
-	mu       sync.Mutex // guards proc and closed; held while a host starts
-	proc     *hostProc
-	closed   bool
-	inflight sync.WaitGroup
+	mu   sync.Mutex // guards proc; held while a host starts
+	proc *hostProc
+	gate runtime.Gate
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -153,7 +152,7 @@ func buildEnv(spec runtime.Spec, platEnv []string) []string {
 func (r *Runtime) host(ctx context.Context) (*hostProc, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
+	if r.gate.Closed() {
 		return nil, errors.New("runtime is closed")
 	}
 	if r.proc != nil && r.proc.alive() {
@@ -177,20 +176,11 @@ func (r *Runtime) Invoke(ctx context.Context, inv runtime.Invocation, host runti
 	if !slices.ContainsFunc(r.loads, func(l loadFn) bool { return l.Name == inv.Function }) {
 		return runtime.Result{}, fmt.Errorf("invoke %q: %w", inv.Function, runtime.ErrUnknownFunction)
 	}
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return runtime.Result{}, fmt.Errorf("invoke %q: runtime is closed", inv.Function)
+	ctx, done, err := r.gate.Enter(ctx, inv)
+	if err != nil {
+		return runtime.Result{}, err
 	}
-	r.inflight.Add(1)
-	r.mu.Unlock()
-	defer r.inflight.Done()
-
-	if !inv.Deadline.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, inv.Deadline)
-		defer cancel()
-	}
+	defer done()
 	p, err := r.host(ctx)
 	if err != nil {
 		return runtime.Result{}, fmt.Errorf("invoke %q: %w", inv.Function, err)
@@ -236,22 +226,14 @@ func result(fn string, m hostMsg) (runtime.Result, error) {
 // Close waits for invocations in flight until ctx is done, then asks the
 // host to exit, killing it if it does not go before ctx is done.
 func (r *Runtime) Close(ctx context.Context) error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	if first, _ := r.gate.Close(ctx); !first {
 		return nil
 	}
-	r.closed = true
+	defer os.RemoveAll(r.tmp)
+	// host refuses to start one after the gate closed, so this is the last.
+	r.mu.Lock()
 	p := r.proc
 	r.mu.Unlock()
-	defer os.RemoveAll(r.tmp)
-
-	idle := make(chan struct{})
-	go func() { r.inflight.Wait(); close(idle) }()
-	select {
-	case <-idle:
-	case <-ctx.Done():
-	}
 	if p == nil {
 		return nil
 	}

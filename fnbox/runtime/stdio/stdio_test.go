@@ -177,14 +177,24 @@ func TestNodeNestedExportAndClose(t *testing.T) {
 		t.Fatalf("nested = %q, %v", res.Data, err)
 	}
 	done := make(chan error, 1)
+	host := runtime.NewTestHost(nil)
 	go func() {
-		res, err := invoke(rt, "wait", event(t, "application/json", []byte("1")))
+		inv := runtime.Invocation{Function: "wait", Events: []envelope.Delivery{event(t, "application/json", []byte("1"))},
+			Deadline: time.Now().Add(10 * time.Second)}
+		res, err := rt.Invoke(context.Background(), inv, host)
 		if err == nil && string(res.Data) != "late" {
 			err = fmt.Errorf("wait = %q", res.Data)
 		}
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond) // let the invocation reach the host
+	// Close only once the invocation runs in the host: it logs first.
+	poll := time.NewTicker(5 * time.Millisecond)
+	defer poll.Stop()
+	for deadline := time.Now().Add(10 * time.Second); len(host.Logs()) == 0; <-poll.C {
+		if time.Now().After(deadline) {
+			t.Fatal("the wait function never started")
+		}
+	}
 	if err := rt.Close(context.Background()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

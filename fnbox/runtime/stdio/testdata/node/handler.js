@@ -4,4 +4,7 @@ exports.bytes = (event) => Buffer.from(event.data, "base64").reverse();
 exports.echo = (event) => event;
 exports.env = () => ({ fixture: process.env.FIXTURE_ENV, spec: process.env.SPEC_ENV });
 exports.nested = { fn: () => "nested" };
-exports.wait = () => new Promise((resolve) => setTimeout(() => resolve("late"), 200));
+exports.wait = (event, context) => {
+  context.log("waiting");
+  return new Promise((resolve) => setTimeout(() => resolve("late"), 200));
+};

@@ -1,7 +1,7 @@
 # Butter Compass. `make run` starts the platform on the embedded broker,
 # `make test` runs every module's tests. Modules are listed in go.work.
 
-MODULES := proto broker-bridge cli e2e deployer fnbox fnbox/sdk
+MODULES := proto broker-bridge cli e2e deployer fnbox fnbox/sdk gateway timer
 GO      ?= go
 BIN     := bin
 DATA    ?= .butter
@@ -22,6 +22,8 @@ build:
 	cd broker-bridge && $(GO) build -o ../$(BIN)/butter-broker ./cmd/butter-broker
 	cd deployer && $(GO) build -o ../$(BIN)/butter-deployer ./cmd/butter-deployer
 	cd fnbox && $(GO) build -o ../$(BIN)/fnbox ./cmd/fnbox
+	cd gateway && $(GO) build -o ../$(BIN)/butter-gateway ./cmd/butter-gateway
+	cd timer && $(GO) build -o ../$(BIN)/butter-timer ./cmd/butter-timer
 
 ## test: every module's tests with the race detector, then a short fuzz run
 test: lint

@@ -28,6 +28,8 @@ const (
 	Events      = InternalPrefix + "events"      // platform audit events
 	Checkpoints = InternalPrefix + "checkpoints" // compacted bridge positions
 	Timers      = InternalPrefix + "timers"      // compacted timer state
+	APIKeys     = InternalPrefix + "apikeys"     // compacted gateway API keys (hashed), key = key id
+	Requests    = InternalPrefix + "requests"    // compacted async gateway requests and their responses, key = request id
 )
 
 // Stream defaults (DESIGN §2).
@@ -103,6 +105,8 @@ func Internal() []Spec {
 		{Name: Events, Partitions: 1, Retention: Forever},
 		{Name: Checkpoints, Partitions: 1, Compact: true, Retention: Forever},
 		{Name: Timers, Partitions: DefaultPartitions, Compact: true, Retention: Forever},
+		{Name: APIKeys, Partitions: 1, Compact: true, Retention: Forever},
+		{Name: Requests, Partitions: DefaultPartitions, Compact: true, Retention: day},
 	}
 }
 

@@ -105,6 +105,22 @@ func (f *Function) StreamNames() []string {
 	return out
 }
 
+// Inputs returns the streams the function consumes: its route's request
+// stream and its timer's tick stream, each read from the first event
+// (they exist for this function alone, so nothing written to them before
+// its consumer group first joined may be skipped; expired requests are
+// dead-lettered by their deadline), then its stream bindings.
+func (f *Function) Inputs() []StreamBinding {
+	var in []StreamBinding
+	if r := f.Bindings.Route; r != nil {
+		in = append(in, StreamBinding{Name: r.Stream, Offset: Offset{Kind: OffsetFirst}})
+	}
+	if t := f.Bindings.Timer; t != nil {
+		in = append(in, StreamBinding{Name: t.Stream, Offset: Offset{Kind: OffsetFirst}})
+	}
+	return append(in, f.Bindings.Streams...)
+}
+
 // Route turns HTTP requests on a path prefix into request events on a
 // stream and waits for the reply (DESIGN §7). In YAML it is a mapping, or
 // just the context path as a string.

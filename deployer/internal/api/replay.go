@@ -112,7 +112,7 @@ func replayTargets(desc *descriptor.Descriptor, req ReplayRequest) ([]target, er
 			continue
 		}
 		found = true
-		for _, s := range f.Bindings.Streams {
+		for _, s := range f.Inputs() {
 			if req.Stream == "" || s.Name == req.Stream {
 				out = append(out, target{f.Name, s.Name})
 			}

@@ -72,11 +72,12 @@ var (
 )
 
 // StreamFunctions returns the names of the functions of d that consume
-// streams: the ones an fnbox runs by default.
+// streams (bound ones, or the request and tick streams of routes and
+// timers): the ones an fnbox runs by default.
 func StreamFunctions(d *descriptor.Descriptor) []string {
 	var names []string
 	for _, f := range d.Functions {
-		if len(f.Bindings.Streams) > 0 {
+		if len(f.Inputs()) > 0 {
 			names = append(names, f.Name)
 		}
 	}
@@ -119,7 +120,7 @@ func New(cfg Config) (*Engine, error) {
 	var longest time.Duration
 	for _, name := range cfg.Functions {
 		i := slices.IndexFunc(cfg.Deployment.Functions, func(f descriptor.Function) bool { return f.Name == name })
-		if i < 0 || len(cfg.Deployment.Functions[i].Bindings.Streams) == 0 {
+		if i < 0 || len(cfg.Deployment.Functions[i].Inputs()) == 0 {
 			return nil, fmt.Errorf("create engine: function %q of deployment %s: %w", name, cfg.Deployment.Name, ErrNotStreamFunction)
 		}
 		f := cfg.Deployment.Functions[i]

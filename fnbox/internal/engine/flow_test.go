@@ -115,3 +115,45 @@ functions:
 		t.Errorf("%d log lines of front, want 3", n)
 	}
 }
+
+// TestRouteAndTimerStreamsAreInputs checks that a function bound only to a
+// route or a timer consumes the request or tick stream the gateway or the
+// timer writes to, from the first event, and answers requests on replyto.
+func TestRouteAndTimerStreamsAreInputs(t *testing.T) {
+	e := newEnv(t)
+	e.stream("web-hello-http", 1)
+	e.stream("web-tick-ticks", 1)
+	e.stream(topics.Replies, 1)
+	// Written before the function's group exists: must still be handled.
+	req := events("req", "butter.http.request", 2)
+	for i := range req {
+		req[i].SetExtension(envelope.ExtReplyTo, topics.Replies)
+	}
+	e.produce("web-hello-http", 1, req...)
+	e.produce("web-tick-ticks", 1, events("tick", "butter.timer.tick", 3)...)
+	var ticks atomic.Int64
+	e.start(parse(t, `
+name: web
+platform: go
+functions:
+  - fn: ./hello
+    name: hello
+    bindings: {route: {context: /hello}}
+  - fn: ./tick
+    name: tick
+    bindings: {timer: "@every 1h"}
+`), runtime.Funcs{
+		"hello": func(ctx context.Context, inv runtime.Invocation, h runtime.Host) (runtime.Result, error) {
+			return runtime.Result{Data: []byte(`{"status":201,"body":"hi"}`)}, nil
+		},
+		"tick": func(ctx context.Context, inv runtime.Invocation, h runtime.Host) (runtime.Result, error) {
+			ticks.Add(1)
+			return runtime.Result{}, nil
+		},
+	})
+	got := causes(e.read(topics.Replies, 2, false))
+	if len(got) != 2 || got["req-0"] != 1 || got["req-1"] != 1 {
+		t.Fatalf("replies caused by %v, want req-0 and req-1", got)
+	}
+	waitFor(t, "3 ticks handled", func() bool { return ticks.Load() == 3 })
+}

@@ -48,7 +48,7 @@ func newRunner(e *Engine, f descriptor.Function) *runner {
 		declared: map[string]bool{},
 		sem:      make(chan struct{}, max(1, f.Scale.Concurrency)),
 	}
-	for _, b := range f.Bindings.Streams {
+	for _, b := range f.Inputs() {
 		t := e.ns.Topic(b.Name)
 		if _, dup := r.bindings[t]; !dup {
 			r.topics = append(r.topics, t)

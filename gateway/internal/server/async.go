@@ -1,0 +1,260 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/buttercompass/butter/gateway/internal/httpevent"
+	"github.com/buttercompass/butter/proto/kit"
+)
+
+// States of an async request.
+const (
+	statePending = "pending"
+	stateDone    = "done"
+)
+
+// Async is an accepted respond-async request: the JSON value of a
+// _butter.requests record keyed by ID. It is written twice: pending when
+// accepted, then done with the response.
+type Async struct {
+	// ID is the request event id, also the status URL's last segment.
+	ID string `json:"id"`
+	// State is pending or done.
+	State string `json:"state"`
+	// Context is the route context the request came in on; polls are
+	// authenticated like that route.
+	Context string `json:"context"`
+	// Owner is the replica that accepted it; it stores the response as
+	// soon as the reply comes, others only after a takeover delay.
+	Owner string `json:"owner"`
+	// Accepted is when it was accepted; Deadline when the gateway gives up
+	// waiting and stores a 504.
+	Accepted time.Time `json:"accepted"`
+	Deadline time.Time `json:"deadline"`
+	// Callback, if set, receives a POST of the response.
+	Callback string `json:"callback,omitempty"`
+	// Response is set once done.
+	Response *httpevent.Response `json:"response,omitempty"`
+}
+
+// asyncStore is the replica's view of _butter.requests.
+type asyncStore struct {
+	s        *Server
+	topic    string
+	retain   time.Duration
+	takeover time.Duration
+
+	mu sync.Mutex
+	m  map[string]*Async
+}
+
+// Apply applies one _butter.requests record. A done record is never
+// turned back to pending: replicas racing to complete write the same
+// outcome, and a late pending record must not reopen it.
+func (a *asyncStore) Apply(r *kgo.Record) {
+	if r.Value == nil {
+		a.mu.Lock()
+		delete(a.m, string(r.Key))
+		a.mu.Unlock()
+		return
+	}
+	var rec Async
+	if err := json.Unmarshal(r.Value, &rec); err != nil || rec.ID != string(r.Key) {
+		a.s.log.Error("skip bad request record", kit.KeyOffset, r.Offset, "key", string(r.Key))
+		return
+	}
+	a.put(&rec)
+}
+
+func (a *asyncStore) put(rec *Async) {
+	if time.Since(rec.Accepted) > a.retain {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if old, ok := a.m[rec.ID]; ok && old.State == stateDone {
+		return
+	}
+	a.m[rec.ID] = rec
+}
+
+func (a *asyncStore) get(id string) (Async, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rec, ok := a.m[id]
+	if !ok {
+		return Async{}, false
+	}
+	return *rec, true
+}
+
+// oldestPending returns when the oldest pending request was accepted, or
+// zero when none is pending.
+func (a *asyncStore) oldestPending() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var t time.Time
+	for _, rec := range a.m {
+		if rec.State == statePending && (t.IsZero() || rec.Accepted.Before(t)) {
+			t = rec.Accepted
+		}
+	}
+	return t
+}
+
+// store writes rec to the topic and applies it at once, so this replica
+// answers polls for it without waiting to read it back.
+func (a *asyncStore) store(ctx context.Context, rec Async) error {
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode request %s: %w", rec.ID, err)
+	}
+	a.put(&rec)
+	r := &kgo.Record{Topic: a.topic, Key: []byte(rec.ID), Value: v}
+	if err := a.s.prod.ProduceSync(ctx, r).FirstErr(); err != nil {
+		return fmt.Errorf("store request %s on %s: %w", rec.ID, a.topic, err)
+	}
+	return nil
+}
+
+// replied handles the reply to id if id is a pending async request, and
+// reports whether it was one.
+func (a *asyncStore) replied(ctx context.Context, id string, reply event.Event) bool {
+	rec, ok := a.get(id)
+	if !ok || rec.State != statePending {
+		return false
+	}
+	resp := a.s.replyResponse(reply, rec.Context)
+	if rec.Owner == a.s.replica {
+		go a.complete(context.WithoutCancel(ctx), rec, resp)
+		return true
+	}
+	// Another replica accepted it and will store the response itself;
+	// take over only if it has not done so after a while (it may be dead).
+	time.AfterFunc(a.takeover, func() { a.complete(context.WithoutCancel(ctx), rec, resp) })
+	return true
+}
+
+// complete stores the response of rec unless it is done already, then
+// POSTs it to the callback.
+func (a *asyncStore) complete(ctx context.Context, rec Async, resp httpevent.Response) {
+	if cur, ok := a.get(rec.ID); !ok || cur.State == stateDone {
+		return
+	}
+	rec.State, rec.Response = stateDone, &resp
+	if err := a.store(ctx, rec); err != nil {
+		a.s.log.Error("store async response", "request", rec.ID, kit.KeyError, err)
+		return
+	}
+	if rec.Callback != "" {
+		a.callback(ctx, rec)
+	}
+}
+
+// Expire completes pending requests whose deadline passed with a 504:
+// the owner at once, others after the takeover delay.
+func (a *asyncStore) expire(ctx context.Context, now time.Time) {
+	var due []Async
+	a.mu.Lock()
+	for _, rec := range a.m {
+		if rec.State != statePending {
+			continue
+		}
+		limit := rec.Deadline
+		if rec.Owner != a.s.replica {
+			limit = limit.Add(a.takeover)
+		}
+		if now.After(limit) {
+			due = append(due, *rec)
+		}
+	}
+	a.mu.Unlock()
+	for _, rec := range due {
+		a.complete(ctx, rec, problemResponse(kit.Problem{Status: http.StatusGatewayTimeout, Title: "function did not answer in time",
+			Detail: fmt.Sprintf("no reply before the deadline %s", rec.Deadline.Format(time.RFC3339)), Instance: "/_butter/requests/" + rec.ID}))
+	}
+}
+
+// forget drops done requests older than the retention, so memory stays
+// bounded however long the gateway runs.
+func (a *asyncStore) forget(now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for id, rec := range a.m {
+		if rec.State == stateDone && now.Sub(rec.Accepted) > a.retain {
+			delete(a.m, id)
+		}
+	}
+}
+
+// RunJanitor expires and forgets async requests until ctx is done.
+func (s *Server) RunJanitor(ctx context.Context) error {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			s.async.expire(ctx, now)
+			s.async.forget(now)
+		}
+	}
+}
+
+// callbackBody is what a callback receives.
+type callbackBody struct {
+	ID       string            `json:"id"`
+	Status   int               `json:"status"`
+	Headers  map[string]string `json:"headers,omitempty"`
+	Body     *string           `json:"body,omitempty"`
+	Body64   string            `json:"bodyBase64,omitempty"`
+	Location string            `json:"location"`
+}
+
+// callback POSTs the response of rec to its callback URL, once, best
+// effort: the response stays pollable whatever the callback does.
+func (a *asyncStore) callback(ctx context.Context, rec Async) {
+	resp := rec.Response
+	cb := callbackBody{ID: rec.ID, Status: resp.Status, Headers: map[string]string{}, Location: StatusPath(rec.ID)}
+	for k := range resp.Headers {
+		cb.Headers[k] = resp.Headers.Get(k)
+	}
+	if isText(resp) {
+		b := string(resp.Body)
+		cb.Body = &b
+	} else {
+		cb.Body64 = encodeBase64(resp.Body)
+	}
+	body, _ := json.Marshal(cb)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rec.Callback, bytes.NewReader(body))
+	if err != nil {
+		a.s.log.Warn("callback", "request", rec.ID, kit.KeyError, err)
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Butter-Request-Id", rec.ID)
+	res, err := a.s.callbacks.Do(req)
+	if err != nil {
+		a.s.log.Warn("callback", "request", rec.ID, "url", rec.Callback, kit.KeyError, err)
+		return
+	}
+	_ = res.Body.Close()
+	if res.StatusCode >= 300 {
+		a.s.log.Warn("callback refused", "request", rec.ID, "url", rec.Callback, "status", res.StatusCode)
+	} else {
+		a.s.log.Debug("callback sent", slog.String("request", rec.ID))
+	}
+}

@@ -1,0 +1,125 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/buttercompass/butter/proto/envelope"
+	"github.com/buttercompass/butter/proto/kit"
+)
+
+// waiters are the synchronous requests of this replica waiting for their
+// reply, by request event id.
+type waiters struct {
+	mu sync.Mutex
+	m  map[string]chan event.Event
+}
+
+func newWaiters() *waiters { return &waiters{m: map[string]chan event.Event{}} }
+
+// add registers id before its request is produced, so a fast reply is
+// never missed; cancel unregisters.
+func (ws *waiters) add(id string) (<-chan event.Event, func()) {
+	ch := make(chan event.Event, 1)
+	ws.mu.Lock()
+	ws.m[id] = ch
+	ws.mu.Unlock()
+	return ch, func() {
+		ws.mu.Lock()
+		delete(ws.m, id)
+		ws.mu.Unlock()
+	}
+}
+
+// deliver hands e to the waiter of id and reports whether there was one.
+// A second reply to the same request (a redelivered invocation) is
+// dropped.
+func (ws *waiters) deliver(id string, e event.Event) bool {
+	ws.mu.Lock()
+	ch, ok := ws.m[id]
+	delete(ws.m, id)
+	ws.mu.Unlock()
+	if ok {
+		ch <- e
+	}
+	return ok
+}
+
+// ReplyStart returns where the replies consumer starts on each partition
+// of topic: the end, or the first reply after since when since is not
+// zero (async requests accepted before a restart may have been answered
+// while the gateway was down). Resolving offsets before consuming, rather
+// than with a reset policy, means a reply written right after Provision is
+// never skipped.
+func ReplyStart(ctx context.Context, adm *kadm.Client, topic string, since time.Time) (map[int32]kgo.Offset, error) {
+	var (
+		offs kadm.ListedOffsets
+		err  error
+	)
+	if since.IsZero() {
+		offs, err = adm.ListEndOffsets(ctx, topic)
+	} else {
+		offs, err = adm.ListOffsetsAfterMilli(ctx, since.UnixMilli(), topic)
+	}
+	if err == nil {
+		err = offs.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
+	}
+	out := map[int32]kgo.Offset{}
+	offs.Each(func(o kadm.ListedOffset) { out[o.Partition] = kgo.NewOffset().At(o.Offset) })
+	if len(out) == 0 {
+		return nil, fmt.Errorf("list offsets of %s: the topic has no partitions (does it exist?)", topic)
+	}
+	return out, nil
+}
+
+// RunReplies reads reply events from cl (a consumer assigned every
+// partition of the replies topic) until ctx is done: a reply completes
+// this replica's waiting request or a stored async request, and is
+// ignored otherwise (another replica's request).
+func (s *Server) RunReplies(ctx context.Context, cl *kgo.Client) error {
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			s.log.Warn("fetch replies", "topic", t, kit.KeyPartition, p, kit.KeyError, err)
+		})
+		fs.EachRecord(func(r *kgo.Record) {
+			d := envelope.FromRecord(r)
+			if d.Raw {
+				return
+			}
+			id := extString(d.Event, envelope.ExtCausationID)
+			if id == "" {
+				return
+			}
+			switch {
+			case s.waiters.deliver(id, d.Event):
+				s.m.replies.WithLabelValues("sync").Inc()
+			case s.async.replied(ctx, id, d.Event):
+				s.m.replies.WithLabelValues("async").Inc()
+			default:
+				s.m.replies.WithLabelValues("other").Inc()
+			}
+		})
+	}
+}
+
+func extString(e event.Event, name string) string {
+	v, ok := e.Extensions()[name]
+	if !ok || v == nil {
+		return ""
+	}
+	s, _ := v.(string)
+	return s
+}

@@ -1,0 +1,225 @@
+// Package firing fires the ticks of the schedules a replica owns, exactly
+// once per scheduled time across any number of replicas.
+//
+// A schedule belongs to one partition of _butter.timers (PartitionOf).
+// Replicas join one consumer group on that topic only to share its
+// partitions: a replica fires the schedules of the partitions assigned to
+// it. Each owned partition has its own transactional producer
+// (TransactionalID), and every batch of ticks is committed in one
+// transaction together with the schedules' state records on the owned
+// partition. Taking a partition over starts with a transaction of the same
+// transactional id, which fences the old owner (its open transaction is
+// aborted, its next commit fails), and then reads the partition's
+// committed states: a tick is either committed with its state, so the new
+// owner skips it, or aborted with it, so the new owner fires it.
+package firing
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/buttercompass/butter/proto/kit"
+	"github.com/buttercompass/butter/proto/topics"
+	"github.com/buttercompass/butter/timer/internal/catalog"
+)
+
+// Config configures a Manager.
+type Config struct {
+	// Kafka reaches the cluster.
+	Kafka kit.KafkaConfig
+	// Namespace maps stream names to topics.
+	Namespace topics.Namespace
+	// TimersTopic is the namespaced _butter.timers.
+	TimersTopic string
+	// Partitions is the partition count of TimersTopic.
+	Partitions int32
+	// Group is the consumer group the replicas share.
+	Group string
+	// Replica names this replica in state and owner records.
+	Replica string
+	// Catalog holds the schedules and their committed states.
+	Catalog *catalog.Catalog
+	// EnsureStream creates a tick stream that does not exist yet.
+	EnsureStream func(ctx context.Context, stream string) error
+	// MissedAfter is how late a tick may fire before it counts as missed
+	// and follows its schedule's catch-up policy.
+	MissedAfter time.Duration
+	// SessionTimeout is how long a silent replica (killed, partitioned)
+	// keeps its partitions; HeartbeatInterval is how often replicas
+	// heartbeat.
+	SessionTimeout, HeartbeatInterval time.Duration
+	// Metrics receive the firing metrics.
+	Metrics *Metrics
+	// Logger receives logs.
+	Logger *slog.Logger
+}
+
+// Manager keeps this replica in the group and runs an owner per assigned
+// partition.
+type Manager struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
+
+	// hard is canceled when owners must stop at once (Close), not at a
+	// drain.
+	hard       context.Context
+	cancelHard context.CancelFunc
+
+	mu     sync.Mutex
+	owners map[int32]*ownerRun
+	joined chan struct{}
+}
+
+// ownerRun is the goroutine owning one partition.
+type ownerRun struct {
+	stop chan time.Time // receives the drain deadline once
+	quit chan struct{}  // closed with the stop
+	done chan struct{}
+}
+
+// New returns a manager; Run joins the group.
+func New(cfg Config) *Manager {
+	hard, cancel := context.WithCancel(context.Background())
+	return &Manager{cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, hard: hard, cancelHard: cancel,
+		owners: map[int32]*ownerRun{}, joined: make(chan struct{})}
+}
+
+// Joined is closed once the replica got its first assignment (possibly
+// empty) from the group.
+func (m *Manager) Joined() <-chan struct{} { return m.joined }
+
+// Owned returns the partitions this replica owns now.
+func (m *Manager) Owned() []int32 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]int32, 0, len(m.owners))
+	for p := range m.owners {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Run joins the group and fires until ctx is done. Then it drains: owners
+// keep firing every tick due within drain (the in-flight transaction is
+// always finished), and only then does the replica leave the group, so
+// the next owner takes over from committed state with no tick lost or
+// doubled and none made late by the handover.
+func (m *Manager) Run(ctx context.Context, drain time.Duration) error {
+	kcfg := m.cfg.Kafka
+	kcfg.ClientID = "butter-timer-group"
+	cl, err := kcfg.NewClient(
+		kgo.ConsumerGroup(m.cfg.Group),
+		kgo.ConsumeTopics(m.cfg.TimersTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
+		kgo.DisableAutoCommit(),
+		kgo.SessionTimeout(m.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(m.cfg.HeartbeatInterval),
+		kgo.RebalanceTimeout(m.cfg.SessionTimeout+txnTimeout),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) { m.assigned(a[m.cfg.TimersTopic]) }),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) { m.release(r[m.cfg.TimersTopic], time.Now()) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, l map[string][]int32) { m.release(l[m.cfg.TimersTopic], time.Now()) }),
+	)
+	if err != nil {
+		return err
+	}
+	// The group is for sharing partitions, not for reading them: the
+	// catalog reads the topic. Paused, the client only heartbeats.
+	cl.PauseFetchTopics(m.cfg.TimersTopic)
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for m.hard.Err() == nil {
+			if fs := cl.PollFetches(m.hard); fs.IsClientClosed() {
+				return
+			}
+		}
+	}()
+
+	<-ctx.Done()
+	deadline := time.Now().Add(drain)
+	m.log.Info("draining: firing ticks due before leaving the group", "until", deadline.UTC(), "partitions", m.Owned())
+	m.release(m.Owned(), deadline)
+	cl.Close() // leaves the group: the others take over now, not after a session timeout
+	m.cancelHard()
+	<-polled
+	m.log.Info("left the timer group")
+	return nil
+}
+
+// Close stops every owner at once. Run calls it when it returns; callers
+// that never ran Run call it to release resources.
+func (m *Manager) Close() { m.cancelHard() }
+
+// assigned starts an owner for every newly assigned partition.
+func (m *Manager) assigned(parts []int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	select {
+	case <-m.joined:
+	default:
+		close(m.joined)
+	}
+	for _, p := range parts {
+		if _, ok := m.owners[p]; ok {
+			continue
+		}
+		o := &ownerRun{stop: make(chan time.Time, 1), quit: make(chan struct{}), done: make(chan struct{})}
+		m.owners[p] = o
+		go m.keep(p, o)
+	}
+}
+
+// keep owns partition p until told to stop, taking it over again after an
+// error (a fence by a replica that still thought it owned p, a broker
+// hiccup) for as long as it stays assigned.
+func (m *Manager) keep(p int32, o *ownerRun) {
+	defer close(o.done)
+	for {
+		err := m.own(m.hard, p, o.stop)
+		if err == nil || m.hard.Err() != nil {
+			return
+		}
+		select {
+		case <-o.quit:
+			m.log.Warn("partition released after an error", kit.KeyPartition, p, kit.KeyError, err)
+			return
+		default:
+		}
+		m.log.Warn("lost partition, taking it over again", kit.KeyPartition, p, kit.KeyError, err)
+		select {
+		case <-o.quit:
+			return
+		case <-m.hard.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// release stops the owners of parts, letting each fire what is due up to
+// deadline, and waits for them.
+func (m *Manager) release(parts []int32, deadline time.Time) {
+	m.mu.Lock()
+	var wait []*ownerRun
+	for _, p := range parts {
+		o, ok := m.owners[p]
+		if !ok {
+			continue
+		}
+		delete(m.owners, p)
+		o.stop <- deadline
+		close(o.quit)
+		wait = append(wait, o)
+	}
+	m.mu.Unlock()
+	for _, o := range wait {
+		<-o.done
+	}
+}

@@ -1,0 +1,217 @@
+package firing
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/buttercompass/butter/proto/envelope"
+	"github.com/buttercompass/butter/proto/kit"
+	"github.com/buttercompass/butter/proto/timers"
+	"github.com/buttercompass/butter/timer/internal/schedule"
+)
+
+// PartitionOf is the partition of _butter.timers that owns schedule id:
+// FNV-1a of the id modulo the partition count. Its state records are
+// written there, and the replica owning the partition fires it.
+func PartitionOf(id string, partitions int32) int32 {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int32(h.Sum32() % uint32(partitions))
+}
+
+// TransactionalID is the Kafka transactional id of the owner of partition
+// p: one per partition, so whoever takes a partition over fences the
+// previous owner.
+func TransactionalID(prefix string, p int32) string {
+	return prefix + "butter-timer-p" + strconv.Itoa(int(p))
+}
+
+// maxBatch bounds the ticks of one transaction, so catching up a long
+// downtime is many short transactions rather than one huge one.
+const maxBatch = 200
+
+// txnTimeout bounds one tick transaction on the broker: a replica dying
+// mid-transaction blocks read-committed readers of the partition at most
+// this long, unless a new owner fences it sooner (it does, at takeover).
+const txnTimeout = 10 * time.Second
+
+// fire is one tick to fire.
+type fire struct {
+	def *schedule.Def
+	at  time.Time
+}
+
+// manualTimers partitions records of the timers topic by their Partition
+// field (the schedule's owning partition) and every other record by key,
+// like Kafka's default partitioner, so ticks of one schedule stay in order.
+type manualTimers struct {
+	topic string
+	byKey kgo.Partitioner
+}
+
+func (p manualTimers) ForTopic(t string) kgo.TopicPartitioner {
+	if t == p.topic {
+		return kgo.ManualPartitioner().ForTopic(t)
+	}
+	return p.byKey.ForTopic(t)
+}
+
+// own runs partition p until stop says to (with the drain deadline) or ctx
+// is done. It takes over the partition by committing an owner marker with
+// the partition's transactional id, which fences the previous owner and
+// aborts its open transaction; it then reads the partition past the marker
+// so every state committed before is known, and fires. Any error ends the
+// ownership: the caller takes it over again, from the committed state.
+func (m *Manager) own(ctx context.Context, p int32, stop <-chan time.Time) error {
+	cl, err := m.cfg.Kafka.NewClient(
+		kgo.TransactionalID(TransactionalID(m.cfg.Kafka.TopicPrefix, p)),
+		kgo.TransactionTimeout(txnTimeout),
+		kgo.RecordPartitioner(manualTimers{topic: m.cfg.TimersTopic, byKey: kgo.StickyKeyPartitioner(nil)}),
+		kgo.RecordDeliveryTimeout(txnTimeout),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+
+	marker, _ := json.Marshal(timers.Owner{Replica: m.cfg.Replica, Since: time.Now().UTC()})
+	res, err := m.transact(ctx, cl, []*kgo.Record{{Topic: m.cfg.TimersTopic, Partition: p, Key: []byte(timers.OwnerKey(p)), Value: marker}})
+	if err != nil {
+		return fmt.Errorf("take over partition %d: %w", p, err)
+	}
+	if err := m.cfg.Catalog.WaitRead(ctx, p, res[0].Record.Offset); err != nil {
+		return err
+	}
+	m.log.Info("partition owned", kit.KeyPartition, p)
+	defer func() {
+		m.metrics.setOwned(p, -1)
+		m.log.Info("partition released", kit.KeyPartition, p)
+	}()
+
+	last := map[string]time.Time{} // what this owner committed
+	var deadline time.Time         // set when stopping
+	for {
+		changed := m.cfg.Catalog.Changed()
+		defs := m.cfg.Catalog.Defs(func(id string) bool { return PartitionOf(id, m.cfg.Partitions) == p })
+		m.metrics.setOwned(p, len(defs))
+		now := time.Now()
+		var batch []fire
+		var wake time.Time
+		for _, d := range defs {
+			after := m.anchor(d, last)
+			for _, t := range schedule.Due(d.Sched, after, now, d.CatchUp, m.cfg.MissedAfter, maxBatch-len(batch)) {
+				batch = append(batch, fire{d, t})
+			}
+			if w := schedule.Wake(d.Sched, after, now, d.CatchUp, m.cfg.MissedAfter); !w.IsZero() && (wake.IsZero() || w.Before(wake)) {
+				wake = w
+			}
+		}
+		if len(batch) > 0 {
+			if err := m.fire(ctx, cl, p, now, batch); err != nil {
+				return err
+			}
+			for _, f := range batch {
+				last[f.def.ID] = f.at
+			}
+			continue
+		}
+		if !deadline.IsZero() && (wake.IsZero() || wake.After(deadline)) {
+			return nil
+		}
+		wait := time.Hour
+		if !wake.IsZero() {
+			wait = time.Until(wake)
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-changed:
+		case d := <-stop:
+			deadline = d
+			stop = nil
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		}
+		timer.Stop()
+	}
+}
+
+// anchor is where d's sequence continues: the latest of what this owner
+// committed and what the catalog read (committed by an earlier owner).
+func (m *Manager) anchor(d *schedule.Def, last map[string]time.Time) time.Time {
+	lf := last[d.ID]
+	if st, ok := m.cfg.Catalog.State(d.ID); ok && st.LastFired.After(lf) {
+		lf = st.LastFired
+	}
+	return d.Anchor(lf)
+}
+
+// fire writes the ticks of batch and each schedule's new state in one
+// transaction: either all become visible to read-committed readers, or
+// none and the state still says they are due.
+func (m *Manager) fire(ctx context.Context, cl *kgo.Client, p int32, now time.Time, batch []fire) error {
+	firedAt := now.UTC()
+	recs := make([]*kgo.Record, 0, 2*len(batch))
+	states := map[string]timers.State{}
+	for _, f := range batch {
+		if err := m.cfg.EnsureStream(ctx, f.def.Stream); err != nil {
+			return err
+		}
+		ev := envelope.New(timers.Source, timers.TypeTick)
+		ev.SetID(timers.TickID(f.def.ID, f.at))
+		ev.SetSubject(f.def.ID)
+		ev.SetTime(f.at.UTC())
+		if err := ev.SetData("application/json", timers.Tick{Schedule: f.def.ID, ScheduledTime: f.at.UTC(), FiredTime: firedAt, Data: f.def.Data}); err != nil {
+			return fmt.Errorf("encode tick of %s: %w", f.def.ID, err)
+		}
+		rec, err := envelope.ToRecord(m.cfg.Namespace.Topic(f.def.Stream), ev)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, rec)
+		states[f.def.ID] = timers.State{Schedule: f.def.ID, LastFired: f.at.UTC(), FiredAt: firedAt, FiredBy: m.cfg.Replica}
+	}
+	for id, st := range states {
+		v, _ := json.Marshal(st)
+		recs = append(recs, &kgo.Record{Topic: m.cfg.TimersTopic, Partition: p, Key: []byte(timers.StateKey(id)), Value: v})
+	}
+	if _, err := m.transact(ctx, cl, recs); err != nil {
+		m.metrics.txnErrors.Inc()
+		return fmt.Errorf("fire %d ticks on partition %d: %w", len(batch), p, err)
+	}
+	for _, f := range batch {
+		lag := firedAt.Sub(f.at)
+		m.metrics.ticks.WithLabelValues(f.def.ID).Inc()
+		m.metrics.lag.Observe(lag.Seconds())
+		m.log.Debug("tick fired", "schedule", f.def.ID, kit.KeyStream, f.def.Stream, "scheduled", f.at.UTC(), "lag", lag.String())
+	}
+	return nil
+}
+
+// transact produces recs in one transaction and commits it. It finishes an
+// in-flight transaction even when ctx is done, so a stopping owner never
+// leaves one open for the next owner to abort.
+func (m *Manager) transact(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) (kgo.ProduceResults, error) {
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), txnTimeout)
+	defer cancel()
+	if err := cl.BeginTransaction(); err != nil {
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	res := cl.ProduceSync(tctx, recs...)
+	if err := res.FirstErr(); err != nil {
+		_ = cl.AbortBufferedRecords(tctx)
+		_ = cl.EndTransaction(tctx, kgo.TryAbort)
+		return nil, fmt.Errorf("produce in transaction: %w", err)
+	}
+	if err := cl.EndTransaction(tctx, kgo.TryCommit); err != nil {
+		return nil, fmt.Errorf("commit transaction: %w", err)
+	}
+	return res, nil
+}

@@ -123,8 +123,12 @@ func (m *Manager) Run(ctx context.Context, drain time.Duration) error {
 		kgo.HeartbeatInterval(m.cfg.HeartbeatInterval),
 		kgo.RebalanceTimeout(m.cfg.SessionTimeout+txnTimeout),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) { m.assigned(a[m.cfg.TimersTopic]) }),
-		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) { m.release(r[m.cfg.TimersTopic], time.Now()) }),
-		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, l map[string][]int32) { m.release(l[m.cfg.TimersTopic], time.Now()) }),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
+			m.release(r[m.cfg.TimersTopic], time.Now())
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, l map[string][]int32) {
+			m.release(l[m.cfg.TimersTopic], time.Now())
+		}),
 	)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/buttercompass/butter/proto/control"
+	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/timers"
 	"github.com/buttercompass/butter/proto/topics"
@@ -230,4 +231,21 @@ func TestTickIDRoundTrip(t *testing.T) {
 	if err != nil || s != "orders/tick" || !got.Equal(at) {
 		t.Fatalf("ParseTickID(%s) = %s %v %v", id, s, got, err)
 	}
+}
+
+// TestTickExample keeps examples/tick deployable: it parses, and its
+// function is a timer the timer can compile.
+func TestTickExample(t *testing.T) {
+	desc, err := descriptor.ParseFile("../../examples/tick/butter.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := desc.Functions[0].Bindings.Timer
+	if tm == nil || tm.Schedule != "@every 5s" {
+		t.Fatalf("timer = %+v, want @every 5s", tm)
+	}
+	if _, err := tm.CronSchedule(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ticks of examples/tick go to %s", tm.Stream)
 }

@@ -3,7 +3,7 @@ module github.com/buttercompass/butter/e2e
 go 1.26.0
 
 require (
-	github.com/buttercompass/butter/broker-bridge v0.0.0-00010101000000-000000000000
+	github.com/buttercompass/butter/broker-bridge v0.0.0
 	github.com/buttercompass/butter/proto v0.0.0
 	github.com/cloudevents/sdk-go/v2 v2.16.2
 	github.com/twmb/franz-go v1.22.2
@@ -11,7 +11,14 @@ require (
 )
 
 require (
+	github.com/robfig/cron/v3 v3.0.1 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
+)
+
+require (
 	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/buttercompass/butter/fnbox v0.0.0-00010101000000-000000000000
+	github.com/buttercompass/butter/fnbox/sdk v0.0.0-00010101000000-000000000000
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
@@ -52,3 +59,7 @@ replace (
 	github.com/buttercompass/butter/broker-bridge => ../broker-bridge
 	github.com/buttercompass/butter/proto => ../proto
 )
+
+replace github.com/buttercompass/butter/fnbox => ../fnbox
+
+replace github.com/buttercompass/butter/fnbox/sdk => ../fnbox/sdk

@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -81,21 +82,40 @@ type Config struct {
 	// Progress receives one line per measurement as it starts. Default:
 	// nothing.
 	Progress io.Writer
+	// FnEvents is the number of events of each no-op function throughput
+	// measurement and of the replay. Default 10,000.
+	FnEvents int
+	// ExecEvents is FnEvents for the exec platform at batch 1, which starts
+	// a process per event. Default 500.
+	ExecEvents int
+	// ColdStarts is how many times each platform's cold start is measured;
+	// the row is the median. Default 3.
+	ColdStarts int
+	// FnTimeout bounds each function measurement, start-up included.
+	// Default 2m.
+	FnTimeout time.Duration
 	// Extra measurements run after the raw ones, on the same broker, and may
-	// compare their rows with the raw rows.
+	// compare their rows with the raw rows. Functions() returns those of
+	// fnbox.
 	Extra []Measurement
 }
 
-// DefaultConfig is what `make bench` runs: well under two minutes on two
-// cores.
+// DefaultConfig is what `make bench` runs: the raw limits take well under
+// a minute on two cores, Functions() a few more.
 func DefaultConfig() Config {
-	return Config{Events: 200_000, Requests: 2_000, Warmup: 200, ReplyTimeout: 10 * time.Second}
+	return Config{
+		Events: 200_000, Requests: 2_000, Warmup: 200, ReplyTimeout: 10 * time.Second,
+		FnEvents: 10_000, ExecEvents: 500, ColdStarts: 3, FnTimeout: 2 * time.Minute,
+	}
 }
 
 // QuickConfig is a smoke run of a few seconds: the same code paths, figures
 // too noisy to mean much.
 func QuickConfig() Config {
-	return Config{Events: 5_000, Requests: 100, Warmup: 20, ReplyTimeout: 10 * time.Second}
+	return Config{
+		Events: 5_000, Requests: 100, Warmup: 20, ReplyTimeout: 10 * time.Second,
+		FnEvents: 500, ExecEvents: 50, ColdStarts: 1, FnTimeout: time.Minute,
+	}
 }
 
 // ErrConfig is wrapped by Validate for a configuration that cannot run.
@@ -115,6 +135,18 @@ func (c Config) Validate() error {
 	}
 	if c.ReplyTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("%w: reply timeout is %s, want a positive duration", ErrConfig, c.ReplyTimeout))
+	}
+	if c.FnEvents < 1 {
+		errs = append(errs, fmt.Errorf("%w: function events is %d, want at least 1", ErrConfig, c.FnEvents))
+	}
+	if c.ExecEvents < 1 {
+		errs = append(errs, fmt.Errorf("%w: exec events is %d, want at least 1", ErrConfig, c.ExecEvents))
+	}
+	if c.ColdStarts < 1 {
+		errs = append(errs, fmt.Errorf("%w: cold starts is %d, want at least 1", ErrConfig, c.ColdStarts))
+	}
+	if c.FnTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("%w: function timeout is %s, want a positive duration", ErrConfig, c.FnTimeout))
 	}
 	return errors.Join(errs...)
 }
@@ -147,6 +179,10 @@ type Env struct {
 	Kafka kit.KafkaConfig
 	// Broker is the embedded broker of the run.
 	Broker *broker.Broker
+
+	work  string // scratch directory of the run: function code, binaries
+	mu    sync.Mutex
+	built map[string]string // command name → binary in work
 }
 
 // Client returns a client of the run's broker; opts come after the seed
@@ -178,6 +214,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("create bench data dir (set TMPDIR to a writable disk): %w", err)
 	}
 	defer os.RemoveAll(dir)
+	work, err := os.MkdirTemp(cfg.TempDir, "butter-bench-work-")
+	if err != nil {
+		return nil, fmt.Errorf("create bench work dir (set TMPDIR to a writable disk): %w", err)
+	}
+	defer os.RemoveAll(work)
 
 	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", DataDir: dir, Retention: topics.DefaultRetention})
 	if err != nil {
@@ -188,6 +229,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Config: cfg,
 		Kafka:  kit.KafkaConfig{Brokers: []string{b.Addr()}, ClientID: "butter-bench"},
 		Broker: b,
+		work:   work,
 	}
 	if err := env.CreateTopics(topicWarmup, topicEvents, topicResults, topicRequests); err != nil {
 		return nil, err

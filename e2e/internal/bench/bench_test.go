@@ -76,7 +76,7 @@ func TestRunQuick(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []string{
-		"| measurement | figure | unit | raw Kafka limit (same run) | ratio |",
+		"| measurement | figure | unit | over | raw Kafka limit (same run) | ratio |",
 		"| " + RowConsume + " | ",
 		"| half pipeline | ",
 		"make bench",

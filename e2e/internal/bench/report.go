@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,7 +66,17 @@ type Report struct {
 	// Elapsed is how long the whole run took.
 	Elapsed time.Duration
 
-	rows []Row
+	rows  []Row
+	notes []string
+}
+
+// Note adds a paragraph saying what rows not among the raw ones measure,
+// printed as a bullet after those of the raw rows; the same text twice is
+// printed once.
+func (r *Report) Note(text string) {
+	if !slices.Contains(r.notes, text) {
+		r.notes = append(r.notes, text)
+	}
 }
 
 // Add appends rows. A row must have a name not yet used and, when it names
@@ -151,19 +162,23 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		"loop of a function instance. Clock runs from the partition assignment to the commit of the %dth event.\n", RowPipeline, r.Events)
 	fmt.Fprintf(&b, "- **%s**: %d sequential round trips after %d warm-up, linger 0 on both sides: the "+
 		"requester produces a request event with `replyto` and waits for the reply; a responder with its "+
-		"own client consumes requests and produces the reply.\n\n", rowRoundTrip, r.Requests, r.Warmup)
+		"own client consumes requests and produces the reply.\n", rowRoundTrip, r.Requests, r.Warmup)
+	for _, n := range r.notes {
+		b.WriteString("- " + n + "\n")
+	}
+	b.WriteString("\n")
 	b.WriteString("Reproduce with `make bench` (writes this file); `go run ./cmd/butter-bench -quick` in `e2e/` is a smoke run. " +
 		"Figures move with the machine and its load: compare ratios, not absolute numbers, across machines.\n\n")
 
-	b.WriteString("| measurement | figure | unit | raw Kafka limit (same run) | ratio |\n")
-	b.WriteString("| --- | ---: | --- | ---: | ---: |\n")
+	b.WriteString("| measurement | figure | unit | over | raw Kafka limit (same run) | ratio |\n")
+	b.WriteString("| --- | ---: | --- | ---: | ---: | ---: |\n")
 	for _, row := range r.rows {
 		lim := r.LimitOf(row)
 		limit := formatFigure(lim.Value)
 		if row.Limit != "" {
 			limit += " (" + lim.Name + ")"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2f |\n", row.Name, formatFigure(row.Value), row.Unit, limit, r.Ratio(row))
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %.2f |\n", row.Name, formatFigure(row.Value), row.Unit, row.Count, limit, r.Ratio(row))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

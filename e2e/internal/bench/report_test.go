@@ -14,7 +14,7 @@ func TestReportAdd(t *testing.T) {
 	); err != nil {
 		t.Fatal(err)
 	}
-	if err := rep.Add(Row{Name: "gateway p50", Value: 2, Unit: UnitMilliseconds, Limit: RowReplyP50}); err != nil {
+	if err := rep.Add(Row{Name: "gateway p50", Value: 2, Unit: UnitMilliseconds, Limit: RowReplyP50, Count: 100}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -40,14 +40,19 @@ func TestReportAdd(t *testing.T) {
 	if got := rep.Ratio(gw); got != 4 {
 		t.Errorf("ratio = %v, want 4 (2ms ÷ 0.5ms)", got)
 	}
+	rep.Note("**gateway p50**: what it measures.")
+	rep.Note("**gateway p50**: what it measures.")
 	var md strings.Builder
 	if err := rep.WriteMarkdown(&md); err != nil {
 		t.Fatal(err)
 	}
-	if want := "| gateway p50 | 2.00 | ms | 0.500 (" + RowReplyP50 + ") | 4.00 |"; !strings.Contains(md.String(), want) {
+	if want := "| gateway p50 | 2.00 | ms | 100 | 0.500 (" + RowReplyP50 + ") | 4.00 |"; !strings.Contains(md.String(), want) {
 		t.Errorf("markdown lacks %q:\n%s", want, md.String())
 	}
-	if want := "| produce | 1000 | events/s | 1000 | 1.00 |"; !strings.Contains(md.String(), want) {
+	if want := "| produce | 1000 | events/s | 0 | 1000 | 1.00 |"; !strings.Contains(md.String(), want) {
 		t.Errorf("markdown lacks %q:\n%s", want, md.String())
+	}
+	if n := strings.Count(md.String(), "- **gateway p50**: what it measures.\n"); n != 1 {
+		t.Errorf("note printed %d times, want once:\n%s", n, md.String())
 	}
 }

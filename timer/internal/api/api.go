@@ -86,16 +86,22 @@ type Request struct {
 
 // Timer is a timer as the API shows it.
 type Timer struct {
-	ID         string          `json:"id"`
-	Schedule   string          `json:"schedule"`
-	Timezone   string          `json:"timezone"`
-	Stream     string          `json:"stream"`
-	CatchUp    string          `json:"catchUp"`
-	Data       json.RawMessage `json:"data,omitempty"`
-	Source     string          `json:"source"`
-	Deployment string          `json:"deployment,omitempty"`
-	Function   string          `json:"function,omitempty"`
-	Created    time.Time       `json:"created"`
+	// ID names the timer: the API id, or "<deployment>/<function>".
+	ID string `json:"id"`
+	// Schedule, Timezone, Stream, CatchUp and Data are as created, with
+	// defaults filled in.
+	Schedule string          `json:"schedule"`
+	Timezone string          `json:"timezone"`
+	Stream   string          `json:"stream"`
+	CatchUp  string          `json:"catchUp"`
+	Data     json.RawMessage `json:"data,omitempty"`
+	// Source is "api" or "deployment".
+	Source string `json:"source"`
+	// Deployment and Function name a descriptor timer's function.
+	Deployment string `json:"deployment,omitempty"`
+	Function   string `json:"function,omitempty"`
+	// Created is when the timer (or its deployment) was first stored.
+	Created time.Time `json:"created"`
 	// LastFired is the scheduled time of the last tick fired, FiredBy the
 	// replica that fired it.
 	LastFired *time.Time `json:"lastFired,omitempty"`

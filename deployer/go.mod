@@ -4,10 +4,12 @@ go 1.26.0
 
 require (
 	github.com/buttercompass/butter/broker-bridge v0.0.0-00010101000000-000000000000
+	github.com/buttercompass/butter/fnbox/sdk v0.0.0
 	github.com/buttercompass/butter/proto v0.0.0
 	github.com/cloudevents/sdk-go/v2 v2.16.2
 	github.com/twmb/franz-go v1.22.2
 	github.com/twmb/franz-go/pkg/kadm v1.19.0
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (
@@ -47,10 +49,10 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc // indirect
 	google.golang.org/grpc v1.83.2 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
-	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
 replace (
 	github.com/buttercompass/butter/broker-bridge => ../broker-bridge
+	github.com/buttercompass/butter/fnbox/sdk => ../fnbox/sdk
 	github.com/buttercompass/butter/proto => ../proto
 )

@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/deployer/internal/api"
+	"github.com/buttercompass/butter/deployer/internal/gobuild"
 	"github.com/buttercompass/butter/deployer/internal/reconcile"
 	"github.com/buttercompass/butter/deployer/internal/runtime/process"
 	"github.com/buttercompass/butter/deployer/internal/store"
@@ -65,6 +66,16 @@ type Config struct {
 	// BackoffBase and BackoffMax bound the restart backoff of crashed
 	// instances. Default 1s and 30s.
 	BackoffBase, BackoffMax time.Duration
+	// GoBin is the go command that builds go-platform functions at deploy
+	// time. Default: go on PATH (env BUTTER_GO).
+	GoBin string
+	// GoSDK is a directory holding the Go SDK module source
+	// (fnbox/sdk) functions build against. Default: the copy embedded in
+	// the deployer (env BUTTER_GO_SDK).
+	GoSDK string
+	// GoCache is the build cache (GOCACHE) of those builds. Default
+	// <data>/go/cache (env BUTTER_GO_CACHE).
+	GoCache string
 	// Kafka reaches the cluster. RegisterFlags leaves its flags to
 	// Kafka.RegisterFlags, so a host with its own (butter up) shares them.
 	Kafka kit.KafkaConfig
@@ -90,6 +101,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.FnboxBin, "fnbox", kit.EnvOr("BUTTER_FNBOX_BIN", ""), "fnbox `executable`; default fnbox next to this binary, else on PATH (env BUTTER_FNBOX_BIN)")
 	fs.DurationVar(&c.Grace, "grace", kit.EnvDuration("BUTTER_STOP_GRACE", d.Grace), "time between SIGTERM and SIGKILL when stopping an instance (env BUTTER_STOP_GRACE)")
 	fs.BoolVar(&c.KeepInstances, "keep-instances", kit.EnvBool("BUTTER_KEEP_INSTANCES", false), "leave instances running on exit for the next deployer to adopt (env BUTTER_KEEP_INSTANCES)")
+	fs.StringVar(&c.GoBin, "go", kit.EnvOr("BUTTER_GO", ""), "go `command` that builds go functions at deploy; default go on PATH (env BUTTER_GO)")
+	fs.StringVar(&c.GoSDK, "go-sdk", kit.EnvOr("BUTTER_GO_SDK", ""), "Go SDK module source `dir` go functions build against; default the copy built into the deployer (env BUTTER_GO_SDK)")
+	fs.StringVar(&c.GoCache, "go-cache", kit.EnvOr("BUTTER_GO_CACHE", ""), "build cache `dir` for go functions; default DATA/go/cache (env BUTTER_GO_CACHE)")
 	c.BackoffBase, c.BackoffMax = d.BackoffBase, d.BackoffMax
 }
 
@@ -206,7 +220,8 @@ func (s *Service) Provision(ctx context.Context) error {
 		return fmt.Errorf("rebuild desired state from %s: %w", deployments, ctx.Err())
 	}
 
-	s.runtime, err = process.New(process.Config{DataDir: s.cfg.DataDir, Bin: bin, Kafka: kcfg, Grace: s.cfg.Grace, Logger: s.log})
+	s.runtime, err = process.New(process.Config{DataDir: s.cfg.DataDir, Bin: bin, Kafka: kcfg, Grace: s.cfg.Grace, Logger: s.log,
+		Go: gobuild.Config{Go: s.cfg.GoBin, SDK: s.cfg.GoSDK, Cache: s.cfg.GoCache}})
 	if err != nil {
 		return err
 	}
@@ -217,7 +232,7 @@ func (s *Service) Provision(ctx context.Context) error {
 	s.admin = kit.NewAdmin(s.cfg.Addr, kit.ShutdownTimeout(s.cfg.Grace+5*time.Second))
 	s.admin.AddReadyCheck("kafka", kit.KafkaReady(s.kafka))
 	api.New(api.Config{Desired: s.store, Manager: s.rec, Events: recorder, Admin: kadm.NewClient(s.kafka), Kafka: s.kafka,
-		Namespace: ns, Token: s.cfg.Token, Logger: s.log}).Register(s.admin.Handle)
+		Namespace: ns, Token: s.cfg.Token, Logger: s.log, Prepare: s.runtime.Prepare}).Register(s.admin.Handle)
 	return s.admin.Listen()
 }
 

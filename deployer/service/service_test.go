@@ -76,6 +76,7 @@ func (e *env) start(token string) *deployer {
 	cfg.Addr, cfg.DataDir, cfg.FnboxBin, cfg.Token = "127.0.0.1:0", e.data, fakeFnbox, token
 	cfg.Kafka = kit.KafkaConfig{Brokers: []string{e.brokers}}
 	cfg.Grace = 5 * time.Second
+	cfg.GoCache = hostGoCache(e.t)
 	cfg.Logger, _ = kit.NewLogger(io.Discard, "info")
 	s, err := New(cfg)
 	if err != nil {

@@ -59,6 +59,10 @@ type Config struct {
 	// GroupEmptyTimeout bounds how long replay waits for a consumer group
 	// to empty after its instances stopped. Default 30s.
 	GroupEmptyTimeout time.Duration
+	// Prepare, if set, unpacks and builds a go deployment's code before it
+	// is stored (the process runtime's Prepare); a *gobuild.Error it
+	// returns rejects the deployment with 400.
+	Prepare func(ctx context.Context, d control.Deployment) error
 }
 
 // API serves /v1/deployments.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/buttercompass/butter/deployer/internal/archive"
+	"github.com/buttercompass/butter/deployer/internal/gobuild"
 	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/kit"
@@ -86,6 +87,12 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request, actor, pathName str
 	if d.Version == "" {
 		d.Version = control.ContentVersion(d.Descriptor, d.Code)
 	}
+	if desc.Platform == descriptor.PlatformGo && a.cfg.Prepare != nil {
+		if !a.build(w, r, d) {
+			return
+		}
+	}
+
 	typ, code := control.TypeDeploymentCreate, http.StatusCreated
 	change := control.DeploymentChange{Name: d.Name, Version: d.Version}
 	if exists {
@@ -120,6 +127,28 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request, actor, pathName str
 	a.completeOutcome(ctx, act, change)
 	a.log.Info("deployed", kit.KeyDeployment, d.Name, "version", d.Version, "actor", actor, "update", exists)
 	writeJSON(w, code, a.status(d))
+}
+
+// build unpacks and builds a go deployment before anything is stored: a
+// compile error is the deployer's 400, naming the file and line, like a
+// descriptor problem. It answers and returns false on failure.
+func (a *API) build(w http.ResponseWriter, r *http.Request, d control.Deployment) bool {
+	start := time.Now()
+	err := a.cfg.Prepare(r.Context(), d)
+	var berr *gobuild.Error
+	switch {
+	case errors.As(err, &berr):
+		kit.WriteProblem(w, kit.Problem{Status: http.StatusBadRequest, Title: "go build failed",
+			Detail: berr.Summary + "; nothing was deployed", Errors: berr.Problems, Instance: r.URL.Path})
+		return false
+	case err != nil:
+		a.log.Error("build go deployment", kit.KeyDeployment, d.Name, kit.KeyError, err)
+		kit.WriteProblem(w, kit.Problem{Status: http.StatusInternalServerError, Title: "cannot build the Go code",
+			Detail: err.Error() + "; nothing was deployed", Instance: r.URL.Path})
+		return false
+	}
+	a.log.Info("built go deployment", kit.KeyDeployment, d.Name, "version", d.Version, "took", time.Since(start).Round(time.Millisecond))
+	return true
 }
 
 // ensureStreams creates every stream the descriptor names.

@@ -31,8 +31,10 @@ import (
 	"time"
 
 	"github.com/buttercompass/butter/deployer/internal/archive"
+	"github.com/buttercompass/butter/deployer/internal/gobuild"
 	"github.com/buttercompass/butter/deployer/internal/runtime"
 	"github.com/buttercompass/butter/proto/control"
+	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/kit"
 )
 
@@ -50,15 +52,22 @@ type Config struct {
 	Grace time.Duration
 	// Logger receives the runtime's logs and every instance output line.
 	Logger *slog.Logger
+	// Go builds go-platform deployments. Default: go on PATH, with the
+	// embedded SDK and a build cache under <data>/go.
+	Go gobuild.Config
 }
 
 // Runtime runs instances as processes.
 type Runtime struct {
-	cfg      Config
-	dataDir  string // absolute
-	log      *slog.Logger
-	tailStop chan struct{}
-	tails    sync.WaitGroup
+	cfg     Config
+	dataDir string // absolute
+	log     *slog.Logger
+	builder *gobuild.Builder
+	// prepareMu makes one code dir at a time: builds are CPU-bound, and
+	// the API and the reconciler may prepare the same version at once.
+	prepareMu sync.Mutex
+	tailStop  chan struct{}
+	tails     sync.WaitGroup
 
 	mu    sync.Mutex
 	procs map[string]*proc
@@ -108,7 +117,11 @@ func New(cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "instances"), 0o755); err != nil {
 		return nil, fmt.Errorf("create instances dir: %w", err)
 	}
-	return &Runtime{cfg: cfg, dataDir: dir, log: cfg.Logger, tailStop: make(chan struct{}), procs: map[string]*proc{}}, nil
+	if cfg.Go.Dir == "" {
+		cfg.Go.Dir = filepath.Join(dir, "go")
+	}
+	return &Runtime{cfg: cfg, dataDir: dir, log: cfg.Logger, builder: gobuild.New(cfg.Go),
+		tailStop: make(chan struct{}), procs: map[string]*proc{}}, nil
 }
 
 // Close stops tailing instance logs. Instances keep running, to be adopted
@@ -129,7 +142,7 @@ func (r *Runtime) CodeDir(deployment, version string) string {
 
 // Start unpacks the code (once per version) and starts fnbox on it.
 func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime.Instance, error) {
-	dir, err := r.prepare(spec)
+	dir, desc, err := r.prepare(ctx, spec)
 	if err != nil {
 		return runtime.Instance{}, err
 	}
@@ -139,7 +152,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 		return runtime.Instance{}, fmt.Errorf("open instance log: %w", err)
 	}
 	defer logf.Close()
-	args, env := r.args(dir, id, spec.Functions)
+	args, env := r.args(dir, desc, id, spec.Functions)
 	// Not CommandContext: an instance outlives the request that started it.
 	cmd := exec.Command(r.cfg.Bin, args...)
 	cmd.Dir = dir
@@ -195,35 +208,84 @@ func waitErr(p *proc) <-chan error {
 	return c
 }
 
+// Prepare unpacks a deployment version's code where its instances will
+// run, and builds it when its platform is go, without starting anything.
+// The deployer calls it before storing a go deployment, so a build error
+// (a *gobuild.Error) rejects the deployment; Start then finds the code
+// ready.
+func (r *Runtime) Prepare(ctx context.Context, d control.Deployment) error {
+	_, _, err := r.prepare(ctx, runtime.InstanceSpec{Deployment: d.Name, Version: d.Version, Descriptor: d.Descriptor, Code: d.Code})
+	return err
+}
+
 // prepare makes <data>/deployments/<name>/<version>/ with the code and
-// butter.yaml. A version's content never changes, so an existing
-// directory is reused.
-func (r *Runtime) prepare(spec runtime.InstanceSpec) (string, error) {
-	dir := r.CodeDir(spec.Deployment, spec.Version)
+// butter.yaml, and for a go deployment the built functions, and returns
+// it with the descriptor fnbox runs. A version's content never changes,
+// so an existing directory is reused. The directory is made under a
+// temporary name and renamed into place once whole, so a crash or a
+// failed build never leaves half of one behind.
+func (r *Runtime) prepare(ctx context.Context, spec runtime.InstanceSpec) (dir, desc string, err error) {
+	dir = r.CodeDir(spec.Deployment, spec.Version)
+	r.prepareMu.Lock()
+	defer r.prepareMu.Unlock()
 	if _, err := os.Stat(filepath.Join(dir, control.DescriptorFile)); err == nil {
-		return dir, nil
+		return dir, runDescriptor(dir), nil
 	}
 	os.RemoveAll(dir)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return "", "", fmt.Errorf("create code dir: %w", err)
+	}
+	tmp := filepath.Join(filepath.Dir(dir), ".prepare-"+spec.Version+"-"+randHex(4))
+	defer os.RemoveAll(tmp)
 	if len(spec.Code) > 0 {
-		if err := archive.Extract(spec.Code, dir); err != nil {
-			return "", err
+		if err := archive.Extract(spec.Code, tmp); err != nil {
+			return "", "", err
 		}
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("create code dir: %w", err)
+	} else if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return "", "", fmt.Errorf("create code dir: %w", err)
 	}
 	// The stored descriptor is the one the deployer validated; write it
 	// even over the archive's copy, which it was read from anyway.
-	if err := writeFile(filepath.Join(dir, control.DescriptorFile), []byte(spec.Descriptor)); err != nil {
-		return "", err
+	if err := writeFile(filepath.Join(tmp, control.DescriptorFile), []byte(spec.Descriptor)); err != nil {
+		return "", "", err
 	}
-	return dir, nil
+	parsed, err := descriptor.Parse(control.DescriptorFile, []byte(spec.Descriptor))
+	if err != nil {
+		return "", "", fmt.Errorf("parse descriptor of %s version %s: %w", spec.Deployment, spec.Version, err)
+	}
+	if parsed.Platform == descriptor.PlatformGo {
+		if len(spec.Code) == 0 {
+			return "", "", gobuild.ErrNoCode(control.DescriptorFile, []byte(spec.Descriptor))
+		}
+		if err := r.builder.Build(ctx, tmp, control.DescriptorFile, []byte(spec.Descriptor), parsed); err != nil {
+			return "", "", err
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", "", fmt.Errorf("move code into %s: %w", dir, err)
+	}
+	return dir, runDescriptor(dir), nil
+}
+
+// runDescriptor is the descriptor fnbox runs in a prepared code dir: the
+// build's rewrite for go, else butter.yaml.
+func runDescriptor(dir string) string {
+	if p := filepath.Join(dir, filepath.FromSlash(gobuild.RunDescriptor)); fileExists(p) {
+		return p
+	}
+	return filepath.Join(dir, control.DescriptorFile)
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }
 
 // args builds fnbox's command line (see fnbox --help) and extra env.
-func (r *Runtime) args(dir, id string, functions []string) (args, env []string) {
+func (r *Runtime) args(dir, desc, id string, functions []string) (args, env []string) {
 	args = []string{
 		"--code", dir,
-		"--descriptor", filepath.Join(dir, control.DescriptorFile),
+		"--descriptor", desc,
 		"--functions", strings.Join(functions, ","),
 		"--instance", id,
 		"--admin", "127.0.0.1:0",

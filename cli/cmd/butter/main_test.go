@@ -47,10 +47,18 @@ type result struct {
 	code           int
 }
 
-// butter runs the butter binary with stdin and waits for it.
+// butter runs the butter binary with stdin and waits for it, a minute at
+// most.
 func butter(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	return runButter(t, time.Minute, stdin, args...)
+}
+
+// runButter runs the butter binary with stdin and waits for it, killing it
+// after timeout.
+func runButter(t *testing.T, timeout time.Duration, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, butterBin, args...)
 	cmd.Env = append(os.Environ(), "BUTTER_BROKERS=") // only flags count

@@ -226,9 +226,13 @@ func (r *Runtime) Prepare(ctx context.Context, d control.Deployment) error {
 // failed build never leaves half of one behind.
 func (r *Runtime) prepare(ctx context.Context, spec runtime.InstanceSpec) (dir, desc string, err error) {
 	dir = r.CodeDir(spec.Deployment, spec.Version)
+	ready := func() bool { return fileExists(filepath.Join(dir, control.DescriptorFile)) }
+	if ready() { // without the lock: a build elsewhere must not hold up this start
+		return dir, runDescriptor(dir), nil
+	}
 	r.prepareMu.Lock()
 	defer r.prepareMu.Unlock()
-	if _, err := os.Stat(filepath.Join(dir, control.DescriptorFile)); err == nil {
+	if ready() {
 		return dir, runDescriptor(dir), nil
 	}
 	os.RemoveAll(dir)

@@ -234,6 +234,11 @@ func (b *Builder) goCmd(ctx context.Context, dir string, args ...string) ([]byte
 	cmd.Env = append(os.Environ(),
 		"GOTOOLCHAIN=local", "GOPROXY=off", "GOFLAGS=-mod=mod", "GOWORK=off", "CGO_ENABLED=0",
 		"GOCACHE="+b.cfg.Cache)
+	if os.Getenv("GOMODCACHE") == "" && os.Getenv("GOPATH") == "" && os.Getenv("HOME") == "" {
+		// A service account without HOME: go needs a module cache even
+		// when nothing is downloaded.
+		cmd.Env = append(cmd.Env, "GOMODCACHE="+filepath.Join(b.cfg.Dir, "mod"))
+	}
 	cmd.WaitDelay = 5 * time.Second
 	return cmd.CombinedOutput()
 }

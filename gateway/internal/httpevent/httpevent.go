@@ -133,7 +133,11 @@ func FromResult(data []byte, ct string) (Response, error) {
 		resp.Status = http.StatusNoContent
 		return resp, nil
 	}
-	mt, _, _ := mime.ParseMediaType(ct)
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || strings.ContainsAny(ct, "\r\n\x00") {
+		// An unreadable label is no label: never copy it into a header.
+		ct, mt = "", ""
+	}
 	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json") || (ct == "" && json.Valid(data))
 	if !isJSON {
 		if ct == "" {

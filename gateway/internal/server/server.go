@@ -202,7 +202,7 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request) {
 
 	dec := s.auth.Check(ctx, r, rt.Spec.Auth)
 	if dec.Status != 0 {
-		s.reject(r, rt, dec)
+		s.reject(w, r, rt, dec)
 		return
 	}
 
@@ -340,7 +340,7 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request) {
 	}
 	if rt, ok := s.routes.Match(rec.Context); ok && rt.Context == rec.Context {
 		if dec := s.auth.Check(r.Context(), r, rt.Spec.Auth); dec.Status != 0 {
-			s.reject(r, rt, dec)
+			s.reject(w, r, rt, dec)
 			return
 		}
 	}
@@ -375,7 +375,7 @@ func (s *Server) replyResponse(reply event.Event, instance string) httpevent.Res
 }
 
 // reject answers 401/403 and records the rejection.
-func (s *Server) reject(r *http.Request, rt routes.Route, dec auth.Decision) {
+func (s *Server) reject(w http.ResponseWriter, r *http.Request, rt routes.Route, dec auth.Decision) {
 	s.m.rejects.WithLabelValues(rt.Context, strconv.Itoa(dec.Status)).Inc()
 	if s.events != nil {
 		select {
@@ -396,7 +396,12 @@ func (s *Server) reject(r *http.Request, rt routes.Route, dec auth.Decision) {
 			s.log.Warn("auth rejection not recorded: too many at once", "path", r.URL.Path, "reason", dec.Reason)
 		}
 	}
-	_ = rt
+	w.Header().Set("WWW-Authenticate", dec.Challenge)
+	title := "unauthorized"
+	if dec.Status == http.StatusForbidden {
+		title = "forbidden"
+	}
+	kit.WriteProblem(w, kit.Problem{Status: dec.Status, Title: title, Detail: dec.Reason, Instance: r.URL.Path})
 }
 
 func (s *Server) produceFailed(w http.ResponseWriter, r *http.Request, rt routes.Route, err error) {

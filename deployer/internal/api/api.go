@@ -90,6 +90,7 @@ func (a *API) Register(handle func(pattern string, h http.Handler)) {
 	handle("PUT /v1/deployments/{name}", a.mutating(a.replace))
 	handle("DELETE /v1/deployments/{name}", a.mutating(a.remove))
 	handle("POST /v1/deployments/{name}/replay", a.mutating(a.replay))
+	a.registerAPIKeys(handle)
 }
 
 // handler is a mutating handler, given the authenticated actor.

@@ -84,6 +84,7 @@ BUTTER_BROKERS, else 127.0.0.1:9092.`,
 		a.replayCmd(),
 		a.logsCmd(),
 		a.fnCmd(),
+		a.apikeyCmd(),
 	)
 	return root
 }

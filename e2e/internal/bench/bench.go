@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -246,6 +247,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Events:         cfg.Events,
 		Requests:       cfg.Requests,
 		Warmup:         cfg.Warmup,
+		LoadAverage:    loadAverage(),
 	}
 	for _, m := range append(Raw(), cfg.Extra...) {
 		if cfg.Progress != nil {
@@ -257,6 +259,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.Elapsed = time.Since(start)
 	return rep, nil
+}
+
+// loadAverage returns the 1-minute load average of /proc/loadavg, or ""
+// where there is none.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
 }
 
 // moduleVersion returns the version of module path this binary was built

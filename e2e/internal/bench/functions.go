@@ -55,8 +55,9 @@ func Functions() []Measurement {
 
 // The no-op function of each platform. Every one answers {"n": events
 // handed over}, one result per invocation, so the bench counts handled
-// events from out whether or not fnbox batches them. Go and exec run the
-// bench-noop command (e2e/cmd/bench-noop), built when first needed.
+// events from out whether or not fnbox batches them. Go runs the
+// bench-noop command (e2e/cmd/bench-noop, with the Go SDK), exec the
+// bench-exec command (e2e/cmd/bench-exec), both built when first needed.
 const (
 	noopJS = `// No-op function of the bench: counts the events it was handed.
 exports.noop = (event) => ({ n: Array.isArray(event) ? event.length : 1 });
@@ -142,23 +143,19 @@ func (e *Env) newFunction(ctx context.Context, name, platform string, batch int)
 		fn, files["handler.py"] = "handler.py:"+fnName, noopPy
 	case descriptor.PlatformHTTP:
 		fn, files["server.py"] = "python3 -u server.py", noopHTTP
-	case descriptor.PlatformGo, descriptor.PlatformExec:
-		bin, err := e.build(ctx, "bench-noop", "github.com/buttercompass/butter/e2e/cmd/bench-noop")
-		if err != nil {
-			return nil, err
-		}
+	case descriptor.PlatformGo:
 		mode := "handle"
-		switch {
-		case platform == descriptor.PlatformExec:
-			mode = "exec"
-		case batch > 1:
+		if batch > 1 {
 			mode = "batch" // the SDK refuses a batch sent to Handle
 		}
-		// In the code directory, as a deployment's own program would be.
-		if err := os.Symlink(bin, filepath.Join(dir, "bench-noop")); err != nil {
-			return nil, fmt.Errorf("link bench-noop into the code of %s: %w", name, err)
+		if fn, err = e.linkCommand(ctx, dir, "bench-noop"); err != nil {
+			return nil, err
 		}
-		fn = "./bench-noop " + mode
+		fn += " " + mode
+	case descriptor.PlatformExec:
+		if fn, err = e.linkCommand(ctx, dir, "bench-exec"); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("no no-op function for platform %q", platform)
 	}
@@ -186,6 +183,20 @@ functions:
 		return nil, fmt.Errorf("bench descriptor of %s: %w", name, err)
 	}
 	return f, nil
+}
+
+// linkCommand builds the bench command e2e/cmd/name (once per run) and
+// links it into dir, as a deployment's own program would be there; it
+// returns the fn that runs it.
+func (e *Env) linkCommand(ctx context.Context, dir, name string) (string, error) {
+	bin, err := e.build(ctx, name, "github.com/buttercompass/butter/e2e/cmd/"+name)
+	if err != nil {
+		return "", err
+	}
+	if err := os.Symlink(bin, filepath.Join(dir, name)); err != nil {
+		return "", fmt.Errorf("link %s into %s: %w", name, dir, err)
+	}
+	return "./" + name, nil
 }
 
 // workDir makes a fresh directory called name in the run's work

@@ -26,6 +26,7 @@ func TestFunctions(t *testing.T) {
 	cfg.FnEvents, cfg.ExecEvents, cfg.ColdStarts = 50, 10, 1
 	cfg.TempDir = t.TempDir()
 	cfg.Extra = Functions()
+	cfg.Progress = &progressLog{t: t, start: time.Now()}
 
 	rep, err := Run(ctx, cfg)
 	if err != nil {
@@ -109,4 +110,16 @@ func TestFunctionFailureIsReported(t *testing.T) {
 		t.Fatalf("Run = %v, want the fnbox's own failure before the deadline", err)
 	}
 	t.Log(err)
+}
+
+// progressLog logs each measurement as it starts, with the time since the
+// test began: where a slow run spends it.
+type progressLog struct {
+	t     *testing.T
+	start time.Time
+}
+
+func (p *progressLog) Write(b []byte) (int, error) {
+	p.t.Logf("%5.1fs %s", time.Since(p.start).Seconds(), strings.TrimSpace(string(b)))
+	return len(b), nil
 }

@@ -60,13 +60,14 @@ func noopMeasurement(platform string, batch int) func(context.Context, *Env, *Re
 			return err
 		}
 		rep.Note(fmt.Sprintf("**no-op <platform>, batch <b>**: real fnbox (`fnbox/box` in-process, with the platforms of "+
-			"`fnbox/runtime/platforms` and their real processes: one node or python host, a process per invocation "+
-			"for exec, a python `http.server` for http, a program built with the Go SDK for go) runs a function that "+
+			"`fnbox/runtime/platforms` and their real processes: one node or python host, a minimal Go program per "+
+			"invocation for exec, a python `http.server` for http, a program built with the Go SDK for go) runs a function that "+
 			"only returns `{\"n\": events handed over}`, with `delivery.batch` 1 or 500 and the other delivery defaults "+
 			"(ordering partition, concurrency 1, at-least-once). %d events (%d for exec at batch 1, a process each) "+
 			"are produced first and consumed from `first`; the clock runs from the fnbox reporting ready (runtime up, "+
 			"group joined) to reading, from `out`, the result that accounts for the last event. Limit: %s, the same "+
-			"loop without a function.", env.Config.FnEvents, env.Config.ExecEvents, RowPipeline))
+			"loop without a function; it writes a child per event where a batch invocation writes one result, so "+
+			"at batch 500 a ratio near or above 1 means the function is no longer what limits fnbox.", env.Config.FnEvents, env.Config.ExecEvents, RowPipeline))
 		return rep.Add(Row{Name: NoopRow(platform, batch), Value: rate(n, elapsed), Unit: UnitEventsPerSecond, Limit: RowPipeline, Count: n})
 	}
 }

@@ -65,6 +65,10 @@ type Report struct {
 	RecordBytes float64
 	// Elapsed is how long the whole run took.
 	Elapsed time.Duration
+	// LoadAverage is the machine's 1-minute load average when the run
+	// started (/proc/loadavg), or "" where it cannot be read: other work
+	// on the machine shares the cores the figures were measured on.
+	LoadAverage string
 
 	rows  []Row
 	notes []string
@@ -146,6 +150,12 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(&b, "Measured %s with %s (%s/%s), franz-go %s, GOMAXPROCS=%d, NumCPU=%d; the run took %s.\n\n",
 		r.Date.UTC().Format("2006-01-02 15:04 MST"), r.GoVersion, r.GOOS, r.GOARCH, r.FranzGoVersion,
 		r.GOMAXPROCS, r.NumCPU, r.Elapsed.Round(100*time.Millisecond))
+	if r.LoadAverage != "" {
+		fmt.Fprintf(&b, "Load average when the run started: %s on %d cores. ", r.LoadAverage, r.NumCPU)
+	}
+	b.WriteString("The broker, the bench's clients, fnbox and the function processes all share this machine's cores " +
+		"with whatever else runs on it, so on a small or busy machine the fnbox rows fall further below their " +
+		"limits than they would on a dedicated one; exec at batch 1, a process per event, suffers most.\n\n")
 	b.WriteString("What this is: the raw limits of this machine on the embedded broker (started in-process, " +
 		"segments on disk in a temporary data directory, no fsync), driven by franz-go clients with real " +
 		"CloudEvents (binary mode, built with `envelope.ToRecord`; ")
@@ -168,7 +178,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	b.WriteString("\n")
 	b.WriteString("Reproduce with `make bench` (writes this file); `go run ./cmd/butter-bench -quick` in `e2e/` is a smoke run. " +
-		"Figures move with the machine and its load: compare ratios, not absolute numbers, across machines.\n\n")
+		"Figures move with the machine and its load: compare ratios, not absolute numbers, across machines. " +
+		"*over* is how many events (round trips for request→reply, runs for cold start) a figure was measured over.\n\n")
 
 	b.WriteString("| measurement | figure | unit | over | raw Kafka limit (same run) | ratio |\n")
 	b.WriteString("| --- | ---: | --- | ---: | ---: | ---: |\n")

@@ -1,0 +1,171 @@
+package e2etest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/buttercompass/butter/gateway/internal/testutil"
+	"github.com/buttercompass/butter/gateway/service"
+	"github.com/buttercompass/butter/proto/control"
+	"github.com/buttercompass/butter/proto/kit"
+)
+
+// fnboxBin is the real fnbox, built by TestMain.
+var fnboxBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gateway-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
+	fnboxBin = filepath.Join(dir, "fnbox")
+	cmd := exec.Command("go", "build", "-o", fnboxBin, "./cmd/fnbox")
+	cmd.Dir = filepath.Join(root, "fnbox")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build fnbox: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer is a bytes.Buffer safe for a process writing and a test
+// reading.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestHTTPHelloWithRealFnbox(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	_, file, _, _ := runtime.Caller(0)
+	example := filepath.Join(filepath.Dir(file), "..", "..", "..", "examples", "http-hello")
+	code := t.TempDir()
+	for _, f := range []string{control.DescriptorFile, "handler.js"} {
+		b, err := os.ReadFile(filepath.Join(example, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(code, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	desc, _ := os.ReadFile(filepath.Join(code, control.DescriptorFile))
+
+	c := testutil.NewCluster(t)
+	c.Deploy("hello", string(desc))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	box := exec.CommandContext(ctx, fnboxBin, "--code", code, "--descriptor", filepath.Join(code, control.DescriptorFile),
+		"--functions", "hello", "--instance", "e2e-1", "--admin", "127.0.0.1:0", "--brokers", c.Broker.Addr())
+	logs := &syncBuffer{}
+	box.Stdout, box.Stderr = logs, logs
+	if err := box.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = box.Wait()
+		if t.Failed() {
+			t.Logf("fnbox output:\n%s", logs.String())
+		}
+	})
+
+	cfg := service.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Kafka = kit.KafkaConfig{Brokers: []string{c.Broker.Addr()}}
+	cfg.Grace = 5 * time.Second
+	cfg.Logger, _ = kit.NewLogger(io.Discard, "info")
+	gw, err := service.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithTimeout(context.Background(), testutil.Timeout)
+	defer pcancel()
+	if err := gw.Provision(pctx); err != nil {
+		gw.Close()
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- gw.Serve(sctx) }()
+	t.Cleanup(func() {
+		scancel()
+		<-done
+		gw.Close()
+	})
+	base := "http://" + gw.Addr()
+
+	testutil.Eventually(t, "fnbox ready", func() error {
+		if !strings.Contains(logs.String(), control.ReadyMessage) {
+			return fmt.Errorf("no %q yet", control.ReadyMessage)
+		}
+		return nil
+	})
+	var res *http.Response
+	var body []byte
+	testutil.Eventually(t, "POST /hello answered by node", func() error {
+		var err error
+		res, err = http.Post(base+"/hello", "application/json", strings.NewReader(`{"name":"ada"}`))
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		body, _ = io.ReadAll(res.Body)
+		if res.StatusCode != 200 {
+			return fmt.Errorf("got %d %s", res.StatusCode, body)
+		}
+		return nil
+	})
+	var out struct{ Greeting string }
+	if err := json.Unmarshal(body, &out); err != nil || out.Greeting != "hello ada" || res.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("got %v %s: %v", res.Header, body, err)
+	}
+	r2, err := http.Get(base + "/hello?name=grace")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, _ := io.ReadAll(r2.Body)
+	r2.Body.Close()
+	if r2.StatusCode != 200 || !strings.Contains(string(b2), "hello grace") {
+		t.Fatalf("GET: %d %s", r2.StatusCode, b2)
+	}
+	r3, err := http.Post(base+"/hello", "application/json", strings.NewReader(`{not json`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r3.Body.Close()
+	if r3.StatusCode != 400 {
+		t.Fatalf("bad JSON: %d", r3.StatusCode)
+	}
+}

@@ -36,6 +36,14 @@ type KeySets struct {
 
 	mu   sync.Mutex
 	sets map[string]*keySet
+	// discovered caches jwks_uri by issuer, so discovery costs one fetch
+	// per CacheTTL, not one per request.
+	discovered map[string]discovery
+}
+
+type discovery struct {
+	url string
+	at  time.Time
 }
 
 type keySet struct {
@@ -52,7 +60,7 @@ func NewKeySets(client *http.Client) *KeySets {
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
-	return &KeySets{client: client, sets: map[string]*keySet{}}
+	return &KeySets{client: client, sets: map[string]*keySet{}, discovered: map[string]discovery{}}
 }
 
 // Key returns the key kid of the set at url. An empty kid matches the set's
@@ -112,6 +120,12 @@ func (ks *KeySets) refetch(ctx context.Context, url string, s *keySet, now time.
 
 // Discover returns the jwks_uri of issuer's OpenID configuration.
 func (ks *KeySets) Discover(ctx context.Context, issuer string) (string, error) {
+	ks.mu.Lock()
+	d, ok := ks.discovered[issuer]
+	ks.mu.Unlock()
+	if ok && time.Since(d.at) < CacheTTL {
+		return d.url, nil
+	}
 	var doc struct {
 		JWKSURI string `json:"jwks_uri"`
 	}
@@ -122,6 +136,9 @@ func (ks *KeySets) Discover(ctx context.Context, issuer string) (string, error) 
 	if doc.JWKSURI == "" {
 		return "", fmt.Errorf("discover JWKS of issuer %s: %s has no jwks_uri", issuer, u)
 	}
+	ks.mu.Lock()
+	ks.discovered[issuer] = discovery{url: doc.JWKSURI, at: time.Now()}
+	ks.mu.Unlock()
 	return doc.JWKSURI, nil
 }
 

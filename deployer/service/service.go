@@ -25,7 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/deployer/internal/api"
-	"github.com/buttercompass/butter/deployer/internal/gobuild"
+	"github.com/buttercompass/butter/deployer/gobuild"
 	"github.com/buttercompass/butter/deployer/internal/reconcile"
 	"github.com/buttercompass/butter/deployer/internal/runtime/process"
 	"github.com/buttercompass/butter/deployer/internal/store"

@@ -137,10 +137,24 @@ func TestFnTest(t *testing.T) {
 	}
 }
 
+// TestFnTestGo runs a go function locally: butter fn test builds it as
+// the deployer would, in a copy, leaving the example's directory as it was.
+func TestFnTestGo(t *testing.T) {
+	ex := filepath.Join("..", "..", "..", "examples", "go-greet")
+	r := runButter(t, slowDeploy, `{"name":"gopher"}`, "fn", "test", ex, "--event", "-")
+	if r.code != 0 || !strings.Contains(r.stdout, `result (application/json): {"greeting":"hello, gopher, from Go"}`) {
+		t.Fatalf("fn test of go-greet: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(ex, ".butter")); !os.IsNotExist(err) {
+		t.Errorf("fn test left build output in %s: %v", ex, err)
+	}
+}
+
 type tailEvent struct {
 	Offset int64 `json:"offset"`
 	Event  struct {
 		ID          string          `json:"id"`
+		Type        string          `json:"type"`
 		Causationid string          `json:"causationid"`
 		Data        json.RawMessage `json:"data"`
 	} `json:"event"`

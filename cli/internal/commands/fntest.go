@@ -8,14 +8,17 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/spf13/cobra"
 
+	"github.com/buttercompass/butter/deployer/gobuild"
 	"github.com/buttercompass/butter/fnbox/runtime"
 	"github.com/buttercompass/butter/fnbox/runtime/platforms"
 	"github.com/buttercompass/butter/proto/descriptor"
@@ -55,6 +58,18 @@ which becomes the data of an event of type butter.cli.event.`,
 			d, err := descriptor.ParseFile(file)
 			if err != nil {
 				return err
+			}
+			if d.Platform == descriptor.PlatformGo {
+				// Built the way the deployer builds it, in a copy, so the
+				// user's directory gets no build output.
+				tmp, err := os.MkdirTemp("", "butter-fn-test-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(tmp)
+				if dir, d, err = buildGo(cmd.Context(), tmp, dir, file, d); err != nil {
+					return err
+				}
 			}
 			fn, err := pickFunction(d, fnName)
 			if err != nil {
@@ -183,4 +198,31 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return len(b), nil
+}
+
+// buildGo copies the go deployment in dir under tmp and builds its
+// functions there with the deployer's builder, returning the copy and the
+// descriptor to run (fn naming the binaries). The build cache is the
+// user's own, so only what changed is compiled.
+func buildGo(ctx context.Context, tmp, dir, file string, d *descriptor.Descriptor) (string, *descriptor.Descriptor, error) {
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return "", nil, err
+	}
+	code := filepath.Join(tmp, "code")
+	if err := os.CopyFS(code, os.DirFS(dir)); err != nil {
+		return "", nil, fmt.Errorf("copy %s to build it: %w", dir, err)
+	}
+	cfg := gobuild.Config{Dir: filepath.Join(tmp, "build")}
+	if out, err := exec.CommandContext(ctx, "go", "env", "GOCACHE").Output(); err == nil {
+		cfg.Cache = strings.TrimSpace(string(out))
+	}
+	if err := gobuild.New(cfg).Build(ctx, code, filepath.Base(file), src, d); err != nil {
+		return "", nil, err
+	}
+	run, err := descriptor.ParseFile(filepath.Join(code, gobuild.RunDescriptor))
+	if err != nil {
+		return "", nil, err
+	}
+	return code, run, nil
 }

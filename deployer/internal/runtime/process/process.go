@@ -31,7 +31,7 @@ import (
 	"time"
 
 	"github.com/buttercompass/butter/deployer/internal/archive"
-	"github.com/buttercompass/butter/deployer/internal/gobuild"
+	"github.com/buttercompass/butter/deployer/gobuild"
 	"github.com/buttercompass/butter/deployer/internal/runtime"
 	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/descriptor"

@@ -6,7 +6,9 @@ require (
 	github.com/buttercompass/butter/broker-bridge v0.0.0
 	github.com/buttercompass/butter/deployer v0.0.0-00010101000000-000000000000
 	github.com/buttercompass/butter/fnbox v0.0.0-00010101000000-000000000000
+	github.com/buttercompass/butter/gateway v0.0.0
 	github.com/buttercompass/butter/proto v0.0.0
+	github.com/buttercompass/butter/timer v0.0.0
 	github.com/cloudevents/sdk-go/v2 v2.16.2
 	github.com/spf13/cobra v1.10.2
 	github.com/twmb/franz-go v1.22.2
@@ -16,6 +18,7 @@ require (
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/buttercompass/butter/fnbox/sdk v0.0.0 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
@@ -61,5 +64,8 @@ replace (
 	github.com/buttercompass/butter/broker-bridge => ../broker-bridge
 	github.com/buttercompass/butter/deployer => ../deployer
 	github.com/buttercompass/butter/fnbox => ../fnbox
+	github.com/buttercompass/butter/fnbox/sdk => ../fnbox/sdk
+	github.com/buttercompass/butter/gateway => ../gateway
 	github.com/buttercompass/butter/proto => ../proto
+	github.com/buttercompass/butter/timer => ../timer
 )

@@ -91,7 +91,9 @@ func freeAddr(t *testing.T) string {
 func startButter(t *testing.T, ready string, args ...string) (*exec.Cmd, *bufio.Scanner) {
 	t.Helper()
 	cmd := exec.Command(butterBin, args...)
-	cmd.Env = append(os.Environ(), "BUTTER_BROKERS=")
+	// Services a test does not place get random ports, so tests never
+	// collide with each other or with a platform running on the machine.
+	cmd.Env = append(os.Environ(), "BUTTER_BROKERS=", "BUTTER_GATEWAY_ADDR=127.0.0.1:0", "BUTTER_TIMER_ADDR=127.0.0.1:0")
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

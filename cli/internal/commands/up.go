@@ -11,21 +11,34 @@ import (
 
 	"github.com/buttercompass/butter/broker-bridge/broker"
 	deployersvc "github.com/buttercompass/butter/deployer/service"
+	gatewaysvc "github.com/buttercompass/butter/gateway/service"
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/topics"
+	timersvc "github.com/buttercompass/butter/timer/service"
 )
+
+// service is what butter up needs of each platform service it hosts.
+type service interface {
+	Provision(ctx context.Context) error
+	Serve(ctx context.Context) error
+	Close()
+	Addr() string
+}
 
 func (a *app) upCmd() *cobra.Command {
 	var (
 		cfg broker.Config
-		dep deployersvc.Config
+		dep = deployersvc.DefaultConfig()
+		gw  = gatewaysvc.DefaultConfig()
+		tm  = timersvc.DefaultConfig()
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the whole platform in one process",
 		Long: `Start Butter Compass in one process: the embedded broker (unless --brokers
 or BUTTER_BROKERS points at an existing Kafka cluster) and every platform
-service. Prints the endpoints; Ctrl-C stops cleanly.`,
+service: deployer, gateway and timer. Prints the endpoints; Ctrl-C stops
+cleanly.`,
 		Example: `  butter up
   butter up --data /var/lib/butter
   BUTTER_BROKERS=kafka-1:9092,kafka-2:9092 butter up`,
@@ -58,33 +71,48 @@ service. Prints the endpoints; Ctrl-C stops cleanly.`,
 				return err
 			}
 			dep.Kafka, dep.DataDir, dep.Logger = a.kafka, cfg.DataDir, a.logger()
+			gw.Kafka, gw.Logger = a.kafka, a.logger()
+			tm.Kafka, tm.Logger = a.kafka, a.logger()
 			deployer, err := deployersvc.New(dep)
 			if err != nil {
 				return err
 			}
-			defer deployer.Close()
-			if err := deployer.Provision(ctx); err != nil {
+			gateway, err := gatewaysvc.New(gw)
+			if err != nil {
+				deployer.Close()
 				return err
+			}
+			timer, err := timersvc.New(tm)
+			if err != nil {
+				deployer.Close()
+				gateway.Close()
+				return err
+			}
+			parts := []func(context.Context) error{serveAdmin}
+			for _, s := range []service{deployer, gateway, timer} {
+				defer s.Close()
+				if err := s.Provision(ctx); err != nil {
+					return err
+				}
+				parts = append(parts, s.Serve)
 			}
 			fmt.Fprintf(a.io.Out, "butter is up\n  broker    %s (%s)\n", strings.Join(a.kafka.Brokers, ","), where)
 			fmt.Fprintf(a.io.Out, "  deployer  http://%s/v1/deployments\n", deployer.Addr())
+			fmt.Fprintf(a.io.Out, "  gateway   http://%s/\n", gateway.Addr())
+			fmt.Fprintf(a.io.Out, "  timer     http://%s/v1/timers\n", timer.Addr())
 			fmt.Fprintln(a.io.Out, "Ctrl-C stops.")
 			// Every part serves until ctx is done; the first to fail stops all.
-			err = runAll(ctx, serveAdmin, deployer.Serve)
+			err = runAll(ctx, parts...)
 			fmt.Fprintln(a.io.Out, "butter stopped")
 			return err
 		},
 	}
-	// The deployer's own flags, namespaced under up; Kafka and data dir are
-	// shared with the rest of the platform.
-	depFlags := flag.NewFlagSet("deployer", flag.ContinueOnError)
-	dep.RegisterFlags(depFlags)
-	depFlags.VisitAll(func(f *flag.Flag) {
-		if f.Name != "data" {
-			f.Name = "deployer-" + f.Name
-			cmd.Flags().AddGoFlag(f)
-		}
-	})
+	// Each service's own flags, namespaced under up (--deployer-addr,
+	// --gateway-addr, --timer-addr, ...); Kafka and the data dir are shared
+	// by the whole platform.
+	addServiceFlags(cmd, "deployer", dep.RegisterFlags)
+	addServiceFlags(cmd, "gateway", gw.RegisterFlags)
+	addServiceFlags(cmd, "timer", tm.RegisterFlags)
 	d := broker.DefaultConfig()
 	cmd.Flags().StringVar(&cfg.DataDir, "data", kit.EnvOr("BUTTER_DATA", d.DataDir), "platform data `dir` (env BUTTER_DATA)")
 	cmd.Flags().StringVar(&cfg.Addr, "broker-addr", kit.EnvOr("BUTTER_BROKER_ADDR", d.Addr), "embedded broker `host:port` (env BUTTER_BROKER_ADDR)")
@@ -92,6 +120,19 @@ service. Prints the endpoints; Ctrl-C stops cleanly.`,
 	cmd.Flags().StringVar(&cfg.AdminAddr, "admin-addr", kit.EnvOr("BUTTER_BRIDGE_ADMIN", d.AdminAddr), "serve /livez, /readyz, /metrics on `host:port`; empty for none (env BUTTER_BRIDGE_ADMIN)")
 	cfg.Retention = d.Retention
 	return cmd
+}
+
+// addServiceFlags adds a service's own flags to cmd, each named
+// <prefix>-<flag>, except --data which the platform shares.
+func addServiceFlags(cmd *cobra.Command, prefix string, register func(*flag.FlagSet)) {
+	fs := flag.NewFlagSet(prefix, flag.ContinueOnError)
+	register(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name != "data" {
+			f.Name = prefix + "-" + f.Name
+			cmd.Flags().AddGoFlag(f)
+		}
+	})
 }
 
 // runAll runs every part until ctx is done or one of them fails, which

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestGatewayAndTimerEndToEnd runs butter up and deploys the two examples
+// that events reach without a stream binding: examples/http-hello (Node,
+// behind the gateway) answers an HTTP request with the status, headers and
+// body it returned, and examples/tick (Python, on the timer; its schedule
+// shortened to every second) receives ticks with distinct deterministic
+// ids.
+func TestGatewayAndTimerEndToEnd(t *testing.T) {
+	addr, deployerAddr, gatewayAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	startButter(t, "Ctrl-C stops", "up", "--data", t.TempDir(), "--broker-addr", addr,
+		"--admin-addr", "", "--deployer-addr", deployerAddr, "--gateway-addr", gatewayAddr)
+	b := func(stdin string, args ...string) result {
+		t.Helper()
+		r := butter(t, stdin, append(args, "--brokers", addr)...)
+		if r.code != 0 {
+			t.Fatalf("butter %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+		return r
+	}
+	deploy := func(dir string) {
+		t.Helper()
+		b("", "deploy", dir, "--deployer", "http://"+deployerAddr)
+	}
+
+	tick := t.TempDir()
+	copyDir(t, filepath.Join("..", "..", "..", "examples", "tick"), tick)
+	desc, err := os.ReadFile(filepath.Join(tick, "butter.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast := strings.Replace(string(desc), `"@every 5s"`, `"@every 1s"`, 1)
+	if fast == string(desc) {
+		t.Fatalf("examples/tick/butter.yaml has no \"@every 5s\" schedule to shorten:\n%s", desc)
+	}
+	writeFile(t, filepath.Join(tick, "butter.yaml"), fast)
+	deploy(filepath.Join("..", "..", "..", "examples", "http-hello"))
+	deploy(tick)
+
+	// The gateway learns routes from _butter.deployments: poll until the
+	// route is live, then check one answer whole.
+	var resp *http.Response
+	var body []byte
+	eventually(t, "POST /hello answered", 30*time.Second, func() bool {
+		r, err := http.Post("http://"+gatewayAddr+"/hello", "application/json", strings.NewReader(`{"name":"x"}`))
+		if err != nil {
+			return false
+		}
+		defer r.Body.Close()
+		resp, body = r, must(io.ReadAll(r.Body))
+		return r.StatusCode != http.StatusNotFound
+	})
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("POST /hello: %d %s %s", resp.StatusCode, resp.Header, body)
+	}
+	var hello struct{ Greeting string }
+	if err := json.Unmarshal(body, &hello); err != nil || !strings.Contains(hello.Greeting, "x") {
+		t.Fatalf("POST /hello answered %s, want a greeting for x", body)
+	}
+
+	// Ticks: distinct ids of the form <schedule-id>@<scheduled unix ms>,
+	// and the function's log line for each.
+	ids := map[string]bool{}
+	for _, e := range tailJSON(t, b, "tick-tick-ticks", 3) {
+		if e.Event.Type != "butter.timer.tick" || !strings.Contains(e.Event.ID, "@") || ids[e.Event.ID] {
+			t.Fatalf("tick %+v: want a butter.timer.tick with a new <schedule>@<ms> id (seen %v)", e, ids)
+		}
+		ids[e.Event.ID] = true
+	}
+	if !pollLogs(t, b, "tick", "due") {
+		t.Fatal("no log line of the tick function")
+	}
+}
+
+// eventually polls cond until it holds, failing the test after timeout.
+func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

@@ -19,6 +19,8 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/buttercompass/butter/fnbox v0.0.0-00010101000000-000000000000
 	github.com/buttercompass/butter/fnbox/sdk v0.0.0-00010101000000-000000000000
+	github.com/buttercompass/butter/gateway v0.0.0-00010101000000-000000000000
+	github.com/buttercompass/butter/timer v0.0.0-00010101000000-000000000000
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
@@ -63,3 +65,7 @@ replace (
 replace github.com/buttercompass/butter/fnbox => ../fnbox
 
 replace github.com/buttercompass/butter/fnbox/sdk => ../fnbox/sdk
+
+replace github.com/buttercompass/butter/gateway => ../gateway
+
+replace github.com/buttercompass/butter/timer => ../timer

@@ -1,7 +1,9 @@
 // Command butter-bench measures the raw limits of this machine on the
 // embedded broker (produce, consume, the consume→produce→commit loop,
-// request→reply latency), then real fnbox beside them (no-op throughput per
-// runtime, replay, cold start), and prints them as a markdown table; with -o
+// request→reply latency), then the gateway and the timer (HTTP
+// request→response through a real fnbox, tick lag) and real fnbox (no-op
+// throughput per runtime, replay, cold start) beside them, and prints them
+// as a markdown table; with -o
 // it also writes them to a file (`make bench` writes docs/benchmarks.md).
 package main
 
@@ -22,7 +24,7 @@ func main() {
 	quick := flag.Bool("quick", false, "smoke run: few events, noisy figures")
 	events := flag.Int("n", 0, "events per throughput measurement (default 200000, 5000 with -quick)")
 	out := flag.String("o", "", "also write the report to `file`")
-	raw := flag.Bool("raw", false, "measure only the raw Kafka limits, not fnbox")
+	raw := flag.Bool("raw", false, "measure only the raw Kafka limits, not the gateway, the timer and fnbox")
 	flag.Parse()
 
 	cfg := bench.DefaultConfig()
@@ -33,7 +35,7 @@ func main() {
 		cfg.Events = *events
 	}
 	if !*raw {
-		cfg.Extra = bench.Functions()
+		cfg.Extra = append(bench.Services(), bench.Functions()...)
 	}
 	cfg.Progress = os.Stderr
 

@@ -95,6 +95,15 @@ type Config struct {
 	// FnTimeout bounds each function measurement, start-up included.
 	// Default 2m.
 	FnTimeout time.Duration
+	// GatewayClients is how many HTTP clients call the gateway at once in
+	// its throughput measurement. Default 64.
+	GatewayClients int
+	// GatewayLoad is the number of timed requests the GatewayClients make
+	// together, after a warm-up of two each. Default 10,000.
+	GatewayLoad int
+	// TimerTicks is the number of timed ticks of the timer jitter
+	// measurement, one a second, after one untimed. Default 20.
+	TimerTicks int
 	// Extra measurements run after the raw ones, on the same broker, and may
 	// compare their rows with the raw rows. Functions() returns those of
 	// fnbox.
@@ -107,6 +116,7 @@ func DefaultConfig() Config {
 	return Config{
 		Events: 200_000, Requests: 2_000, Warmup: 200, ReplyTimeout: 10 * time.Second,
 		FnEvents: 10_000, ExecEvents: 500, ColdStarts: 3, FnTimeout: 2 * time.Minute,
+		GatewayClients: 64, GatewayLoad: 10_000, TimerTicks: 20,
 	}
 }
 
@@ -116,6 +126,7 @@ func QuickConfig() Config {
 	return Config{
 		Events: 5_000, Requests: 100, Warmup: 20, ReplyTimeout: 10 * time.Second,
 		FnEvents: 500, ExecEvents: 50, ColdStarts: 1, FnTimeout: time.Minute,
+		GatewayClients: 64, GatewayLoad: 640, TimerTicks: 2,
 	}
 }
 
@@ -148,6 +159,15 @@ func (c Config) Validate() error {
 	}
 	if c.FnTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("%w: function timeout is %s, want a positive duration", ErrConfig, c.FnTimeout))
+	}
+	if c.GatewayClients < 1 {
+		errs = append(errs, fmt.Errorf("%w: gateway clients is %d, want at least 1", ErrConfig, c.GatewayClients))
+	}
+	if c.GatewayLoad < 1 {
+		errs = append(errs, fmt.Errorf("%w: gateway load is %d requests, want at least 1", ErrConfig, c.GatewayLoad))
+	}
+	if c.TimerTicks < 1 {
+		errs = append(errs, fmt.Errorf("%w: timer ticks is %d, want at least 1", ErrConfig, c.TimerTicks))
 	}
 	return errors.Join(errs...)
 }

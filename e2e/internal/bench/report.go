@@ -16,6 +16,9 @@ const (
 	UnitEventsPerSecond = "events/s"
 	// UnitMilliseconds is a latency: lower is better.
 	UnitMilliseconds = "ms"
+	// UnitRequestsPerSecond is a rate of HTTP requests answered: higher is
+	// better.
+	UnitRequestsPerSecond = "requests/s"
 )
 
 // ErrBadRow is wrapped by Report.Add when a row cannot be placed in the
@@ -38,6 +41,10 @@ type Row struct {
 	// Count is how many events (or round trips) the figure was measured
 	// over.
 	Count int
+	// NoLimit marks a platform figure that no raw row bounds (a rate in
+	// requests/s, a timer's own lag): the table shows "—" as its limit and
+	// ratio. Limit must then be empty.
+	NoLimit bool
 }
 
 // Report is the outcome of one run: what machine, and the rows measured on
@@ -94,12 +101,15 @@ func (r *Report) Add(rows ...Row) error {
 		if _, ok := r.Row(row.Name); ok {
 			return fmt.Errorf("%w: %q is already in the report", ErrBadRow, row.Name)
 		}
+		if row.NoLimit && row.Limit != "" {
+			return fmt.Errorf("%w: %q has no limit but names %q as its limit: set one or the other", ErrBadRow, row.Name, row.Limit)
+		}
 		if row.Limit != "" {
 			lim, ok := r.Row(row.Limit)
 			switch {
 			case !ok:
 				return fmt.Errorf("%w: %q compares with %q, which is not in the report: add raw rows first", ErrBadRow, row.Name, row.Limit)
-			case lim.Limit != "":
+			case lim.Limit != "" || lim.NoLimit:
 				return fmt.Errorf("%w: %q compares with %q, which is not a raw limit", ErrBadRow, row.Name, row.Limit)
 			case lim.Unit != row.Unit:
 				return fmt.Errorf("%w: %q is in %s but its limit %q is in %s", ErrBadRow, row.Name, row.Unit, row.Limit, lim.Unit)
@@ -134,8 +144,11 @@ func (r *Report) LimitOf(row Row) Row {
 
 // Ratio returns figure ÷ raw limit: 1.0 for a raw row; below 1 a throughput
 // reaches that fraction of what Kafka alone does, above 1 a latency is that
-// many times Kafka's own.
+// many times Kafka's own. It is 0 for a row with NoLimit.
 func (r *Report) Ratio(row Row) float64 {
+	if row.NoLimit {
+		return 0
+	}
 	lim := r.LimitOf(row)
 	if lim.Value == 0 {
 		return 0
@@ -184,12 +197,15 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	b.WriteString("| measurement | figure | unit | over | raw Kafka limit (same run) | ratio |\n")
 	b.WriteString("| --- | ---: | --- | ---: | ---: | ---: |\n")
 	for _, row := range r.rows {
-		lim := r.LimitOf(row)
-		limit := formatFigure(lim.Value)
-		if row.Limit != "" {
-			limit += " (" + lim.Name + ")"
+		limit, ratio := "—", "—"
+		if !row.NoLimit {
+			lim := r.LimitOf(row)
+			limit, ratio = formatFigure(lim.Value), fmt.Sprintf("%.2f", r.Ratio(row))
+			if row.Limit != "" {
+				limit += " (" + lim.Name + ")"
+			}
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %.2f |\n", row.Name, formatFigure(row.Value), row.Unit, row.Count, limit, r.Ratio(row))
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s |\n", row.Name, formatFigure(row.Value), row.Unit, row.Count, limit, ratio)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -36,6 +36,9 @@ test: lint
 fuzz:
 	cd proto && $(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./descriptor
 	cd proto && $(GO) test -run '^$$' -fuzz '^FuzzFromRecord$$' -fuzztime $(FUZZTIME) ./envelope
+	cd gateway && $(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME) ./internal/auth
+	cd gateway && $(GO) test -run '^$$' -fuzz '^FuzzFromResult$$' -fuzztime $(FUZZTIME) ./internal/httpevent
+	cd timer && $(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./internal/api
 
 ## bench: measure the embedded broker's raw limits, write docs/benchmarks.md
 bench:

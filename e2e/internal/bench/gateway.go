@@ -33,6 +33,11 @@ const (
 // GatewayRateRow names the throughput row of clients concurrent clients.
 func GatewayRateRow(clients int) string { return fmt.Sprintf("gateway, %d clients", clients) }
 
+// GatewayLoadP50Row names the p50 row of clients concurrent clients.
+func GatewayLoadP50Row(clients int) string {
+	return fmt.Sprintf("gateway request→response p50, %d clients", clients)
+}
+
 // GatewayLoadP99Row names the p99 row of clients concurrent clients.
 func GatewayLoadP99Row(clients int) string {
 	return fmt.Sprintf("gateway request→response p99, %d clients", clients)
@@ -65,7 +70,8 @@ func Services() []Measurement {
 //     p50 and p99, the two Kafka trips every such request makes;
 //   - Config.GatewayClients clients at once making Config.GatewayLoad
 //     requests together after two each of warm-up: requests/s (no raw
-//     limit) and p99, compared with the raw request→reply p99.
+//     limit), p50 and p99, compared with the raw request→reply p50 and
+//     p99.
 //
 // Clients are net/http with keep-alive, one pooled connection each.
 func measureGateway(ctx context.Context, env *Env, rep *Report) error {
@@ -139,12 +145,14 @@ func gatewayRounds(ctx context.Context, env *Env, f *function, yaml string, box 
 		"keep-alive transport, a connection each) make %d requests together, each sending its next as soon as it "+
 		"has the answer, after two each of warm-up. The rate is requests answered ÷ time from the first timed "+
 		"request to the last answer; no raw row bounds it (one fnbox at concurrency 1 and batch 1 handles one "+
-		"request at a time: compare it with no-op %s, batch 1). The p99 of these requests is compared with %s.",
-		cfg.GatewayClients, cfg.GatewayClients, cfg.GatewayLoad, gatewayPlatform, RowReplyP99))
+		"request at a time: compare it with no-op %s, batch 1). Their p50 and p99 are compared with %s and %s; "+
+		"with every client waiting, a request mostly queues: the mean is about clients ÷ rate (Little's law).",
+		cfg.GatewayClients, cfg.GatewayClients, cfg.GatewayLoad, gatewayPlatform, RowReplyP50, RowReplyP99))
 	return rep.Add(
 		Row{Name: RowGatewayP50, Value: ms(percentile(one, 0.50)), Unit: UnitMilliseconds, Limit: RowReplyP50, Count: len(one)},
 		Row{Name: RowGatewayP99, Value: ms(percentile(one, 0.99)), Unit: UnitMilliseconds, Limit: RowReplyP99, Count: len(one)},
 		Row{Name: GatewayRateRow(cfg.GatewayClients), Value: float64(len(load)) / elapsed.Seconds(), Unit: UnitRequestsPerSecond, NoLimit: true, Count: len(load)},
+		Row{Name: GatewayLoadP50Row(cfg.GatewayClients), Value: ms(percentile(load, 0.50)), Unit: UnitMilliseconds, Limit: RowReplyP50, Count: len(load)},
 		Row{Name: GatewayLoadP99Row(cfg.GatewayClients), Value: ms(percentile(load, 0.99)), Unit: UnitMilliseconds, Limit: RowReplyP99, Count: len(load)},
 	)
 }

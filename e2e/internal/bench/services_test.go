@@ -32,6 +32,7 @@ func TestServices(t *testing.T) {
 		{RowGatewayP50, RowReplyP50, cfg.Requests},
 		{RowGatewayP99, RowReplyP99, cfg.Requests},
 		{GatewayRateRow(cfg.GatewayClients), "", cfg.GatewayLoad},
+		{GatewayLoadP50Row(cfg.GatewayClients), RowReplyP50, cfg.GatewayLoad},
 		{GatewayLoadP99Row(cfg.GatewayClients), RowReplyP99, cfg.GatewayLoad},
 		{RowTimerLagP50, "", cfg.TimerTicks},
 		{RowTimerLagP99, "", cfg.TimerTicks},

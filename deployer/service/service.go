@@ -24,8 +24,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/buttercompass/butter/deployer/internal/api"
 	"github.com/buttercompass/butter/deployer/gobuild"
+	"github.com/buttercompass/butter/deployer/internal/api"
 	"github.com/buttercompass/butter/deployer/internal/reconcile"
 	"github.com/buttercompass/butter/deployer/internal/runtime/process"
 	"github.com/buttercompass/butter/deployer/internal/store"
@@ -147,6 +147,8 @@ func (c Config) fnboxBin() (string, error) {
 	}
 	return p, nil
 }
+
+var _ kit.Service = (*Service)(nil)
 
 // Service is a deployer.
 type Service struct {
@@ -306,10 +308,5 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	if err := s.Provision(ctx); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "deployer API on http://%s/v1/deployments (/livez /readyz /metrics)\n", s.Addr())
-	return s.Serve(ctx)
+	return kit.RunService(ctx, s, out, "deployer API on http://%s/v1/deployments (/livez /readyz /metrics)")
 }

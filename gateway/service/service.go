@@ -91,6 +91,8 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+var _ kit.Service = (*Service)(nil)
+
 // Service is a gateway.
 type Service struct {
 	cfg     Config
@@ -270,10 +272,5 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	if err := s.Provision(ctx); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "gateway on http://%s (/livez /readyz /metrics)\n", s.Addr())
-	return s.Serve(ctx)
+	return kit.RunService(ctx, s, out, "gateway on http://%s (/livez /readyz /metrics)")
 }

@@ -107,6 +107,8 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+var _ kit.Service = (*Service)(nil)
+
 // Service is a timer replica.
 type Service struct {
 	cfg Config
@@ -292,10 +294,5 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	if err := s.Provision(ctx); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "timer API on http://%s/v1/timers (/livez /readyz /metrics)\n", s.Addr())
-	return s.Serve(ctx)
+	return kit.RunService(ctx, s, out, "timer API on http://%s/v1/timers (/livez /readyz /metrics)")
 }

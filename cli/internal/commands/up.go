@@ -17,14 +17,6 @@ import (
 	timersvc "github.com/buttercompass/butter/timer/service"
 )
 
-// service is what butter up needs of each platform service it hosts.
-type service interface {
-	Provision(ctx context.Context) error
-	Serve(ctx context.Context) error
-	Close()
-	Addr() string
-}
-
 func (a *app) upCmd() *cobra.Command {
 	var (
 		cfg broker.Config
@@ -89,7 +81,7 @@ cleanly.`,
 				return err
 			}
 			parts := []func(context.Context) error{serveAdmin}
-			for _, s := range []service{deployer, gateway, timer} {
+			for _, s := range []kit.Service{deployer, gateway, timer} {
 				defer s.Close()
 				if err := s.Provision(ctx); err != nil {
 					return err

@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/buttercompass/butter/deployer/internal/archive"
 	"github.com/buttercompass/butter/deployer/gobuild"
+	"github.com/buttercompass/butter/deployer/internal/archive"
 	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/kit"

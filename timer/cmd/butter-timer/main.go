@@ -6,11 +6,8 @@ package main
 
 import (
 	"context"
-	"flag"
-	"fmt"
+	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/timer/service"
@@ -18,27 +15,14 @@ import (
 
 func main() {
 	cfg := service.DefaultConfig()
-	cfg.RegisterFlags(flag.CommandLine)
-	cfg.Kafka.RegisterFlags(flag.CommandLine)
-	logLevel := flag.String("log-level", kit.EnvOr("BUTTER_LOG_LEVEL", "info"), "debug, info, warn or error (env BUTTER_LOG_LEVEL)")
-	flag.Parse()
-	if err := run(cfg, *logLevel); err != nil {
-		fmt.Fprintln(os.Stderr, "butter-timer:", err)
-		os.Exit(1)
-	}
-}
-
-func run(cfg service.Config, logLevel string) error {
-	if err := kit.EnvError(); err != nil {
-		return err
-	}
-	logger, err := kit.NewLogger(os.Stderr, logLevel)
-	if err != nil {
-		return err
-	}
-	cfg.Logger = logger
-	cfg.Kafka.ClientID = "butter-timer"
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return service.Run(ctx, cfg, os.Stdout)
+	kit.Main(kit.Command{
+		Name:    "butter-timer",
+		Service: "timer",
+		Flags:   cfg.RegisterFlags,
+		Kafka:   &cfg.Kafka,
+		Run: func(ctx context.Context, logger *slog.Logger) error {
+			cfg.Logger = logger
+			return service.Run(ctx, cfg, os.Stdout)
+		},
+	})
 }

@@ -30,8 +30,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/buttercompass/butter/deployer/internal/archive"
 	"github.com/buttercompass/butter/deployer/gobuild"
+	"github.com/buttercompass/butter/deployer/internal/archive"
 	"github.com/buttercompass/butter/deployer/internal/runtime"
 	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/descriptor"

@@ -51,6 +51,9 @@ const (
 	gatewayPlatform   = descriptor.PlatformNode
 	gatewayBody       = `{"bench":true}`
 	gatewayAnswer     = `{"n":1}`
+	// gatewayConcurrency is the route function's scale.concurrency: as
+	// many requests at once as the bench has clients.
+	gatewayConcurrency = 64
 )
 
 // Services returns the measurements of the gateway and the timer, each
@@ -135,19 +138,19 @@ func gatewayRounds(ctx context.Context, env *Env, f *function, yaml string, box 
 
 	rep.Note(fmt.Sprintf("**gateway request→response p50, p99**: the gateway (`gateway/service` in-process) serves a "+
 		"route `%s` deployed as the deployer does (a record on `_butter.deployments`), answered by real fnbox running "+
-		"the no-op %s function with the delivery defaults (batch 1, concurrency 1): each request is an HTTP POST of "+
+		"the no-op %s function with `ordering: none` and `concurrency: %d`: each request is an HTTP POST of "+
 		"`%s` that becomes a request event on the route's stream, fnbox invokes the function and writes its reply on "+
 		"`replyto`, the gateway answers `200 %s`. One net/http client with keep-alive makes %d sequential requests "+
 		"after %d warm-up; the clock runs from sending the request to reading the whole response. Limit: %s and "+
 		"%s, the two Kafka trips inside every such request without HTTP, the gateway or a function.",
-		gatewayContext, gatewayPlatform, gatewayBody, gatewayAnswer, cfg.Requests, cfg.Warmup, RowReplyP50, RowReplyP99))
+		gatewayContext, gatewayPlatform, gatewayConcurrency, gatewayBody, gatewayAnswer, cfg.Requests, cfg.Warmup, RowReplyP50, RowReplyP99))
 	rep.Note(fmt.Sprintf("**gateway, %d clients**: the same route, %d clients at once (goroutines sharing one "+
 		"keep-alive transport, a connection each) make %d requests together, each sending its next as soon as it "+
 		"has the answer, after two each of warm-up. The rate is requests answered ÷ time from the first timed "+
-		"request to the last answer; no raw row bounds it (one fnbox at concurrency 1 and batch 1 handles one "+
-		"request at a time: compare it with no-op %s, batch 1). Their p50 and p99 are compared with %s and %s; "+
+		"request to the last answer; no raw row bounds it (one fnbox runs up to %d requests at once in one %s "+
+		"process: compare it with no-op %s, batch 1). Their p50 and p99 are compared with %s and %s; "+
 		"with every client waiting, a request mostly queues: the mean is about clients ÷ rate (Little's law).",
-		cfg.GatewayClients, cfg.GatewayClients, cfg.GatewayLoad, gatewayPlatform, RowReplyP50, RowReplyP99))
+		cfg.GatewayClients, cfg.GatewayClients, cfg.GatewayLoad, gatewayConcurrency, gatewayPlatform, gatewayPlatform, RowReplyP50, RowReplyP99))
 	return rep.Add(
 		Row{Name: RowGatewayP50, Value: ms(percentile(one, 0.50)), Unit: UnitMilliseconds, Limit: RowReplyP50, Count: len(one)},
 		Row{Name: RowGatewayP99, Value: ms(percentile(one, 0.99)), Unit: UnitMilliseconds, Limit: RowReplyP99, Count: len(one)},
@@ -173,7 +176,11 @@ functions:
     name: %s
     bindings:
       route: { context: %s }
-`, gatewayDeployment, gatewayPlatform, fnName, fnName, gatewayContext)
+    # HTTP requests are independent: run them side by side, as a web
+    # server would, rather than one at a time in partition order.
+    delivery: { ordering: none }
+    scale: { concurrency: %d }
+`, gatewayDeployment, gatewayPlatform, fnName, fnName, gatewayContext, gatewayConcurrency)
 	for file, text := range map[string]string{"handler.js": noopJS, "butter.yaml": yaml} {
 		if err := os.WriteFile(filepath.Join(dir, file), []byte(text), 0o644); err != nil {
 			return nil, "", fmt.Errorf("write code of %s: %w", gatewayDeployment, err)

@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/fnbox/runtime"
+	"github.com/buttercompass/butter/proto/envelope"
 )
 
 // partBatch is one partition's share of a poll and which of its records
@@ -16,9 +17,18 @@ type partBatch struct {
 	topic     string
 	partition int32
 	recs      []*kgo.Record
+	ds        []envelope.Delivery // recs decoded, same indexes
 
 	mu   sync.Mutex
 	done []bool
+}
+
+// unit is the work of one invocation: up to delivery.batch events of one
+// partition that follow each other once filtered-out events are left out,
+// in offset order. idx are indexes into pb.recs.
+type unit struct {
+	pb  *partBatch
+	idx []int
 }
 
 // batchOf splits a poll by partition, keeping each partition's order.
@@ -34,6 +44,49 @@ func batchOf(fs kgo.Fetches) []*partBatch {
 		})
 	})
 	return parts
+}
+
+// units decodes the partition's records and groups them into invocations
+// of at most size events. Filtered-out events are marked done here: they
+// need no work, and the done prefix still keeps them uncommitted until
+// everything before them is done. An event with replyto is always an
+// invocation of its own, because its requester waits for an answer to
+// that event alone.
+func (r *runner) units(pb *partBatch, size int) []unit {
+	size = max(1, size)
+	pb.ds = make([]envelope.Delivery, len(pb.recs))
+	var us []unit
+	var cur []int
+	flush := func() {
+		if len(cur) > 0 {
+			us = append(us, unit{pb: pb, idx: cur})
+			cur = nil
+		}
+	}
+	for i, rec := range pb.recs {
+		d := envelope.FromRecord(rec)
+		if s, ok := r.e.ns.Stream(rec.Topic); ok {
+			d.Stream = s
+		}
+		pb.ds[i] = d
+		if !matches(r.bindings[rec.Topic].Filter, d.Event) {
+			pb.markDone(i)
+			r.stats.done(1)
+			continue
+		}
+		if stringExt(d.Event, envelope.ExtReplyTo) != "" {
+			flush()
+			cur = []int{i}
+			flush()
+			continue
+		}
+		cur = append(cur, i)
+		if len(cur) == size {
+			flush()
+		}
+	}
+	flush()
+	return us
 }
 
 func (pb *partBatch) markDone(i int) {
@@ -73,11 +126,13 @@ func allDone(parts []*partBatch) bool {
 }
 
 // runBatch processes a poll: partitions in parallel, each partition's
-// events one after another (ordering partition) or concurrently (ordering
-// none), all bounded by the function's concurrency. When ctx is done no
-// new event starts, and an event waiting for a retry is abandoned undone;
-// invocations already running finish. It returns the first error that
-// makes the rest of the poll unsafe to commit (an output not acknowledged).
+// invocations one after another (ordering partition) or concurrently
+// (ordering none), all bounded by the function's concurrency, which counts
+// invocations (a batch of delivery.batch events is one). When ctx is done
+// no new invocation starts, and one waiting for a retry is abandoned
+// undone; invocations already running finish. It returns the first error
+// that makes the rest of the poll unsafe to commit (an output not
+// acknowledged).
 func (r *runner) runBatch(ctx context.Context, rt runtime.Runtime, out *producer, parts []*partBatch) error {
 	var (
 		wg    sync.WaitGroup
@@ -111,25 +166,23 @@ func (r *runner) runBatch(ctx context.Context, rt runtime.Runtime, out *producer
 		return false
 	}
 	release := func() { <-r.sem }
-	one := func(pb *partBatch, i int) bool {
-		done, err := r.process(ctx, rt, out, pb.recs[i])
+	one := func(u unit) bool {
+		done, err := r.process(ctx, rt, out, u)
 		if err != nil {
 			fail(err)
 			return false
-		}
-		if done {
-			pb.markDone(i)
 		}
 		return done
 	}
 	for _, pb := range parts {
 		wg.Go(func() {
+			us := r.units(pb, r.fn.Delivery.Batch)
 			if r.ordered() {
-				for i := range pb.recs {
+				for _, u := range us {
 					if stopped() || !acquire() {
 						return
 					}
-					ok := one(pb, i)
+					ok := one(u)
 					release()
 					if !ok {
 						return // later events wait: order holds
@@ -138,13 +191,13 @@ func (r *runner) runBatch(ctx context.Context, rt runtime.Runtime, out *producer
 				return
 			}
 			var inner sync.WaitGroup
-			for i := range pb.recs {
+			for _, u := range us {
 				if stopped() || !acquire() {
 					break
 				}
 				inner.Go(func() {
 					defer release()
-					one(pb, i)
+					one(u)
 				})
 			}
 			inner.Wait()

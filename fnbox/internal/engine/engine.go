@@ -53,7 +53,8 @@ type Config struct {
 	// the context is done; default the longest delivery timeout.
 	DrainTimeout time.Duration
 	// MaxPollRecords bounds one poll, the unit of work between commits
-	// (and of a transaction under exactly-once); default 500.
+	// (and of a transaction under exactly-once); default 500. A function
+	// whose delivery.batch is larger polls up to its batch size instead.
 	MaxPollRecords int
 
 	// crash, when closed, makes Run return at once without committing or

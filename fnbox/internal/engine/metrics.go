@@ -81,10 +81,10 @@ func newStats(m *metrics, deployment, function string) *stats {
 	}
 }
 
-func (s *stats) begin() { s.inFlight.Add(1); s.inFlightM.Inc() }
-func (s *stats) end()   { s.inFlight.Add(-1); s.inFlightM.Dec() }
+func (s *stats) begin(n int) { s.inFlight.Add(int64(n)); s.inFlightM.Add(float64(n)) }
+func (s *stats) end(n int)   { s.inFlight.Add(-int64(n)); s.inFlightM.Sub(float64(n)) }
 
-func (s *stats) done()         { s.processed.Add(1); s.processedM.Inc() }
+func (s *stats) done(n int)    { s.processed.Add(int64(n)); s.processedM.Add(float64(n)) }
 func (s *stats) failure()      { s.errors.Add(1); s.failedM.Inc() }
 func (s *stats) deadLettered() { s.deadM.Inc() }
 

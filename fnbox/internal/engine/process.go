@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -91,40 +92,67 @@ func (p *producer) wait(ctx context.Context) error {
 	return p.first
 }
 
-// process delivers one record. It reports whether the record is done
-// (succeeded with its outputs acknowledged, filtered out, or
-// dead-lettered), so its offset may be committed; false with a nil error
-// means it was abandoned because ctx is done. An error means an output
-// could not be written and nothing after this record may be committed.
-func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer, rec *kgo.Record) (bool, error) {
-	d := envelope.FromRecord(rec)
-	if s, ok := r.e.ns.Stream(rec.Topic); ok {
-		d.Stream = s
-	}
-	if !matches(r.bindings[rec.Topic].Filter, d.Event) {
-		r.stats.done()
-		return true, nil
-	}
-	log := r.log.With(kit.KeyStream, d.Stream, kit.KeyPartition, d.Partition, kit.KeyOffset, d.Offset)
-	if dl, ok := envelope.Deadline(d.Event); ok && !time.Now().Before(dl) {
-		log.Info("event deadline passed; dead-lettering without invoking", "deadline", dl)
-		return r.deadLetter(ctx, out, d, rec, obs.ErrDeadlineExpired, 0)
-	}
-	r.stats.begin()
-	defer r.stats.end()
-	for attempt := 1; ; attempt++ {
-		ictx, res, emits, err := r.invoke(ctx, rt, d)
-		if err == nil {
-			if err := r.writeResult(ctx, ictx, out, d, res, emits); err != nil {
+// process delivers one unit: the events whose deadline already passed are
+// dead-lettered one by one without invoking, the rest go to one invocation.
+// Retries repeat the whole invocation; when they are exhausted every event
+// of it is dead-lettered. Each event is marked done in its partBatch once
+// it succeeded with its outputs sent, or was dead-lettered, so its offset
+// may be committed. process reports whether the whole unit is done; false
+// with a nil error means it was abandoned because ctx is done. An error
+// means an output could not be written and nothing after this unit may be
+// committed.
+func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer, u unit) (bool, error) {
+	var live []int // indexes into u.pb of the events to invoke
+	for _, i := range u.idx {
+		d := u.pb.ds[i]
+		if dl, ok := envelope.Deadline(d.Event); ok && !time.Now().Before(dl) {
+			r.logger(d).Info("event deadline passed; dead-lettering without invoking", "deadline", dl)
+			if err := r.deadLetter(ctx, out, d, u.pb.recs[i], obs.ErrDeadlineExpired, 0); err != nil {
 				return false, err
 			}
-			r.stats.done()
+			u.pb.markDone(i)
+			continue
+		}
+		live = append(live, i)
+	}
+	if len(live) == 0 {
+		return true, nil
+	}
+	ds := make([]envelope.Delivery, len(live))
+	for j, i := range live {
+		ds[j] = u.pb.ds[i]
+	}
+	markDone := func() {
+		for _, i := range live {
+			u.pb.markDone(i)
+		}
+	}
+	log := r.logger(ds[0])
+	if len(ds) > 1 {
+		log = log.With("batch", len(ds))
+	}
+	r.stats.begin(len(ds))
+	defer r.stats.end(len(ds))
+	for attempt := 1; ; attempt++ {
+		ictx, res, emits, err := r.invoke(ctx, rt, ds)
+		if err == nil {
+			if err := r.writeResult(ctx, ictx, out, ds, res, emits); err != nil {
+				return false, err
+			}
+			markDone()
+			r.stats.done(len(ds))
 			return true, nil
 		}
 		r.stats.failure()
 		if runtime.IsPermanent(err) || attempt > r.fn.Delivery.Retries {
 			log.Warn("invocation failed; dead-lettering", "attempts", attempt, kit.KeyError, err)
-			return r.deadLetter(ctx, out, d, rec, err.Error(), attempt)
+			for _, i := range live {
+				if err := r.deadLetter(ctx, out, u.pb.ds[i], u.pb.recs[i], err.Error(), attempt); err != nil {
+					return false, err
+				}
+				u.pb.markDone(i)
+			}
+			return true, nil
 		}
 		wait := r.backoff(attempt)
 		log.Info("invocation failed; retrying", "attempt", attempt, "in", wait, kit.KeyError, err)
@@ -136,15 +164,25 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 	}
 }
 
-// invoke runs one attempt. The invocation gets its own context: shutting
-// down lets it finish within its deadline, the earlier of now +
-// delivery.timeout and the event's deadline. The returned context carries
-// the invocation's span, for the trace of its outputs.
-func (r *runner) invoke(ctx context.Context, rt runtime.Runtime, d envelope.Delivery) (context.Context, runtime.Result, []*kgo.Record, error) {
+// logger is the runner's logger with the position of d.
+func (r *runner) logger(d envelope.Delivery) *slog.Logger {
+	return r.log.With(kit.KeyStream, d.Stream, kit.KeyPartition, d.Partition, kit.KeyOffset, d.Offset)
+}
+
+// invoke runs one attempt with the events ds (one, or a batch of one
+// partition in offset order). The invocation gets its own context:
+// shutting down lets it finish within its deadline, the earliest of now +
+// delivery.timeout and the events' deadlines. The returned context carries
+// the invocation's span, for the trace of its outputs; a batch continues
+// the trace of its first event.
+func (r *runner) invoke(ctx context.Context, rt runtime.Runtime, ds []envelope.Delivery) (context.Context, runtime.Result, []*kgo.Record, error) {
 	deadline := time.Now().Add(r.fn.Delivery.Timeout.Std())
-	if dl, ok := envelope.Deadline(d.Event); ok && dl.Before(deadline) {
-		deadline = dl
+	for _, d := range ds {
+		if dl, ok := envelope.Deadline(d.Event); ok && dl.Before(deadline) {
+			deadline = dl
+		}
 	}
+	d := ds[0]
 	sctx := envelope.ExtractTrace(context.WithoutCancel(ctx), d.Event)
 	sctx, span := tracer().Start(sctx, "invoke "+r.fn.Name,
 		trace.WithSpanKind(trace.SpanKindConsumer),
@@ -156,6 +194,7 @@ func (r *runner) invoke(ctx context.Context, rt runtime.Runtime, d envelope.Deli
 			attribute.String("messaging.destination.name", d.Stream),
 			attribute.Int("messaging.destination.partition.id", int(d.Partition)),
 			attribute.Int64("messaging.kafka.offset", d.Offset),
+			attribute.Int("messaging.batch.message_count", len(ds)),
 		))
 	defer span.End()
 	ictx, cancel := context.WithDeadline(sctx, deadline)
@@ -165,7 +204,7 @@ func (r *runner) invoke(ctx context.Context, rt runtime.Runtime, d envelope.Deli
 	start := time.Now()
 	res, err := rt.Invoke(ictx, runtime.Invocation{
 		Function: r.fn.Name,
-		Events:   []envelope.Delivery{d},
+		Events:   ds,
 		Deadline: deadline,
 	}, h)
 	r.stats.observe(time.Since(start))
@@ -182,18 +221,35 @@ func (r *runner) invoke(ctx context.Context, rt runtime.Runtime, d envelope.Deli
 	return sctx, res, emits, nil
 }
 
-// writeResult writes the result to out and, when the input asked for a
-// reply, to its replyto stream, together with the emits buffered under
-// exactly-once, and waits for them all.
-func (r *runner) writeResult(ctx, traceCtx context.Context, out *producer, d envelope.Delivery, res runtime.Result, recs []*kgo.Record) error {
+// ExtBatchIDs is the extension that lists, on the result of a batch
+// invocation, the ids of every event of the batch as a JSON array in offset
+// order; causationid and subject name the first. Only results of batches of
+// two or more events carry it.
+const ExtBatchIDs = "butterbatchids"
+
+// writeResult writes the one result of the invocation of ds to out and,
+// when the input asked for a reply, to its replyto stream, together with
+// the emits buffered under exactly-once. Events with replyto are never
+// batched (see units), so a reply always answers exactly its request.
+func (r *runner) writeResult(ctx, traceCtx context.Context, out *producer, ds []envelope.Delivery, res runtime.Result, recs []*kgo.Record) error {
+	d := ds[0]
 	if o := r.fn.Bindings.Out; o != "" && res.Data != nil {
-		rec, err := r.resultRecord(traceCtx, r.e.ns.Topic(o), d, obs.TypeResult, res.Data, res.ContentType)
+		e := r.resultEvent(traceCtx, d, obs.TypeResult, res.Data, res.ContentType)
+		if len(ds) > 1 {
+			ids := make([]string, len(ds))
+			for i, d := range ds {
+				ids[i] = d.Event.ID()
+			}
+			b, _ := json.Marshal(ids) // strings always encode
+			e.SetExtension(ExtBatchIDs, string(b))
+		}
+		rec, err := envelope.ToRecord(r.e.ns.Topic(o), e)
 		if err != nil {
-			return err
+			return fmt.Errorf("build result event for %s: %w", d.Event.ID(), err)
 		}
 		recs = append(recs, rec)
 	}
-	if replyTo := stringExt(d.Event, envelope.ExtReplyTo); replyTo != "" {
+	if replyTo := stringExt(d.Event, envelope.ExtReplyTo); replyTo != "" && len(ds) == 1 {
 		rec, err := r.resultRecord(traceCtx, r.e.ns.Topic(replyTo), d, obs.TypeResult, res.Data, res.ContentType)
 		if err != nil {
 			return err
@@ -213,6 +269,15 @@ func (r *runner) writeResult(ctx, traceCtx context.Context, out *producer, d env
 // carried, and the input's partition key is kept so results of one key
 // stay in order.
 func (r *runner) resultRecord(traceCtx context.Context, topic string, d envelope.Delivery, typ string, data []byte, contentType string) (*kgo.Record, error) {
+	rec, err := envelope.ToRecord(topic, r.resultEvent(traceCtx, d, typ, data, contentType))
+	if err != nil {
+		return nil, fmt.Errorf("build %s event for %s: %w", typ, d.Event.ID(), err)
+	}
+	return rec, nil
+}
+
+// resultEvent is the event resultRecord encodes.
+func (r *runner) resultEvent(traceCtx context.Context, d envelope.Delivery, typ string, data []byte, contentType string) event.Event {
 	e := envelope.Child(d.Event, r.source, typ)
 	e.SetSubject(d.Event.ID())
 	if pk := stringExt(d.Event, envelope.ExtPartitionKey); pk != "" {
@@ -220,17 +285,13 @@ func (r *runner) resultRecord(traceCtx context.Context, topic string, d envelope
 	}
 	envelope.InjectTrace(traceCtx, &e)
 	setData(&e, data, contentType)
-	rec, err := envelope.ToRecord(topic, e)
-	if err != nil {
-		return nil, fmt.Errorf("build %s event for %s: %w", typ, d.Event.ID(), err)
-	}
-	return rec, nil
+	return e
 }
 
 // deadLetter writes the original event, with the failure as extensions, to
 // the dead-letter stream, and an error reply when the input asked for a
 // reply, so the requester need not wait for its timeout.
-func (r *runner) deadLetter(ctx context.Context, out *producer, d envelope.Delivery, rec *kgo.Record, msg string, attempts int) (bool, error) {
+func (r *runner) deadLetter(ctx context.Context, out *producer, d envelope.Delivery, rec *kgo.Record, msg string, attempts int) error {
 	e := d.Event.Clone()
 	e.SetExtension(obs.ExtDLQError, msg)
 	e.SetExtension(obs.ExtDLQAttempts, strconv.Itoa(attempts))
@@ -240,7 +301,7 @@ func (r *runner) deadLetter(ctx context.Context, out *producer, d envelope.Deliv
 	e.SetExtension(obs.ExtDLQFunction, r.e.cfg.Deployment.Name+"/"+r.fn.Name)
 	dlq, err := envelope.ToRecord(r.e.ns.Topic(r.fn.Delivery.DeadLetter), e)
 	if err != nil {
-		return false, fmt.Errorf("build dead letter of event %s: %w", d.Event.ID(), err)
+		return fmt.Errorf("build dead letter of event %s: %w", d.Event.ID(), err)
 	}
 	dlq.Key = rec.Key // same partitioning as the original
 	recs := []*kgo.Record{dlq}
@@ -248,18 +309,18 @@ func (r *runner) deadLetter(ctx context.Context, out *producer, d envelope.Deliv
 		data, _ := json.Marshal(obs.ErrorReply{Error: msg, Attempts: attempts})
 		reply, err := r.resultRecord(context.Background(), r.e.ns.Topic(replyTo), d, obs.TypeError, data, event.ApplicationJSON)
 		if err != nil {
-			return false, err
+			return err
 		}
 		recs = append(recs, reply)
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outputTimeout)
 	defer cancel()
 	if err := out.send(pctx, recs...); err != nil {
-		return false, fmt.Errorf("dead-letter event %s: %w", d.Event.ID(), err)
+		return fmt.Errorf("dead-letter event %s: %w", d.Event.ID(), err)
 	}
 	r.stats.deadLettered()
-	r.stats.done()
-	return true, nil
+	r.stats.done(1)
+	return nil
 }
 
 // backoff is the wait before retry number attempt: exponential from

@@ -67,6 +67,11 @@ func newRunner(e *Engine, f descriptor.Function) *runner {
 func (r *runner) exactlyOnce() bool { return r.fn.Delivery.Guarantee == descriptor.ExactlyOnce }
 func (r *runner) ordered() bool     { return r.fn.Delivery.Ordering != descriptor.OrderingNone }
 
+// pollSize is the most records one poll takes: MaxPollRecords, raised to
+// delivery.batch so that a full batch can come out of a single poll (a
+// batch never waits for a later poll).
+func (r *runner) pollSize() int { return max(r.e.cfg.MaxPollRecords, r.fn.Delivery.Batch) }
+
 // run consumes until ctx is done. A consumer that fails (a commit the
 // group refuses, a produce that cannot be acknowledged) is closed and a new
 // one resumes from the committed offsets, which is what at-least-once
@@ -155,7 +160,7 @@ func (r *runner) consume(ctx context.Context, rt runtime.Runtime) error {
 		}
 	}()
 	for {
-		fs := cl.PollRecords(ctx, r.e.cfg.MaxPollRecords)
+		fs := cl.PollRecords(ctx, r.pollSize())
 		if crashed.Load() {
 			return errCrashed
 		}
@@ -248,8 +253,25 @@ func (r *runner) consumeTxn(ctx context.Context, rt runtime.Runtime) error {
 			sess.Close()
 		}
 	}()
+	// kgo takes the producer id lazily, at the first produce. Taking it
+	// now fences a killed predecessor with the same transactional id and
+	// aborts its open transaction at once; otherwise that transaction's
+	// pending offsets keep the group's offset fetch unstable (and this
+	// instance idle) until the transaction times out.
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	_, _, err = cl.ProducerID(pctx)
+	cancel()
+	if err != nil {
+		if crashed.Load() {
+			return errCrashed
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("init producer id of transactional id %s.%s: %w", r.group, r.e.cfg.Instance, err)
+	}
 	for {
-		fs := sess.PollRecords(ctx, r.e.cfg.MaxPollRecords)
+		fs := sess.PollRecords(ctx, r.pollSize())
 		if crashed.Load() {
 			return errCrashed
 		}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buttercompass/butter/proto/kit/kittest"
+
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -155,7 +157,7 @@ type status struct {
 func (d *deployer) waitRunning(t *testing.T, name string, n int) status {
 	t.Helper()
 	var st status
-	testutil.Eventually(t, name+" running", func() error {
+	kittest.Eventually(t, name+" running", func() error {
 		r := d.do(t, "GET", "/v1/deployments/"+name, "", nil, "")
 		if r.code != 200 {
 			return fmt.Errorf("GET: %d %s", r.code, r.body)

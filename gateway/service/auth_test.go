@@ -18,7 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buttercompass/butter/proto/kit/kittest"
+
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/buttercompass/butter/gateway/internal/httpevent"
 	"github.com/buttercompass/butter/gateway/internal/testutil"
@@ -26,7 +30,6 @@ import (
 	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/envelope"
 	"github.com/buttercompass/butter/proto/topics"
-	"github.com/cloudevents/sdk-go/v2/event"
 )
 
 // whoami answers with the caller's identity as the gateway passed it.
@@ -96,7 +99,7 @@ functions:
 	if err := c.Client.ProduceSync(context.Background(), apikey.Tombstone(topics.APIKeys, writer.ID)).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, "revoked key refused", func() error {
+	kittest.Eventually(t, "revoked key refused", func() error {
 		if r := call(t, "POST", url, nil, map[string]string{"X-API-Key": wsecret}); r.code != 401 {
 			return fmt.Errorf("got %d", r.code)
 		}

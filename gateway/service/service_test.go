@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buttercompass/butter/proto/kit/kittest"
+
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/buttercompass/butter/gateway/internal/httpevent"
@@ -116,7 +118,7 @@ func helloHandler(req httpevent.Request, _ event.Event) (any, error) {
 // after a deploy).
 func ready(t *testing.T, url string) {
 	t.Helper()
-	testutil.Eventually(t, "route "+url, func() error {
+	kittest.Eventually(t, "route "+url, func() error {
 		if r := call(t, "GET", url, nil, nil); r.code == http.StatusNotFound {
 			return fmt.Errorf("404: %s", r.body)
 		}
@@ -208,7 +210,7 @@ func TestRoutesFollowDeployments(t *testing.T) {
 	c.Respond("hello-hello-http", "fn", helloHandler)
 	ready(t, g.url+"/hello?name=x")
 	c.Undeploy("hello")
-	testutil.Eventually(t, "route removed", func() error {
+	kittest.Eventually(t, "route removed", func() error {
 		if r := call(t, "GET", g.url+"/hello", nil, nil); r.code != http.StatusNotFound {
 			return fmt.Errorf("got %d", r.code)
 		}
@@ -253,7 +255,7 @@ func TestConcurrentRequests(t *testing.T) {
 func pollAsync(t *testing.T, url string) resp {
 	t.Helper()
 	var last resp
-	testutil.Eventually(t, "async result "+url, func() error {
+	kittest.Eventually(t, "async result "+url, func() error {
 		last = call(t, "GET", url, nil, nil)
 		if last.code == http.StatusAccepted {
 			return errors.New("still pending")

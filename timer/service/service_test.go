@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buttercompass/butter/proto/kit/kittest"
+
 	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/kit"
@@ -87,7 +89,7 @@ func TestAPITimerFiresTicksWithDeterministicIDs(t *testing.T) {
 	}
 
 	// The API shows what fired.
-	testutil.Eventually(t, "GET shows the last fired tick", func() error {
+	kittest.Eventually(t, "GET shows the last fired tick", func() error {
 		code, _, body := call(t, "GET", url+"/v1/timers/every-second", "")
 		var v struct {
 			LastFired *time.Time `json:"lastFired"`
@@ -157,7 +159,7 @@ functions:
 	if err := cl.ProduceSync(context.Background(), control.DeploymentTombstone(topics.Deployments, "clock")).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, "timer gone with its deployment", func() error {
+	kittest.Eventually(t, "timer gone with its deployment", func() error {
 		if code, _, _ := call(t, "GET", url+"/v1/timers/clock/tick", ""); code != http.StatusNotFound {
 			return fmt.Errorf("GET = %d", code)
 		}
@@ -212,9 +214,14 @@ func TestAPIValidation(t *testing.T) {
 			t.Fatalf("%s unknown = %d %s", m, code, body)
 		}
 	}
-	if code, _, body := call(t, "GET", url+"/readyz", ""); code != http.StatusOK {
-		t.Fatalf("readyz = %d %s", code, body)
-	}
+	// Ready once the replica has joined the group, which takes a moment
+	// after the API answers.
+	kittest.Eventually(t, "readyz 200", func() error {
+		if code, _, body := call(t, "GET", url+"/readyz", ""); code != http.StatusOK {
+			return fmt.Errorf("readyz = %d %s", code, body)
+		}
+		return nil
+	})
 	_, _, metrics := call(t, "GET", url+"/metrics", "")
 	for _, name := range []string{"butter_timer_owned_schedules", "butter_timer_owned_partitions", "butter_timer_fire_lag_seconds"} {
 		if !bytes.Contains(metrics, []byte(name)) {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buttercompass/butter/proto/kit/kittest"
+
 	"github.com/buttercompass/butter/deployer/internal/runtime"
 	"github.com/buttercompass/butter/deployer/internal/runtime/process"
 	"github.com/buttercompass/butter/deployer/internal/testutil"
@@ -126,7 +128,7 @@ func running(t *testing.T, rt runtime.Runtime) []runtime.Instance {
 func wantReplicas(t *testing.T, rt runtime.Runtime, version string, fns ...[]string) []runtime.Instance {
 	t.Helper()
 	var got []runtime.Instance
-	testutil.Eventually(t, "replicas running", func() error {
+	kittest.Eventually(t, "replicas running", func() error {
 		got = running(t, rt)
 		if len(got) != len(fns) {
 			return fmt.Errorf("%d running, want %d: %+v", len(got), len(fns), got)
@@ -152,7 +154,7 @@ func TestStartsMinReplicasAndStopsOnDelete(t *testing.T) {
 	insts := wantReplicas(t, rt, "v1", []string{"a", "b"}, []string{"a"})
 
 	// Running counts instances once they say they are ready.
-	testutil.Eventually(t, "status running", func() error {
+	kittest.Eventually(t, "status running", func() error {
 		st := r.Status(d)
 		if st[0].Name != "a" || st[0].Desired != 2 || st[0].Running != 2 || st[1].Desired != 1 || st[1].Running != 1 {
 			return fmt.Errorf("status = %+v", st)
@@ -161,7 +163,7 @@ func TestStartsMinReplicasAndStopsOnDelete(t *testing.T) {
 	})
 
 	src.set(d, true)
-	testutil.Eventually(t, "instances stopped", func() error {
+	kittest.Eventually(t, "instances stopped", func() error {
 		if n := len(running(t, rt)); n > 0 {
 			return fmt.Errorf("%d still listed", n)
 		}
@@ -203,7 +205,7 @@ func TestCrashRestartsWithBackoff(t *testing.T) {
 		killed := time.Now()
 		_ = syscall.Kill(victim.PID, syscall.SIGKILL)
 		var next runtime.Instance
-		testutil.Eventually(t, "replica 1 restarted", func() error {
+		kittest.Eventually(t, "replica 1 restarted", func() error {
 			got := running(t, rt)
 			if len(got) != 2 || got[1].ID == victim.ID {
 				return fmt.Errorf("running %+v", got)
@@ -266,7 +268,7 @@ func TestOrphansAreStopped(t *testing.T) {
 	// While the deployer was away the deployment was deleted.
 	rt2 := newRuntime(t, dir)
 	run(t, rt2, newSource(), false)
-	testutil.Eventually(t, "orphans stopped", func() error {
+	kittest.Eventually(t, "orphans stopped", func() error {
 		for _, in := range orphans {
 			if alive(in.PID) {
 				return fmt.Errorf("orphan pid %d alive", in.PID)

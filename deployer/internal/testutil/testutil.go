@@ -9,12 +9,12 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"testing"
-	"time"
+
+	"github.com/buttercompass/butter/proto/kit/kittest"
 )
 
-// Timeout bounds every wait in tests; generous for -race on busy
-// machines, and polling returns as soon as the condition holds.
-const Timeout = 60 * time.Second
+// Timeout bounds every wait in tests (kittest.Timeout).
+const Timeout = kittest.Timeout
 
 // BuildFakeFnbox builds testdata/fakefnbox (a stand-in for the real fnbox
 // binary) into dir and returns its path. Call it from TestMain.
@@ -28,23 +28,6 @@ func BuildFakeFnbox(dir string) (string, error) {
 		return "", fmt.Errorf("build fakefnbox: %w\n%s", err, out)
 	}
 	return bin, nil
-}
-
-// Eventually polls cond every 20ms until it returns nil, failing the test
-// with cond's last error after Timeout.
-func Eventually(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(Timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %s: %v", what, Timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // MainWithFakeFnbox builds fakefnbox into a temp dir, stores its path in

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buttercompass/butter/proto/kit/kittest"
+
 	"github.com/buttercompass/butter/gateway/internal/testutil"
 	"github.com/buttercompass/butter/gateway/service"
 	"github.com/buttercompass/butter/proto/control"
@@ -126,7 +128,7 @@ func TestHTTPHelloWithRealFnbox(t *testing.T) {
 	})
 	base := "http://" + gw.Addr()
 
-	testutil.Eventually(t, "fnbox ready", func() error {
+	kittest.Eventually(t, "fnbox ready", func() error {
 		if !strings.Contains(logs.String(), control.ReadyMessage) {
 			return fmt.Errorf("no %q yet", control.ReadyMessage)
 		}
@@ -134,7 +136,7 @@ func TestHTTPHelloWithRealFnbox(t *testing.T) {
 	})
 	var res *http.Response
 	var body []byte
-	testutil.Eventually(t, "POST /hello answered by node", func() error {
+	kittest.Eventually(t, "POST /hello answered by node", func() error {
 		var err error
 		res, err = http.Post(base+"/hello", "application/json", strings.NewReader(`{"name":"ada"}`))
 		if err != nil {

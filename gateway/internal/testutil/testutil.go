@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buttercompass/butter/proto/kit/kittest"
+
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -22,26 +24,8 @@ import (
 	"github.com/buttercompass/butter/proto/topics"
 )
 
-// Timeout bounds every wait in tests; polling returns as soon as the
-// condition holds.
-const Timeout = 60 * time.Second
-
-// Eventually polls cond every 20ms until it returns nil, failing the test
-// with cond's last error after Timeout.
-func Eventually(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(Timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %s: %v", what, Timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// Timeout bounds every wait in tests (kittest.Timeout).
+const Timeout = kittest.Timeout
 
 // Cluster is an in-memory embedded broker and a client of it.
 type Cluster struct {

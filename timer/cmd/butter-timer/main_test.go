@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buttercompass/butter/proto/kit/kittest"
+
 	"github.com/buttercompass/butter/timer/internal/testutil"
 )
 
@@ -104,7 +106,7 @@ func startReplica(t *testing.T, brokers, name string, args ...string) *replica {
 	case <-time.After(testutil.Timeout):
 		t.Fatalf("%s did not start:\n%s", name, r.logs.String())
 	}
-	testutil.Eventually(t, name+" ready", func() error {
+	kittest.Eventually(t, name+" ready", func() error {
 		resp, err := http.Get(r.url + "/readyz")
 		if err != nil {
 			return err
@@ -163,7 +165,7 @@ func firedBy(r *replica, id string) (string, error) {
 func owner(t *testing.T, rs []*replica, id string) *replica {
 	t.Helper()
 	var own *replica
-	testutil.Eventually(t, "find the owner of "+id, func() error {
+	kittest.Eventually(t, "find the owner of "+id, func() error {
 		for _, r := range rs {
 			if !r.alive() {
 				continue

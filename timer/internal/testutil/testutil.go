@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buttercompass/butter/proto/kit/kittest"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/broker-bridge/broker"
@@ -18,26 +20,8 @@ import (
 	"github.com/buttercompass/butter/proto/timers"
 )
 
-// Timeout bounds every wait in tests; generous for -race on busy machines,
-// and polling returns as soon as the condition holds.
-const Timeout = 90 * time.Second
-
-// Eventually polls cond every 20ms until it returns nil, failing the test
-// with cond's last error after Timeout.
-func Eventually(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(Timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %s: %v", what, Timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// Timeout bounds every wait in tests (kittest.Timeout).
+const Timeout = kittest.Timeout
 
 // Broker starts an in-memory embedded broker on a random port and returns
 // its address.
@@ -112,7 +96,7 @@ func (r *Ticks) Poll(t testing.TB) []Tick {
 func (r *Ticks) WaitFor(t testing.TB, n int) []Tick {
 	t.Helper()
 	var got []Tick
-	Eventually(t, fmt.Sprintf("read %d ticks", n), func() error {
+	kittest.Eventually(t, fmt.Sprintf("read %d ticks", n), func() error {
 		got = r.Poll(t)
 		if len(got) < n {
 			return fmt.Errorf("%d ticks so far", len(got))

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buttercompass/butter/proto/kit/kittest"
+
 	"github.com/buttercompass/butter/deployer/internal/runtime"
 	"github.com/buttercompass/butter/deployer/internal/testutil"
 	"github.com/buttercompass/butter/proto/kit"
@@ -41,7 +43,7 @@ func TestStopKillsAfterGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Wait for the ready line, so SIGTERM is already being ignored.
-	testutil.Eventually(t, "ready line", func() error {
+	kittest.Eventually(t, "ready line", func() error {
 		b, _ := os.ReadFile(rt.logPath(in.ID))
 		if len(b) == 0 {
 			return fmt.Errorf("no output yet")

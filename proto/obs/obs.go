@@ -51,6 +51,12 @@ const (
 	ExtDLQFunction = "butterdlqfunction"
 )
 
+// ExtBatchIDs is the extension that lists, on the result of a batch
+// invocation (delivery.batch > 1), the ids of every event of the batch as a
+// JSON array in offset order; causationid and subject name the first. Only
+// results of batches of two or more events carry it.
+const ExtBatchIDs = "butterbatchids"
+
 // ErrDeadlineExpired is the ExtDLQError text of events dead-lettered because
 // their deadline extension had passed before they were invoked.
 const ErrDeadlineExpired = "deadline expired"

@@ -16,8 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/broker-bridge/broker"
-	"github.com/buttercompass/butter/fnbox/internal/engine"
 	"github.com/buttercompass/butter/proto/envelope"
+	"github.com/buttercompass/butter/proto/obs"
 	"github.com/buttercompass/butter/proto/topics"
 )
 
@@ -178,13 +178,13 @@ func (k *killRig) readUntil(cond func() bool) {
 // every id of a batch.
 func inputs(t *testing.T, e event.Event) []string {
 	t.Helper()
-	list, ok := e.Extensions()[engine.ExtBatchIDs].(string)
+	list, ok := e.Extensions()[obs.ExtBatchIDs].(string)
 	if !ok {
 		return []string{e.Subject()}
 	}
 	var ids []string
 	if err := json.Unmarshal([]byte(list), &ids); err != nil {
-		t.Fatalf("result %s: %s: %v", e.ID(), engine.ExtBatchIDs, err)
+		t.Fatalf("result %s: %s: %v", e.ID(), obs.ExtBatchIDs, err)
 	}
 	return ids
 }

@@ -127,10 +127,10 @@ functions:
 			covered := map[string]int{}
 			for _, d := range e.read("out", len(calls), true) {
 				ids := []string{stringExt(d.Event, envelope.ExtCausationID)}
-				if list := stringExt(d.Event, ExtBatchIDs); list != "" {
+				if list := stringExt(d.Event, obs.ExtBatchIDs); list != "" {
 					ids = nil
 					if err := json.Unmarshal([]byte(list), &ids); err != nil {
-						t.Fatalf("result %s: %s: %v", d.Event.ID(), ExtBatchIDs, err)
+						t.Fatalf("result %s: %s: %v", d.Event.ID(), obs.ExtBatchIDs, err)
 					}
 					if ids[0] != stringExt(d.Event, envelope.ExtCausationID) {
 						t.Fatalf("result caused by %s lists %s first", stringExt(d.Event, envelope.ExtCausationID), ids[0])

@@ -221,12 +221,6 @@ func (r *runner) invoke(ctx context.Context, rt runtime.Runtime, ds []envelope.D
 	return sctx, res, emits, nil
 }
 
-// ExtBatchIDs is the extension that lists, on the result of a batch
-// invocation, the ids of every event of the batch as a JSON array in offset
-// order; causationid and subject name the first. Only results of batches of
-// two or more events carry it.
-const ExtBatchIDs = "butterbatchids"
-
 // writeResult writes the one result of the invocation of ds to out and,
 // when the input asked for a reply, to its replyto stream, together with
 // the emits buffered under exactly-once. Events with replyto are never
@@ -241,7 +235,7 @@ func (r *runner) writeResult(ctx, traceCtx context.Context, out *producer, ds []
 				ids[i] = d.Event.ID()
 			}
 			b, _ := json.Marshal(ids) // strings always encode
-			e.SetExtension(ExtBatchIDs, string(b))
+			e.SetExtension(obs.ExtBatchIDs, string(b))
 		}
 		rec, err := envelope.ToRecord(r.e.ns.Topic(o), e)
 		if err != nil {

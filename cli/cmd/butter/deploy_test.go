@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,14 +33,14 @@ func TestDeployPythonEndToEnd(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "butter.yaml"), `name: count
+	single := `name: count
 platform: python
 functions:
   - fn: handler.py:handle
     bindings:
       streams: [{ name: numbers, offset: first }]
       out: counted
-`)
+`
 	writeFile(t, filepath.Join(dir, "handler.py"), `
 def handle(event, context):
     if event["data"]["n"] == 7:
@@ -47,13 +48,39 @@ def handle(event, context):
     return {"n": event["data"]["n"], "offset": event["offset"]}
 `)
 	b("", "stream", "create", "numbers", "--partitions", "1")
-	b("", "stream", "create", "counted", "--partitions", "1") // one partition: results in input order
-	var lines strings.Builder
-	const n = 1000
-	for i := range n {
-		fmt.Fprintf(&lines, "{\"n\":%d}\n", i)
+	// One partition each: results in input order.
+	for _, s := range []string{"counted", "counted-400", "counted-time"} {
+		b("", "stream", "create", s, "--partitions", "1")
 	}
-	b(lines.String(), "publish", "numbers", "-")
+	const n, half = 1000, 500
+	publish := func(from, to int) {
+		var lines strings.Builder
+		for i := from; i < to; i++ {
+			fmt.Fprintf(&lines, "{\"n\":%d}\n", i)
+		}
+		b(lines.String(), "publish", "numbers", "-")
+	}
+	// The second half is written after since: a function starting at that
+	// time sees exactly it. Kafka timestamps are milliseconds, hence the
+	// pauses on both sides.
+	publish(0, half)
+	time.Sleep(5 * time.Millisecond)
+	since := time.Now().UTC()
+	time.Sleep(5 * time.Millisecond)
+	publish(half, n)
+	// Three functions on the same stream, each its own consumer group
+	// starting where its offset says: first, 400, a time.
+	writeFile(t, filepath.Join(dir, "butter.yaml"), single+`  - fn: handler.py:handle
+    name: from-400
+    bindings:
+      streams: [{ name: numbers, offset: 400 }]
+      out: counted-400
+  - fn: handler.py:handle
+    name: from-time
+    bindings:
+      streams: [{ name: numbers, offset: "`+since.Format(time.RFC3339Nano)+`" }]
+      out: counted-time
+`)
 	if r := d("deploy", dir); !strings.Contains(r.stdout, "count is running") {
 		t.Fatalf("deploy: %s", r.stdout)
 	}
@@ -69,8 +96,26 @@ def handle(event, context):
 			t.Fatalf("input %s has %d results, want 1", in.Event.ID, byCause[in.Event.ID])
 		}
 	}
+	// A stream's events are all there before its function starts, so the
+	// first result says where it started and the count says it read on.
+	for _, c := range []struct {
+		out   string
+		first int
+	}{{"counted-400", 400}, {"counted-time", half}} {
+		got := tailJSON(t, b, c.out, n-c.first)
+		for i, r := range got {
+			var data struct{ N int }
+			json.Unmarshal(r.Event.Data, &data)
+			if data.N != c.first+i || r.Event.Causationid != inputs[c.first+i].Event.ID {
+				t.Fatalf("%s: result %d is for n=%d (caused by %s), want n=%d", c.out, i, data.N, r.Event.Causationid, c.first+i)
+			}
+		}
+		if events := streamEvents(t, b, c.out); events != n-c.first {
+			t.Fatalf("%s holds %d results, want exactly %d", c.out, events, n-c.first)
+		}
+	}
 
-	if r := d("replay", "count", "--stream", "numbers", "--from", "400"); !strings.Contains(r.stdout, "reset butter.count.handle on numbers") {
+	if r := d("replay", "count/handle", "--stream", "numbers", "--from", "400"); !strings.Contains(r.stdout, "reset butter.count.handle on numbers") {
 		t.Fatalf("replay: %s", r.stdout)
 	}
 	again := tailJSON(t, b, "counted", n+600)[n:]
@@ -87,6 +132,7 @@ def handle(event, context):
 	d("rm", "count")
 
 	// A syntax error in the code is reported by deploy, not crash-looped.
+	writeFile(t, filepath.Join(dir, "butter.yaml"), single)
 	writeFile(t, filepath.Join(dir, "handler.py"), "def handle(event, context)\n    return 1\n")
 	r := butter(t, "", "deploy", dir, "--brokers", addr, "--deployer", "http://"+deployerAddr, "--timeout", "60s")
 	if r.code == 0 || !strings.Contains(r.stderr, "cannot start") || !strings.Contains(r.stderr, "handler.py") {
@@ -102,6 +148,22 @@ def handle(event, context):
 	if len(st.Functions) != 1 || !st.Functions[0].Broken || st.Functions[0].Restarts != 1 {
 		t.Fatalf("status of a deployment whose code does not load: %+v", st)
 	}
+}
+
+// streamEvents returns the EVENTS column of butter stream ls for stream.
+func streamEvents(t *testing.T, b func(string, ...string) result, stream string) int {
+	t.Helper()
+	for _, line := range strings.Split(b("", "stream", "ls").stdout, "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == stream {
+			n, err := strconv.Atoi(f[2])
+			if err != nil {
+				t.Fatalf("stream ls line %q: %v", line, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("stream ls lists no %s", stream)
+	return 0
 }
 
 // pollLogs runs butter logs until a line contains want: logs are written

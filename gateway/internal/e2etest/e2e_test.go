@@ -68,7 +68,7 @@ func (s *syncBuffer) String() string {
 
 func TestHTTPHelloWithRealFnbox(t *testing.T) {
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed")
+		t.Fatal("node is not installed: the gateway's end-to-end test runs examples/http-hello on it (.ci/run installs nodejs)")
 	}
 	_, file, _, _ := runtime.Caller(0)
 	example := filepath.Join(filepath.Dir(file), "..", "..", "..", "examples", "http-hello")
@@ -161,6 +161,30 @@ func TestHTTPHelloWithRealFnbox(t *testing.T) {
 	r2.Body.Close()
 	if r2.StatusCode != 200 || !strings.Contains(string(b2), "hello grace") {
 		t.Fatalf("GET: %d %s", r2.StatusCode, b2)
+	}
+	// 200 callers at once: each gets the answer to its own request.
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := range 200 {
+		wg.Go(func() {
+			name := fmt.Sprintf("caller-%d", i)
+			r, err := http.Post(base+"/hello", "application/json", strings.NewReader(`{"name":"`+name+`"}`))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer r.Body.Close()
+			b, _ := io.ReadAll(r.Body)
+			var got struct{ Greeting string }
+			if err := json.Unmarshal(b, &got); r.StatusCode != 200 || err != nil || got.Greeting != "hello "+name {
+				errs <- fmt.Errorf("%s got %d %s", name, r.StatusCode, b)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 	r3, err := http.Post(base+"/hello", "application/json", strings.NewReader(`{not json`))
 	if err != nil {

@@ -58,8 +58,9 @@ const (
 )
 
 // ReadyTimeout bounds how long a server may take to accept connections on
-// $PORT after it started.
-const ReadyTimeout = 15 * time.Second
+// $PORT after it started: generous, as servers on the JVM or a loaded
+// machine take a while, and a server that exits first fails at once.
+const ReadyTimeout = 60 * time.Second
 
 // maxResult bounds a result: a result is one Kafka record, and a runaway
 // server must not take fnbox's memory with it.

@@ -14,7 +14,7 @@ import (
 // streamExamples are the examples under examples/ that bind to streams and
 // that TestExamplesEndToEnd deploys: one event in, the expected result out.
 // Every such example belongs here; examples/http-hello and examples/tick
-// are checked by their owners' tests (route and timer bindings).
+// (route and timer bindings) are TestGatewayAndTimerEndToEnd's.
 var streamExamples = []struct {
 	dir     string // under examples/
 	in, out string // streams

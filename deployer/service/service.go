@@ -221,6 +221,7 @@ func (s *Service) Provision(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("rebuild desired state from %s: %w", deployments, ctx.Err())
 	}
+	s.log.Info("desired state rebuilt", "deployments", len(s.store.List()))
 
 	s.runtime, err = process.New(process.Config{DataDir: s.cfg.DataDir, Bin: bin, Kafka: kcfg, Grace: s.cfg.Grace, Logger: s.log,
 		Go: gobuild.Config{Go: s.cfg.GoBin, SDK: s.cfg.GoSDK, Cache: s.cfg.GoCache}})

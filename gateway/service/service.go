@@ -28,7 +28,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/buttercompass/butter/gateway/internal/auth"
-	"github.com/buttercompass/butter/gateway/internal/follow"
 	"github.com/buttercompass/butter/gateway/internal/routes"
 	"github.com/buttercompass/butter/gateway/internal/server"
 	"github.com/buttercompass/butter/proto/control"
@@ -101,7 +100,7 @@ type Service struct {
 
 	prod      *kgo.Client
 	replies   *kgo.Client
-	followers []*follow.Follower
+	followers []*kit.Follower
 	srv       *server.Server
 	admin     *kit.Admin
 
@@ -153,7 +152,7 @@ func (s *Service) Provision(ctx context.Context) error {
 	adm := kit.NewAdmin(s.cfg.Addr, kit.ShutdownTimeout(s.cfg.Grace))
 	s.admin = adm
 
-	var requests *follow.Follower
+	var requests *kit.Follower
 	s.srv = server.New(server.Config{
 		Routes: rt, Auth: &auth.Authenticator{Keys: keys, JWKS: auth.NewKeySets(nil)},
 		Producer: s.prod, Namespace: ns, Events: control.NewRecorder(s.prod, ns.Topic(topics.Events), SourceGateway),
@@ -162,18 +161,18 @@ func (s *Service) Provision(ctx context.Context) error {
 		Tracer: s.cfg.Tracer.Tracer("github.com/buttercompass/butter/gateway"), Logger: s.log,
 	})
 
-	deps, err := follow.New(kcfg, ns.Topic(topics.Deployments), rt.Apply, s.log,
+	deps, err := kit.NewFollower(kcfg, []string{ns.Topic(topics.Deployments)}, rt.Apply, s.log,
 		kgo.FetchMaxPartitionBytes(control.MaxRecordBytes), kgo.FetchMaxBytes(2*control.MaxRecordBytes))
 	if err != nil {
 		return err
 	}
 	s.followers = append(s.followers, deps)
-	keyf, err := follow.New(kcfg, ns.Topic(topics.APIKeys), keys.Apply, s.log)
+	keyf, err := kit.NewFollower(kcfg, []string{ns.Topic(topics.APIKeys)}, keys.Apply, s.log)
 	if err != nil {
 		return err
 	}
 	s.followers = append(s.followers, keyf)
-	requests, err = follow.New(kcfg, ns.Topic(topics.Requests), s.srv.ApplyRequest, s.log)
+	requests, err = kit.NewFollower(kcfg, []string{ns.Topic(topics.Requests)}, s.srv.ApplyRequest, s.log)
 	if err != nil {
 		return err
 	}

@@ -187,6 +187,7 @@ func (s *Service) Provision(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("read timer schedules from %s and %s: %w", deployments, timersTopic, ctx.Err())
 	}
+	s.log.Info("timer catalog read", "schedules", len(s.catalog.Defs(nil)))
 
 	s.admin = kit.NewAdmin(s.cfg.Addr)
 	metrics := firing.NewMetrics(s.admin.Registry())

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/proto/control"
@@ -24,115 +23,62 @@ import (
 // Store is the desired state read from the deployments topic.
 type Store struct {
 	topic    string
-	consumer *kgo.Client
+	follower *kit.Follower
 	producer *kgo.Client
 	log      *slog.Logger
-	ready    chan struct{}
 
 	mu      sync.Mutex
 	deps    map[string]control.Deployment
-	next    map[int32]int64 // next offset to read per partition
-	changed chan struct{}   // closed and replaced on every change
-	advance chan struct{}   // closed and replaced whenever next moves
+	changed chan struct{} // closed and replaced on every change
 }
 
 // New returns a store of topic. producer writes; a consumer client of its
 // own is made from kafka. Run reads.
 func New(kafka kit.KafkaConfig, producer *kgo.Client, topic string, logger *slog.Logger) (*Store, error) {
 	kafka.ClientID = "butter-deployer-store"
-	cl, err := kafka.NewClient(
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	s := &Store{topic: topic, producer: producer, log: logger,
+		deps: map[string]control.Deployment{}, changed: make(chan struct{})}
+	f, err := kit.NewFollower(kafka, []string{topic}, s.apply, logger,
 		kgo.FetchMaxPartitionBytes(control.MaxRecordBytes),
 		kgo.FetchMaxBytes(2*control.MaxRecordBytes),
 	)
 	if err != nil {
 		return nil, err
 	}
-	return &Store{
-		topic: topic, consumer: cl, producer: producer, log: logger, ready: make(chan struct{}),
-		deps: map[string]control.Deployment{}, next: map[int32]int64{},
-		changed: make(chan struct{}), advance: make(chan struct{}),
-	}, nil
+	s.follower = f
+	return s, nil
 }
 
 // Close closes the consumer.
-func (s *Store) Close() { s.consumer.Close() }
+func (s *Store) Close() { s.follower.Close() }
 
 // Ready is closed once the store has read the topic up to the end offsets
 // it had when Run started.
-func (s *Store) Ready() <-chan struct{} { return s.ready }
+func (s *Store) Ready() <-chan struct{} { return s.follower.Ready() }
 
 // Run rebuilds the state and follows the topic until ctx is done.
-func (s *Store) Run(ctx context.Context) error {
-	ends, err := kadm.NewClient(s.consumer).ListEndOffsets(ctx, s.topic)
-	if err != nil {
-		return fmt.Errorf("list end offsets of %s: %w", s.topic, err)
-	}
-	if err := ends.Error(); err != nil {
-		return fmt.Errorf("list end offsets of %s: %w", s.topic, err)
-	}
-	target := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) { target[o.Partition] = o.Offset })
-	rebuilt := func() bool {
-		for p, end := range target {
-			if s.next[p] < end {
-				return false
-			}
-		}
-		return true
-	}
-	s.mu.Lock()
-	if rebuilt() {
-		close(s.ready)
-	}
-	s.mu.Unlock()
-	for {
-		fs := s.consumer.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		fs.EachError(func(t string, p int32, err error) {
-			s.log.Warn("fetch deployments", "topic", t, kit.KeyPartition, p, kit.KeyError, err)
-		})
-		s.mu.Lock()
-		changed := false
-		fs.EachRecord(func(r *kgo.Record) {
-			changed = s.apply(r) || changed
-			s.next[r.Partition] = r.Offset + 1
-		})
-		close(s.advance)
-		s.advance = make(chan struct{})
-		if changed {
-			close(s.changed)
-			s.changed = make(chan struct{})
-		}
-		select {
-		case <-s.ready:
-		default:
-			if rebuilt() {
-				s.log.Info("desired state rebuilt", "deployments", len(s.deps))
-				close(s.ready)
-			}
-		}
-		s.mu.Unlock()
-	}
-}
+func (s *Store) Run(ctx context.Context) error { return s.follower.Run(ctx) }
 
-// apply applies one record; called with s.mu held.
-func (s *Store) apply(r *kgo.Record) bool {
+// apply applies one record, waking Changed's waiters if it changed the
+// state.
+func (s *Store) apply(r *kgo.Record) {
 	d, deleted, err := control.DecodeDeployment(r)
 	if err != nil {
 		s.log.Error("skip bad deployment record", kit.KeyOffset, r.Offset, kit.KeyError, err)
-		return false
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, had := s.deps[d.Name]; deleted && !had {
+		return
 	}
 	if deleted {
-		_, had := s.deps[d.Name]
 		delete(s.deps, d.Name)
-		return had
+	} else {
+		s.deps[d.Name] = d
 	}
-	s.deps[d.Name] = d
-	return true
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 // Get returns deployment name.
@@ -182,7 +128,7 @@ var ErrNotReady = errors.New("desired state is still being read from the deploym
 
 func (s *Store) write(ctx context.Context, rec *kgo.Record) error {
 	select {
-	case <-s.ready:
+	case <-s.follower.Ready():
 	default:
 		return ErrNotReady
 	}
@@ -191,18 +137,8 @@ func (s *Store) write(ctx context.Context, rec *kgo.Record) error {
 		return fmt.Errorf("store deployment %q: %w", rec.Key, err)
 	}
 	r := res[0].Record
-	for {
-		s.mu.Lock()
-		seen := s.next[r.Partition] > r.Offset
-		adv := s.advance
-		s.mu.Unlock()
-		if seen {
-			return nil
-		}
-		select {
-		case <-adv:
-		case <-ctx.Done():
-			return fmt.Errorf("wait for deployment %q to be read back: %w", rec.Key, ctx.Err())
-		}
+	if err := s.follower.WaitRead(ctx, r.Topic, r.Partition, r.Offset); err != nil {
+		return fmt.Errorf("wait for deployment %q to be read back: %w", rec.Key, err)
 	}
+	return nil
 }

@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/proto/control"
@@ -28,19 +27,16 @@ import (
 // Catalog is the schedules and states read from the topics.
 type Catalog struct {
 	deployments, timers string
-	consumer            *kgo.Client
+	follower            *kit.Follower
 	producer            *kgo.Client
 	log                 *slog.Logger
-	ready               chan struct{}
 
 	mu      sync.Mutex
 	api     map[string]timers.Schedule
 	deps    map[string][]*schedule.Def // deployment → its timers
 	defs    map[string]*schedule.Def   // every schedule by id
 	states  map[string]timers.State
-	next    map[string]map[int32]int64 // topic → partition → next offset to read
-	changed chan struct{}              // closed and replaced on every change of defs
-	advance chan struct{}              // closed and replaced whenever next moves
+	changed chan struct{} // closed and replaced on every change of defs
 }
 
 // New returns a catalog of the deployments and timers topics. producer
@@ -48,107 +44,46 @@ type Catalog struct {
 // Run reads.
 func New(kafka kit.KafkaConfig, producer *kgo.Client, deployments, timersTopic string, logger *slog.Logger) (*Catalog, error) {
 	kafka.ClientID = "butter-timer-catalog"
-	cl, err := kafka.NewClient(
-		kgo.ConsumeTopics(deployments, timersTopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		// Commit markers are records too: without them a partition whose
-		// last record is a marker would never look read to its end.
-		kgo.KeepControlRecords(),
+	c := &Catalog{
+		deployments: deployments, timers: timersTopic, producer: producer, log: logger,
+		api: map[string]timers.Schedule{}, deps: map[string][]*schedule.Def{}, defs: map[string]*schedule.Def{},
+		states: map[string]timers.State{}, changed: make(chan struct{}),
+	}
+	f, err := kit.NewFollower(kafka, []string{deployments, timersTopic}, c.apply, logger,
 		kgo.FetchMaxPartitionBytes(control.MaxRecordBytes),
 		kgo.FetchMaxBytes(2*control.MaxRecordBytes),
 	)
 	if err != nil {
 		return nil, err
 	}
-	return &Catalog{
-		deployments: deployments, timers: timersTopic, consumer: cl, producer: producer, log: logger,
-		ready: make(chan struct{}),
-		api:   map[string]timers.Schedule{}, deps: map[string][]*schedule.Def{}, defs: map[string]*schedule.Def{},
-		states: map[string]timers.State{}, next: map[string]map[int32]int64{deployments: {}, timersTopic: {}},
-		changed: make(chan struct{}), advance: make(chan struct{}),
-	}, nil
+	c.follower = f
+	return c, nil
 }
 
 // Close closes the consumer.
-func (c *Catalog) Close() { c.consumer.Close() }
+func (c *Catalog) Close() { c.follower.Close() }
 
 // Ready is closed once both topics are read up to the end offsets they
 // had when Run started.
-func (c *Catalog) Ready() <-chan struct{} { return c.ready }
+func (c *Catalog) Ready() <-chan struct{} { return c.follower.Ready() }
 
 // Run reads both topics until ctx is done.
-func (c *Catalog) Run(ctx context.Context) error {
-	// Read-committed consumers stop at the last stable offset, so that is
-	// the end to reach: the plain end offset may lie behind an open
-	// transaction that will abort.
-	adm := kadm.NewClient(c.consumer)
-	target := map[string]map[int32]int64{}
-	for _, topic := range []string{c.deployments, c.timers} {
-		ends, err := adm.ListCommittedOffsets(ctx, topic)
-		if err == nil {
-			err = ends.Error()
-		}
-		if err != nil {
-			return fmt.Errorf("list end offsets of %s: %w", topic, err)
-		}
-		target[topic] = map[int32]int64{}
-		ends.Each(func(o kadm.ListedOffset) { target[topic][o.Partition] = o.Offset })
-	}
-	caughtUp := func() bool {
-		for topic, parts := range target {
-			for p, end := range parts {
-				if c.next[topic][p] < end {
-					return false
-				}
-			}
-		}
-		return true
-	}
+func (c *Catalog) Run(ctx context.Context) error { return c.follower.Run(ctx) }
+
+// apply applies one committed record of either topic, waking Changed's
+// waiters if the schedules changed.
+func (c *Catalog) apply(r *kgo.Record) {
 	c.mu.Lock()
-	if caughtUp() {
-		close(c.ready)
+	defer c.mu.Unlock()
+	var changed bool
+	if r.Topic == c.deployments {
+		changed = c.applyDeployment(r)
+	} else {
+		changed = c.applyTimer(r)
 	}
-	c.mu.Unlock()
-	for {
-		fs := c.consumer.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		fs.EachError(func(t string, p int32, err error) {
-			c.log.Warn("fetch timer catalog", kit.KeyStream, t, kit.KeyPartition, p, kit.KeyError, err)
-		})
-		c.mu.Lock()
-		changed := false
-		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
-			for _, r := range fp.Records {
-				switch {
-				case r.Attrs.IsControl():
-				case r.Topic == c.deployments:
-					changed = c.applyDeployment(r) || changed
-				default:
-					changed = c.applyTimer(r) || changed
-				}
-			}
-			if n := len(fp.Records); n > 0 {
-				c.next[fp.Topic][fp.Partition] = fp.Records[n-1].Offset + 1
-			}
-		})
-		close(c.advance)
-		c.advance = make(chan struct{})
-		if changed {
-			close(c.changed)
-			c.changed = make(chan struct{})
-		}
-		select {
-		case <-c.ready:
-		default:
-			if caughtUp() {
-				c.log.Info("timer catalog read", "schedules", len(c.defs), "states", len(c.states))
-				close(c.ready)
-			}
-		}
-		c.mu.Unlock()
+	if changed {
+		close(c.changed)
+		c.changed = make(chan struct{})
 	}
 }
 
@@ -285,20 +220,7 @@ func (c *Catalog) Changed() <-chan struct{} {
 // WaitRead returns once partition p of the timers topic is read past
 // offset: everything committed before it is then in the catalog.
 func (c *Catalog) WaitRead(ctx context.Context, p int32, offset int64) error {
-	for {
-		c.mu.Lock()
-		seen := c.next[c.timers][p] > offset
-		adv := c.advance
-		c.mu.Unlock()
-		if seen {
-			return nil
-		}
-		select {
-		case <-adv:
-		case <-ctx.Done():
-			return fmt.Errorf("wait to read %s partition %d past offset %d: %w", c.timers, p, offset, ctx.Err())
-		}
-	}
+	return c.follower.WaitRead(ctx, c.timers, p, offset)
 }
 
 // ErrNotReady means a write came before the catalog was read: answering
@@ -329,7 +251,7 @@ func (c *Catalog) API(id string) (timers.Schedule, bool) {
 
 func (c *Catalog) write(ctx context.Context, rec *kgo.Record) error {
 	select {
-	case <-c.ready:
+	case <-c.follower.Ready():
 	default:
 		return ErrNotReady
 	}

@@ -66,7 +66,21 @@ func (f *Follower) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Reading starts at each partition's log start: a partition that
+	// retention emptied (start = end) has nothing to read and is read.
+	starts, err := kadm.NewClient(f.cl).ListStartOffsets(ctx, f.topics...)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("list start offsets of %v: %w", f.topics, err)
+	}
 	f.mu.Lock()
+	starts.Each(func(o kadm.ListedOffset) {
+		if o.Offset > f.next[o.Topic][o.Partition] {
+			f.next[o.Topic][o.Partition] = o.Offset
+		}
+	})
 	if f.reached(target) {
 		close(f.ready)
 	}

@@ -2,14 +2,18 @@ package kit
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/buttercompass/butter/proto/topics"
 )
 
 // TestFollowerReadsCommittedToTheEnd follows a topic whose last write is a
@@ -97,5 +101,48 @@ func TestFollowerReadsCommittedToTheEnd(t *testing.T) {
 	defer scancel()
 	if err := f.WaitRead(short, r.Topic, r.Partition, r.Offset+5); err == nil {
 		t.Fatal("WaitRead past the end returned nil")
+	}
+}
+
+// TestFollowerReadyOnAnEmptiedPartition follows a topic whose only record
+// retention removed: start = end, nothing to fetch, and the follower is
+// still ready (a gateway restarting a day after its last async request).
+func TestFollowerReadyOnAnEmptiedPartition(t *testing.T) {
+	c, cfg := newCluster(t)
+	ctx := context.Background()
+	cl := newClient(t, cfg)
+	if err := EnsureTopics(ctx, cl, topics.Spec{Name: "old", Partitions: 1, Retention: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "old", Value: []byte("gone")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		c.ApplyRetention()
+		starts, err := kadm.NewClient(cl).ListStartOffsets(ctx, "old")
+		if err != nil {
+			return err
+		}
+		if o, _ := starts.Lookup("old", 0); o.Offset != 1 {
+			return fmt.Errorf("log start %d, want 1", o.Offset)
+		}
+		return nil
+	})
+
+	f, err := NewFollower(cfg, []string{"old"}, func(r *kgo.Record) { t.Errorf("applied %q, which retention removed", r.Value) }, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- f.Run(rctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-f.Ready():
+	case err := <-done:
+		t.Fatalf("run ended before ready: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("never ready on a partition retention emptied")
 	}
 }

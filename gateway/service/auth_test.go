@@ -46,7 +46,7 @@ functions:
     bindings:
       route: { context: /keyed, auth: { apiKey: true, scopes: [orders:write] } }
 `)
-	c.Respond("keyed-h-http", "fn", whoami)
+	c.Respond("keyed", "h", "fn", whoami)
 	writer, wsecret, err := apikey.New("writer", []string{"orders:write", "orders:read"}, "test")
 	if err != nil {
 		t.Fatal(err)
@@ -210,8 +210,8 @@ functions:
     bindings:
       route: { context: /discovered, auth: { jwt: { issuer: %q } } }
 `, is.url, is.url+"/jwks", is.url))
-	c.Respond("jwt-h-http", "fn", whoami)
-	c.Respond("jwt-d-http", "fn", whoami)
+	c.Respond("jwt", "h", "fn", whoami)
+	c.Respond("jwt", "d", "fn", whoami)
 	g := startGateway(t, c)
 
 	now := time.Now().Unix()

@@ -129,7 +129,7 @@ func ready(t *testing.T, url string) {
 func TestHello(t *testing.T) {
 	c := testutil.NewCluster(t)
 	c.Deploy("hello", helloYAML)
-	c.Respond("hello-hello-http", "fn", helloHandler)
+	c.Respond("hello", "hello", "fn", helloHandler)
 	g := startGateway(t, c)
 
 	r := call(t, "POST", g.url+"/hello/sub?x=1", []byte(`{"name":"ada"}`), map[string]string{"Content-Type": "application/json"})
@@ -207,7 +207,7 @@ func TestRoutesFollowDeployments(t *testing.T) {
 		t.Fatalf("before deploy: %d", r.code)
 	}
 	c.Deploy("hello", helloYAML)
-	c.Respond("hello-hello-http", "fn", helloHandler)
+	c.Respond("hello", "hello", "fn", helloHandler)
 	ready(t, g.url+"/hello?name=x")
 	c.Undeploy("hello")
 	kittest.Eventually(t, "route removed", func() error {
@@ -221,7 +221,7 @@ func TestRoutesFollowDeployments(t *testing.T) {
 func TestConcurrentRequests(t *testing.T) {
 	c := testutil.NewCluster(t)
 	c.Deploy("hello", helloYAML)
-	c.Respond("hello-hello-http", "fn", helloHandler)
+	c.Respond("hello", "hello", "fn", helloHandler)
 	g := startGateway(t, c)
 	ready(t, g.url+"/hello?name=warm")
 
@@ -289,7 +289,7 @@ func TestAsync(t *testing.T) {
 
 	// Restart the gateway between accept and reply: nothing may be lost.
 	g.stop()
-	c.Respond("hello-hello-http", "fn", helloHandler)
+	c.Respond("hello", "hello", "fn", helloHandler)
 	g2 := startGateway(t, c)
 	p := pollAsync(t, g2.url+acc.Location)
 	if p.code != 201 || !strings.Contains(string(p.body), "hello later") || p.hdr.Get("Content-Type") != "application/json" {
@@ -315,7 +315,7 @@ func TestAsync(t *testing.T) {
 func TestAsyncCallback(t *testing.T) {
 	c := testutil.NewCluster(t)
 	c.Deploy("hello", helloYAML)
-	c.Respond("hello-hello-http", "fn", helloHandler)
+	c.Respond("hello", "hello", "fn", helloHandler)
 	got := make(chan []byte, 1)
 	cb := newCallbackServer(t, got)
 	g := startGateway(t, c)
@@ -346,7 +346,7 @@ func TestAsyncCallback(t *testing.T) {
 func TestTwoReplicas(t *testing.T) {
 	c := testutil.NewCluster(t)
 	c.Deploy("hello", helloYAML)
-	c.Respond("hello-hello-http", "fn", helloHandler)
+	c.Respond("hello", "hello", "fn", helloHandler)
 	a, b := startGateway(t, c), startGateway(t, c)
 	ready(t, a.url+"/hello?name=warm")
 	ready(t, b.url+"/hello?name=warm")

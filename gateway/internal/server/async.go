@@ -41,6 +41,10 @@ type Async struct {
 	// waiting and stores a 504.
 	Accepted time.Time `json:"accepted"`
 	Deadline time.Time `json:"deadline"`
+	// ReplySource is the CloudEvents source of the function the route
+	// named (obs.Source): replies from any other source are ignored.
+	// Empty in records written before it existed: any source is taken.
+	ReplySource string `json:"replySource,omitempty"`
 	// Callback, if set, receives a POST of the response.
 	Callback string `json:"callback,omitempty"`
 	// Response is set once done.
@@ -127,11 +131,14 @@ func (a *asyncStore) store(ctx context.Context, rec Async) error {
 	return nil
 }
 
-// replied handles the reply to id if id is a pending async request, and
-// reports whether it was one.
+// replied handles the reply to id if id is a pending async request
+// answered by the source it expects, and reports whether it was one.
 func (a *asyncStore) replied(ctx context.Context, id string, reply event.Event) bool {
 	rec, ok := a.get(id)
 	if !ok || rec.State != statePending {
+		return false
+	}
+	if rec.ReplySource != "" && rec.ReplySource != reply.Source() {
 		return false
 	}
 	resp := a.s.replyResponse(reply, rec.Context)

@@ -33,7 +33,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "butter_gateway_auth_rejects_total", Help: "Requests refused for missing or bad credentials (401) or scopes (403).",
 		}, []string{"route", "code"}),
 		replies: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "butter_gateway_replies_total", Help: "Reply events read, by outcome: sync (answered a waiting request), async (completed a stored request), other (for another replica or too late).",
+			Name: "butter_gateway_replies_total", Help: "Reply events read, by outcome: sync (answered a waiting request), async (completed a stored request), other (for another replica, too late, or from a function other than the route's).",
 		}, []string{"outcome"}),
 	}
 	if reg != nil {

@@ -18,17 +18,26 @@ import (
 // reply, by request event id.
 type waiters struct {
 	mu sync.Mutex
-	m  map[string]chan event.Event
+	m  map[string]waiter
 }
 
-func newWaiters() *waiters { return &waiters{m: map[string]chan event.Event{}} }
+// waiter is one waiting request: its reply must come from source, the
+// function the route names (obs.Source, as fnbox sets it). Every function
+// bound to a stream reads every event of it, so another one may answer
+// the same request; its reply is not the route's answer.
+type waiter struct {
+	ch     chan event.Event
+	source string
+}
 
-// add registers id before its request is produced, so a fast reply is
-// never missed; cancel unregisters.
-func (ws *waiters) add(id string) (<-chan event.Event, func()) {
+func newWaiters() *waiters { return &waiters{m: map[string]waiter{}} }
+
+// add registers id, answered by source, before its request is produced,
+// so a fast reply is never missed; cancel unregisters.
+func (ws *waiters) add(id, source string) (<-chan event.Event, func()) {
 	ch := make(chan event.Event, 1)
 	ws.mu.Lock()
-	ws.m[id] = ch
+	ws.m[id] = waiter{ch: ch, source: source}
 	ws.mu.Unlock()
 	return ch, func() {
 		ws.mu.Lock()
@@ -37,16 +46,21 @@ func (ws *waiters) add(id string) (<-chan event.Event, func()) {
 	}
 }
 
-// deliver hands e to the waiter of id and reports whether there was one.
-// A second reply to the same request (a redelivered invocation) is
-// dropped.
+// deliver hands e to the waiter of id and reports whether there was one
+// expecting a reply from e's source. A second reply to the same request
+// (a redelivered invocation) is dropped; a reply from another source
+// leaves the waiter waiting.
 func (ws *waiters) deliver(id string, e event.Event) bool {
 	ws.mu.Lock()
-	ch, ok := ws.m[id]
-	delete(ws.m, id)
+	w, ok := ws.m[id]
+	if ok && w.source != e.Source() {
+		ok = false
+	} else {
+		delete(ws.m, id)
+	}
 	ws.mu.Unlock()
 	if ok {
-		ch <- e
+		w.ch <- e
 	}
 	return ok
 }
@@ -84,7 +98,8 @@ func ReplyStart(ctx context.Context, adm *kadm.Client, topic string, since time.
 // RunReplies reads reply events from cl (a consumer assigned every
 // partition of the replies topic) until ctx is done: a reply completes
 // this replica's waiting request or a stored async request, and is
-// ignored otherwise (another replica's request).
+// ignored otherwise (another replica's request, or a reply from a
+// function other than the one the route names).
 func (s *Server) RunReplies(ctx context.Context, cl *kgo.Client) error {
 	for {
 		fs := cl.PollFetches(ctx)

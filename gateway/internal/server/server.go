@@ -258,7 +258,7 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	replies, cancel := s.waiters.add(ev.ID())
+	replies, cancel := s.waiters.add(ev.ID(), obs.Source(rt.Deployment, rt.Function))
 	defer cancel()
 	pctx, pcancel := context.WithDeadline(ctx, deadline)
 	defer pcancel()
@@ -283,7 +283,7 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request) {
 func (s *Server) accept(ctx context.Context, w http.ResponseWriter, r *http.Request, rt routes.Route, rec *kgo.Record, id string, start, deadline time.Time, callback string) {
 	ctx = context.WithoutCancel(ctx)
 	pending := Async{ID: id, State: statePending, Context: rt.Context, Owner: s.replica,
-		Accepted: start.UTC(), Deadline: deadline.UTC(), Callback: callback}
+		Accepted: start.UTC(), Deadline: deadline.UTC(), ReplySource: obs.Source(rt.Deployment, rt.Function), Callback: callback}
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if err := s.async.store(sctx, pending); err != nil {

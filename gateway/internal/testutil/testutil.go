@@ -19,6 +19,7 @@ import (
 	"github.com/buttercompass/butter/broker-bridge/broker"
 	"github.com/buttercompass/butter/gateway/internal/httpevent"
 	"github.com/buttercompass/butter/proto/control"
+	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/envelope"
 	"github.com/buttercompass/butter/proto/obs"
 	"github.com/buttercompass/butter/proto/topics"
@@ -88,11 +89,20 @@ func (c *Cluster) Undeploy(name string) {
 // the reply a butter.error.
 type Handler func(req httpevent.Request, e event.Event) (data any, fail error)
 
-// Respond stands in for fnbox on stream: it consumes request events (as
-// consumer group group, so two responders share the work) and writes the
-// handler's answer on the event's replyto stream, with causationid set, as
-// fnbox does. It stops at cleanup.
-func (c *Cluster) Respond(stream, group string, h Handler) {
+// Respond stands in for fnbox running function of deployment on its
+// default route stream: it consumes request events (as consumer group
+// group, so two responders share the work) and writes the handler's
+// answer on the event's replyto stream, with causationid set and the
+// source obs.Source(deployment, function), as fnbox does. It stops at
+// cleanup.
+func (c *Cluster) Respond(deployment, function, group string, h Handler) {
+	c.t.Helper()
+	c.RespondAs(descriptor.RouteStream(deployment, function), obs.Source(deployment, function), group, h)
+}
+
+// RespondAs is Respond on any stream with replies from source: another
+// function bound to a route's stream, say.
+func (c *Cluster) RespondAs(stream, source, group string, h Handler) {
 	c.t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Broker.Addr()), kgo.ProducerLinger(0),
 		kgo.ConsumerGroup(group), kgo.ConsumeTopics(stream), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -113,7 +123,7 @@ func (c *Cluster) Respond(stream, group string, h Handler) {
 				return
 			}
 			fs.EachRecord(func(r *kgo.Record) {
-				if rec, err := reply(r, h); err == nil && rec != nil {
+				if rec, err := reply(r, source, h); err == nil && rec != nil {
 					cl.Produce(ctx, rec, nil)
 				}
 			})
@@ -121,7 +131,7 @@ func (c *Cluster) Respond(stream, group string, h Handler) {
 	})
 }
 
-func reply(r *kgo.Record, h Handler) (*kgo.Record, error) {
+func reply(r *kgo.Record, source string, h Handler) (*kgo.Record, error) {
 	d := envelope.FromRecord(r)
 	to, _ := d.Event.Extensions()[envelope.ExtReplyTo].(string)
 	if to == "" {
@@ -136,7 +146,7 @@ func reply(r *kgo.Record, h Handler) (*kgo.Record, error) {
 	if fail != nil {
 		typ, data = obs.TypeError, obs.ErrorReply{Error: fail.Error(), Attempts: 3}
 	}
-	e := envelope.Child(d.Event, "butter://test/fn", typ)
+	e := envelope.Child(d.Event, source, typ)
 	e.SetSubject(d.Event.ID())
 	if data != nil {
 		if err := e.SetData(event.ApplicationJSON, data); err != nil {

@@ -1,0 +1,92 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/buttercompass/butter/gateway/internal/httpevent"
+	"github.com/buttercompass/butter/gateway/internal/testutil"
+	"github.com/buttercompass/butter/proto/envelope"
+	"github.com/buttercompass/butter/proto/obs"
+	"github.com/buttercompass/butter/proto/topics"
+)
+
+// TestReplyFromAnotherFunctionIgnored: every function bound to a stream
+// reads every event of it, so another function on the route's stream may
+// answer a request too, even first; only the route's function answers.
+func TestReplyFromAnotherFunctionIgnored(t *testing.T) {
+	c := testutil.NewCluster(t)
+	c.Deploy("hello", helloYAML)
+	impostor := obs.Source("hello", "other")
+	c.RespondAs("hello-hello-http", impostor, "other", func(httpevent.Request, event.Event) (any, error) {
+		return map[string]any{"status": 200, "body": "impostor"}, nil
+	})
+
+	// The route's function answers only once the impostor's reply to the
+	// same request is on the replies topic, so it always comes second.
+	seen := make(chan string, 64)
+	watch, err := kgo.NewClient(kgo.SeedBrokers(c.Broker.Addr()), kgo.ConsumeTopics(topics.Replies),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithCancel(context.Background())
+	wdone := make(chan struct{})
+	t.Cleanup(func() { wcancel(); <-wdone; watch.Close() })
+	go func() {
+		defer close(wdone)
+		for {
+			fs := watch.PollFetches(wctx)
+			if wctx.Err() != nil {
+				return
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				d := envelope.FromRecord(r)
+				if d.Event.Source() == impostor {
+					id, _ := d.Event.Extensions()[envelope.ExtCausationID].(string)
+					seen <- id
+				}
+			})
+		}
+	}()
+	answered := map[string]bool{}
+	c.Respond("hello", "hello", "fn", func(req httpevent.Request, e event.Event) (any, error) {
+		deadline := time.After(testutil.Timeout)
+		for !answered[e.ID()] {
+			select {
+			case id := <-seen:
+				answered[id] = true
+			case <-deadline:
+				return nil, nil
+			}
+		}
+		return helloHandler(req, e)
+	})
+	g := startGateway(t, c)
+
+	r := call(t, "POST", g.url+"/hello", []byte(`{"name":"real"}`), nil)
+	if r.code != 201 || !strings.Contains(string(r.body), "hello real") {
+		t.Fatalf("sync: got %d %s", r.code, r.body)
+	}
+
+	r = call(t, "POST", g.url+"/hello", []byte(`{"name":"later"}`), map[string]string{"Prefer": "respond-async"})
+	if r.code != http.StatusAccepted {
+		t.Fatalf("accept: got %d %s", r.code, r.body)
+	}
+	p := pollAsync(t, g.url+r.hdr.Get("Location"))
+	var out struct{ Greeting string }
+	if err := json.Unmarshal(p.body, &out); err != nil || p.code != 201 || out.Greeting != "hello later" {
+		t.Fatalf("async: got %d %s", p.code, p.body)
+	}
+	m := call(t, "GET", g.url+"/metrics", nil, nil)
+	if !strings.Contains(string(m.body), `butter_gateway_replies_total{outcome="other"}`) {
+		t.Errorf("impostor replies not counted as other:\n%s", m.body)
+	}
+}

@@ -49,9 +49,10 @@ func batchOf(fs kgo.Fetches) []*partBatch {
 // units decodes the partition's records and groups them into invocations
 // of at most size events. Filtered-out events are marked done here: they
 // need no work, and the done prefix still keeps them uncommitted until
-// everything before them is done. An event with replyto is always an
-// invocation of its own, because its requester waits for an answer to
-// that event alone.
+// everything before them is done. An event with replyto or a deadline is
+// always an invocation of its own: its requester waits for an answer to
+// that event alone, and one event's deadline must not cut short (and so
+// fail and dead-letter) the invocation of others.
 func (r *runner) units(pb *partBatch, size int) []unit {
 	size = max(1, size)
 	pb.ds = make([]envelope.Delivery, len(pb.recs))
@@ -74,7 +75,7 @@ func (r *runner) units(pb *partBatch, size int) []unit {
 			r.stats.done(1)
 			continue
 		}
-		if stringExt(d.Event, envelope.ExtReplyTo) != "" {
+		if stringExt(d.Event, envelope.ExtReplyTo) != "" || stringExt(d.Event, envelope.ExtDeadline) != "" {
 			flush()
 			cur = []int{i}
 			flush()

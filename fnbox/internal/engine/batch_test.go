@@ -275,3 +275,44 @@ functions:
 	}
 	t.Logf("largest invocation %d events", iv.largest())
 }
+
+// TestBatchEventWithDeadlineRunsAlone checks that an event carrying a
+// deadline is invoked on its own, so its deadline bounds no other event's
+// invocation, while the events around it are still batched.
+func TestBatchEventWithDeadlineRunsAlone(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 1)
+	e.stream("out", 1)
+	in := events("d", "t", 10)
+	envelope.SetDeadline(&in[4], time.Now().Add(time.Hour))
+	e.produce("in", 1, in...)
+	iv := &invocations{}
+	e.start(parse(t, `
+name: dl
+platform: go
+functions:
+  - fn: ./f
+    name: f
+    bindings:
+      streams: [{name: in, offset: first}]
+      out: out
+    delivery: {batch: 10}
+`), runtime.Funcs{"f": batchEcho(iv)})
+	waitFor(t, "all 10 events invoked", func() bool {
+		n := 0
+		for _, c := range iv.snapshot() {
+			n += len(c)
+		}
+		return n == 10
+	})
+	for _, c := range iv.snapshot() {
+		for _, d := range c {
+			if d.Event.ID() == "d-4" && len(c) != 1 {
+				t.Fatalf("d-4, which has a deadline, was invoked with %d events", len(c))
+			}
+		}
+	}
+	if got := iv.largest(); got < 2 {
+		t.Errorf("largest invocation %d events: the others were not batched", got)
+	}
+}

@@ -259,16 +259,24 @@ func (s *Service) Serve(ctx context.Context) error {
 	firingDone := make(chan error, 1)
 	go func() { firingDone <- s.firing.Run(fctx, s.cfg.Drain) }()
 
-	var catalogErr error
+	var catalogErr, fireErr error
+	fired := false
 	select {
 	case <-ctx.Done():
 	case catalogErr = <-s.catalogDone:
 		catalogErr = fmt.Errorf("follow timer schedules: %w", catalogErr)
+	case fireErr = <-firingDone:
+		// Firing stopped on its own (it could not join the group): a
+		// replica that fires nothing must not look alive.
+		fired = true
+		fireErr = fmt.Errorf("fire schedules: %w", fireErr)
 	}
 	s.admin.SetDraining()
 	stopFiring()
 	// The API stays up through the drain, so probes see "draining".
-	fireErr := <-firingDone
+	if !fired {
+		fireErr = <-firingDone
+	}
 	cancelAdmin()
 	return errors.Join(catalogErr, fireErr, <-adminDone)
 }

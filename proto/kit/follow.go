@@ -87,7 +87,7 @@ func (f *Follower) Run(ctx context.Context) error {
 	f.mu.Unlock()
 	for {
 		fs := f.cl.PollFetches(ctx)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || fs.IsClientClosed() {
 			return nil
 		}
 		fs.EachError(func(t string, p int32, err error) {

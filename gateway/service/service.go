@@ -100,6 +100,7 @@ type Service struct {
 
 	prod      *kgo.Client
 	replies   *kgo.Client
+	replyPos  server.ReplyPositions
 	followers []*kit.Follower
 	srv       *server.Server
 	admin     *kit.Admin
@@ -199,11 +200,14 @@ func (s *Service) Provision(ctx context.Context) error {
 	if !since.IsZero() {
 		since = since.Add(-time.Second)
 	}
-	start, err := server.ReplyStart(ctx, kadm.NewClient(s.prod), ns.Topic(topics.Replies), since)
+	s.replyPos, err = server.ReplyStart(ctx, kadm.NewClient(s.prod), ns.Topic(topics.Replies), since)
 	if err != nil {
 		return err
 	}
-	s.replies, err = kcfg.NewClient(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{ns.Topic(topics.Replies): start}))
+	// Control records are kept so their offsets count towards catching up
+	// with the end offsets (RunReplies skips them).
+	s.replies, err = kcfg.NewClient(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{ns.Topic(topics.Replies): s.replyPos.Offsets()}),
+		kgo.KeepControlRecords())
 	if err != nil {
 		return err
 	}
@@ -225,7 +229,7 @@ func (s *Service) Serve(ctx context.Context) error {
 	defer cancelBack()
 	var back sync.WaitGroup
 	var repliesErr, janitorErr error
-	back.Go(func() { repliesErr = s.srv.RunReplies(bctx, s.replies) })
+	back.Go(func() { repliesErr = s.srv.RunReplies(bctx, s.replies, s.replyPos) })
 	back.Go(func() { janitorErr = s.srv.RunJanitor(bctx) })
 
 	actx, cancelAdmin := context.WithCancel(context.WithoutCancel(ctx))

@@ -39,7 +39,7 @@ type gateway struct {
 	stop func()
 }
 
-func startGateway(t *testing.T, c *testutil.Cluster) *gateway {
+func startGateway(t *testing.T, c *testutil.Cluster, opts ...func(*Config)) *gateway {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
@@ -47,6 +47,9 @@ func startGateway(t *testing.T, c *testutil.Cluster) *gateway {
 	cfg.Grace = 5 * time.Second
 	cfg.Takeover = 200 * time.Millisecond
 	cfg.Logger, _ = kit.NewLogger(io.Discard, "info")
+	for _, o := range opts {
+		o(&cfg)
+	}
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

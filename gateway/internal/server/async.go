@@ -60,6 +60,10 @@ type asyncStore struct {
 
 	mu sync.Mutex
 	m  map[string]*Async
+	// replying holds the pending requests whose reply has been read and
+	// is being (or, after the takeover delay, will be) stored: the janitor
+	// does not expire them.
+	replying map[string]bool
 }
 
 // Apply applies one _butter.requests record. A done record is never
@@ -142,13 +146,25 @@ func (a *asyncStore) replied(ctx context.Context, id string, reply event.Event) 
 		return false
 	}
 	resp := a.s.replyResponse(reply, rec.Context)
-	if rec.Owner == a.s.replica {
-		go a.complete(context.WithoutCancel(ctx), rec, resp)
-		return true
+	a.mu.Lock()
+	a.replying[id] = true
+	a.mu.Unlock()
+	done := func() {
+		a.complete(context.WithoutCancel(ctx), rec, resp)
+		a.mu.Lock()
+		delete(a.replying, id)
+		a.mu.Unlock()
 	}
 	// Another replica accepted it and will store the response itself;
 	// take over only if it has not done so after a while (it may be dead).
-	time.AfterFunc(a.takeover, func() { a.complete(context.WithoutCancel(ctx), rec, resp) })
+	// A request still pending past its deadline and the takeover delay was
+	// accepted by a replica that is gone (a previous incarnation of this
+	// gateway, say): there is nobody to wait for.
+	if rec.Owner == a.s.replica || time.Now().After(rec.Deadline.Add(a.takeover)) {
+		go done()
+		return true
+	}
+	time.AfterFunc(a.takeover, done)
 	return true
 }
 
@@ -174,7 +190,7 @@ func (a *asyncStore) expire(ctx context.Context, now time.Time) {
 	var due []Async
 	a.mu.Lock()
 	for _, rec := range a.m {
-		if rec.State != statePending {
+		if rec.State != statePending || a.replying[rec.ID] {
 			continue
 		}
 		limit := rec.Deadline
@@ -204,7 +220,10 @@ func (a *asyncStore) forget(now time.Time) {
 	}
 }
 
-// RunJanitor expires and forgets async requests until ctx is done.
+// RunJanitor expires and forgets async requests until ctx is done. It
+// expires nothing before RunReplies has caught up with the replies
+// written while the gateway was down, so a request answered then is
+// stored with its reply, not a 504.
 func (s *Server) RunJanitor(ctx context.Context) error {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
@@ -213,7 +232,11 @@ func (s *Server) RunJanitor(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case now := <-t.C:
-			s.async.expire(ctx, now)
+			select {
+			case <-s.caughtUp:
+				s.async.expire(ctx, now)
+			default:
+			}
 			s.async.forget(now)
 		}
 	}

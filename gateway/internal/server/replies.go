@@ -65,43 +65,86 @@ func (ws *waiters) deliver(id string, e event.Event) bool {
 	return ok
 }
 
+// ReplyPositions are where the replies consumer starts on each partition,
+// and the end offsets when the gateway started: RunReplies reports when
+// it has read up to them, and only then are async requests expired.
+type ReplyPositions struct {
+	Start, End map[int32]int64
+}
+
+// Offsets returns the start offsets for kgo.ConsumePartitions.
+func (p ReplyPositions) Offsets() map[int32]kgo.Offset {
+	out := map[int32]kgo.Offset{}
+	for part, o := range p.Start {
+		out[part] = kgo.NewOffset().At(o)
+	}
+	return out
+}
+
 // ReplyStart returns where the replies consumer starts on each partition
 // of topic: the end, or the first reply after since when since is not
 // zero (async requests accepted before a restart may have been answered
 // while the gateway was down). Resolving offsets before consuming, rather
 // than with a reset policy, means a reply written right after Provision is
-// never skipped.
-func ReplyStart(ctx context.Context, adm *kadm.Client, topic string, since time.Time) (map[int32]kgo.Offset, error) {
-	var (
-		offs kadm.ListedOffsets
-		err  error
-	)
-	if since.IsZero() {
-		offs, err = adm.ListEndOffsets(ctx, topic)
-	} else {
-		offs, err = adm.ListOffsetsAfterMilli(ctx, since.UnixMilli(), topic)
+// never skipped. The end offsets are returned too.
+func ReplyStart(ctx context.Context, adm *kadm.Client, topic string, since time.Time) (ReplyPositions, error) {
+	list := func(f func() (kadm.ListedOffsets, error)) (map[int32]int64, error) {
+		offs, err := f()
+		if err == nil {
+			err = offs.Error()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
+		}
+		out := map[int32]int64{}
+		offs.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+		if len(out) == 0 {
+			return nil, fmt.Errorf("list offsets of %s: the topic has no partitions (does it exist?)", topic)
+		}
+		return out, nil
 	}
-	if err == nil {
-		err = offs.Error()
-	}
+	end, err := list(func() (kadm.ListedOffsets, error) { return adm.ListEndOffsets(ctx, topic) })
 	if err != nil {
-		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
+		return ReplyPositions{}, err
 	}
-	out := map[int32]kgo.Offset{}
-	offs.Each(func(o kadm.ListedOffset) { out[o.Partition] = kgo.NewOffset().At(o.Offset) })
-	if len(out) == 0 {
-		return nil, fmt.Errorf("list offsets of %s: the topic has no partitions (does it exist?)", topic)
+	start := end
+	if !since.IsZero() {
+		start, err = list(func() (kadm.ListedOffsets, error) { return adm.ListOffsetsAfterMilli(ctx, since.UnixMilli(), topic) })
+		if err != nil {
+			return ReplyPositions{}, err
+		}
 	}
-	return out, nil
+	return ReplyPositions{Start: start, End: end}, nil
 }
 
 // RunReplies reads reply events from cl (a consumer assigned every
-// partition of the replies topic) until ctx is done: a reply completes
-// this replica's waiting request or a stored async request, and is
-// ignored otherwise (another replica's request, or a reply from a
-// function other than the one the route names).
-func (s *Server) RunReplies(ctx context.Context, cl *kgo.Client) error {
+// partition of the replies topic at pos.Start, keeping control records)
+// until ctx is done: a reply completes this replica's waiting request or a
+// stored async request, and is ignored otherwise (another replica's
+// request, or a reply from a function other than the one the route
+// names). Once it has read every partition up to pos.End it closes
+// caughtUp: replies written while the gateway was down have been seen, and
+// the janitor may expire async requests.
+func (s *Server) RunReplies(ctx context.Context, cl *kgo.Client, pos ReplyPositions) error {
+	next := map[int32]int64{}
+	for p, o := range pos.Start {
+		next[p] = o
+	}
+	done := false
+	check := func() {
+		if done {
+			return
+		}
+		for p, e := range pos.End {
+			if next[p] < e {
+				return
+			}
+		}
+		done = true
+		close(s.caughtUp)
+	}
 	for {
+		check()
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -110,6 +153,12 @@ func (s *Server) RunReplies(ctx context.Context, cl *kgo.Client) error {
 			s.log.Warn("fetch replies", "topic", t, kit.KeyPartition, p, kit.KeyError, err)
 		})
 		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset+1 > next[r.Partition] {
+				next[r.Partition] = r.Offset + 1
+			}
+			if r.Attrs.IsControl() {
+				return
+			}
 			d := envelope.FromRecord(r)
 			if d.Raw {
 				return

@@ -104,6 +104,10 @@ type Server struct {
 
 	waiters *waiters
 	async   *asyncStore
+	// caughtUp is closed once RunReplies has read the replies written up
+	// to Provision: until then a pending async request may have a reply
+	// not read yet, and is not expired.
+	caughtUp chan struct{}
 	// rejects bounds concurrent auth.reject recordings, so a flood of bad
 	// credentials costs a counter, not a goroutine per request.
 	rejects chan struct{}
@@ -131,9 +135,10 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{routes: cfg.Routes, auth: cfg.Auth, prod: cfg.Producer, ns: cfg.Namespace, events: cfg.Events,
 		catchUp: cfg.CatchUp, replica: cfg.Replica, tracer: cfg.Tracer, callbacks: cfg.Callbacks, log: cfg.Logger,
-		m: newMetrics(cfg.Metrics), waiters: newWaiters(), rejects: make(chan struct{}, 16)}
+		m: newMetrics(cfg.Metrics), waiters: newWaiters(), rejects: make(chan struct{}, 16),
+		caughtUp: make(chan struct{})}
 	s.async = &asyncStore{s: s, topic: cfg.Namespace.Topic(topics.Requests), retain: cfg.Retain,
-		takeover: cfg.Takeover, m: map[string]*Async{}}
+		takeover: cfg.Takeover, m: map[string]*Async{}, replying: map[string]bool{}}
 	return s
 }
 

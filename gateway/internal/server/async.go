@@ -21,6 +21,11 @@ import (
 const (
 	statePending = "pending"
 	stateDone    = "done"
+	// stateCompleting is never stored: it marks, in memory, a pending
+	// request whose response one goroutine is storing, so a racing reply,
+	// a duplicate reply or the janitor's expiry do not store a second one
+	// or call back twice.
+	stateCompleting = "completing"
 )
 
 // Async is an accepted respond-async request: the JSON value of a
@@ -90,7 +95,7 @@ func (a *asyncStore) put(rec *Async) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if old, ok := a.m[rec.ID]; ok && old.State == stateDone {
+	if old, ok := a.m[rec.ID]; ok && (old.State == stateDone || old.State == stateCompleting && rec.State == statePending) {
 		return
 	}
 	a.m[rec.ID] = rec
@@ -113,25 +118,26 @@ func (a *asyncStore) oldestPending() time.Time {
 	defer a.mu.Unlock()
 	var t time.Time
 	for _, rec := range a.m {
-		if rec.State == statePending && (t.IsZero() || rec.Accepted.Before(t)) {
+		if (rec.State == statePending || rec.State == stateCompleting) && (t.IsZero() || rec.Accepted.Before(t)) {
 			t = rec.Accepted
 		}
 	}
 	return t
 }
 
-// store writes rec to the topic and applies it at once, so this replica
-// answers polls for it without waiting to read it back.
+// store writes rec to the topic and, once written, applies it at once, so
+// this replica answers polls for it without waiting to read it back. A
+// record that could not be written is not applied.
 func (a *asyncStore) store(ctx context.Context, rec Async) error {
 	v, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encode request %s: %w", rec.ID, err)
 	}
-	a.put(&rec)
 	r := &kgo.Record{Topic: a.topic, Key: []byte(rec.ID), Value: v}
 	if err := a.s.prod.ProduceSync(ctx, r).FirstErr(); err != nil {
 		return fmt.Errorf("store request %s on %s: %w", rec.ID, a.topic, err)
 	}
+	a.put(&rec)
 	return nil
 }
 
@@ -168,15 +174,31 @@ func (a *asyncStore) replied(ctx context.Context, id string, reply event.Event) 
 	return true
 }
 
-// complete stores the response of rec unless it is done already, then
-// POSTs it to the callback.
+// complete stores the response of rec if it is still pending, then POSTs
+// it to the callback. Only one caller completes a request: it turns it
+// from pending to completing under the lock, and back to pending if it
+// cannot store the response.
 func (a *asyncStore) complete(ctx context.Context, rec Async, resp httpevent.Response) {
-	if cur, ok := a.get(rec.ID); !ok || cur.State == stateDone {
+	a.mu.Lock()
+	cur, ok := a.m[rec.ID]
+	if !ok || cur.State != statePending {
+		a.mu.Unlock()
 		return
 	}
+	claimed := *cur
+	claimed.State = stateCompleting
+	a.m[rec.ID] = &claimed
+	a.mu.Unlock()
 	rec.State, rec.Response = stateDone, &resp
 	if err := a.store(ctx, rec); err != nil {
 		a.s.log.Error("store async response", "request", rec.ID, kit.KeyError, err)
+		a.mu.Lock()
+		if cur, ok := a.m[rec.ID]; ok && cur.State == stateCompleting {
+			back := *cur
+			back.State = statePending
+			a.m[rec.ID] = &back
+		}
+		a.mu.Unlock()
 		return
 	}
 	if rec.Callback != "" {

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/gateway/internal/httpevent"
+	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/kit"
 )
 
@@ -39,6 +40,13 @@ type Async struct {
 	// Context is the route context the request came in on; polls are
 	// authenticated like that route.
 	Context string `json:"context"`
+	// Auth is the route's auth when the request was accepted, nil if it
+	// needed none. A poll of a request that needed auth is refused unless
+	// the route still exists with the same auth and the poll passes it.
+	Auth *descriptor.RouteAuth `json:"auth,omitempty"`
+	// Subject is the caller that made the request on an authenticated
+	// route ("apikey:<key id>" or "jwt:<sub>"): only it may poll.
+	Subject string `json:"subject,omitempty"`
 	// Owner is the replica that accepted it; it stores the response as
 	// soon as the reply comes, others only after a takeover delay.
 	Owner string `json:"owner"`

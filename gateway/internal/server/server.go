@@ -6,6 +6,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -32,6 +33,7 @@ import (
 	"github.com/buttercompass/butter/gateway/internal/httpevent"
 	"github.com/buttercompass/butter/gateway/internal/routes"
 	"github.com/buttercompass/butter/proto/control"
+	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/envelope"
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/obs"
@@ -259,7 +261,7 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request) {
 	span.SetAttributes(attribute.String("butter.event.id", ev.ID()), attribute.String(kit.KeyStream, rt.Spec.Stream))
 
 	if async {
-		s.accept(ctx, w, r, rt, rec, ev.ID(), start, deadline, callback)
+		s.accept(ctx, w, r, rt, rec, ev.ID(), start, deadline, callback, dec.Identity)
 		return
 	}
 
@@ -285,9 +287,9 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request) {
 }
 
 // accept stores a pending async request, sends its event and answers 202.
-func (s *Server) accept(ctx context.Context, w http.ResponseWriter, r *http.Request, rt routes.Route, rec *kgo.Record, id string, start, deadline time.Time, callback string) {
+func (s *Server) accept(ctx context.Context, w http.ResponseWriter, r *http.Request, rt routes.Route, rec *kgo.Record, id string, start, deadline time.Time, callback string, who *httpevent.Identity) {
 	ctx = context.WithoutCancel(ctx)
-	pending := Async{ID: id, State: statePending, Context: rt.Context, Owner: s.replica,
+	pending := Async{ID: id, State: statePending, Context: rt.Context, Auth: rt.Spec.Auth, Subject: subject(who), Owner: s.replica,
 		Accepted: start.UTC(), Deadline: deadline.UTC(), ReplySource: obs.Source(rt.Deployment, rt.Function), Callback: callback}
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -343,8 +345,21 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request) {
 			Detail: "no async request " + id + " (unknown, or older than the retention)", Instance: r.URL.Path})
 		return
 	}
-	if rt, ok := s.routes.Match(rec.Context); ok && rt.Context == rec.Context {
-		if dec := s.auth.Check(r.Context(), r, rt.Spec.Auth); dec.Status != 0 {
+	rt, ok := s.routes.Match(rec.Context)
+	ok = ok && rt.Context == rec.Context
+	if rec.Auth != nil && (!ok || !sameAuth(rt.Spec.Auth, rec.Auth)) {
+		// Fail closed: the credentials the request needed can no longer
+		// be checked.
+		kit.WriteProblem(w, kit.Problem{Status: http.StatusNotFound, Title: "unknown request",
+			Detail: "the route that accepted request " + id + " is gone or its auth changed", Instance: r.URL.Path})
+		return
+	}
+	if ok {
+		dec := s.auth.Check(r.Context(), r, rt.Spec.Auth)
+		if dec.Status == 0 && rec.Subject != "" && subject(dec.Identity) != rec.Subject {
+			dec = auth.Decision{Status: http.StatusForbidden, Reason: "request " + id + " was made by another caller"}
+		}
+		if dec.Status != 0 {
 			s.reject(w, r, rt, dec)
 			return
 		}
@@ -359,6 +374,22 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.Response.Write(w)
+}
+
+// subject names the caller of an authenticated request, "" for none.
+func subject(who *httpevent.Identity) string {
+	if who == nil || who.Subject == "" {
+		return ""
+	}
+	return who.Type + ":" + who.Subject
+}
+
+// sameAuth reports whether two route auth settings are the same (by value,
+// as stored: nil and empty lists alike).
+func sameAuth(a, b *descriptor.RouteAuth) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb)
 }
 
 // replyResponse turns a reply event into the HTTP response.

@@ -50,6 +50,10 @@ type Config struct {
 	// async request to store its response before storing it itself
 	// (env BUTTER_GATEWAY_TAKEOVER). Default 3s.
 	Takeover time.Duration
+	// AllowPrivateCallbacks lets X-Butter-Callback name loopback, private
+	// and link-local addresses (env BUTTER_GATEWAY_ALLOW_PRIVATE_CALLBACKS).
+	// Default false: callers cannot make the gateway POST into its network.
+	AllowPrivateCallbacks bool
 	// Kafka reaches the cluster. RegisterFlags leaves its flags to
 	// Kafka.RegisterFlags, so a host with its own (butter up) shares them.
 	Kafka kit.KafkaConfig
@@ -72,6 +76,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Kafka.Brokers = d.Kafka.Brokers
 	fs.StringVar(&c.Addr, "addr", kit.EnvOr("BUTTER_GATEWAY_ADDR", d.Addr), "HTTP `host:port` for routes and admin endpoints (env BUTTER_GATEWAY_ADDR)")
 	fs.DurationVar(&c.Grace, "grace", kit.EnvDuration("BUTTER_GATEWAY_GRACE", d.Grace), "how long in-flight requests may finish on shutdown (env BUTTER_GATEWAY_GRACE)")
+	fs.BoolVar(&c.AllowPrivateCallbacks, "allow-private-callbacks", kit.EnvBool("BUTTER_GATEWAY_ALLOW_PRIVATE_CALLBACKS", d.AllowPrivateCallbacks),
+		"let X-Butter-Callback reach loopback, private and link-local addresses (env BUTTER_GATEWAY_ALLOW_PRIVATE_CALLBACKS)")
 	fs.DurationVar(&c.Takeover, "takeover", kit.EnvDuration("BUTTER_GATEWAY_TAKEOVER", d.Takeover), "wait before storing another replica's async response (env BUTTER_GATEWAY_TAKEOVER)")
 }
 
@@ -158,7 +164,7 @@ func (s *Service) Provision(ctx context.Context) error {
 		Routes: rt, Auth: &auth.Authenticator{Keys: keys, JWKS: auth.NewKeySets(nil)},
 		Producer: s.prod, Namespace: ns, Events: control.NewRecorder(s.prod, ns.Topic(topics.Events), SourceGateway),
 		CatchUp: func(ctx context.Context) error { return requests.CatchUp(ctx) },
-		Replica: s.replica, Takeover: s.cfg.Takeover, Metrics: adm.Registry(),
+		Replica: s.replica, Takeover: s.cfg.Takeover, AllowPrivateCallbacks: s.cfg.AllowPrivateCallbacks, Metrics: adm.Registry(),
 		Tracer: s.cfg.Tracer.Tracer("github.com/buttercompass/butter/gateway"), Logger: s.log,
 	})
 

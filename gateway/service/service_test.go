@@ -320,8 +320,8 @@ func TestAsyncCallback(t *testing.T) {
 	c.Deploy("hello", helloYAML)
 	c.Respond("hello", "hello", "fn", helloHandler)
 	got := make(chan []byte, 1)
-	cb := newCallbackServer(t, got)
-	g := startGateway(t, c)
+	cb := newCallbackServer(t, got) // on 127.0.0.1
+	g := startGateway(t, c, func(cfg *Config) { cfg.AllowPrivateCallbacks = true })
 	ready(t, g.url+"/hello?name=warm")
 
 	r := call(t, "POST", g.url+"/hello", []byte(`{"name":"cb"}`), map[string]string{"X-Butter-Callback": cb})
@@ -343,6 +343,13 @@ func TestAsyncCallback(t *testing.T) {
 	}
 	if r := call(t, "POST", g.url+"/hello", nil, map[string]string{"X-Butter-Callback": "not a url"}); r.code != http.StatusBadRequest {
 		t.Fatalf("bad callback: %d", r.code)
+	}
+
+	// By default a callback into the gateway's network is refused.
+	g2 := startGateway(t, c)
+	ready(t, g2.url+"/hello?name=warm")
+	if r := call(t, "POST", g2.url+"/hello", nil, map[string]string{"X-Butter-Callback": cb}); r.code != http.StatusBadRequest {
+		t.Fatalf("private callback: %d %s", r.code, r.body)
 	}
 }
 

@@ -25,7 +25,7 @@ func newTestServer(t *testing.T, c *testutil.Cluster) *Server {
 	if err := c.Broker.CreateTopic(topics.Stream(topics.Requests)); err != nil {
 		t.Fatal(err)
 	}
-	return New(Config{Producer: c.Client, Replica: "me", Takeover: time.Hour, Retain: time.Hour})
+	return New(Config{Producer: c.Client, Replica: "me", Takeover: time.Hour, Retain: time.Hour, AllowPrivateCallbacks: true})
 }
 
 // storedRecords reads every record written to _butter.requests, by id.

@@ -15,7 +15,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -84,8 +83,14 @@ type Config struct {
 	// Tracer starts a span per request; nil traces nothing.
 	Tracer trace.Tracer
 	// Callbacks sends async callbacks; nil means a client with a 10s
-	// timeout.
+	// timeout. Redirects are never followed; unless AllowPrivateCallbacks,
+	// a client with no Transport of its own gets one that dials public
+	// addresses only.
 	Callbacks *http.Client
+	// AllowPrivateCallbacks lets X-Butter-Callback name loopback, private
+	// and link-local addresses; by default they are refused, so callers
+	// cannot make the gateway POST into its own network.
+	AllowPrivateCallbacks bool
 	// Logger receives logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -101,8 +106,10 @@ type Server struct {
 	replica   string
 	tracer    trace.Tracer
 	callbacks *http.Client
-	log       *slog.Logger
-	m         *metrics
+	// allowPrivate lets callbacks reach non-public addresses.
+	allowPrivate bool
+	log          *slog.Logger
+	m            *metrics
 
 	waiters *waiters
 	async   *asyncStore
@@ -123,9 +130,7 @@ func New(cfg Config) *Server {
 	if cfg.Tracer == nil {
 		cfg.Tracer = noop.NewTracerProvider().Tracer("gateway")
 	}
-	if cfg.Callbacks == nil {
-		cfg.Callbacks = &http.Client{Timeout: 10 * time.Second}
-	}
+	cfg.Callbacks = callbackClient(cfg.Callbacks, cfg.AllowPrivateCallbacks)
 	if cfg.Takeover <= 0 {
 		cfg.Takeover = 3 * time.Second
 	}
@@ -137,7 +142,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{routes: cfg.Routes, auth: cfg.Auth, prod: cfg.Producer, ns: cfg.Namespace, events: cfg.Events,
 		catchUp: cfg.CatchUp, replica: cfg.Replica, tracer: cfg.Tracer, callbacks: cfg.Callbacks, log: cfg.Logger,
-		m: newMetrics(cfg.Metrics), waiters: newWaiters(), rejects: make(chan struct{}, 16),
+		allowPrivate: cfg.AllowPrivateCallbacks, m: newMetrics(cfg.Metrics), waiters: newWaiters(), rejects: make(chan struct{}, 16),
 		caughtUp: make(chan struct{})}
 	s.async = &asyncStore{s: s, topic: cfg.Namespace.Topic(topics.Requests), retain: cfg.Retain,
 		takeover: cfg.Takeover, m: map[string]*Async{}, replying: map[string]bool{}}
@@ -230,9 +235,9 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request) {
 	}
 	callback := r.Header.Get(HeaderCallback)
 	if callback != "" {
-		if u, err := url.Parse(callback); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if err := checkCallback(ctx, callback, s.allowPrivate); err != nil {
 			kit.WriteProblem(w, kit.Problem{Status: http.StatusBadRequest, Title: "bad callback URL",
-				Detail: HeaderCallback + " must be an absolute http or https URL", Instance: r.URL.Path})
+				Detail: HeaderCallback + ": " + err.Error(), Instance: r.URL.Path})
 			return
 		}
 	}

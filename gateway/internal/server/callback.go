@@ -1,0 +1,90 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"syscall"
+	"time"
+)
+
+// errPrivate refuses a callback to an address inside the network.
+var errPrivate = errors.New("callback address is loopback, private or link-local (see --allow-private-callbacks)")
+
+// publicAddr reports whether a is an address callbacks may reach without
+// AllowPrivateCallbacks: not loopback, private, link-local, unspecified or
+// multicast, so a caller cannot make the gateway POST to the services
+// beside it (cloud metadata endpoints included).
+func publicAddr(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsValid() && !a.IsLoopback() && !a.IsPrivate() && !a.IsLinkLocalUnicast() &&
+		!a.IsLinkLocalMulticast() && !a.IsInterfaceLocalMulticast() && !a.IsMulticast() && !a.IsUnspecified()
+}
+
+// callbackClient returns the client that sends callbacks: based on c (nil
+// for a client with a 10s timeout), it never follows redirects and, unless
+// allowPrivate, connects only to public addresses, checked on the address
+// actually dialled so a name resolving differently later is caught too.
+func callbackClient(c *http.Client, allowPrivate bool) *http.Client {
+	var out http.Client
+	if c != nil {
+		out = *c
+	} else {
+		out = http.Client{Timeout: 10 * time.Second}
+	}
+	out.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if allowPrivate || c != nil && c.Transport != nil {
+		return &out
+	}
+	d := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return fmt.Errorf("callback address %s: %w", address, err)
+		}
+		if !publicAddr(ap.Addr()) {
+			return fmt.Errorf("%s: %w", address, errPrivate)
+		}
+		return nil
+	}}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil // the check must see the callback's address, not a proxy's
+	t.DialContext = d.DialContext
+	out.Transport = t
+	return &out
+}
+
+// checkCallback refuses a callback URL that is not an absolute http(s) URL
+// or, unless allowPrivate, whose host is or resolves to an address that is
+// not public.
+func checkCallback(ctx context.Context, raw string, allowPrivate bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("must be an absolute http or https URL")
+	}
+	if allowPrivate {
+		return nil
+	}
+	host := u.Hostname()
+	if a, err := netip.ParseAddr(host); err == nil {
+		if !publicAddr(a) {
+			return errPrivate
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return fmt.Errorf("cannot resolve %s: %w", host, err)
+	}
+	for _, a := range addrs {
+		if !publicAddr(a) {
+			return errPrivate
+		}
+	}
+	return nil
+}

@@ -2,13 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/buttercompass/butter/proto/kit/kittest"
 )
 
 // TestGatewayAndTimerEndToEnd runs butter up and deploys the two examples
@@ -52,14 +54,17 @@ func TestGatewayAndTimerEndToEnd(t *testing.T) {
 	// route is live, then check one answer whole.
 	var resp *http.Response
 	var body []byte
-	eventually(t, "POST /hello answered", 30*time.Second, func() bool {
+	kittest.Eventually(t, "POST /hello answered", func() error {
 		r, err := http.Post("http://"+gatewayAddr+"/hello", "application/json", strings.NewReader(`{"name":"x"}`))
 		if err != nil {
-			return false
+			return err
 		}
 		defer r.Body.Close()
 		resp, body = r, must(io.ReadAll(r.Body))
-		return r.StatusCode != http.StatusNotFound
+		if r.StatusCode == http.StatusNotFound {
+			return fmt.Errorf("route not live yet: %s", body)
+		}
+		return nil
 	})
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		t.Fatalf("POST /hello: %d %s %s", resp.StatusCode, resp.Header, body)
@@ -80,16 +85,6 @@ func TestGatewayAndTimerEndToEnd(t *testing.T) {
 	}
 	if !pollLogs(t, b, "tick", "due") {
 		t.Fatal("no log line of the tick function")
-	}
-}
-
-// eventually polls cond until it holds, failing the test after timeout.
-func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
 	}
 }
 

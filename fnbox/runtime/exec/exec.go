@@ -91,7 +91,7 @@ func Start(ctx context.Context, spec runtime.Spec) (runtime.Runtime, error) {
 		if len(spec.Functions) > 0 && !slices.Contains(spec.Functions, f.Name) {
 			continue
 		}
-		argv, err := r.resolve(f.Fn)
+		argv, err := Resolve(r.spec.Dir, f.Fn)
 		if err != nil {
 			return nil, fmt.Errorf("function %q: %w", f.Name, err)
 		}
@@ -108,9 +108,11 @@ func Start(ctx context.Context, spec runtime.Spec) (runtime.Runtime, error) {
 	return r, nil
 }
 
-// resolve splits fn and finds its program: a path with a slash is relative
-// to the code dir and must be executable; a bare name is looked up on PATH.
-func (r *Runtime) resolve(fn string) ([]string, error) {
+// Resolve splits fn into argv and finds its program: a path with a slash
+// is relative to the code dir and must be executable; a bare name is
+// looked up on PATH. Problems wrap runtime.ErrLoad. The http platform
+// resolves its server commands the same way.
+func Resolve(dir, fn string) ([]string, error) {
 	argv, err := Split(fn)
 	if err != nil {
 		return nil, fmt.Errorf("fn %q: %v: %w", fn, err, runtime.ErrLoad)
@@ -128,7 +130,7 @@ func (r *Runtime) resolve(fn string) ([]string, error) {
 		return argv, nil
 	}
 	if !filepath.IsAbs(prog) {
-		prog = filepath.Join(r.spec.Dir, prog)
+		prog = filepath.Join(dir, prog)
 	}
 	st, err := os.Stat(prog)
 	switch {

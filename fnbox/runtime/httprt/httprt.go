@@ -32,7 +32,6 @@ import (
 	"mime"
 	"net/http"
 	"os"
-	osexec "os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -124,7 +123,7 @@ func Start(ctx context.Context, spec runtime.Spec) (runtime.Runtime, error) {
 		if len(spec.Functions) > 0 && !slices.Contains(spec.Functions, f.Name) {
 			continue
 		}
-		argv, err := resolve(dir, f.Fn)
+		argv, err := exec.Resolve(dir, f.Fn)
 		if err != nil {
 			return nil, fmt.Errorf("function %q: %w", f.Name, err)
 		}
@@ -161,39 +160,6 @@ func Start(ctx context.Context, spec runtime.Spec) (runtime.Runtime, error) {
 		return nil, errors.Join(errs...)
 	}
 	return r, nil
-}
-
-// resolve splits fn and finds its program: a path with a slash is relative
-// to the code dir and must be executable; a bare name is looked up on PATH.
-func resolve(dir, fn string) ([]string, error) {
-	argv, err := exec.Split(fn)
-	if err != nil {
-		return nil, fmt.Errorf("fn %q: %v: %w", fn, err, runtime.ErrLoad)
-	}
-	if len(argv) == 0 {
-		return nil, fmt.Errorf("fn is empty: %w", runtime.ErrLoad)
-	}
-	prog := argv[0]
-	if !strings.Contains(prog, "/") {
-		path, err := osexec.LookPath(prog)
-		if err != nil {
-			return nil, fmt.Errorf("%s: command not found on PATH: %w", prog, runtime.ErrLoad)
-		}
-		argv[0] = path
-		return argv, nil
-	}
-	if !filepath.IsAbs(prog) {
-		prog = filepath.Join(dir, prog)
-	}
-	st, err := os.Stat(prog)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("%s: command not found in the function's code: %w", argv[0], runtime.ErrLoad)
-	case st.IsDir() || st.Mode()&0o111 == 0:
-		return nil, fmt.Errorf("%s: not an executable file (chmod +x it, and give scripts a #! line): %w", argv[0], runtime.ErrLoad)
-	}
-	argv[0] = prog
-	return argv, nil
 }
 
 // server returns f's running server, starting one if there is none or the

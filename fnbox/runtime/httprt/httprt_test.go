@@ -73,7 +73,7 @@ func start(t *testing.T, fns ...string) runtime.Runtime {
 		t.Fatalf("Start: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // generous: processes stop slowly on a loaded machine
 		defer cancel()
 		if err := rt.Close(ctx); err != nil {
 			t.Errorf("Close: %v", err)

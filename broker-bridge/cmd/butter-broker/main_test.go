@@ -8,12 +8,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/buttercompass/butter/proto/kit/kittest"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -22,18 +23,7 @@ import (
 var brokerBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "butter-broker-bin")
-	if err != nil {
-		panic(err)
-	}
-	brokerBin = filepath.Join(dir, "butter-broker")
-	if out, err := exec.Command("go", "build", "-o", brokerBin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build butter-broker: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	kittest.MainWithBinaries(m, kittest.Binary{Pkg: ".", Name: "butter-broker", Path: &brokerBin})
 }
 
 // brokerProc is a butter-broker process on a fixed address and data dir,

@@ -17,28 +17,18 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/buttercompass/butter/proto/kit/kittest"
 )
 
 var butterBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "butter-bin")
-	if err != nil {
-		panic(err)
-	}
-	butterBin = filepath.Join(dir, "butter")
 	// butter up's deployer runs fnbox from next to the butter binary.
-	for pkg, bin := range map[string]string{".": butterBin, "../../../fnbox/cmd/fnbox": filepath.Join(dir, "fnbox")} {
-		build := exec.Command("go", "build", "-o", bin, ".")
-		build.Dir = pkg
-		if out, err := build.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	var fnboxBin string
+	kittest.MainWithBinaries(m,
+		kittest.Binary{Pkg: ".", Name: "butter", Path: &butterBin},
+		kittest.Binary{Pkg: "../../../fnbox/cmd/fnbox", Name: "fnbox", Path: &fnboxBin})
 }
 
 // result is what one butter run printed and how it exited.

@@ -1,7 +1,6 @@
 package e2etest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -28,42 +27,7 @@ import (
 var fnboxBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "gateway-e2e")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
-	fnboxBin = filepath.Join(dir, "fnbox")
-	cmd := exec.Command("go", "build", "-o", fnboxBin, "./cmd/fnbox")
-	cmd.Dir = filepath.Join(root, "fnbox")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build fnbox: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// syncBuffer is a bytes.Buffer safe for a process writing and a test
-// reading.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	kittest.MainWithBinaries(m, kittest.Binary{Pkg: "../../../fnbox/cmd/fnbox", Name: "fnbox", Path: &fnboxBin})
 }
 
 func TestHTTPHelloWithRealFnbox(t *testing.T) {
@@ -90,7 +54,7 @@ func TestHTTPHelloWithRealFnbox(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	box := exec.CommandContext(ctx, fnboxBin, "--code", code, "--descriptor", filepath.Join(code, control.DescriptorFile),
 		"--functions", "hello", "--instance", "e2e-1", "--admin", "127.0.0.1:0", "--brokers", c.Broker.Addr())
-	logs := &syncBuffer{}
+	logs := &kittest.Buffer{}
 	box.Stdout, box.Stderr = logs, logs
 	if err := box.Start(); err != nil {
 		t.Fatal(err)

@@ -2,16 +2,12 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,37 +22,7 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "butter-timer")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = filepath.Join(dir, "butter-timer")
-	if out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build butter-timer: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	kittest.MainWithBinaries(m, kittest.Binary{Pkg: ".", Name: "butter-timer", Path: &bin, Flags: []string{"-race"}})
 }
 
 // replica is a butter-timer process.
@@ -64,14 +30,14 @@ type replica struct {
 	name string
 	cmd  *exec.Cmd
 	url  string
-	logs *syncBuffer
+	logs *kittest.Buffer
 	done chan struct{} // closed when the process exited
 	err  error         // its exit error, once done
 }
 
 func startReplica(t *testing.T, brokers, name string, args ...string) *replica {
 	t.Helper()
-	r := &replica{name: name, logs: &syncBuffer{}, done: make(chan struct{})}
+	r := &replica{name: name, logs: &kittest.Buffer{}, done: make(chan struct{})}
 	r.cmd = exec.Command(bin, append([]string{"--addr", "127.0.0.1:0", "--brokers", brokers, "--replica", name}, args...)...)
 	r.cmd.Stderr = r.logs
 	stdout, err := r.cmd.StdoutPipe()

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buttercompass/butter/proto/kit/kittest"
+
 	"github.com/buttercompass/butter/proto/descriptor"
 )
 
@@ -151,24 +153,23 @@ func serveOnce(t *testing.T, bin, data string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var answer string
+	kittest.Eventually(t, "the function listens", func() error {
 		req, _ := http.NewRequest("POST", "http://"+addr+"/", strings.NewReader(data))
 		req.Header.Set("Content-Type", "application/json")
 		for k, v := range map[string]string{"ce-specversion": "1.0", "ce-id": "e1", "ce-source": "/test", "ce-type": "t"} {
 			req.Header.Set(k, v)
 		}
 		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			return strings.TrimSpace(string(body))
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("function never listened: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answer = strings.TrimSpace(string(body))
+		return nil
+	})
+	return answer
 }
 
 // TestBuildCompileError reports the compiler's file:line, relative to the

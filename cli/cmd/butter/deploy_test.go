@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/buttercompass/butter/proto/kit/kittest"
 )
 
 // TestDeployPythonEndToEnd runs butter up, deploys a Python function that
@@ -170,14 +172,13 @@ func streamEvents(t *testing.T, b func(string, ...string) result, stream string)
 // asynchronously, after the result.
 func pollLogs(t *testing.T, b func(string, ...string) result, target, want string) bool {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if strings.Contains(b("", "logs", target).stdout, want) {
-			return true
+	kittest.Eventually(t, "butter logs "+target+" shows "+want, func() error {
+		if out := b("", "logs", target).stdout; !strings.Contains(out, want) {
+			return fmt.Errorf("no %q in:\n%s", want, out)
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return false
+		return nil
+	})
+	return true
 }
 
 // TestFnTest runs a function locally with nothing else running.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/buttercompass/butter/proto/kit/kittest"
 
 	"github.com/buttercompass/butter/fnbox/runtime"
 	"github.com/buttercompass/butter/proto/descriptor"
@@ -103,14 +106,13 @@ func TestTimeoutKillsGroup(t *testing.T) {
 		t.Fatalf("the script did not start its child: %v", err)
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	end := time.Now().Add(5 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		if time.Now().After(end) {
-			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("grandchild %d outlived the deadline", pid)
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) }) // if the test fails
+	kittest.Eventually(t, "the grandchild dies with its invocation", func() error {
+		if syscall.Kill(pid, 0) == nil {
+			return fmt.Errorf("grandchild %d outlived the deadline", pid)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestStdinAndEnv checks the structured event on stdin and the variables

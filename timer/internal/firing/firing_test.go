@@ -3,11 +3,13 @@ package firing
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/proto/kit"
@@ -99,4 +101,59 @@ func TestZombieOwnerIsFenced(t *testing.T) {
 	<-doneA
 	testutil.CheckExactlyOnce(t, ticks, s.ID, time.Second)
 	t.Logf("%d ticks through two fenced takeovers, none twice, none missing", len(ticks))
+}
+
+// TestRefusingStreamDoesNotBlockPartition puts two schedules on one
+// partition, one of them on a stream whose max.message.bytes refuses every
+// tick: the other fires on, and once the stream accepts ticks again the
+// refused schedule catches up with every scheduled time (catchUp all).
+func TestRefusingStreamDoesNotBlockPartition(t *testing.T) {
+	brokers := testutil.Broker(t)
+	m := newManager(t, brokers, "a")
+	cl := testutil.Client(t, brokers)
+	ctx := context.Background()
+	adm := kadm.NewClient(cl)
+	small := "100"
+	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": &small}, "small-ticks"); err != nil {
+		t.Fatal(err)
+	}
+
+	bad := timers.Schedule{ID: "refused", Schedule: "@every 1s", Stream: "small-ticks", CatchUp: "all", Created: time.Now().UTC()}
+	p := PartitionOf(bad.ID, topics.DefaultPartitions)
+	good := timers.Schedule{Schedule: "@every 1s", Stream: "good-ticks", CatchUp: "all", Created: bad.Created}
+	for i := 0; good.ID == "" || PartitionOf(good.ID, topics.DefaultPartitions) != p; i++ {
+		good.ID = fmt.Sprintf("good-%d", i)
+	}
+	for _, s := range []timers.Schedule{bad, good} {
+		v, _ := json.Marshal(s)
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topics.Timers, Key: []byte(timers.ScheduleKey(s.ID)), Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goodTicks := testutil.ReadTicks(t, brokers, good.Stream)
+	badTicks := testutil.ReadTicks(t, brokers, bad.Stream)
+
+	stop, done := ownFor(m, p)
+	goodTicks.WaitFor(t, 5)
+	if n := len(badTicks.Poll(t)); n != 0 {
+		t.Fatalf("%d ticks passed a stream that refuses them", n)
+	}
+
+	large := "1048576"
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "max.message.bytes", Value: &large}}, bad.Stream); err != nil {
+		t.Fatal(err)
+	}
+	// The hold backs off to at most a minute; the refused schedule catches
+	// up from its creation once the stream takes ticks again.
+	got := badTicks.WaitFor(t, 1)
+	times := testutil.CheckExactlyOnce(t, got, bad.ID, time.Second)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("owner ended with %v, want it to keep the partition through the refusals", err)
+	}
+	testutil.CheckExactlyOnce(t, goodTicks.Poll(t), good.ID, time.Second)
+	if first := times[0]; first.Sub(bad.Created) > time.Second {
+		t.Errorf("refused schedule resumed at %v, want its first time after %v (catchUp all)", first, bad.Created)
+	}
+	t.Logf("good ticks kept firing; refused schedule caught up %d ticks", len(times))
 }

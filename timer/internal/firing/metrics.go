@@ -13,6 +13,7 @@ type Metrics struct {
 	owned      prometheus.Gauge
 	partitions prometheus.Gauge
 	txnErrors  prometheus.Counter
+	refused    *prometheus.CounterVec
 
 	mu         sync.Mutex
 	ownedByPar map[int32]int
@@ -37,9 +38,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		txnErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "butter_timer_transaction_errors_total", Help: "Failed tick transactions (fenced by a newer owner, or a broker error); the partition is taken over again.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "butter_timer_refused_ticks_total", Help: "Tick batches a schedule's stream refused (too large, not authorized); the schedule is retried with backoff.",
+		}, []string{"schedule"}),
 		ownedByPar: map[int32]int{},
 	}
-	reg.MustRegister(m.ticks, m.lag, m.owned, m.partitions, m.txnErrors)
+	reg.MustRegister(m.ticks, m.lag, m.owned, m.partitions, m.txnErrors, m.refused)
 	return m
 }
 

@@ -3,11 +3,13 @@ package firing
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strconv"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/proto/envelope"
@@ -95,29 +97,53 @@ func (m *Manager) own(ctx context.Context, p int32, stop <-chan time.Time) error
 	}()
 
 	last := map[string]time.Time{} // what this owner committed
+	held := map[string]*hold{}     // schedules whose stream refuses ticks
 	var deadline time.Time         // set when stopping
 	for {
 		changed := m.cfg.Catalog.Changed()
 		defs := m.cfg.Catalog.Defs(func(id string) bool { return PartitionOf(id, m.cfg.Partitions) == p })
 		m.metrics.setOwned(p, len(defs))
 		now := time.Now()
+		// Each schedule gets an equal share of a batch, so one catching up
+		// a long backlog does not delay the others' ticks.
+		share := max(1, maxBatch/max(1, len(defs)))
 		var batch []fire
 		var wake time.Time
-		for _, d := range defs {
-			after := m.anchor(d, last)
-			for _, t := range schedule.Due(d.Sched, after, now, d.CatchUp, m.cfg.MissedAfter, maxBatch-len(batch)) {
-				batch = append(batch, fire{d, t})
-			}
-			if w := schedule.Wake(d.Sched, after, now, d.CatchUp, m.cfg.MissedAfter); !w.IsZero() && (wake.IsZero() || w.Before(wake)) {
+		earliest := func(w time.Time) {
+			if !w.IsZero() && (wake.IsZero() || w.Before(wake)) {
 				wake = w
 			}
 		}
+		for _, d := range defs {
+			if h := held[d.ID]; h != nil && now.Before(h.until) {
+				earliest(h.until)
+				continue
+			}
+			after := m.anchor(d, last)
+			for _, t := range schedule.Due(d.Sched, after, now, d.CatchUp, m.cfg.MissedAfter, min(share, maxBatch-len(batch))) {
+				batch = append(batch, fire{d, t})
+			}
+			earliest(schedule.Wake(d.Sched, after, now, d.CatchUp, m.cfg.MissedAfter))
+		}
 		if len(batch) > 0 {
-			if err := m.fire(ctx, cl, p, now, batch); err != nil {
+			err := m.fire(ctx, cl, p, now, batch)
+			var refused *refusedError
+			if errors.As(err, &refused) {
+				// Nothing was committed: hold the refused schedules back and
+				// fire the others at once.
+				for id, cause := range refused.ids {
+					held[id] = held[id].next(now)
+					m.metrics.refused.WithLabelValues(id).Inc()
+					m.log.Warn("stream refuses ticks; retrying", "schedule", id, "retry_in", held[id].delay.String(), kit.KeyError, cause)
+				}
+				continue
+			}
+			if err != nil {
 				return err
 			}
 			for _, f := range batch {
 				last[f.def.ID] = f.at
+				delete(held, f.def.ID)
 			}
 			continue
 		}
@@ -160,9 +186,13 @@ func (m *Manager) fire(ctx context.Context, cl *kgo.Client, p int32, now time.Ti
 	firedAt := now.UTC()
 	recs := make([]*kgo.Record, 0, 2*len(batch))
 	states := map[string]timers.State{}
+	scheduleOf := make(map[*kgo.Record]string, len(batch))
 	for _, f := range batch {
 		if err := m.cfg.EnsureStream(ctx, f.def.Stream); err != nil {
-			return err
+			if ctx.Err() != nil {
+				return err
+			}
+			return &refusedError{ids: map[string]error{f.def.ID: fmt.Errorf("create stream %s: %w", f.def.Stream, err)}}
 		}
 		ev := envelope.New(timers.Source, timers.TypeTick)
 		ev.SetID(timers.TickID(f.def.ID, f.at))
@@ -176,13 +206,17 @@ func (m *Manager) fire(ctx context.Context, cl *kgo.Client, p int32, now time.Ti
 			return err
 		}
 		recs = append(recs, rec)
+		scheduleOf[rec] = f.def.ID
 		states[f.def.ID] = timers.State{Schedule: f.def.ID, LastFired: f.at.UTC(), FiredAt: firedAt, FiredBy: m.cfg.Replica}
 	}
 	for id, st := range states {
 		v, _ := json.Marshal(st)
 		recs = append(recs, &kgo.Record{Topic: m.cfg.TimersTopic, Partition: p, Key: []byte(timers.StateKey(id)), Value: v})
 	}
-	if _, err := m.transact(ctx, cl, recs); err != nil {
+	if res, err := m.transact(ctx, cl, recs); err != nil {
+		if refused := refusedBy(res, scheduleOf); refused != nil {
+			return refused
+		}
 		m.metrics.txnErrors.Inc()
 		return fmt.Errorf("fire %d ticks on partition %d: %w", len(batch), p, err)
 	}
@@ -193,6 +227,56 @@ func (m *Manager) fire(ctx context.Context, cl *kgo.Client, p int32, now time.Ti
 		m.log.Debug("tick fired", "schedule", f.def.ID, kit.KeyStream, f.def.Stream, "scheduled", f.at.UTC(), "lag", lag.String())
 	}
 	return nil
+}
+
+// refusedError says which schedules' streams refused their ticks for good
+// (too large, not authorized, a policy): the transaction was aborted, and
+// those schedules are retried with backoff while the partition's others go
+// on firing.
+type refusedError struct {
+	ids map[string]error // schedule id → cause
+}
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("streams of %d schedules refuse ticks", len(e.ids))
+}
+
+// refusedBy returns the schedules whose tick records (scheduleOf) failed
+// with a non-retriable error, or nil when the failure is not theirs (a
+// broker or fencing error ends the ownership instead).
+func refusedBy(res kgo.ProduceResults, scheduleOf map[*kgo.Record]string) *refusedError {
+	ids := map[string]error{}
+	for _, r := range res {
+		var ke *kerr.Error
+		if id, ok := scheduleOf[r.Record]; ok && errors.As(r.Err, &ke) && !ke.Retriable {
+			ids[id] = r.Err
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	return &refusedError{ids: ids}
+}
+
+// hold is the backoff of a schedule whose stream refuses its ticks.
+type hold struct {
+	until time.Time
+	delay time.Duration
+}
+
+// Hold backoff: doubling from holdMin to holdMax.
+const (
+	holdMin = time.Second
+	holdMax = time.Minute
+)
+
+// next is the hold after one more refusal at now.
+func (h *hold) next(now time.Time) *hold {
+	d := holdMin
+	if h != nil {
+		d = min(2*h.delay, holdMax)
+	}
+	return &hold{until: now.Add(d), delay: d}
 }
 
 // transact produces recs in one transaction and commits it. It finishes an
@@ -208,7 +292,7 @@ func (m *Manager) transact(ctx context.Context, cl *kgo.Client, recs []*kgo.Reco
 	if err := res.FirstErr(); err != nil {
 		_ = cl.AbortBufferedRecords(tctx)
 		_ = cl.EndTransaction(tctx, kgo.TryAbort)
-		return nil, fmt.Errorf("produce in transaction: %w", err)
+		return res, fmt.Errorf("produce in transaction: %w", err)
 	}
 	if err := cl.EndTransaction(tctx, kgo.TryCommit); err != nil {
 		return nil, fmt.Errorf("commit transaction: %w", err)

@@ -15,6 +15,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
+	"runtime/pprof"
+	"slices"
 	"syscall"
 
 	"github.com/buttercompass/butter/e2e/internal/bench"
@@ -25,6 +28,8 @@ func main() {
 	events := flag.Int("n", 0, "events per throughput measurement (default 200000, 5000 with -quick)")
 	out := flag.String("o", "", "also write the report to `file`")
 	raw := flag.Bool("raw", false, "measure only the raw Kafka limits, not the gateway, the timer and fnbox")
+	only := flag.String("only", "", "measure, beside the raw limits, only the rows whose name matches `regexp`")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (broker, services and fnbox are in-process) to `file`")
 	flag.Parse()
 
 	cfg := bench.DefaultConfig()
@@ -37,15 +42,37 @@ func main() {
 	if !*raw {
 		cfg.Extra = append(bench.Services(), bench.Functions()...)
 	}
+	if *only != "" {
+		re, err := regexp.Compile(*only)
+		if err != nil {
+			fail(fmt.Errorf("-only: %w", err))
+		}
+		cfg.Extra = slices.DeleteFunc(cfg.Extra, func(m bench.Measurement) bool { return !re.MatchString(m.Name) })
+	}
 	cfg.Progress = os.Stderr
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fail(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, cfg, *out, os.Stdout)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "butter-bench:", err)
-		os.Exit(1)
+		pprof.StopCPUProfile()
+		fail(err)
 	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "butter-bench:", err)
+	os.Exit(1)
 }
 
 // run measures, prints the report to stdout and writes it to file if one

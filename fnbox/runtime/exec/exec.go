@@ -176,7 +176,7 @@ func (r *Runtime) Invoke(ctx context.Context, inv runtime.Invocation, host runti
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	// Own process group, killed whole at the deadline: a script's children
 	// must not outlive the invocation.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = runtime.ProcAttr()
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
 

@@ -43,7 +43,7 @@ func startProcess(ctx context.Context, argv []string, dir string, env []string, 
 		stdout: &runtime.LineWriter{Dst: stdout}, stderr: &runtime.LineWriter{Dst: stderr}}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	// Own process group, so stopping the server stops what it started too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = runtime.ProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %v: %w", argv[0], err, runtime.ErrLoad)
 	}

@@ -95,7 +95,7 @@ func startHost(ctx context.Context, r *Runtime) (*hostProc, error) {
 	cmd.Stdout = r.spec.Stdout
 	cmd.Stderr = io.MultiWriter(orDiscard(r.spec.Stderr), tail)
 	// Own process group: Close kills whatever the user's code spawned too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = runtime.ProcAttr()
 	// A grandchild holding stdout must not keep Wait (and so restarts) hanging.
 	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {

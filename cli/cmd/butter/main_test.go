@@ -93,9 +93,20 @@ func startButter(t *testing.T, ready string, args ...string) (*exec.Cmd, *bufio.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Signal(syscall.SIGKILL)
-			cmd.Wait()
+		if cmd.ProcessState != nil {
+			return
+		}
+		// A clean stop stops the deployer's fnbox instances too; SIGKILL
+		// would leave them running for a next deployer to adopt.
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(kittest.Timeout):
+			t.Errorf("butter %v did not stop within %s of SIGINT; killing it", args, kittest.Timeout)
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			<-done
 		}
 	})
 	sc := bufio.NewScanner(stdout)

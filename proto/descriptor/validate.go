@@ -27,6 +27,9 @@ const (
 
 var (
 	namePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+	// A version names a directory and appears in instance names: no path
+	// separators, no leading dot.
+	versionPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$`)
 	envPattern  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	// CloudEvents attribute names: lower-case letters and digits, at most
 	// 20 of them (CloudEvents 1.0 §3.1.1).
@@ -97,6 +100,9 @@ func validate(desc *Descriptor, d *decoder) {
 	case !namePattern.MatchString(desc.Name):
 		c.report("name", "%s", badName(desc.Name))
 	}
+	if c.present("version") && !ValidVersion(desc.Version) {
+		c.report("version", "%q is not a valid version: use 1-128 characters of letters, digits, ., _, + and -, starting with a letter or digit, like 1.4.0", desc.Version)
+	}
 	switch {
 	case !c.present("platform"):
 		c.report("platform", "required: one of %s", orList(Platforms))
@@ -125,6 +131,9 @@ func validate(desc *Descriptor, d *decoder) {
 		c.function(desc, i, names, contexts, derivedNames)
 	}
 }
+
+// ValidVersion reports whether v may be a deployment version.
+func ValidVersion(v string) bool { return versionPattern.MatchString(v) }
 
 func badName(s string) string {
 	return fmt.Sprintf("%q is not a valid name: use 1-63 characters of a-z, 0-9 and -, starting with a letter", s)

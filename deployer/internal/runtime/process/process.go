@@ -225,6 +225,10 @@ func (r *Runtime) Prepare(ctx context.Context, d control.Deployment) error {
 // temporary name and renamed into place once whole, so a crash or a
 // failed build never leaves half of one behind.
 func (r *Runtime) prepare(ctx context.Context, spec runtime.InstanceSpec) (dir, desc string, err error) {
+	// Both name a directory under the data dir: never a path out of it.
+	if !descriptor.ValidVersion(spec.Version) || !filepath.IsLocal(spec.Deployment) || strings.ContainsRune(spec.Deployment, filepath.Separator) {
+		return "", "", fmt.Errorf("deployment %q version %q cannot name a code directory", spec.Deployment, spec.Version)
+	}
 	dir = r.CodeDir(spec.Deployment, spec.Version)
 	ready := func() bool { return fileExists(filepath.Join(dir, control.DescriptorFile)) }
 	if ready() { // without the lock: a build elsewhere must not hold up this start

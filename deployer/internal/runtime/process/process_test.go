@@ -65,6 +65,32 @@ func TestStopKillsAfterGrace(t *testing.T) {
 	}
 }
 
+// TestStartRefusesPathVersions: a version or deployment name that would
+// make the code directory a path out of the data dir starts nothing and
+// removes nothing.
+func TestStartRefusesPathVersions(t *testing.T) {
+	data := t.TempDir()
+	rt := newRuntime(t, data, time.Second)
+	keep := filepath.Join(data, "instances", "keep")
+	if err := os.WriteFile(keep, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range []runtime.InstanceSpec{
+		{Deployment: "orders", Version: "../../instances"},
+		{Deployment: "orders", Version: ".."},
+		{Deployment: "..", Version: "v1"},
+		{Deployment: "a/b", Version: "v1"},
+	} {
+		spec.Functions, spec.Descriptor = []string{"a"}, desc
+		if in, err := rt.Start(context.Background(), spec); err == nil {
+			t.Errorf("Start(%q, %q) started %s, want an error", spec.Deployment, spec.Version, in.ID)
+		}
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("a refused start touched the instances dir: %v", err)
+	}
+}
+
 // TestSweepKillsUnrecordedInstances covers a deployer killed between
 // starting fnbox and writing its record.
 func TestSweepKillsUnrecordedInstances(t *testing.T) {

@@ -30,7 +30,7 @@ var (
 	// A version names a directory and appears in instance names: no path
 	// separators, no leading dot.
 	versionPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$`)
-	envPattern  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	envPattern     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	// CloudEvents attribute names: lower-case letters and digits, at most
 	// 20 of them (CloudEvents 1.0 §3.1.1).
 	attrPattern = regexp.MustCompile(`^[a-z0-9]{1,20}$`)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/buttercompass/butter/gateway/internal/httpevent"
 	"github.com/buttercompass/butter/gateway/internal/testutil"
+	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/envelope"
 	"github.com/buttercompass/butter/proto/obs"
 	"github.com/buttercompass/butter/proto/topics"
@@ -88,5 +89,69 @@ func TestReplyFromAnotherFunctionIgnored(t *testing.T) {
 	m := call(t, "GET", g.url+"/metrics", nil, nil)
 	if !strings.Contains(string(m.body), `butter_gateway_replies_total{outcome="other"}`) {
 		t.Errorf("impostor replies not counted as other:\n%s", m.body)
+	}
+}
+
+// TestAbortedReplyIgnored: an exactly-once function writes its reply in
+// the poll's transaction, and an aborted poll is redone; the gateway
+// answers with the committed reply, never one from an aborted attempt.
+func TestAbortedReplyIgnored(t *testing.T) {
+	c := testutil.NewCluster(t)
+	c.Deploy("hello", helloYAML)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Broker.Addr()), kgo.ProducerLinger(0),
+		kgo.TransactionalID("hello-fn"), kgo.ConsumerGroup("fn"),
+		kgo.ConsumeTopics(descriptor.RouteStream("hello", "hello")), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done; cl.Close() })
+	source := obs.Source("hello", "hello")
+	go func() {
+		defer close(done)
+		for {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				for _, attempt := range []kgo.TransactionEndTry{kgo.TryAbort, kgo.TryCommit} {
+					rec, err := testutil.Reply(r, source, func(req httpevent.Request, e event.Event) (any, error) {
+						if attempt == kgo.TryAbort {
+							return map[string]any{"status": 200, "body": "aborted attempt"}, nil
+						}
+						return helloHandler(req, e)
+					})
+					if err != nil || rec == nil {
+						t.Errorf("reply: %v", err)
+						return
+					}
+					if err := cl.BeginTransaction(); err != nil {
+						t.Errorf("begin: %v", err)
+						return
+					}
+					perr := cl.ProduceSync(ctx, rec).FirstErr()
+					if err := cl.EndTransaction(ctx, attempt); err != nil || perr != nil {
+						t.Errorf("transaction: %v %v", perr, err)
+						return
+					}
+				}
+			})
+		}
+	}()
+	g := startGateway(t, c)
+
+	r := call(t, "POST", g.url+"/hello", []byte(`{"name":"real"}`), nil)
+	if r.code != 201 || !strings.Contains(string(r.body), "hello real") {
+		t.Fatalf("sync: got %d %s, want the committed reply", r.code, r.body)
+	}
+	r = call(t, "POST", g.url+"/hello", []byte(`{"name":"later"}`), map[string]string{"Prefer": "respond-async"})
+	if r.code != http.StatusAccepted {
+		t.Fatalf("accept: got %d %s", r.code, r.body)
+	}
+	p := pollAsync(t, g.url+r.hdr.Get("Location"))
+	if p.code != 201 || !strings.Contains(string(p.body), "hello later") {
+		t.Fatalf("async: got %d %s, want the committed reply", p.code, p.body)
 	}
 }

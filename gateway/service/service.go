@@ -210,10 +210,12 @@ func (s *Service) Provision(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Control records are kept so their offsets count towards catching up
-	// with the end offsets (RunReplies skips them).
+	// Replies are read committed: an exactly-once function writes its
+	// reply in a transaction that may abort and be redone. Control records
+	// are kept so their offsets count towards catching up with the end
+	// offsets (RunReplies skips them).
 	s.replies, err = kcfg.NewClient(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{ns.Topic(topics.Replies): s.replyPos.Offsets()}),
-		kgo.KeepControlRecords())
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 	if err != nil {
 		return err
 	}

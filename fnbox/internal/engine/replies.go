@@ -37,6 +37,9 @@ func newReplies(cfg kit.KafkaConfig, topic string) (*replies, error) {
 	cl, err := cfg.NewClient(
 		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(start)),
 		kgo.FetchMaxWait(100*time.Millisecond),
+		// An exactly-once function replies inside a transaction that may
+		// abort and be redone: only a committed reply answers.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("create reply consumer: %w", err)

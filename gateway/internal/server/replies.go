@@ -103,7 +103,8 @@ func ReplyStart(ctx context.Context, adm *kadm.Client, topic string, since time.
 		}
 		return out, nil
 	}
-	end, err := list(func() (kadm.ListedOffsets, error) { return adm.ListEndOffsets(ctx, topic) })
+	// The last stable offset: where a read-committed consumer stops.
+	end, err := list(func() (kadm.ListedOffsets, error) { return adm.ListCommittedOffsets(ctx, topic) })
 	if err != nil {
 		return ReplyPositions{}, err
 	}

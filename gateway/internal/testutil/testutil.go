@@ -123,7 +123,7 @@ func (c *Cluster) RespondAs(stream, source, group string, h Handler) {
 				return
 			}
 			fs.EachRecord(func(r *kgo.Record) {
-				if rec, err := reply(r, source, h); err == nil && rec != nil {
+				if rec, err := Reply(r, source, h); err == nil && rec != nil {
 					cl.Produce(ctx, rec, nil)
 				}
 			})
@@ -131,7 +131,9 @@ func (c *Cluster) RespondAs(stream, source, group string, h Handler) {
 	})
 }
 
-func reply(r *kgo.Record, source string, h Handler) (*kgo.Record, error) {
+// Reply is the reply record a function at source answers request r with
+// (nil when r asks for no reply).
+func Reply(r *kgo.Record, source string, h Handler) (*kgo.Record, error) {
 	d := envelope.FromRecord(r)
 	to, _ := d.Event.Extensions()[envelope.ExtReplyTo].(string)
 	if to == "" {

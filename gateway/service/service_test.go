@@ -167,6 +167,18 @@ func TestHello(t *testing.T) {
 			t.Fatalf("got %d %v %s", r.code, r.hdr, r.body)
 		}
 	})
+	t.Run("body whose event outgrows the stream is 413", func(t *testing.T) {
+		// Within the route's 1 MiB, but JSON-escaped in the request event
+		// it is over the stream's max.message.bytes.
+		r := call(t, "POST", g.url+"/hello", bytes.Repeat([]byte("<"), 700<<10), nil)
+		if r.code != http.StatusRequestEntityTooLarge || r.hdr.Get("Content-Type") != kit.ProblemContentType {
+			t.Fatalf("got %d %s", r.code, r.body)
+		}
+		r = call(t, "POST", g.url+"/hello", bytes.Repeat([]byte("<"), 700<<10), map[string]string{"Prefer": "respond-async"})
+		if r.code != http.StatusRequestEntityTooLarge {
+			t.Fatalf("async: got %d %s", r.code, r.body)
+		}
+	})
 	t.Run("oversized body is 413", func(t *testing.T) {
 		r := call(t, "POST", g.url+"/hello/slow", bytes.Repeat([]byte("x"), 2048), nil)
 		if r.code != http.StatusRequestEntityTooLarge {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -446,6 +447,13 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request, rt routes.Route,
 }
 
 func (s *Server) produceFailed(w http.ResponseWriter, r *http.Request, rt routes.Route, err error) {
+	if errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) {
+		// The body fit maxBody, but its request event does not fit the
+		// stream (JSON escaping and base64 grow a body): the client's to fix.
+		kit.WriteProblem(w, kit.Problem{Status: http.StatusRequestEntityTooLarge, Title: "request event too large",
+			Detail: fmt.Sprintf("the request, as an event, is larger than stream %s accepts (its max.message.bytes): send a smaller body", rt.Spec.Stream), Instance: r.URL.Path})
+		return
+	}
 	s.log.Warn("write request event", kit.KeyStream, rt.Spec.Stream, kit.KeyDeployment, rt.Deployment, kit.KeyError, err)
 	kit.WriteProblem(w, kit.Problem{Status: http.StatusServiceUnavailable, Title: "cannot queue request",
 		Detail: fmt.Sprintf("writing to stream %s failed: %v", rt.Spec.Stream, err), Instance: r.URL.Path})

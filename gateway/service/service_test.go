@@ -327,6 +327,31 @@ func TestAsync(t *testing.T) {
 	}
 }
 
+// TestAsyncResponseTooLarge: a response that a synchronous caller gets
+// whole but that does not fit _butter.requests (base64 grows it) is kept
+// as a 502 saying so, instead of staying pending until a 504.
+func TestAsyncResponseTooLarge(t *testing.T) {
+	c := testutil.NewCluster(t)
+	c.Deploy("hello", helloYAML)
+	big := strings.Repeat("a", 780<<10)
+	c.Respond("hello", "hello", "fn", func(httpevent.Request, event.Event) (any, error) {
+		return map[string]any{"status": 200, "body": big}, nil
+	})
+	g := startGateway(t, c)
+
+	if r := call(t, "POST", g.url+"/hello", []byte(`{}`), nil); r.code != 200 || len(r.body) != len(big) {
+		t.Fatalf("sync: got %d with %d bytes, want 200 with %d", r.code, len(r.body), len(big))
+	}
+	r := call(t, "POST", g.url+"/hello", []byte(`{}`), map[string]string{"Prefer": "respond-async"})
+	if r.code != http.StatusAccepted {
+		t.Fatalf("accept: got %d %s", r.code, r.body)
+	}
+	p := pollAsync(t, g.url+r.hdr.Get("Location"))
+	if p.code != http.StatusBadGateway || !strings.Contains(string(p.body), "too large") {
+		t.Fatalf("polled %d %s, want 502 response too large", p.code, p.body)
+	}
+}
+
 func TestAsyncCallback(t *testing.T) {
 	c := testutil.NewCluster(t)
 	c.Deploy("hello", helloYAML)

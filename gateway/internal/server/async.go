@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/gateway/internal/httpevent"
@@ -198,7 +200,18 @@ func (a *asyncStore) complete(ctx context.Context, rec Async, resp httpevent.Res
 	a.m[rec.ID] = &claimed
 	a.mu.Unlock()
 	rec.State, rec.Response = stateDone, &resp
-	if err := a.store(ctx, rec); err != nil {
+	err := a.store(ctx, rec)
+	if errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) {
+		// The response does not fit the topic it is kept in (its body is
+		// base64 there): keep an answer saying so, not a 504 later.
+		a.s.log.Warn("async response too large to store", "request", rec.ID, "body_bytes", len(resp.Body), kit.KeyError, err)
+		tooLarge := problemResponse(kit.Problem{Status: http.StatusBadGateway, Title: "response too large to keep",
+			Detail: fmt.Sprintf("the function answered with %d bytes of body, more than %s can keep for polling: call the route synchronously, or return less", len(resp.Body), a.topic),
+			Instance: "/_butter/requests/" + rec.ID})
+		rec.Response = &tooLarge
+		err = a.store(ctx, rec)
+	}
+	if err != nil {
 		a.s.log.Error("store async response", "request", rec.ID, kit.KeyError, err)
 		a.mu.Lock()
 		if cur, ok := a.m[rec.ID]; ok && cur.State == stateCompleting {

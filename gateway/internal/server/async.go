@@ -206,7 +206,7 @@ func (a *asyncStore) complete(ctx context.Context, rec Async, resp httpevent.Res
 		// base64 there): keep an answer saying so, not a 504 later.
 		a.s.log.Warn("async response too large to store", "request", rec.ID, "body_bytes", len(resp.Body), kit.KeyError, err)
 		tooLarge := problemResponse(kit.Problem{Status: http.StatusBadGateway, Title: "response too large to keep",
-			Detail: fmt.Sprintf("the function answered with %d bytes of body, more than %s can keep for polling: call the route synchronously, or return less", len(resp.Body), a.topic),
+			Detail:   fmt.Sprintf("the function answered with %d bytes of body, more than %s can keep for polling: call the route synchronously, or return less", len(resp.Body), a.topic),
 			Instance: "/_butter/requests/" + rec.ID})
 		rec.Response = &tooLarge
 		err = a.store(ctx, rec)

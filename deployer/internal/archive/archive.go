@@ -48,6 +48,7 @@ var (
 	ErrNoDescriptor = errors.New("no " + control.DescriptorFile + " at the archive root: create the archive from inside the code directory (tar -czf code.tgz -C dir .)")
 	ErrUnsafePath   = errors.New("archive entry escapes the archive (absolute path, .. or a link pointing out)")
 	ErrEntryType    = errors.New("archive entry is not a file, directory or symlink")
+	ErrPathConflict = errors.New("archive entries conflict")
 	ErrTooBig       = fmt.Errorf("archive unpacks to more than %d MiB or %d entries", MaxUnpacked>>20, MaxEntries)
 	ErrCodeTooBig   = control.ErrCodeTooBig
 )
@@ -120,6 +121,7 @@ func walk(code []byte, fn func(entry) error) error {
 	}
 	tr := tar.NewReader(zr)
 	var total int64
+	seen := tree{kinds: map[string]byte{}, through: map[string]bool{}}
 	for n := 0; ; n++ {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -139,10 +141,9 @@ func walk(code []byte, fn func(entry) error) error {
 			return err
 		}
 		switch hdr.Typeflag {
-		case tar.TypeReg, tar.TypeDir:
-		case tar.TypeSymlink:
-			if path.IsAbs(hdr.Linkname) || !inside(path.Join(path.Dir(name), hdr.Linkname)) {
-				return fmt.Errorf("%q -> %q: %w", hdr.Name, hdr.Linkname, ErrUnsafePath)
+		case tar.TypeReg, tar.TypeDir, tar.TypeSymlink:
+			if err := seen.add(name, hdr.Typeflag, hdr.Linkname); err != nil {
+				return fmt.Errorf("%q: %w", hdr.Name, err)
 			}
 		case tar.TypeXGlobalHeader:
 			continue
@@ -174,9 +175,79 @@ func cleanName(name string) (string, error) {
 	return path.Clean(name), nil
 }
 
-func inside(p string) bool {
-	p = path.Clean(p)
-	return p != ".." && !strings.HasPrefix(p, "../") && !path.IsAbs(p)
+// tree is what the entries of an archive read so far make, so that the
+// next one is checked against the filesystem it will be unpacked into,
+// not only by its name: links are followed as the filesystem would.
+type tree struct {
+	kinds   map[string]byte // clean name → tar type flag; parents are dirs
+	through map[string]bool // directories some link's target passes through
+}
+
+// add checks an entry and records it:
+//   - nothing is unpacked through a link (it would land where the link
+//     points, maybe outside);
+//   - a name is one thing (a directory may be listed again);
+//   - a link's target, followed from the link's directory one component at
+//     a time, stays inside and passes through no link, also none made by a
+//     later entry.
+func (t tree) add(name string, typ byte, link string) error {
+	parts := strings.Split(name, "/")
+	for i := 1; i < len(parts); i++ {
+		dir := strings.Join(parts[:i], "/")
+		switch t.kinds[dir] {
+		case tar.TypeSymlink:
+			return fmt.Errorf("%w: it is under the link %q", ErrUnsafePath, dir)
+		case tar.TypeReg:
+			return fmt.Errorf("%w: %q is a file, not a directory", ErrPathConflict, dir)
+		}
+		t.kinds[dir] = tar.TypeDir
+	}
+	if prev, ok := t.kinds[name]; ok && !(prev == tar.TypeDir && typ == tar.TypeDir) {
+		return fmt.Errorf("%w: %q is in the archive twice", ErrPathConflict, name)
+	}
+	if typ == tar.TypeSymlink {
+		if t.through[name] {
+			return fmt.Errorf("%w: an earlier link's target passes through %q", ErrUnsafePath, name)
+		}
+		if err := t.follow(parts[:len(parts)-1], link); err != nil {
+			return err
+		}
+	}
+	t.kinds[name] = typ
+	return nil
+}
+
+// follow resolves link from the directory dir, refusing a target that
+// leaves the archive or passes through a link, and records the
+// directories it passes through.
+func (t tree) follow(dir []string, link string) error {
+	if link == "" || path.IsAbs(link) || strings.Contains(link, `\`) {
+		return fmt.Errorf("%w: link target %q", ErrUnsafePath, link)
+	}
+	at := append([]string(nil), dir...)
+	comps := strings.Split(link, "/")
+	for i, c := range comps {
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(at) == 0 {
+				return fmt.Errorf("%w: link target %q points out", ErrUnsafePath, link)
+			}
+			at = at[:len(at)-1]
+			continue
+		}
+		at = append(at, c)
+		if i == len(comps)-1 {
+			break // the target itself may be anything inside, a link too
+		}
+		p := strings.Join(at, "/")
+		if t.kinds[p] == tar.TypeSymlink {
+			return fmt.Errorf("%w: link target %q passes through the link %q", ErrUnsafePath, link, p)
+		}
+		t.through[p] = true
+	}
+	return nil
 }
 
 // check walks the whole archive and returns its butter.yaml.

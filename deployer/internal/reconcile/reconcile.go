@@ -76,6 +76,7 @@ type slotKey struct {
 
 // slot is the crash history of one replica.
 type slot struct {
+	version   string // the version wanted when the counts below began
 	failures  int
 	next      time.Time // no start before
 	lastError string
@@ -260,6 +261,13 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 	for k, w := range wants {
 		current, old := split(bySlot[k], w)
 		st := r.slot(k)
+		r.mu.Lock()
+		if st.version != w.dep.Version {
+			// A new version starts with a clean slate: the old one's
+			// crashes do not hold its first start back.
+			st.version, st.failures, st.next = w.dep.Version, 0, time.Time{}
+		}
+		r.mu.Unlock()
 		if len(current) == 0 {
 			r.mu.Lock()
 			wait := now.Before(st.next) || st.broken == w.dep.Version
@@ -282,8 +290,11 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 			old = append(old, dup)
 		}
 		current = current[:min(1, len(current))]
-		if len(current) == 1 {
-			// Update: the new replica runs, so the old one goes.
+		if len(current) == 1 && (current[0].Ready || len(old) == 0) {
+			// Update: the new replica serves, so the old one goes. Until it
+			// says it is ready (its code loaded, its group joined) the old
+			// one keeps serving: a new version that fails to load never
+			// leaves the slot empty.
 			for _, in := range old {
 				if err := rt.Stop(ctx, in.ID); err != nil {
 					errs = append(errs, err)

@@ -191,6 +191,43 @@ func TestUpdateStartsNewBeforeStoppingOld(t *testing.T) {
 	}
 }
 
+// TestUpdateThatFailsToLoadKeepsOld: the old version serves until the
+// new one is ready, so a new version whose code fails to load leaves the
+// old one running, and the next good version replaces it.
+func TestUpdateThatFailsToLoadKeepsOld(t *testing.T) {
+	rt := newRuntime(t, t.TempDir())
+	src := newSource()
+	src.set(twoFunctions("v1"), false)
+	r, _ := run(t, rt, src, false)
+	old := wantReplicas(t, rt, "v1", []string{"a", "b"}, []string{"a"})
+
+	broken := twoFunctions("v2")
+	broken.Descriptor += "# fakefnbox: fail to load\n"
+	src.set(broken, false)
+	kittest.Eventually(t, "v2 reported broken", func() error {
+		if st := r.Status(broken); st[0].LastError == "" {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	for _, in := range old {
+		if !alive(in.PID) {
+			t.Errorf("v1 instance %s stopped for a v2 that does not load", in.ID)
+		}
+	}
+	if got := running(t, rt); len(got) != 2 || got[0].Version != "v1" || got[1].Version != "v1" {
+		t.Errorf("running %+v, want both v1 replicas", got)
+	}
+
+	src.set(twoFunctions("v3"), false)
+	wantReplicas(t, rt, "v3", []string{"a", "b"}, []string{"a"})
+	for _, in := range old {
+		if alive(in.PID) {
+			t.Errorf("v1 instance %s still alive after v3 runs", in.ID)
+		}
+	}
+}
+
 func TestCrashRestartsWithBackoff(t *testing.T) {
 	rt := newRuntime(t, t.TempDir())
 	src := newSource()

@@ -3,7 +3,9 @@
 // fnbox's command line, checks that --code holds butter.yaml, prints
 // the JSON line fnbox logs when ready ({"msg":"fnbox ready",...}) and sleeps until
 // SIGTERM, then exits 0. FAKEFNBOX_IGNORE_TERM=1 makes it ignore SIGTERM
-// (to test the SIGKILL after the grace period).
+// (to test the SIGKILL after the grace period). A descriptor holding the
+// comment "fakefnbox: fail to load" makes it exit 78, as fnbox does when
+// the code fails to load.
 package main
 
 import (
@@ -12,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -19,7 +22,7 @@ import (
 func main() {
 	fs := flag.NewFlagSet("fnbox", flag.ExitOnError)
 	code := fs.String("code", "", "code dir")
-	_ = fs.String("descriptor", "", "descriptor file")
+	descriptor := fs.String("descriptor", "", "descriptor file")
 	functions := fs.String("functions", "", "functions")
 	instance := fs.String("instance", "", "instance id")
 	_ = fs.String("admin", "", "admin addr")
@@ -32,6 +35,11 @@ func main() {
 	if _, err := os.Stat(filepath.Join(*code, "butter.yaml")); err != nil {
 		fmt.Fprintln(os.Stderr, "fakefnbox: no butter.yaml in --code:", err)
 		os.Exit(2)
+	}
+	// A descriptor saying so plays code that fails to load.
+	if b, _ := os.ReadFile(*descriptor); strings.Contains(string(b), "fakefnbox: fail to load") {
+		fmt.Fprintln(os.Stderr, "handler.js:1: SyntaxError: Unexpected token")
+		os.Exit(78) // control.ExitCodeLoadError
 	}
 	sigs := make(chan os.Signal, 1)
 	ignore := os.Getenv("FAKEFNBOX_IGNORE_TERM") == "1"

@@ -61,7 +61,8 @@ type Reconciler struct {
 	cfg Config
 	log *slog.Logger
 
-	pass sync.Mutex // one pass at a time
+	pass    sync.Mutex // one pass at a time
+	stopped bool       // under pass: Run ended, so no pass starts anything
 
 	mu    sync.Mutex
 	slots map[slotKey]*slot
@@ -133,19 +134,25 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			if !r.cfg.KeepInstances {
-				return r.stopAll(context.WithoutCancel(ctx))
-			}
-			return nil
+			return r.stop(context.WithoutCancel(ctx))
 		case <-changed:
 		case <-t.C:
 		}
 	}
 }
 
-func (r *Reconciler) stopAll(ctx context.Context) error {
+// ErrStopped is what Sync returns once Run has ended: a request still in
+// flight at shutdown must not start instances after they were stopped.
+var ErrStopped = errors.New("the reconciler has stopped")
+
+// stop ends reconciling, then stops every instance unless KeepInstances.
+func (r *Reconciler) stop(ctx context.Context) error {
 	r.pass.Lock()
 	defer r.pass.Unlock()
+	r.stopped = true
+	if r.cfg.KeepInstances {
+		return nil
+	}
 	insts, err := r.cfg.Runtime.List(ctx)
 	if err != nil {
 		return fmt.Errorf("stop instances: %w", err)
@@ -211,6 +218,9 @@ func Desired(d control.Deployment) ([][]string, error) {
 func (r *Reconciler) Sync(ctx context.Context) error {
 	r.pass.Lock()
 	defer r.pass.Unlock()
+	if r.stopped {
+		return ErrStopped
+	}
 	rt := r.cfg.Runtime
 	insts, err := rt.List(ctx)
 	if err != nil {

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -225,6 +226,27 @@ func TestUpdateThatFailsToLoadKeepsOld(t *testing.T) {
 		if alive(in.PID) {
 			t.Errorf("v1 instance %s still alive after v3 runs", in.ID)
 		}
+	}
+}
+
+// TestNoStartsAfterStop: a request still in flight when the deployer
+// stops must not start instances after the shutdown stopped them all.
+func TestNoStartsAfterStop(t *testing.T) {
+	rt := newRuntime(t, t.TempDir())
+	src := newSource()
+	src.set(twoFunctions("v1"), false)
+	r, stop := run(t, rt, src, false)
+	wantReplicas(t, rt, "v1", []string{"a", "b"}, []string{"a"})
+	stop()
+	if got := running(t, rt); len(got) != 0 {
+		t.Fatalf("after stop: %+v", got)
+	}
+	src.set(twoFunctions("v2"), false)
+	if err := r.Sync(context.Background()); !errors.Is(err, ErrStopped) {
+		t.Errorf("Sync after stop: %v, want ErrStopped", err)
+	}
+	if got := running(t, rt); len(got) != 0 {
+		t.Errorf("a pass after stop started %+v", got)
 	}
 }
 

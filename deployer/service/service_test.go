@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -437,4 +438,33 @@ func TestFullSizeArchive(t *testing.T) {
 	d.stop()
 	d = e.start("")
 	d.waitRunning(t, "orders", 1)
+}
+
+// TestConcurrentCreatesOfOneName: of several POSTs of one name at once,
+// exactly one creates it; the others are told it exists.
+func TestConcurrentCreatesOfOneName(t *testing.T) {
+	e := newEnv(t)
+	d := e.start("")
+	const n = 6
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			body := fmt.Sprintf("%sversion: \"v%d\"\n", ordersYAML, i)
+			codes[i] = d.do(t, "POST", "/v1/deployments", "application/yaml", []byte(body), "").code
+		})
+	}
+	wg.Wait()
+	created, conflicts := 0, 0
+	for _, c := range codes {
+		switch c {
+		case http.StatusCreated:
+			created++
+		case http.StatusConflict:
+			conflicts++
+		}
+	}
+	if created != 1 || conflicts != n-1 {
+		t.Fatalf("answers %v, want one 201 and %d 409", codes, n-1)
+	}
 }

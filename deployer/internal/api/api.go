@@ -67,8 +67,9 @@ type Config struct {
 
 // API serves /v1/deployments.
 type API struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	names nameLocks
 }
 
 // New returns the API; mount it with Register.

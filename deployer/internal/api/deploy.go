@@ -1,10 +1,12 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/buttercompass/butter/deployer/gobuild"
@@ -73,6 +75,7 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request, actor, pathName str
 			Instance: r.URL.Path})
 		return
 	}
+	defer a.names.lock(desc.Name)()
 	prev, exists := a.cfg.Desired.Get(desc.Name)
 	if pathName == "" && exists {
 		kit.WriteProblem(w, kit.Problem{Status: http.StatusConflict, Title: "deployment exists",
@@ -108,7 +111,9 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request, actor, pathName str
 		unavailable(w, r, "cannot record the platform event", err)
 		return
 	}
-	if err := a.ensureStreams(r, desc); err != nil {
+	ctx, cancel := afterBegin(ctx)
+	defer cancel()
+	if err := a.ensureStreams(ctx, desc); err != nil {
 		change.Error = err.Error()
 		a.failOutcome(ctx, act, err, change)
 		unavailable(w, r, "cannot create streams", err)
@@ -152,7 +157,7 @@ func (a *API) build(w http.ResponseWriter, r *http.Request, d control.Deployment
 }
 
 // ensureStreams creates every stream the descriptor names.
-func (a *API) ensureStreams(r *http.Request, desc *descriptor.Descriptor) error {
+func (a *API) ensureStreams(ctx context.Context, desc *descriptor.Descriptor) error {
 	var specs []topics.Spec
 	seen := map[string]bool{}
 	for i := range desc.Functions {
@@ -163,11 +168,12 @@ func (a *API) ensureStreams(r *http.Request, desc *descriptor.Descriptor) error 
 			}
 		}
 	}
-	return kit.EnsureTopics(r.Context(), a.cfg.Kafka, kit.InNamespace(a.cfg.Namespace, specs...)...)
+	return kit.EnsureTopics(ctx, a.cfg.Kafka, kit.InNamespace(a.cfg.Namespace, specs...)...)
 }
 
 func (a *API) remove(w http.ResponseWriter, r *http.Request, actor string) {
 	ctx := r.Context()
+	defer a.names.lock(r.PathValue("name"))()
 	d, ok := a.cfg.Desired.Get(r.PathValue("name"))
 	if !ok {
 		notFound(w, r)
@@ -179,6 +185,8 @@ func (a *API) remove(w http.ResponseWriter, r *http.Request, actor string) {
 		unavailable(w, r, "cannot record the platform event", err)
 		return
 	}
+	ctx, cancel := afterBegin(ctx)
+	defer cancel()
 	if err := a.cfg.Desired.Delete(ctx, d.Name); err != nil {
 		change.Error = err.Error()
 		a.failOutcome(ctx, act, err, change)
@@ -192,4 +200,52 @@ func (a *API) remove(w http.ResponseWriter, r *http.Request, actor string) {
 	a.completeOutcome(ctx, act, change)
 	a.log.Info("deleted", kit.KeyDeployment, d.Name, "actor", actor)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// afterBegin is the context of an action once its first platform event is
+// stored: a client hanging up no longer cuts it short, so what the events
+// say happened is what happened, but Kafka gets at most actionTimeout.
+func afterBegin(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), actionTimeout)
+}
+
+// actionTimeout bounds an action after its first platform event.
+const actionTimeout = 30 * time.Second
+
+// nameLocks serializes the writes to one deployment name, so the check
+// that decides 201, 200, 404 or 409 and the write it leads to are one
+// step: two POSTs of one name cannot both create it, and a PUT cannot
+// bring back what a DELETE answered 204 for.
+type nameLocks struct {
+	mu sync.Mutex
+	m  map[string]*nameLock
+}
+
+type nameLock struct {
+	sync.Mutex
+	refs int
+}
+
+// lock locks name and returns its unlock.
+func (l *nameLocks) lock(name string) (unlock func()) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*nameLock{}
+	}
+	n := l.m[name]
+	if n == nil {
+		n = &nameLock{}
+		l.m[name] = n
+	}
+	n.refs++
+	l.mu.Unlock()
+	n.Lock()
+	return func() {
+		n.Unlock()
+		l.mu.Lock()
+		if n.refs--; n.refs == 0 {
+			delete(l.m, name)
+		}
+		l.mu.Unlock()
+	}
 }

@@ -266,5 +266,17 @@ functions:
 			}
 		}
 	}
+
+	// Only its caller may poll an async request: a token naming no caller
+	// cannot make one.
+	nosub := is.token(t, "RS256", "r1", claims(func(m map[string]any) { delete(m, "sub") }))
+	if r := call(t, "GET", g.url+"/jwt", nil, bearer(nosub)); r.code != 200 {
+		t.Errorf("sync without sub: got %d %s", r.code, r.body)
+	}
+	hdr := bearer(nosub)
+	hdr["Prefer"] = "respond-async"
+	if r := call(t, "GET", g.url+"/jwt", nil, hdr); r.code != http.StatusBadRequest {
+		t.Errorf("async without sub: got %d %s, want 400", r.code, r.body)
+	}
 	waitAuthReject(t, c)
 }

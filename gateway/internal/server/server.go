@@ -243,6 +243,13 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	async := callback != "" || prefersAsync(r.Header)
+	if async && rt.Spec.Auth != nil && subject(dec.Identity) == "" {
+		// Only the caller that made an async request may poll it, and a
+		// caller without a subject cannot be told from any other.
+		kit.WriteProblem(w, kit.Problem{Status: http.StatusBadRequest, Title: "async request without a caller",
+			Detail: "async requests on an authenticated route need credentials naming the caller (a JWT with a sub claim)", Instance: r.URL.Path})
+		return
+	}
 
 	data, err := json.Marshal(httpevent.NewRequest(r, body, rt.Spec.Auth != nil, dec.Identity))
 	if err != nil {

@@ -79,6 +79,8 @@ type asyncStore struct {
 	// is being (or, after the takeover delay, will be) stored: the janitor
 	// does not expire them.
 	replying map[string]bool
+	// callbacks are the callback POSTs in flight.
+	callbacks sync.WaitGroup
 }
 
 // Apply applies one _butter.requests record. A done record is never
@@ -223,7 +225,9 @@ func (a *asyncStore) complete(ctx context.Context, rec Async, resp httpevent.Res
 		return
 	}
 	if rec.Callback != "" {
-		a.callback(ctx, rec)
+		// Not inline: a slow callback URL must not hold up the janitor's
+		// other expiries, nor the reply reader.
+		a.callbacks.Go(func() { a.callback(ctx, rec) })
 	}
 }
 
@@ -263,7 +267,8 @@ func (a *asyncStore) forget(now time.Time) {
 	}
 }
 
-// RunJanitor expires and forgets async requests until ctx is done. It
+// RunJanitor expires and forgets async requests until ctx is done, then
+// waits for the callbacks in flight. It
 // expires nothing before RunReplies has caught up with the replies
 // written while the gateway was down, so a request answered then is
 // stored with its reply, not a 504.
@@ -273,6 +278,7 @@ func (s *Server) RunJanitor(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			s.async.callbacks.Wait() // each is bounded by its own timeout
 			return nil
 		case now := <-t.C:
 			select {

@@ -106,6 +106,7 @@ func TestCompleteOnce(t *testing.T) {
 	})
 	close(start)
 	wg.Wait()
+	s.async.callbacks.Wait()
 
 	if n := calls.Load(); n != ids {
 		t.Errorf("%d callbacks for %d requests, want one each", n, ids)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
@@ -341,8 +342,9 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request) {
 	w = sw
 	id := r.PathValue("id")
 	rec, ok := s.async.get(id)
-	if !ok {
-		// Another replica may have accepted it a moment ago.
+	if !ok && uuid.Validate(id) == nil {
+		// Another replica may have accepted it a moment ago. (Request
+		// ids are UUIDs: anything else is unknown without asking Kafka.)
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		err := s.catchUp(ctx)
 		cancel()

@@ -78,7 +78,9 @@ func (ks *KeySets) Key(ctx context.Context, url, kid string) (crypto.PublicKey, 
 	defer s.mu.Unlock()
 	now := time.Now()
 	if s.keys == nil || now.Sub(s.fetched) > CacheTTL {
-		if s.keys == nil || now.Sub(s.tried) > MinRefetch {
+		// Also while no set was ever fetched: an unreachable issuer costs
+		// one try per MinRefetch, not one per request.
+		if now.Sub(s.tried) > MinRefetch {
 			ks.refetch(ctx, url, s, now)
 		}
 	}

@@ -15,7 +15,9 @@ func TestCheckCallback(t *testing.T) {
 	ctx := context.Background()
 	for _, u := range []string{"http://127.0.0.1:8080/x", "http://localhost/", "https://10.1.2.3/", "http://192.168.0.1/",
 		"http://172.16.0.1/", "http://169.254.169.254/latest/meta-data/", "http://[::1]/", "http://[fe80::1]/",
-		"http://0.0.0.0/", "http://[::ffff:127.0.0.1]/", "http://[fd00::1]/"} {
+		"http://0.0.0.0/", "http://[::ffff:127.0.0.1]/", "http://[fd00::1]/",
+		"http://100.100.100.200/latest/meta-data/", "http://198.18.0.1/", "http://240.0.0.1/", "http://0.1.2.3/",
+		"http://[64:ff9b::a9fe:a9fe]/", "http://[64:ff9b::7f00:1]/", "http://[2002:a9fe:a9fe::1]/", "http://[64:ff9b:1::1]/"} {
 		if err := checkCallback(ctx, u, false); err == nil {
 			t.Errorf("%s accepted", u)
 		}
@@ -23,7 +25,7 @@ func TestCheckCallback(t *testing.T) {
 			t.Errorf("%s refused with private callbacks allowed: %v", u, err)
 		}
 	}
-	for _, u := range []string{"http://93.184.216.34/hook", "https://[2606:4700::1111]:8443/"} {
+	for _, u := range []string{"http://93.184.216.34/hook", "https://[2606:4700::1111]:8443/", "http://[64:ff9b::5db8:d822]/", "http://[2002:5db8:d822::1]/"} {
 		if err := checkCallback(ctx, u, false); err != nil {
 			t.Errorf("%s refused: %v", u, err)
 		}

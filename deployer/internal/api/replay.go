@@ -84,14 +84,11 @@ func (a *API) replay(w http.ResponseWriter, r *http.Request, actor string) {
 		unavailable(w, r, "cannot record the platform event", err)
 		return
 	}
+	ctx, cancel := afterBegin(ctx)
+	defer cancel()
 	res, err := a.reset(ctx, d.Name, targets, from)
-	if err != nil {
-		data.Error = err.Error()
-		a.failOutcome(ctx, act, err, data)
-		kit.WriteProblem(w, kit.Problem{Status: http.StatusConflict, Title: "replay failed", Detail: err.Error(), Instance: r.URL.Path})
-		return
-	}
-	res.Deployment, res.From = d.Name, req.From
+	// What was reset is in the outcome either way: a failure part way
+	// leaves the groups before it reset.
 	data.Offsets = map[string]map[string]map[int32]int64{}
 	for _, g := range res.Groups {
 		if data.Offsets[g.Group] == nil {
@@ -99,10 +96,27 @@ func (a *API) replay(w http.ResponseWriter, r *http.Request, actor string) {
 		}
 		data.Offsets[g.Group][g.Stream] = g.Partitions
 	}
+	if err != nil {
+		data.Error = err.Error()
+		a.failOutcome(ctx, act, err, data)
+		if errors.Is(err, errBusy) {
+			kit.WriteProblem(w, kit.Problem{Status: http.StatusConflict, Title: "replay failed", Detail: err.Error(), Instance: r.URL.Path})
+		} else {
+			kit.WriteProblem(w, kit.Problem{Status: http.StatusServiceUnavailable, Title: "replay failed",
+				Detail:   err.Error() + fmt.Sprintf("; %d of %d groups were reset before the failure (see the deployment.replay.failed event): retry when Kafka is reachable", len(res.Groups), len(targets)),
+				Instance: r.URL.Path})
+		}
+		return
+	}
+	res.Deployment, res.From = d.Name, req.From
 	a.completeOutcome(ctx, act, data)
 	a.log.Info("replayed", kit.KeyDeployment, d.Name, "from", req.From, "actor", actor)
 	writeJSON(w, http.StatusOK, res)
 }
+
+// errBusy marks a replay refused because the groups are still consumed
+// (409); other failures are Kafka's (503).
+var errBusy = errors.New("the consumer groups are in use")
 
 func replayTargets(desc *descriptor.Descriptor, req ReplayRequest) ([]target, error) {
 	var out []target
@@ -142,7 +156,7 @@ func (a *API) reset(ctx context.Context, deployment string, targets []target, fr
 		return ReplayResult{}, fmt.Errorf("stop instances of %s: %w", deployment, err)
 	}
 	if n := len(m.Instances(deployment)); n > 0 {
-		return ReplayResult{}, fmt.Errorf("stop instances of %s: %d still running", deployment, n)
+		return ReplayResult{}, fmt.Errorf("stop instances of %s: %d still running: %w", deployment, n, errBusy)
 	}
 	var res ReplayResult
 	adm := a.cfg.Admin
@@ -184,7 +198,7 @@ func (a *API) waitEmpty(ctx context.Context, group string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("consumer group %s still has members (an fnbox outside this deployer?): %w", group, errors.Join(err, ctx.Err()))
+			return fmt.Errorf("consumer group %s still has members (an fnbox outside this deployer?): %w", group, errors.Join(errBusy, err, ctx.Err()))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,10 +125,10 @@ func newKillReader(t *testing.T, k *killRig, committed bool) *killRig {
 	return &r
 }
 
-// start starts an fnbox process as instance.
-func (k *killRig) start(instance string) *exec.Cmd {
+// start starts an fnbox process as instance, with extra flags.
+func (k *killRig) start(instance string, extra ...string) *exec.Cmd {
 	k.t.Helper()
-	cmd := exec.Command(bin, "--code", k.dir, "--brokers", k.b.Addr(), "--instance", instance, "--log-level", "warn")
+	cmd := exec.Command(bin, append([]string{"--code", k.dir, "--brokers", k.b.Addr(), "--instance", instance, "--log-level", "warn"}, extra...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		k.t.Fatal(err)
@@ -213,6 +215,67 @@ func TestKill9LosesNothing(t *testing.T) {
 	second := k.start("kill-1")
 	k.readUntil(func() bool { return len(k.seen) == n })
 	t.Logf("all %d inputs reached out; %d results in all (%d redelivered)", n, k.total, k.total-n)
+	k.stop(second)
+}
+
+const latestDescriptor = `
+name: latest
+platform: exec
+functions:
+  - fn: cat
+    name: echo
+    bindings:
+      streams: [in]
+      out: out
+`
+
+// TestKill9BeforeFirstCommit kills fnbox, bound with the default offset
+// latest, before its group ever committed: the restarted fnbox must go on
+// from where the first one started, not from a later end of the stream,
+// which would skip every event in between.
+func TestKill9BeforeFirstCommit(t *testing.T) {
+	const n = 2000
+	k := newKillRig(t, latestDescriptor, "latest-unused", 0, false, 5*time.Minute)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := ln.Addr().String()
+	ln.Close()
+	first := k.start("latest-1", "--admin", admin)
+	// Ready once the group joined and latest was resolved: what is written
+	// from now on is the function's to process.
+	kittest.Eventually(t, "fnbox ready", func() error {
+		res, err := http.Get("http://" + admin + "/readyz")
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz %d", res.StatusCode)
+		}
+		return nil
+	})
+	var recs []*kgo.Record
+	for i := range n {
+		e := envelope.New("/test", "t")
+		e.SetID(fmt.Sprintf("k-%d", i))
+		_ = e.SetData(event.ApplicationJSON, i)
+		r, _ := envelope.ToRecord("in", e)
+		recs = append(recs, r)
+	}
+	if err := k.out.ProduceSync(k.ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// A poll of 500 events, one process each, is seconds of work: the
+	// first result comes long before the poll's commit.
+	k.readUntil(func() bool { return k.total >= 1 })
+	k.kill(first)
+	t.Logf("killed after %d results", k.total)
+
+	second := k.start("latest-1")
+	k.readUntil(func() bool { return len(k.seen) == n })
+	t.Logf("all %d inputs reached out after the restart", n)
 	k.stop(second)
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/proto/descriptor"
+	"github.com/buttercompass/butter/proto/kit"
 )
 
 // startOffsets returns the AdjustFetchOffsetsFn that applies each
@@ -51,6 +52,7 @@ func (r *runner) startOffsets(cl **kgo.Client) func(context.Context, map[string]
 				return nil, fmt.Errorf("list end offsets of %v: %w", explicit, err)
 			}
 		}
+		pins := map[string]map[int32]kgo.EpochOffset{} // concrete starts to commit
 		for topic, parts := range offsets {
 			off := r.bindings[topic].Offset
 			for p, o := range parts {
@@ -90,9 +92,30 @@ func (r *runner) startOffsets(cl **kgo.Client) func(context.Context, map[string]
 				}
 				r.log.Info("group has no committed offset; starting from the binding's offset",
 					"topic", topic, "partition", p, "offset", off.String())
+				if at := parts[p].EpochOffset().Offset; at >= 0 {
+					if pins[topic] == nil {
+						pins[topic] = map[int32]kgo.EpochOffset{}
+					}
+					pins[topic][p] = kgo.EpochOffset{Epoch: -1, Offset: at}
+				}
 			}
 		}
+		r.commitPins(ctx, *cl, pins)
 		r.joined.Store(true)
 		return offsets, nil
+	}
+}
+
+// commitPins commits the start offsets resolved from the bindings (latest
+// is the end offset listed at join) before anything is consumed: otherwise
+// a crash before the group's first commit would resolve latest again, at a
+// later end, and skip what came in between. Best effort: if it fails, the
+// first commit after processing sets the position as before.
+func (r *runner) commitPins(ctx context.Context, cl *kgo.Client, pins map[string]map[int32]kgo.EpochOffset) {
+	if len(pins) == 0 {
+		return
+	}
+	if err := r.commitSync(ctx, cl, pins); err != nil {
+		r.log.Warn("commit start offsets", kit.KeyError, err)
 	}
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -176,5 +177,34 @@ functions:
 	}
 	if err, _ := undeclared.Load().(error); !errors.Is(err, runtime.ErrUndeclaredStream) {
 		t.Errorf("emit to an undeclared stream: %v, want ErrUndeclaredStream", err)
+	}
+}
+
+// TestDeadlinePassingDuringRetriesStopsThem: an event whose deadline
+// passes while it is being retried is dead-lettered as expired; the
+// function is not invoked again for a requester that gave up.
+func TestDeadlinePassingDuringRetriesStopsThem(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 1)
+	e.stream("out", 1)
+	e.stream("fail-f-dlq", 1)
+	d := parse(t, strings.Replace(failing, "retries: 2, backoff: 1ms, maxBackoff: 5ms", "retries: 50, backoff: 300ms, maxBackoff: 300ms", 1))
+	in := events("r", "t", 1)
+	envelope.SetDeadline(&in[0], time.Now().Add(500*time.Millisecond))
+	e.produce("in", 1, in...)
+	var calls atomic.Int32
+	e.start(d, runtime.Funcs{"f": func(context.Context, runtime.Invocation, runtime.Host) (runtime.Result, error) {
+		calls.Add(1)
+		return runtime.Result{}, errors.New("boom")
+	}})
+	dlq := e.read("fail-f-dlq", 1, false)
+	if got := stringExt(dlq[0].Event, obs.ExtDLQError); got != obs.ErrDeadlineExpired {
+		t.Errorf("error %q, want %q", got, obs.ErrDeadlineExpired)
+	}
+	attempts := stringExt(dlq[0].Event, obs.ExtDLQAttempts)
+	// 50 retries with full jitter up to 300ms take seconds: the deadline
+	// comes first.
+	if n := calls.Load(); attempts != fmt.Sprint(n) || n >= 51 {
+		t.Errorf("invoked %d times, dead letter says %s attempts; want the retries to stop at the deadline, before all 51", n, attempts)
 	}
 }

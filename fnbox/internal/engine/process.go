@@ -131,9 +131,24 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 	if len(ds) > 1 {
 		log = log.With("batch", len(ds))
 	}
+	deadLetterAll := func(msg string, attempts int) (bool, error) {
+		for _, i := range live {
+			if err := r.deadLetter(ctx, out, u.pb.ds[i], u.pb.recs[i], msg, attempts); err != nil {
+				return false, err
+			}
+			u.pb.markDone(i)
+		}
+		return true, nil
+	}
 	r.stats.begin(len(ds))
 	defer r.stats.end(len(ds))
 	for attempt := 1; ; attempt++ {
+		if dl, ok := envelope.Deadline(ds[0].Event); ok && attempt > 1 && !time.Now().Before(dl) {
+			// An event with a deadline is invoked alone (see units); its
+			// requester has given up, so a retry would only be wasted work.
+			log.Info("event deadline passed while retrying; dead-lettering", "deadline", dl, "attempts", attempt-1)
+			return deadLetterAll(obs.ErrDeadlineExpired, attempt-1)
+		}
 		ictx, res, emits, err := r.invoke(ctx, rt, ds)
 		if err == nil {
 			if err := r.writeResult(ctx, ictx, out, ds, res, emits); err != nil {
@@ -146,13 +161,7 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 		r.stats.failure()
 		if runtime.IsPermanent(err) || attempt > r.fn.Delivery.Retries {
 			log.Warn("invocation failed; dead-lettering", "attempts", attempt, kit.KeyError, err)
-			for _, i := range live {
-				if err := r.deadLetter(ctx, out, u.pb.ds[i], u.pb.recs[i], err.Error(), attempt); err != nil {
-					return false, err
-				}
-				u.pb.markDone(i)
-			}
-			return true, nil
+			return deadLetterAll(err.Error(), attempt)
 		}
 		wait := r.backoff(attempt)
 		log.Info("invocation failed; retrying", "attempt", attempt, "in", wait, kit.KeyError, err)

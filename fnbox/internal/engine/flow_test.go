@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/buttercompass/butter/fnbox/runtime"
 	"github.com/buttercompass/butter/proto/envelope"
 	"github.com/buttercompass/butter/proto/obs"
@@ -87,6 +89,8 @@ functions:
 	})
 	in := events("q", "t", 3)
 	in[0].SetExtension(envelope.ExtReplyTo, "my-replies")
+	// A reply may not go to an internal topic other than the replies one.
+	in[1].SetExtension(envelope.ExtReplyTo, topics.Deployments)
 	e.produce("front", 1, in...)
 
 	answers := e.read("answers", 3, false)
@@ -96,6 +100,15 @@ functions:
 			t.Fatalf("answer %s: %v", a.Event.Data(), err)
 		}
 	}
+	ends, err := kadm.NewClient(e.client()).ListEndOffsets(context.Background(), topics.Deployments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset != 0 {
+			t.Errorf("a reply was written to %s partition %d", o.Topic, o.Partition)
+		}
+	})
 	replies := e.read("my-replies", 1, false)
 	if len(replies) != 1 || stringExt(replies[0].Event, envelope.ExtCausationID) != "q-0" || replies[0].Event.Type() != obs.TypeResult {
 		t.Fatalf("replies %v, want one caused by q-0", replies)

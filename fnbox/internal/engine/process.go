@@ -23,6 +23,7 @@ import (
 	"github.com/buttercompass/butter/proto/envelope"
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/obs"
+	"github.com/buttercompass/butter/proto/topics"
 )
 
 // tracer is taken from the global provider at each use, so a provider
@@ -252,7 +253,7 @@ func (r *runner) writeResult(ctx, traceCtx context.Context, out *producer, ds []
 		}
 		recs = append(recs, rec)
 	}
-	if replyTo := stringExt(d.Event, envelope.ExtReplyTo); replyTo != "" && len(ds) == 1 {
+	if replyTo := r.replyTo(d); replyTo != "" && len(ds) == 1 {
 		rec, err := r.resultRecord(traceCtx, r.e.ns.Topic(replyTo), d, obs.TypeResult, res.Data, res.ContentType)
 		if err != nil {
 			return err
@@ -265,6 +266,22 @@ func (r *runner) writeResult(ctx, traceCtx context.Context, out *producer, ds []
 		return fmt.Errorf("write result of event %s: %w", d.Event.ID(), err)
 	}
 	return nil
+}
+
+// replyTo is the stream the input asks a reply on, "" for none. Anyone
+// who may write to an input stream sets it, so it may name the replies
+// topic or a user stream, never another internal topic (the deployments,
+// the API keys): a reply there would be a forged control record.
+func (r *runner) replyTo(d envelope.Delivery) string {
+	to := stringExt(d.Event, envelope.ExtReplyTo)
+	if to == "" || to == topics.Replies {
+		return to
+	}
+	if topics.IsInternal(to) || topics.ValidateStreamName(to) != nil {
+		r.logger(d).Warn("event asks a reply on a stream replies may not go to; not replying", "replyto", to)
+		return ""
+	}
+	return to
 }
 
 // resultRecord builds a result (or reply) event caused by the input:
@@ -308,7 +325,7 @@ func (r *runner) deadLetter(ctx context.Context, out *producer, d envelope.Deliv
 	}
 	dlq.Key = rec.Key // same partitioning as the original
 	recs := []*kgo.Record{dlq}
-	if replyTo := stringExt(d.Event, envelope.ExtReplyTo); replyTo != "" {
+	if replyTo := r.replyTo(d); replyTo != "" {
 		data, _ := json.Marshal(obs.ErrorReply{Error: msg, Attempts: attempts})
 		reply, err := r.resultRecord(context.Background(), r.e.ns.Topic(replyTo), d, obs.TypeError, data, event.ApplicationJSON)
 		if err != nil {

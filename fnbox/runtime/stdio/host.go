@@ -38,9 +38,20 @@ type hostProc struct {
 	done  chan struct{}   // closed once the process is gone
 	err   error           // why it is gone; set before done is closed
 	seq   atomic.Uint64   // invocation ids
-	mu    sync.Mutex      // guards invs
+	mu    sync.Mutex      // guards invs and overdue
 	invs  map[string]*inv // invocations waiting for a reply
+	// overdue are invocations that timed out and have not finished in
+	// the host: past stuckGrace the host is stuck on one and is killed.
+	overdue map[string]bool
 }
+
+// stuckGrace is how long a host may go on with an invocation past its
+// deadline. A handler that never returns (node cannot interrupt a
+// synchronous loop, python cannot cancel a thread) would otherwise hold
+// the host, and every later invocation would time out behind it; killed,
+// the host is started again by the next invocation, as Lambda resets an
+// environment after a timeout.
+const stuckGrace = 5 * time.Second
 
 // inv is one invocation in flight in a host.
 type inv struct {
@@ -181,6 +192,7 @@ func (p *hostProc) read(r io.ReadCloser) {
 			p.mu.Lock()
 			v := p.invs[m.ID]
 			delete(p.invs, m.ID)
+			delete(p.overdue, m.ID)
 			p.mu.Unlock()
 			if v != nil {
 				v.reply <- m
@@ -301,6 +313,28 @@ func (p *hostProc) forget(id string) {
 	if waiting {
 		_ = p.send(cancelMsg{Cancel: id}) // best effort: the host may be gone
 	}
+}
+
+// timedOut forgets an invocation whose deadline passed and kills the host
+// if it has not finished it within stuckGrace (its late reply says it did).
+func (p *hostProc) timedOut(id string) {
+	p.mu.Lock()
+	if p.overdue == nil {
+		p.overdue = map[string]bool{}
+	}
+	p.overdue[id] = true
+	p.mu.Unlock()
+	p.forget(id)
+	time.AfterFunc(stuckGrace, func() {
+		p.mu.Lock()
+		stuck := p.overdue[id]
+		delete(p.overdue, id)
+		p.mu.Unlock()
+		if stuck && p.alive() {
+			p.logger.Warn("function host still runs an invocation past its deadline; killing it, the next invocation starts a new one", "invocation", id, "grace", stuckGrace.String())
+			p.kill()
+		}
+	})
 }
 
 // alive reports whether the process is still running.

@@ -171,7 +171,8 @@ func (r *Runtime) host(ctx context.Context) (*hostProc, error) {
 
 // Invoke runs one invocation in the host. The deadline is enforced here:
 // past it Invoke returns runtime.ErrTimeout and ignores the host's late
-// reply (a python task is cancelled; node cannot stop a running call).
+// reply (a python task is cancelled; node cannot stop a running call), and
+// a host that has not finished the call stuckGrace later is killed.
 func (r *Runtime) Invoke(ctx context.Context, inv runtime.Invocation, host runtime.Host) (runtime.Result, error) {
 	if !slices.ContainsFunc(r.loads, func(l loadFn) bool { return l.Name == inv.Function }) {
 		return runtime.Result{}, fmt.Errorf("invoke %q: %w", inv.Function, runtime.ErrUnknownFunction)
@@ -203,10 +204,11 @@ func (r *Runtime) Invoke(ctx context.Context, inv runtime.Invocation, host runti
 	case <-p.done:
 		return runtime.Result{}, fmt.Errorf("invoke %q: %w", inv.Function, p.err)
 	case <-ctx.Done():
-		p.forget(msg.ID)
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			p.timedOut(msg.ID)
 			return runtime.Result{}, fmt.Errorf("invoke %q: %w", inv.Function, runtime.ErrTimeout)
 		}
+		p.forget(msg.ID)
 		return runtime.Result{}, fmt.Errorf("invoke %q: %w", inv.Function, ctx.Err())
 	}
 }

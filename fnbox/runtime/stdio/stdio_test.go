@@ -125,6 +125,36 @@ func TestHostCrash(t *testing.T) {
 	}
 }
 
+// TestStuckHostIsReplaced: a handler that never returns times out, and
+// the host stuck in it is killed after stuckGrace, so later invocations
+// run in a new host instead of timing out behind it.
+func TestStuckHostIsReplaced(t *testing.T) {
+	for _, l := range languages {
+		t.Run(l.platform, func(t *testing.T) {
+			rt, err := start(t, l.platform, map[string]string{"spin": l.file + ":spin", "env": l.file + ":env"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			d, _ := ctx.Deadline()
+			_, err = rt.Invoke(ctx, runtime.Invocation{Function: "spin", Events: []envelope.Delivery{event(t, "application/json", []byte("1"))}, Deadline: d}, runtime.NewTestHost(nil))
+			if !errors.Is(err, runtime.ErrTimeout) {
+				t.Fatalf("spin: %v, want a timeout", err)
+			}
+			// Within invoke's 10 s deadline: the host is killed 5 s after
+			// the timeout, and the invocation runs in a new one.
+			res, err := invoke(rt, "env", event(t, "application/json", []byte("1")))
+			if err != nil && errors.Is(err, errHostExited) {
+				res, err = invoke(rt, "env", event(t, "application/json", []byte("1")))
+			}
+			if err != nil || string(res.Data) != `{"fixture":"yes","spec":"set"}` {
+				t.Fatalf("after a stuck invocation: %s, %v", res.Data, err)
+			}
+		})
+	}
+}
+
 // TestBinaryAndEvent checks binary data both ways and the event fields a
 // handler sees.
 func TestBinaryAndEvent(t *testing.T) {

@@ -8,3 +8,4 @@ exports.wait = (event, context) => {
   context.log("waiting");
   return new Promise((resolve) => setTimeout(() => resolve("late"), 200));
 };
+exports.spin = () => { for (;;) {} };

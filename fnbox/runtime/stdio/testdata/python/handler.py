@@ -17,3 +17,8 @@ def echo(event, context):
 
 def env(event, context):
     return {"fixture": os.environ.get("FIXTURE_ENV"), "spec": os.environ.get("SPEC_ENV")}
+
+
+def spin(event, context):
+    while True:
+        pass

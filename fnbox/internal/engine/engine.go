@@ -60,6 +60,9 @@ type Config struct {
 	// crash, when closed, makes Run return at once without committing or
 	// ending transactions, as a killed process would: for tests.
 	crash <-chan struct{}
+	// txnTimeout, when set, replaces the exactly-once transaction
+	// timeout: for tests.
+	txnTimeout time.Duration
 }
 
 // Errors of New.

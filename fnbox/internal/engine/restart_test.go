@@ -87,3 +87,42 @@ functions:
 		t.Logf("note: the crash redid no work (%d invocations)", rec.total())
 	}
 }
+
+// TestExactlyOncePollLongerThanTransaction: a poll is one transaction, and
+// a poll of slow events can take longer than the transaction timeout; the
+// broker then aborts it. The poll size shrinks until polls fit, instead of
+// the same poll being redone forever, and every event is in out once.
+func TestExactlyOncePollLongerThanTransaction(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 1)
+	e.stream("out", 1)
+	const n = 20
+	in := events("s", "t", n)
+	e.produce("in", 1, in...)
+	d := parse(t, `
+name: eos
+platform: go
+functions:
+  - fn: ./f
+    name: f
+    bindings:
+      streams: [{name: in, offset: first}]
+      out: out
+    delivery: {guarantee: exactly-once}
+`)
+	rec := newRecorder()
+	fns := runtime.Funcs{"f": func(ctx context.Context, inv runtime.Invocation, h runtime.Host) (runtime.Result, error) {
+		time.Sleep(150 * time.Millisecond) // the whole poll: 3 s
+		rec.record(inv.Events[0])
+		return runtime.Result{Data: inv.Events[0].Event.Data()}, nil
+	}}
+	e.start(d, fns, func(c *Config) { c.txnTimeout = 2 * time.Second })
+
+	got := causes(e.read("out", n, true))
+	for _, ev := range in {
+		if got[ev.ID()] != 1 {
+			t.Fatalf("%s appears %d times in out, want exactly 1", ev.ID(), got[ev.ID()])
+		}
+	}
+	t.Logf("%d invocations for %d events", rec.total(), n)
+}

@@ -33,6 +33,10 @@ type runner struct {
 	sem      chan struct{}   // bounds events in flight to scale.concurrency
 
 	joined atomic.Bool
+
+	// eosPoll is how many records an exactly-once poll takes now (0: not
+	// yet set); only the consuming goroutine uses it. See adaptEOSPoll.
+	eosPoll int
 }
 
 func newRunner(e *Engine, f descriptor.Function) *runner {
@@ -101,17 +105,53 @@ func (r *runner) run(ctx context.Context, rt runtime.Runtime) error {
 	}
 }
 
+// worstUnit is the longest one invocation unit may take: every attempt
+// timing out, plus the backoffs between them.
+func (r *runner) worstUnit() time.Duration {
+	d := r.fn.Delivery
+	return time.Duration(d.Retries+1)*d.Timeout.Std() + time.Duration(d.Retries)*d.MaxBackoff.Std()
+}
+
+// maxTxnTimeout is Kafka's default transaction.max.timeout.ms.
+const maxTxnTimeout = 15 * time.Minute
+
+// txnTimeout is the exactly-once transaction timeout: room for a drain and
+// for the worst case of one unit, within what brokers allow by default.
+func (r *runner) txnTimeout() time.Duration {
+	if t := r.e.cfg.txnTimeout; t > 0 {
+		return t
+	}
+	return min(max(time.Minute, 2*r.e.cfg.DrainTimeout, 2*r.worstUnit()), maxTxnTimeout)
+}
+
+// adaptEOSPoll sizes the next exactly-once poll from how the last one
+// (of polled records) went. A poll is one transaction and must end within
+// txnTimeout. A poll that took more than half of it, or whose transaction
+// did not commit, shrinks the size to what fits in half of it at the rate
+// just seen, and at least by half (down to one batch): slow functions get
+// small transactions instead of timing out and redoing the same poll
+// forever. A poll done in under an eighth of it doubles the size back (up
+// to pollSize), so fast functions keep large ones.
+func (r *runner) adaptEOSPoll(took time.Duration, committed bool, polled int) {
+	limit := r.txnTimeout()
+	switch {
+	case !committed || took > limit/2:
+		fit := int(float64(polled) * float64(limit/2) / float64(max(took, time.Millisecond)))
+		r.eosPoll = max(r.fn.Delivery.Batch, 1, min(fit, polled/2))
+	case took < limit/8:
+		r.eosPoll = min(r.pollSize(), 2*r.eosPoll)
+	}
+}
+
 // errCrashed is returned by the consume loops when Config.crash fired.
 var errCrashed = errors.New("engine crashed on purpose")
 
 // groupOpts are the consumer options both guarantees share.
 func (r *runner) groupOpts(cl **kgo.Client) []kgo.Opt {
-	d := r.fn.Delivery
 	// A poll is processed whole before a rebalance may proceed, so the
-	// rebalance timeout must cover an event's worst case: every attempt
-	// timing out plus the backoffs. Bounded, because a group stuck for
-	// longer is worse than redelivering.
-	worst := time.Duration(d.Retries+1)*d.Timeout.Std() + time.Duration(d.Retries)*d.MaxBackoff.Std()
+	// rebalance timeout must cover an event's worst case. Bounded, because
+	// a group stuck for longer is worse than redelivering.
+	worst := r.worstUnit()
 	return []kgo.Opt{
 		kgo.ConsumerGroup(r.group),
 		kgo.ConsumeTopics(r.topics...),
@@ -246,7 +286,7 @@ func (r *runner) consumeTxn(ctx context.Context, rt runtime.Runtime) error {
 	}
 	opts := append(append(base, r.groupOpts(&cl)...),
 		kgo.TransactionalID(r.group+"."+r.e.cfg.Instance),
-		kgo.TransactionTimeout(max(time.Minute, 2*r.e.cfg.DrainTimeout)),
+		kgo.TransactionTimeout(r.txnTimeout()),
 	)
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
@@ -276,8 +316,11 @@ func (r *runner) consumeTxn(ctx context.Context, rt runtime.Runtime) error {
 		}
 		return fmt.Errorf("init producer id of transactional id %s.%s: %w", r.group, r.e.cfg.Instance, err)
 	}
+	if r.eosPoll == 0 {
+		r.eosPoll = r.pollSize()
+	}
 	for {
-		fs := sess.PollRecords(ctx, r.pollSize())
+		fs := sess.PollRecords(ctx, r.eosPoll)
 		if crashed.Load() {
 			return errCrashed
 		}
@@ -293,6 +336,7 @@ func (r *runner) consumeTxn(ctx context.Context, rt runtime.Runtime) error {
 			return fmt.Errorf("begin transaction: %w", err)
 		}
 		out := &producer{cl: cl, txn: true}
+		start := time.Now()
 		berr := r.runBatch(ctx, rt, out, parts)
 		if crashed.Load() {
 			return errCrashed
@@ -304,6 +348,9 @@ func (r *runner) consumeTxn(ctx context.Context, rt runtime.Runtime) error {
 		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		committed, err := sess.End(ectx, try)
 		cancel()
+		if ctx.Err() == nil {
+			r.adaptEOSPoll(time.Since(start), committed && err == nil, fs.NumRecords())
+		}
 		if err != nil {
 			return errors.Join(berr, fmt.Errorf("end transaction: %w", err))
 		}

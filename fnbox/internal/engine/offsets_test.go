@@ -68,3 +68,49 @@ functions:
 		})
 	}
 }
+
+// TestAdaptPoll: a poll that takes more than half its limit (the
+// rebalance timeout, at least a minute) shrinks the next to what fits in
+// half of it, at least by half and never below one batch; quick polls
+// double back up to the configured size.
+func TestAdaptPoll(t *testing.T) {
+	d := parse(t, `
+name: p
+platform: go
+functions:
+  - fn: ./f
+    name: f
+    bindings: {streams: [in]}
+    delivery: {batch: 4}
+`)
+	r := &runner{e: &Engine{cfg: Config{MaxPollRecords: 500}}, fn: d.Functions[0]}
+	limit := r.pollLimit()
+	if limit < time.Minute {
+		t.Fatalf("poll limit %s, want at least the minute of the rebalance timeout", limit)
+	}
+	steps := []struct {
+		took      time.Duration
+		committed bool
+		polled    int
+		want      int
+	}{
+		{limit, true, 500, 250},            // a full limit for 500: what fits in half
+		{limit / 4, false, 250, 125},       // not committed: at least halved
+		{limit, true, 6, 4},                // never below one batch
+		{limit / 16, true, 4, 8},           // quick: doubles back
+		{limit / 16, true, 8, 16},          //
+		{limit / 4, true, 16, 16},          // in between: stays
+		{time.Millisecond, true, 400, 32},  //
+		{time.Millisecond, true, 400, 64},  //
+		{time.Millisecond, true, 400, 128}, //
+		{time.Millisecond, true, 400, 256}, //
+		{time.Millisecond, true, 400, 500}, // up to MaxPollRecords
+		{time.Millisecond, true, 500, 500}, //
+	}
+	for i, s := range steps {
+		r.adaptPoll(s.took, s.committed, s.polled)
+		if got := r.pollSizeNow(); got != s.want {
+			t.Fatalf("step %d (%+v): poll size %d, want %d", i, s, got, s.want)
+		}
+	}
+}

@@ -34,9 +34,9 @@ type runner struct {
 
 	joined atomic.Bool
 
-	// eosPoll is how many records an exactly-once poll takes now (0: not
-	// yet set); only the consuming goroutine uses it. See adaptEOSPoll.
-	eosPoll int
+	// polls is how many records a poll takes now (0: not yet set); only
+	// the consuming goroutine uses it. See adaptPoll.
+	polls int
 }
 
 func newRunner(e *Engine, f descriptor.Function) *runner {
@@ -124,22 +124,48 @@ func (r *runner) txnTimeout() time.Duration {
 	return min(max(time.Minute, 2*r.e.cfg.DrainTimeout, 2*r.worstUnit()), maxTxnTimeout)
 }
 
-// adaptEOSPoll sizes the next exactly-once poll from how the last one
-// (of polled records) went. A poll is one transaction and must end within
-// txnTimeout. A poll that took more than half of it, or whose transaction
-// did not commit, shrinks the size to what fits in half of it at the rate
-// just seen, and at least by half (down to one batch): slow functions get
-// small transactions instead of timing out and redoing the same poll
-// forever. A poll done in under an eighth of it doubles the size back (up
-// to pollSize), so fast functions keep large ones.
-func (r *runner) adaptEOSPoll(took time.Duration, committed bool, polled int) {
-	limit := r.txnTimeout()
+// rebalanceTimeout is how long the group waits for this member to give
+// partitions up: a poll is processed whole before a rebalance may proceed,
+// so it covers one event's worst case, bounded, because a group stuck for
+// longer is worse than redelivering.
+func (r *runner) rebalanceTimeout() time.Duration {
+	return min(max(time.Minute, r.worstUnit()), 10*time.Minute)
+}
+
+// pollLimit is how long one poll may take: under exactly-once it is one
+// transaction, otherwise it holds rebalances back.
+func (r *runner) pollLimit() time.Duration {
+	if r.exactlyOnce() {
+		return r.txnTimeout()
+	}
+	return r.rebalanceTimeout()
+}
+
+// pollSizeNow is how many records the next poll takes.
+func (r *runner) pollSizeNow() int {
+	if r.polls == 0 {
+		r.polls = r.pollSize()
+	}
+	return r.polls
+}
+
+// adaptPoll sizes the next poll from how the last one (of polled records)
+// went; a poll must end within pollLimit. A poll that took more than half
+// of it, or whose work was not committed, shrinks the size to what fits in
+// half of it at the rate just seen, and at least by half (down to one
+// batch): slow functions get small polls instead of transactions timing
+// out and the same poll redone forever, or a joining instance waiting for
+// the whole rebalance timeout. A poll done in under an eighth of it
+// doubles the size back (up to pollSize), so fast functions keep large
+// ones.
+func (r *runner) adaptPoll(took time.Duration, committed bool, polled int) {
+	limit := r.pollLimit()
 	switch {
 	case !committed || took > limit/2:
 		fit := int(float64(polled) * float64(limit/2) / float64(max(took, time.Millisecond)))
-		r.eosPoll = max(r.fn.Delivery.Batch, 1, min(fit, polled/2))
+		r.polls = max(r.fn.Delivery.Batch, 1, min(fit, polled/2))
 	case took < limit/8:
-		r.eosPoll = min(r.pollSize(), 2*r.eosPoll)
+		r.polls = min(r.pollSize(), 2*r.pollSizeNow())
 	}
 }
 
@@ -148,10 +174,6 @@ var errCrashed = errors.New("engine crashed on purpose")
 
 // groupOpts are the consumer options both guarantees share.
 func (r *runner) groupOpts(cl **kgo.Client) []kgo.Opt {
-	// A poll is processed whole before a rebalance may proceed, so the
-	// rebalance timeout must cover an event's worst case. Bounded, because
-	// a group stuck for longer is worse than redelivering.
-	worst := r.worstUnit()
 	return []kgo.Opt{
 		kgo.ConsumerGroup(r.group),
 		kgo.ConsumeTopics(r.topics...),
@@ -163,7 +185,7 @@ func (r *runner) groupOpts(cl **kgo.Client) []kgo.Opt {
 		// applies only when the group has no commit; see startOffsets.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.AdjustFetchOffsetsFn(r.startOffsets(cl)),
-		kgo.RebalanceTimeout(min(max(time.Minute, worst), 10*time.Minute)),
+		kgo.RebalanceTimeout(r.rebalanceTimeout()),
 		kgo.FetchMaxWait(250 * time.Millisecond),
 		// A killed instance holds its partitions until its session times
 		// out; Kafka's 45s default is a long stall for a function, 10s
@@ -200,7 +222,7 @@ func (r *runner) consume(ctx context.Context, rt runtime.Runtime) error {
 		}
 	}()
 	for {
-		fs := cl.PollRecords(ctx, r.pollSize())
+		fs := cl.PollRecords(ctx, r.pollSizeNow())
 		if crashed.Load() {
 			return errCrashed
 		}
@@ -210,6 +232,7 @@ func (r *runner) consume(ctx context.Context, rt runtime.Runtime) error {
 		r.logFetchErrors(fs)
 		parts := batchOf(fs)
 		out := &producer{cl: r.e.prod, async: true}
+		start := time.Now()
 		berr := r.runBatch(ctx, rt, out, parts)
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outputTimeout)
 		aerr := out.wait(wctx)
@@ -225,6 +248,9 @@ func (r *runner) consume(ctx context.Context, rt runtime.Runtime) error {
 		}
 		cerr := r.commit(ctx, cl, parts)
 		cl.AllowRebalance()
+		if ctx.Err() == nil && len(parts) > 0 {
+			r.adaptPoll(time.Since(start), berr == nil && cerr == nil, fs.NumRecords())
+		}
 		if err := errors.Join(berr, cerr); err != nil {
 			return err
 		}
@@ -316,11 +342,8 @@ func (r *runner) consumeTxn(ctx context.Context, rt runtime.Runtime) error {
 		}
 		return fmt.Errorf("init producer id of transactional id %s.%s: %w", r.group, r.e.cfg.Instance, err)
 	}
-	if r.eosPoll == 0 {
-		r.eosPoll = r.pollSize()
-	}
 	for {
-		fs := sess.PollRecords(ctx, r.eosPoll)
+		fs := sess.PollRecords(ctx, r.pollSizeNow())
 		if crashed.Load() {
 			return errCrashed
 		}
@@ -349,7 +372,7 @@ func (r *runner) consumeTxn(ctx context.Context, rt runtime.Runtime) error {
 		committed, err := sess.End(ectx, try)
 		cancel()
 		if ctx.Err() == nil {
-			r.adaptEOSPoll(time.Since(start), committed && err == nil, fs.NumRecords())
+			r.adaptPoll(time.Since(start), committed && err == nil, fs.NumRecords())
 		}
 		if err != nil {
 			return errors.Join(berr, fmt.Errorf("end transaction: %w", err))

@@ -44,6 +44,9 @@ func startProcess(ctx context.Context, argv []string, dir string, env []string, 
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	// Own process group, so stopping the server stops what it started too.
 	cmd.SysProcAttr = runtime.ProcAttr()
+	// A grandchild holding stdout must not keep Wait hanging, or a dead
+	// server would never be seen as dead and restarted.
+	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %v: %w", argv[0], err, runtime.ErrLoad)
 	}

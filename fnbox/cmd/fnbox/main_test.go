@@ -83,6 +83,18 @@ func newKillRig(t *testing.T, descriptor, dlq string, n int, committed bool, tim
 	cl := outReader(t, b.Addr(), committed)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "butter.yaml"), []byte(descriptor), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k := &killRig{t: t, b: b, dir: dir, ctx: ctx, n: n, out: cl, seen: map[string]int{}}
+	k.produce(n)
+	return k
+}
+
+// produce writes n events k-0..k-<n-1> to in.
+func (k *killRig) produce(n int) {
+	k.t.Helper()
 	var recs []*kgo.Record
 	for i := range n {
 		e := envelope.New("/test", "t")
@@ -91,14 +103,9 @@ func newKillRig(t *testing.T, descriptor, dlq string, n int, committed bool, tim
 		r, _ := envelope.ToRecord("in", e)
 		recs = append(recs, r)
 	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
+	if err := k.out.ProduceSync(k.ctx, recs...).FirstErr(); err != nil {
+		k.t.Fatal(err)
 	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "butter.yaml"), []byte(descriptor), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return &killRig{t: t, b: b, dir: dir, ctx: ctx, n: n, out: cl, seen: map[string]int{}}
 }
 
 // outReader is a client reading out from the start.
@@ -236,6 +243,7 @@ functions:
 func TestKill9BeforeFirstCommit(t *testing.T) {
 	const n = 2000
 	k := newKillRig(t, latestDescriptor, "latest-unused", 0, false, 5*time.Minute)
+	k.n = n
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -256,17 +264,7 @@ func TestKill9BeforeFirstCommit(t *testing.T) {
 		}
 		return nil
 	})
-	var recs []*kgo.Record
-	for i := range n {
-		e := envelope.New("/test", "t")
-		e.SetID(fmt.Sprintf("k-%d", i))
-		_ = e.SetData(event.ApplicationJSON, i)
-		r, _ := envelope.ToRecord("in", e)
-		recs = append(recs, r)
-	}
-	if err := k.out.ProduceSync(k.ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	k.produce(n)
 	// A poll of 500 events, one process each, is seconds of work: the
 	// first result comes long before the poll's commit.
 	k.readUntil(func() bool { return k.total >= 1 })

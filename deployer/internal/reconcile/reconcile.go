@@ -329,6 +329,15 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 	}
 	r.last = running
 	r.mu.Unlock()
+	// Code of versions no longer deployed (held ones too: a replay
+	// restarts them) goes, once no instance runs it.
+	wanted := map[string]string{}
+	for _, d := range r.cfg.Source.List() {
+		wanted[d.Name] = d.Version
+	}
+	if err := rt.Prune(ctx, func(dep, version string) bool { return wanted[dep] == version }); err != nil {
+		errs = append(errs, fmt.Errorf("prune code: %w", err))
+	}
 	return errors.Join(errs...)
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
@@ -248,6 +250,45 @@ func TestNoStartsAfterStop(t *testing.T) {
 	if got := running(t, rt); len(got) != 0 {
 		t.Errorf("a pass after stop started %+v", got)
 	}
+}
+
+// TestCodeOfGoneVersionsIsRemoved: the code dir of a version goes once it
+// is neither deployed nor run, so disk use follows what is deployed.
+func TestCodeOfGoneVersionsIsRemoved(t *testing.T) {
+	rt, err := process.New(process.Config{DataDir: t.TempDir(), Bin: fakeFnbox, Grace: 5 * time.Second, PruneAfter: -1,
+		Kafka: kit.KafkaConfig{Brokers: []string{"127.0.0.1:1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Close)
+	src := newSource()
+	src.set(twoFunctions("v1"), false)
+	run(t, rt, src, false)
+	wantReplicas(t, rt, "v1", []string{"a", "b"}, []string{"a"})
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	if !exists(rt.CodeDir("orders", "v1")) {
+		t.Fatal("no code dir for the running v1")
+	}
+
+	src.set(twoFunctions("v2"), false)
+	wantReplicas(t, rt, "v2", []string{"a", "b"}, []string{"a"})
+	kittest.Eventually(t, "v1 code removed", func() error {
+		if exists(rt.CodeDir("orders", "v1")) {
+			return fmt.Errorf("%s still there", rt.CodeDir("orders", "v1"))
+		}
+		return nil
+	})
+	if !exists(rt.CodeDir("orders", "v2")) {
+		t.Fatal("the running v2's code dir was removed")
+	}
+
+	src.set(twoFunctions("v2"), true)
+	kittest.Eventually(t, "deployment code removed", func() error {
+		if dir := filepath.Dir(rt.CodeDir("orders", "v2")); exists(dir) {
+			return fmt.Errorf("%s still there", dir)
+		}
+		return nil
+	})
 }
 
 func TestCrashRestartsWithBackoff(t *testing.T) {

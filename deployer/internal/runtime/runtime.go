@@ -27,6 +27,10 @@ type Runtime interface {
 	// Stop stops the instance (gracefully, then forcibly) and forgets it.
 	// Stopping an unknown or exited instance only forgets it.
 	Stop(ctx context.Context, id string) error
+	// Prune removes what the runtime keeps for a deployment version
+	// (unpacked code, built programs) once keep says it is not wanted and
+	// no instance runs it, so disk use follows what is deployed.
+	Prune(ctx context.Context, keep func(deployment, version string) bool) error
 }
 
 // ErrUnknownInstance is returned (wrapped) for an id the runtime does not

@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"io"
 	"log/slog"
 	"os"
@@ -55,6 +56,10 @@ type Config struct {
 	// Go builds go-platform deployments. Default: go on PATH, with the
 	// embedded SDK and a build cache under <data>/go.
 	Go gobuild.Config
+	// PruneAfter is how old an unwanted code dir must be before Prune
+	// removes it: a version the API has just prepared is not stored yet.
+	// Default 10 minutes; negative for no wait.
+	PruneAfter time.Duration
 }
 
 // Runtime runs instances as processes.
@@ -107,6 +112,12 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Grace <= 0 {
 		cfg.Grace = 10 * time.Second
 	}
+	switch {
+	case cfg.PruneAfter == 0:
+		cfg.PruneAfter = 10 * time.Minute
+	case cfg.PruneAfter < 0:
+		cfg.PruneAfter = 0
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -134,6 +145,64 @@ func (r *Runtime) Close() {
 func (r *Runtime) instancesDir() string        { return filepath.Join(r.dataDir, "instances") }
 func (r *Runtime) recordPath(id string) string { return filepath.Join(r.instancesDir(), id+".json") }
 func (r *Runtime) logPath(id string) string    { return filepath.Join(r.instancesDir(), id+".log") }
+
+// Prune removes the code dirs of versions keep rejects that no listed
+// instance runs and that were not prepared within PruneAfter, the
+// directories of deployments left empty, and leftovers of preparations a
+// crash interrupted.
+func (r *Runtime) Prune(ctx context.Context, keep func(deployment, version string) bool) error {
+	insts, err := r.List(ctx)
+	if err != nil {
+		return err
+	}
+	inUse := map[string]bool{}
+	for _, in := range insts {
+		inUse[filepath.Join(in.Deployment, in.Version)] = true
+	}
+	r.prepareMu.Lock() // no code dir is being made meanwhile
+	defer r.prepareMu.Unlock()
+	root := filepath.Join(r.dataDir, "deployments")
+	deps, err := os.ReadDir(root)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	var errs []error
+	for _, dep := range deps {
+		if !dep.IsDir() {
+			continue
+		}
+		versions, err := os.ReadDir(filepath.Join(root, dep.Name()))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		left := len(versions)
+		for _, v := range versions {
+			info, err := v.Info()
+			if err != nil || time.Since(info.ModTime()) < r.cfg.PruneAfter {
+				continue
+			}
+			name := v.Name()
+			leftover := strings.HasPrefix(name, ".prepare-") || strings.HasPrefix(name, ".unpack-")
+			if !leftover && (inUse[filepath.Join(dep.Name(), name)] || keep(dep.Name(), name)) {
+				continue
+			}
+			if err := os.RemoveAll(filepath.Join(root, dep.Name(), name)); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			left--
+			r.log.Info("removed unused code", kit.KeyDeployment, dep.Name(), "version", name)
+		}
+		if left == 0 {
+			_ = os.Remove(filepath.Join(root, dep.Name())) // only if empty
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // CodeDir is where a deployment version's code is unpacked.
 func (r *Runtime) CodeDir(deployment, version string) string {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -253,17 +252,7 @@ func TestKill9BeforeFirstCommit(t *testing.T) {
 	first := k.start("latest-1", "--admin", admin)
 	// Ready once the group joined and latest was resolved: what is written
 	// from now on is the function's to process.
-	kittest.Eventually(t, "fnbox ready", func() error {
-		res, err := http.Get("http://" + admin + "/readyz")
-		if err != nil {
-			return err
-		}
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz %d", res.StatusCode)
-		}
-		return nil
-	})
+	kittest.WaitReady(t, "fnbox", "http://"+admin)
 	k.produce(n)
 	// A poll of 500 events, one process each, is seconds of work: the
 	// first result comes long before the poll's commit.

@@ -5,6 +5,7 @@ package kittest
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +33,23 @@ func Eventually(t testing.TB, what string, cond func() error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// WaitReady polls base's /readyz (a service's admin endpoint) until it
+// answers 200.
+func WaitReady(t testing.TB, what, base string) {
+	t.Helper()
+	Eventually(t, what+" ready", func() error {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
 }
 
 // Binary is a program a test package builds once, in TestMain, to run as

@@ -72,17 +72,7 @@ func startReplica(t *testing.T, brokers, name string, args ...string) *replica {
 	case <-time.After(testutil.Timeout):
 		t.Fatalf("%s did not start:\n%s", name, r.logs.String())
 	}
-	kittest.Eventually(t, name+" ready", func() error {
-		resp, err := http.Get(r.url + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz %d", resp.StatusCode)
-		}
-		return nil
-	})
+	kittest.WaitReady(t, name, r.url)
 	return r
 }
 

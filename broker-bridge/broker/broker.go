@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -89,6 +90,7 @@ func envOr(key, def string) string {
 type Broker struct {
 	cluster *kfake.Cluster
 	addr    string
+	lock    *os.File // holds the data directory's lock; nil without one
 }
 
 // Start opens the data directory, listens and creates the internal topics
@@ -116,11 +118,20 @@ func Start(cfg Config) (*Broker, error) {
 	if cfg.Logger != nil {
 		opts = append(opts, kfake.WithLogger(slogLogger{cfg.Logger}))
 	}
+	var lock *os.File
 	if dir := cfg.dir(); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("create broker data dir: %w", err)
 		}
+		if lock, err = lockDir(dir); err != nil {
+			return nil, err
+		}
 		opts = append(opts, kfake.DataDir(dir))
+	}
+	unlock := func() {
+		if lock != nil {
+			lock.Close()
+		}
 	}
 	if cfg.Sync {
 		opts = append(opts, kfake.SyncWrites())
@@ -130,12 +141,13 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("start broker on %s (is another broker using the port or the data dir?): %w", cfg.Addr, err)
+		unlock()
+		return nil, fmt.Errorf("start broker on %s (is another broker using the port?): %w", cfg.Addr, err)
 	}
-	b := &Broker{cluster: c, addr: c.ListenAddrs()[0]}
+	b := &Broker{cluster: c, addr: c.ListenAddrs()[0], lock: lock}
 	for _, s := range topics.Internal() {
 		if err := b.CreateTopic(s); err != nil {
-			c.Close()
+			b.Close()
 			return nil, err
 		}
 	}
@@ -156,7 +168,33 @@ func (b *Broker) CreateTopic(s topics.Spec) error {
 }
 
 // Close flushes the data directory and stops listening.
-func (b *Broker) Close() { b.cluster.Close() }
+func (b *Broker) Close() {
+	b.cluster.Close()
+	if b.lock != nil {
+		b.lock.Close() // releases the lock
+	}
+}
+
+// lockDir takes the data directory's lock: two brokers writing one
+// directory would each overwrite the other's segments, losing
+// acknowledged events. The lock goes with the process, however it ends.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock broker data dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("broker data dir %s is in use by another broker (another butter up or butter broker with the same --data): %w", dir, ErrDataDirInUse)
+		}
+		return nil, fmt.Errorf("lock broker data dir %s: %w", dir, err)
+	}
+	return f, nil
+}
+
+// ErrDataDirInUse means another broker holds the data directory.
+var ErrDataDirInUse = errors.New("data directory in use")
 
 func splitAddr(addr string) (string, int, error) {
 	host, p, err := net.SplitHostPort(addr)

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,30 @@ func TestBadAddr(t *testing.T) {
 			t.Errorf("Start(%q) = %v, want an error naming the address", addr, err)
 		}
 	}
+}
+
+// TestDataDirIsLocked: a second broker on a data directory in use fails
+// to start instead of overwriting the first one's segments; once the
+// first closes, the directory is free.
+func TestDataDirIsLocked(t *testing.T) {
+	cfg := Config{Addr: "127.0.0.1:0", DataDir: t.TempDir()}
+	a, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := Start(cfg); !errors.Is(err, ErrDataDirInUse) {
+		if b != nil {
+			b.Close()
+		}
+		a.Close()
+		t.Fatalf("second broker on the same data dir: %v, want ErrDataDirInUse", err)
+	}
+	a.Close()
+	b, err := Start(cfg)
+	if err != nil {
+		t.Fatalf("after the first closed: %v", err)
+	}
+	b.Close()
 }
 
 // TestRestartKeepsTopics starts a broker, creates a stream and writes to it,

@@ -14,6 +14,9 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal starts a clean stop; a second one ends the process
+	// at once, as Go's default handling does.
+	go func() { <-ctx.Done(); stop() }()
 	err := commands.Execute(ctx, os.Args[1:], commands.IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
 	stop()
 	if err == nil {

@@ -116,9 +116,15 @@ func packDeployment(path string) (deploymentPackage, error) {
 	}
 	var pkg deploymentPackage
 	var desc []byte
+	if !st.IsDir() && filepath.Base(path) == "butter.yaml" {
+		// The descriptor of a code directory: deploy the directory, as
+		// `butter fn test` runs it, not the descriptor without its code.
+		path = filepath.Dir(path)
+		st, _ = os.Stat(path)
+	}
 	descName := filepath.Join(path, "butter.yaml")
 	switch {
-	case st.IsDir():
+	case st != nil && st.IsDir():
 		if pkg.body, desc, err = tarGzDir(path); err != nil {
 			return pkg, err
 		}
@@ -165,26 +171,40 @@ func tarGzDir(dir string) (archive, desc []byte, err error) {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
-		if d.IsDir() {
-			if rel != "." && (strings.HasPrefix(d.Name(), ".")) {
+		if rel != "." && strings.HasPrefix(d.Name(), ".") {
+			// Hidden files and directories stay home: .git, .env, .npmrc.
+			if d.IsDir() {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() {
+		if d.IsDir() {
 			return nil
 		}
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
-		hdr, err := tar.FileInfoHeader(info, "")
+		var link string
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			// Sent as a link; the deployer refuses one pointing out.
+			if link, err = os.Readlink(p); err != nil {
+				return err
+			}
+		case !d.Type().IsRegular():
+			return fmt.Errorf("deploy %s: %s is not a file, directory or symlink", dir, rel)
+		}
+		hdr, err := tar.FileInfoHeader(info, link)
 		if err != nil {
 			return err
 		}
 		hdr.Name = filepath.ToSlash(rel)
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
+		}
+		if link != "" {
+			return nil
 		}
 		f, err := os.Open(p)
 		if err != nil {

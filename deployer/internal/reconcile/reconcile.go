@@ -275,7 +275,7 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 		if st.version != w.dep.Version {
 			// A new version starts with a clean slate: the old one's
 			// crashes do not hold its first start back.
-			st.version, st.failures, st.next = w.dep.Version, 0, time.Time{}
+			st.version, st.failures, st.next, st.lastError = w.dep.Version, 0, time.Time{}, ""
 		}
 		r.mu.Unlock()
 		if len(current) == 0 {

@@ -194,7 +194,8 @@ func (s *Service) Provision(ctx context.Context) error {
 	s.firing = firing.New(firing.Config{
 		Kafka: kcfg, Namespace: ns, TimersTopic: timersTopic, Partitions: parts,
 		Group: ns.Topic("butter-timer"), Replica: s.cfg.Replica, Catalog: s.catalog, EnsureStream: s.ensureStream,
-		MissedAfter: s.cfg.MissedAfter, SessionTimeout: s.cfg.SessionTimeout, HeartbeatInterval: s.cfg.HeartbeatInterval,
+		ForgetStream: func(stream string) { s.ensured.Delete(stream) },
+		MissedAfter:  s.cfg.MissedAfter, SessionTimeout: s.cfg.SessionTimeout, HeartbeatInterval: s.cfg.HeartbeatInterval,
 		Metrics: metrics, Logger: s.log,
 	})
 	s.admin.AddReadyCheck("kafka", kit.KafkaReady(s.kafka))

@@ -3,8 +3,10 @@ package firing
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/proto/kit"
+	"github.com/buttercompass/butter/proto/kit/kittest"
 	"github.com/buttercompass/butter/proto/timers"
 	"github.com/buttercompass/butter/proto/topics"
 	"github.com/buttercompass/butter/timer/internal/catalog"
@@ -156,4 +159,72 @@ func TestRefusingStreamDoesNotBlockPartition(t *testing.T) {
 		t.Errorf("refused schedule resumed at %v, want its first time after %v (catchUp all)", first, bad.Created)
 	}
 	t.Logf("good ticks kept firing; refused schedule caught up %d ticks", len(times))
+}
+
+// TestDeletedStreamIsRecreated: a tick stream deleted while its schedule
+// runs fails that schedule's ticks alone (the others of its partition go
+// on firing), and is created again for its next tick, though the replica
+// remembered it as existing.
+func TestDeletedStreamIsRecreated(t *testing.T) {
+	brokers := testutil.Broker(t)
+	m := newManager(t, brokers, "a")
+	cl := testutil.Client(t, brokers)
+	ctx := context.Background()
+	var known sync.Map // what the service's ensureStream caches
+	m.cfg.EnsureStream = func(ctx context.Context, s string) error {
+		if _, ok := known.Load(s); ok {
+			return nil
+		}
+		if err := kit.EnsureTopics(ctx, cl, topics.Stream(s)); err != nil {
+			return err
+		}
+		known.Store(s, true)
+		return nil
+	}
+	m.cfg.ForgetStream = func(s string) { known.Delete(s) }
+
+	gone := timers.Schedule{ID: "gone", Schedule: "@every 1s", Stream: "gone-ticks", CatchUp: "none", Created: time.Now().UTC()}
+	p := PartitionOf(gone.ID, topics.DefaultPartitions)
+	stay := timers.Schedule{Schedule: "@every 1s", Stream: "stay-ticks", CatchUp: "all", Created: gone.Created}
+	for i := 0; stay.ID == "" || PartitionOf(stay.ID, topics.DefaultPartitions) != p; i++ {
+		stay.ID = fmt.Sprintf("stay-%d", i)
+	}
+	for _, s := range []timers.Schedule{gone, stay} {
+		v, _ := json.Marshal(s)
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topics.Timers, Key: []byte(timers.ScheduleKey(s.ID)), Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stayTicks := testutil.ReadTicks(t, brokers, stay.Stream)
+	stop, done := ownFor(m, p)
+	stayTicks.WaitFor(t, 2)
+	if _, ok := known.Load(gone.Stream); !ok {
+		t.Fatal("the gone schedule's stream was never ensured")
+	}
+	adm := kadm.NewClient(cl)
+	if _, err := adm.DeleteTopics(ctx, gone.Stream); err != nil {
+		t.Fatal(err)
+	}
+	n := len(stayTicks.Poll(t))
+	stayTicks.WaitFor(t, n+4)
+	kittest.Eventually(t, "deleted stream made again, with ticks", func() error {
+		ends, err := adm.ListEndOffsets(ctx, gone.Stream)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err != nil {
+			return err
+		}
+		total := int64(0)
+		ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+		if total == 0 {
+			return errors.New("no tick yet")
+		}
+		return nil
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("owner ended with %v, want it to keep the partition", err)
+	}
+	testutil.CheckExactlyOnce(t, stayTicks.Poll(t), stay.ID, time.Second)
 }

@@ -46,6 +46,9 @@ type Config struct {
 	Catalog *catalog.Catalog
 	// EnsureStream creates a tick stream that does not exist yet.
 	EnsureStream func(ctx context.Context, stream string) error
+	// ForgetStream, if set, says a tick stream turned out not to exist
+	// (deleted), so the next EnsureStream creates it again.
+	ForgetStream func(stream string)
 	// MissedAfter is how late a tick may fire before it counts as missed
 	// and follows its schedule's catch-up policy.
 	MissedAfter time.Duration

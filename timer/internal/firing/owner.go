@@ -76,6 +76,10 @@ func (m *Manager) own(ctx context.Context, p int32, stop <-chan time.Time) error
 		kgo.TransactionTimeout(txnTimeout),
 		kgo.RecordPartitioner(manualTimers{topic: m.cfg.TimersTopic, byKey: kgo.StickyKeyPartitioner(nil)}),
 		kgo.RecordDeliveryTimeout(txnTimeout),
+		// Tick streams are made before ticks are written: one still
+		// unknown was deleted, and its ticks fail at once rather than
+		// after retries that hold every tick of the transaction back.
+		kgo.UnknownTopicRetries(1),
 	)
 	if err != nil {
 		return err
@@ -132,6 +136,18 @@ func (m *Manager) own(ctx context.Context, p int32, stop <-chan time.Time) error
 				// Nothing was committed: hold the refused schedules back and
 				// fire the others at once.
 				for id, cause := range refused.ids {
+					if topicGone(cause) {
+						// Deleted: forget what is known of it, so the next
+						// try makes it again and writes to the new one.
+						for _, f := range batch {
+							if f.def.ID == id {
+								cl.PurgeTopicsFromProducing(m.cfg.Namespace.Topic(f.def.Stream))
+								if m.cfg.ForgetStream != nil {
+									m.cfg.ForgetStream(f.def.Stream)
+								}
+							}
+						}
+					}
 					held[id] = held[id].next(now)
 					m.metrics.refused.WithLabelValues(id).Inc()
 					m.log.Warn("stream refuses ticks; retrying", "schedule", id, "retry_in", held[id].delay.String(), kit.KeyError, cause)
@@ -241,14 +257,17 @@ func (e *refusedError) Error() string {
 	return fmt.Sprintf("streams of %d schedules refuse ticks", len(e.ids))
 }
 
-// refusedBy returns the schedules whose tick records (scheduleOf) failed
-// with a non-retriable error, or nil when the failure is not theirs (a
-// broker or fencing error ends the ownership instead).
+// refusedBy returns the schedules whose tick records (scheduleOf) their
+// stream refused: a non-retriable error of the topic (too large, not
+// authorized, a policy) or the topic gone (deleted; it is created again on
+// the next try). Errors of the producer or its transaction (fenced by a
+// new owner, aborted) are not the stream's: nil, and the ownership ends.
 func refusedBy(res kgo.ProduceResults, scheduleOf map[*kgo.Record]string) *refusedError {
 	ids := map[string]error{}
 	for _, r := range res {
 		var ke *kerr.Error
-		if id, ok := scheduleOf[r.Record]; ok && errors.As(r.Err, &ke) && !ke.Retriable {
+		if id, ok := scheduleOf[r.Record]; ok && errors.As(r.Err, &ke) &&
+			(topicGone(r.Err) || !ke.Retriable && !producerError(ke)) {
 			ids[id] = r.Err
 		}
 	}
@@ -256,6 +275,24 @@ func refusedBy(res kgo.ProduceResults, scheduleOf map[*kgo.Record]string) *refus
 		return nil
 	}
 	return &refusedError{ids: ids}
+}
+
+// topicGone reports whether err says the topic written to does not exist
+// (any more).
+func topicGone(err error) bool {
+	return errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID)
+}
+
+// producerError reports whether e is about the producer or its
+// transaction rather than the topic written to.
+func producerError(e *kerr.Error) bool {
+	switch e {
+	case kerr.InvalidProducerEpoch, kerr.ProducerFenced, kerr.TransactionAbortable, kerr.InvalidTxnState,
+		kerr.InvalidProducerIDMapping, kerr.UnknownProducerID, kerr.TransactionalIDAuthorizationFailed,
+		kerr.InvalidTransactionTimeout, kerr.ConcurrentTransactions:
+		return true
+	}
+	return false
 }
 
 // hold is the backoff of a schedule whose stream refuses its ticks.
@@ -290,8 +327,14 @@ func (m *Manager) transact(ctx context.Context, cl *kgo.Client, recs []*kgo.Reco
 	}
 	res := cl.ProduceSync(tctx, recs...)
 	if err := res.FirstErr(); err != nil {
-		_ = cl.AbortBufferedRecords(tctx)
-		_ = cl.EndTransaction(tctx, kgo.TryAbort)
+		// A context of its own: the produce may have used up tctx, and a
+		// transaction not ended keeps the client from beginning the next.
+		actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), txnTimeout)
+		defer acancel()
+		_ = cl.AbortBufferedRecords(actx)
+		if aerr := cl.EndTransaction(actx, kgo.TryAbort); aerr != nil {
+			return nil, fmt.Errorf("produce in transaction: %w; abort it: %w", err, aerr)
+		}
 		return res, fmt.Errorf("produce in transaction: %w", err)
 	}
 	if err := cl.EndTransaction(tctx, kgo.TryCommit); err != nil {

@@ -115,11 +115,13 @@ func (c *Catalog) applyDeployment(r *kgo.Record) bool {
 		}
 		def := &schedule.Def{
 			ID: d.Name + "/" + f.Name, Spec: t.Schedule, Timezone: t.Timezone, Stream: t.Stream, CatchUp: t.CatchUp,
-			// A timer with no state yet starts from when this version of
-			// the deployment was stored, not when the deployment was first
-			// created: a timer added by a later update must not catch up
-			// on times before it existed.
-			Created: cmp.Or(d.Updated, d.Created), Source: schedule.SourceDeployment, Deployment: d.Name, Function: f.Name,
+			// A timer that fired goes on from its last tick through
+			// updates of its deployment (an update must not drop due ticks
+			// nor move an @every grid); one that never fired starts from
+			// when this version was stored: a timer added by a later
+			// update must not catch up on times before it existed.
+			Created: d.Created, Since: cmp.Or(d.Updated, d.Created),
+			Source: schedule.SourceDeployment, Deployment: d.Name, Function: f.Name,
 		}
 		if err := def.Compile(); err != nil {
 			c.log.Error("skip timer", kit.KeyDeployment, d.Name, kit.KeyFn, f.Name, kit.KeyError, err)

@@ -37,6 +37,10 @@ type Def struct {
 	Data json.RawMessage
 	// Created is when the schedule came to be; no time before it is due.
 	Created time.Time
+	// Since, when later than Created, is where a schedule that never
+	// fired starts: a descriptor timer added by an update of its
+	// deployment starts when that version was stored.
+	Since time.Time
 	// Source is SourceAPI or SourceDeployment.
 	Source string
 	// Deployment and Function name the descriptor's function, for
@@ -65,11 +69,17 @@ func (d *Def) Compile() error {
 }
 
 // Anchor returns the point after which times are due: the last fired
-// scheduled time, or Created when nothing fired since the schedule was
-// (re)created. Created wins over an older lastFired, so a schedule deleted
-// and created again under the same id does not catch up the gap.
+// scheduled time, or Created (Since, if later) when nothing fired yet.
+// Created wins over an older lastFired, so a schedule deleted and created
+// again under the same id does not catch up the gap.
 func (d *Def) Anchor(lastFired time.Time) time.Time {
-	if lastFired.After(d.Created) {
+	switch {
+	case lastFired.IsZero():
+		if d.Since.After(d.Created) {
+			return d.Since
+		}
+		return d.Created
+	case lastFired.After(d.Created):
 		return lastFired
 	}
 	return d.Created

@@ -119,4 +119,14 @@ func TestAnchor(t *testing.T) {
 	if a := d.Anchor(t0.Add(time.Hour)); !a.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("anchor %v, want last fired", a)
 	}
+	// A descriptor timer whose deployment was updated (Since) after it
+	// last fired goes on from its last tick: the update drops no tick.
+	upd := &Def{Created: t0, Since: t0.Add(2 * time.Hour)}
+	if a := upd.Anchor(t0.Add(time.Hour)); !a.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("updated deployment: anchor %v, want last fired", a)
+	}
+	// One that never fired, added by that update, starts at it.
+	if a := upd.Anchor(time.Time{}); !a.Equal(t0.Add(2 * time.Hour)) {
+		t.Fatalf("timer added by an update: anchor %v, want the update", a)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,6 +30,9 @@ import (
 
 // Store is what the API needs of the catalog.
 type Store interface {
+	// CatchUp returns once every record stored before the call is read,
+	// so a check sees what another replica wrote a moment ago.
+	CatchUp(ctx context.Context) error
 	Defs(keep func(id string) bool) []*schedule.Def
 	Def(id string) (*schedule.Def, bool)
 	State(id string) (timers.State, bool)
@@ -54,7 +58,12 @@ type Config struct {
 }
 
 // API is the timer API.
-type API struct{ cfg Config }
+type API struct {
+	cfg Config
+	// writes serializes this replica's creates and deletes, so the check
+	// for an existing id and the write it leads to are one step.
+	writes sync.Mutex
+}
 
 // New returns the API.
 func New(cfg Config) *API { return &API{cfg: cfg} }
@@ -181,6 +190,11 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 	if req.ID == "" {
 		req.ID = uuid.NewString()
 	}
+	a.writes.Lock()
+	defer a.writes.Unlock()
+	if !a.caughtUp(w, r) {
+		return
+	}
 	if _, exists := a.cfg.Store.Def(req.ID); exists {
 		a.problem(w, r, http.StatusConflict, "Timer exists", fmt.Sprintf("id: timer %q exists; DELETE /v1/timers/%s first to replace it", req.ID, req.ID))
 		return
@@ -222,6 +236,11 @@ func (a *API) list(w http.ResponseWriter, _ *http.Request) {
 
 func (a *API) get(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	a.writes.Lock()
+	defer a.writes.Unlock()
+	if !a.caughtUp(w, r) {
+		return
+	}
 	d, ok := a.cfg.Store.Def(id)
 	if !ok {
 		a.problem(w, r, http.StatusNotFound, "No such timer", fmt.Sprintf("id: no timer %q; GET /v1/timers lists them", id))
@@ -230,11 +249,27 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.view(d, time.Now()))
 }
 
+// caughtUp reads what other replicas stored up to now, or answers 503.
+func (a *API) caughtUp(w http.ResponseWriter, r *http.Request) bool {
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	if err := a.cfg.Store.CatchUp(ctx); err != nil {
+		a.problem(w, r, http.StatusServiceUnavailable, "Cannot read timers", err.Error()+"; retry shortly")
+		return false
+	}
+	return true
+}
+
 func (a *API) delete(w http.ResponseWriter, r *http.Request) {
 	if !a.authorized(w, r) {
 		return
 	}
 	id := r.PathValue("id")
+	a.writes.Lock()
+	defer a.writes.Unlock()
+	if !a.caughtUp(w, r) {
+		return
+	}
 	d, ok := a.cfg.Store.Def(id)
 	if !ok {
 		a.problem(w, r, http.StatusNotFound, "No such timer", fmt.Sprintf("id: no timer %q; GET /v1/timers lists them", id))

@@ -71,6 +71,9 @@ func (c *Catalog) Ready() <-chan struct{} { return c.follower.Ready() }
 // Run reads both topics until ctx is done.
 func (c *Catalog) Run(ctx context.Context) error { return c.follower.Run(ctx) }
 
+// CatchUp returns once every record stored before the call is applied.
+func (c *Catalog) CatchUp(ctx context.Context) error { return c.follower.CatchUp(ctx) }
+
 // apply applies one committed record of either topic, waking Changed's
 // waiters if the schedules changed.
 func (c *Catalog) apply(r *kgo.Record) {

@@ -92,8 +92,10 @@ func (c Config) Validate() error {
 	if c.Addr == "" {
 		errs = append(errs, errors.New("check --addr: empty"))
 	}
-	if c.MissedAfter <= 0 {
-		errs = append(errs, fmt.Errorf("check --missed-after %s: must be positive", c.MissedAfter))
+	if handover := c.SessionTimeout + c.HeartbeatInterval + 2*time.Second; c.MissedAfter <= handover {
+		// A failover takes about a session timeout: ticks due meanwhile
+		// must still count as on time, or a crash would skip them.
+		errs = append(errs, fmt.Errorf("check --missed-after %s: must be above the handover after a crash, --session-timeout + --heartbeat + 2s = %s", c.MissedAfter, handover))
 	}
 	if c.Drain < 0 {
 		errs = append(errs, fmt.Errorf("check --drain %s: must not be negative", c.Drain))

@@ -256,3 +256,20 @@ func TestTickExample(t *testing.T) {
 	}
 	t.Logf("ticks of examples/tick go to %s", tm.Stream)
 }
+
+// TestConfigMissedAfterCoversHandover: --missed-after must outlast a
+// failover, or a crash would skip the ticks due during it.
+func TestConfigMissedAfterCoversHandover(t *testing.T) {
+	cfg := DefaultConfig()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	cfg.SessionTimeout = 10 * time.Second
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--missed-after") {
+		t.Fatalf("session 10s with missed-after 10s: %v, want an error naming --missed-after", err)
+	}
+	cfg.MissedAfter = 15 * time.Second
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("missed-after 15s: %v", err)
+	}
+}

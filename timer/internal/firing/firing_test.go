@@ -47,6 +47,29 @@ func newManager(t *testing.T, brokers, replica string) *Manager {
 	return m
 }
 
+// besides returns b with an id ("<b.ID>-N") on the partition of a's, and
+// that partition: two schedules one owner fires together.
+func besides(a, b timers.Schedule) (timers.Schedule, int32) {
+	p := PartitionOf(a.ID, topics.DefaultPartitions)
+	prefix := b.ID
+	for i := 0; ; i++ {
+		if b.ID = fmt.Sprintf("%s-%d", prefix, i); PartitionOf(b.ID, topics.DefaultPartitions) == p {
+			return b, p
+		}
+	}
+}
+
+// putSchedules stores API schedules, as the API does.
+func putSchedules(t *testing.T, cl *kgo.Client, ss ...timers.Schedule) {
+	t.Helper()
+	for _, s := range ss {
+		v, _ := json.Marshal(s)
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: topics.Timers, Key: []byte(timers.ScheduleKey(s.ID)), Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // ownFor runs m.own for partition p until stopped, in the background.
 func ownFor(m *Manager, p int32) (stop func(), done <-chan error) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -63,11 +86,7 @@ func TestZombieOwnerIsFenced(t *testing.T) {
 	brokers := testutil.Broker(t)
 	a, b := newManager(t, brokers, "a"), newManager(t, brokers, "b")
 	s := timers.Schedule{ID: "z", Schedule: "@every 1s", Stream: "z-ticks", CatchUp: "all", Created: time.Now().UTC()}
-	v, _ := json.Marshal(s)
-	cl := testutil.Client(t, brokers)
-	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: topics.Timers, Key: []byte(timers.ScheduleKey(s.ID)), Value: v}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	putSchedules(t, testutil.Client(t, brokers), s)
 	p := PartitionOf(s.ID, topics.DefaultPartitions)
 	reader := testutil.ReadTicks(t, brokers, s.Stream)
 
@@ -122,17 +141,8 @@ func TestRefusingStreamDoesNotBlockPartition(t *testing.T) {
 	}
 
 	bad := timers.Schedule{ID: "refused", Schedule: "@every 1s", Stream: "small-ticks", CatchUp: "all", Created: time.Now().UTC()}
-	p := PartitionOf(bad.ID, topics.DefaultPartitions)
-	good := timers.Schedule{Schedule: "@every 1s", Stream: "good-ticks", CatchUp: "all", Created: bad.Created}
-	for i := 0; good.ID == "" || PartitionOf(good.ID, topics.DefaultPartitions) != p; i++ {
-		good.ID = fmt.Sprintf("good-%d", i)
-	}
-	for _, s := range []timers.Schedule{bad, good} {
-		v, _ := json.Marshal(s)
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topics.Timers, Key: []byte(timers.ScheduleKey(s.ID)), Value: v}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	good, p := besides(bad, timers.Schedule{ID: "good", Schedule: "@every 1s", Stream: "good-ticks", CatchUp: "all", Created: bad.Created})
+	putSchedules(t, cl, bad, good)
 	goodTicks := testutil.ReadTicks(t, brokers, good.Stream)
 	badTicks := testutil.ReadTicks(t, brokers, bad.Stream)
 
@@ -184,17 +194,8 @@ func TestDeletedStreamIsRecreated(t *testing.T) {
 	m.cfg.ForgetStream = func(s string) { known.Delete(s) }
 
 	gone := timers.Schedule{ID: "gone", Schedule: "@every 1s", Stream: "gone-ticks", CatchUp: "none", Created: time.Now().UTC()}
-	p := PartitionOf(gone.ID, topics.DefaultPartitions)
-	stay := timers.Schedule{Schedule: "@every 1s", Stream: "stay-ticks", CatchUp: "all", Created: gone.Created}
-	for i := 0; stay.ID == "" || PartitionOf(stay.ID, topics.DefaultPartitions) != p; i++ {
-		stay.ID = fmt.Sprintf("stay-%d", i)
-	}
-	for _, s := range []timers.Schedule{gone, stay} {
-		v, _ := json.Marshal(s)
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topics.Timers, Key: []byte(timers.ScheduleKey(s.ID)), Value: v}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stay, p := besides(gone, timers.Schedule{ID: "stay", Schedule: "@every 1s", Stream: "stay-ticks", CatchUp: "all", Created: gone.Created})
+	putSchedules(t, cl, gone, stay)
 	stayTicks := testutil.ReadTicks(t, brokers, stay.Stream)
 	stop, done := ownFor(m, p)
 	stayTicks.WaitFor(t, 2)

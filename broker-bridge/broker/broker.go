@@ -54,6 +54,12 @@ type Config struct {
 	AdminAddr string
 	// Logger receives broker logs. Default: discard.
 	Logger *slog.Logger
+	// Secure requires SASL/SCRAM-SHA-256 logins and enforces ACLs
+	// (DESIGN §8a): the admin credential is made on first start and kept
+	// in DataDir/client.properties. Default on in DefaultConfig and
+	// RegisterFlags (--insecure-broker turns it off); the zero Config,
+	// which tests use, is an open broker.
+	Secure bool
 }
 
 // DefaultConfig returns the configuration `butter broker` runs with when
@@ -64,6 +70,7 @@ func DefaultConfig() Config {
 		DataDir:   ".butter",
 		Retention: topics.DefaultRetention,
 		AdminAddr: "127.0.0.1:8085",
+		Secure:    true,
 	}
 }
 
@@ -77,6 +84,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Retention, "retention", d.Retention, "default retention of new topics; -1ns keeps forever")
 	fs.BoolVar(&c.AutoCreate, "auto-create", false, "create topics when clients name unknown ones")
 	fs.StringVar(&c.AdminAddr, "admin", envOr("BUTTER_BRIDGE_ADMIN", d.AdminAddr), "serve /livez, /readyz, /metrics on `host:port`; empty for none (env BUTTER_BRIDGE_ADMIN)")
+	c.RegisterSecurityFlags(fs)
+}
+
+// RegisterSecurityFlags binds --insecure-broker, which `butter up` shares.
+func (c *Config) RegisterSecurityFlags(fs *flag.FlagSet) {
+	c.Secure = os.Getenv("BUTTER_INSECURE_BROKER") != "true"
+	fs.Var(insecureFlag{&c.Secure}, "insecure-broker", "accept any Kafka client without login or ACLs, for experiments only (env BUTTER_INSECURE_BROKER=true)")
 }
 
 func envOr(key, def string) string {
@@ -91,6 +105,7 @@ type Broker struct {
 	cluster *kfake.Cluster
 	addr    string
 	lock    *os.File // holds the data directory's lock; nil without one
+	admin   kit.ClientProperties
 }
 
 // Start opens the data directory, listens and creates the internal topics
@@ -139,12 +154,23 @@ func Start(cfg Config) (*Broker, error) {
 	if cfg.AutoCreate {
 		opts = append(opts, kfake.AllowAutoTopicCreation())
 	}
+	admin, sec, err := cfg.security()
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	opts = append(opts, sec...)
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		unlock()
 		return nil, fmt.Errorf("start broker on %s (is another broker using the port?): %w", cfg.Addr, err)
 	}
-	b := &Broker{cluster: c, addr: c.ListenAddrs()[0], lock: lock}
+	b := &Broker{cluster: c, addr: c.ListenAddrs()[0], lock: lock, admin: admin}
+	b.admin.Brokers = []string{b.addr}
+	if err := cfg.writeClientProperties(b.admin); err != nil {
+		b.Close()
+		return nil, err
+	}
 	for _, s := range topics.Internal() {
 		if err := b.CreateTopic(s); err != nil {
 			b.Close()
@@ -156,6 +182,12 @@ func Start(cfg Config) (*Broker, error) {
 
 // Addr returns the address clients connect to.
 func (b *Broker) Addr() string { return b.addr }
+
+// Kafka returns how platform code reaches this broker: its address and,
+// on a secure broker, the admin login.
+func (b *Broker) Kafka() kit.KafkaConfig {
+	return kit.KafkaConfig{Brokers: []string{b.addr}, SASLMechanism: b.admin.Mechanism, SASLUser: b.admin.User, SASLPassword: b.admin.Password}
+}
 
 // CreateTopic creates a topic from its spec; an existing topic is left as
 // it is.
@@ -239,6 +271,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "broker listening on %s (data %s)\n", b.Addr(), cfg.Where())
+	cfg.sayAuth(out)
 	return serve(ctx)
 }
 

@@ -44,3 +44,5 @@ require (
 )
 
 replace github.com/buttercompass/butter/proto => ../proto
+
+replace github.com/twmb/franz-go/pkg/kfake => ../third_party/kfake

@@ -69,3 +69,5 @@ replace (
 	github.com/buttercompass/butter/proto => ../proto
 	github.com/buttercompass/butter/timer => ../timer
 )
+
+replace github.com/twmb/franz-go/pkg/kfake => ../third_party/kfake

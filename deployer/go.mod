@@ -56,3 +56,5 @@ replace (
 	github.com/buttercompass/butter/fnbox/sdk => ../fnbox/sdk
 	github.com/buttercompass/butter/proto => ../proto
 )
+
+replace github.com/twmb/franz-go/pkg/kfake => ../third_party/kfake

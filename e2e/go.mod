@@ -69,3 +69,5 @@ replace github.com/buttercompass/butter/fnbox/sdk => ../fnbox/sdk
 replace github.com/buttercompass/butter/gateway => ../gateway
 
 replace github.com/buttercompass/butter/timer => ../timer
+
+replace github.com/twmb/franz-go/pkg/kfake => ../third_party/kfake

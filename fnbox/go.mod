@@ -54,3 +54,5 @@ replace github.com/buttercompass/butter/proto => ../proto
 require github.com/buttercompass/butter/broker-bridge v0.0.0
 
 replace github.com/buttercompass/butter/broker-bridge => ../broker-bridge
+
+replace github.com/twmb/franz-go/pkg/kfake => ../third_party/kfake

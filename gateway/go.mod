@@ -53,3 +53,5 @@ require (
 replace github.com/buttercompass/butter/proto => ../proto
 
 replace github.com/buttercompass/butter/broker-bridge => ../broker-bridge
+
+replace github.com/twmb/franz-go/pkg/kfake => ../third_party/kfake

@@ -54,3 +54,5 @@ replace (
 	github.com/buttercompass/butter/broker-bridge => ../broker-bridge
 	github.com/buttercompass/butter/proto => ../proto
 )
+
+replace github.com/twmb/franz-go/pkg/kfake => ../third_party/kfake

@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -54,6 +56,10 @@ type Config struct {
 	// and link-local addresses (env BUTTER_GATEWAY_ALLOW_PRIVATE_CALLBACKS).
 	// Default false: callers cannot make the gateway POST into its network.
 	AllowPrivateCallbacks bool
+	// Limits bound slow clients and open connections: header and body
+	// read timeouts, the keep-alive idle timeout and a cap on open
+	// connections (see server.Limits for the defaults).
+	Limits server.Limits
 	// Kafka reaches the cluster. RegisterFlags leaves its flags to
 	// Kafka.RegisterFlags, so a host with its own (butter up) shares them.
 	Kafka kit.KafkaConfig
@@ -65,7 +71,7 @@ type Config struct {
 
 // DefaultConfig returns the configuration with no flags or env.
 func DefaultConfig() Config {
-	return Config{Addr: "127.0.0.1:8080", Grace: 35 * time.Second, Takeover: 3 * time.Second,
+	return Config{Addr: "127.0.0.1:8080", Grace: 35 * time.Second, Takeover: 3 * time.Second, Limits: server.DefaultLimits(),
 		Kafka: kit.KafkaConfig{Brokers: []string{kit.DefaultBrokers}}}
 }
 
@@ -78,6 +84,16 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Grace, "grace", kit.EnvDuration("BUTTER_GATEWAY_GRACE", d.Grace), "how long in-flight requests may finish on shutdown (env BUTTER_GATEWAY_GRACE)")
 	fs.BoolVar(&c.AllowPrivateCallbacks, "allow-private-callbacks", kit.EnvBool("BUTTER_GATEWAY_ALLOW_PRIVATE_CALLBACKS", d.AllowPrivateCallbacks),
 		"let X-Butter-Callback reach loopback, private and link-local addresses (env BUTTER_GATEWAY_ALLOW_PRIVATE_CALLBACKS)")
+	fs.DurationVar(&c.Limits.ReadHeaderTimeout, "read-header-timeout", kit.EnvDuration("BUTTER_GATEWAY_READ_HEADER_TIMEOUT", d.Limits.ReadHeaderTimeout),
+		"how long a client may take to send a request's headers (env BUTTER_GATEWAY_READ_HEADER_TIMEOUT)")
+	fs.DurationVar(&c.Limits.BodyTimeout, "body-timeout", kit.EnvDuration("BUTTER_GATEWAY_BODY_TIMEOUT", d.Limits.BodyTimeout),
+		"time any request body gets to arrive, on top of its size at --min-body-rate; slower bodies get 408 (env BUTTER_GATEWAY_BODY_TIMEOUT)")
+	fs.Int64Var(&c.Limits.MinBodyRate, "min-body-rate", int64(kit.EnvInt("BUTTER_GATEWAY_MIN_BODY_RATE", int(d.Limits.MinBodyRate))),
+		"slowest body upload accepted, in `bytes/s` (env BUTTER_GATEWAY_MIN_BODY_RATE)")
+	fs.DurationVar(&c.Limits.IdleTimeout, "idle-timeout", kit.EnvDuration("BUTTER_GATEWAY_IDLE_TIMEOUT", d.Limits.IdleTimeout),
+		"close keep-alive connections idle this long (env BUTTER_GATEWAY_IDLE_TIMEOUT)")
+	fs.IntVar(&c.Limits.MaxConns, "max-conns", kit.EnvInt("BUTTER_GATEWAY_MAX_CONNS", d.Limits.MaxConns),
+		"most client connections open at once, further ones wait; 0 no cap (env BUTTER_GATEWAY_MAX_CONNS)")
 	fs.DurationVar(&c.Takeover, "takeover", kit.EnvDuration("BUTTER_GATEWAY_TAKEOVER", d.Takeover), "wait before storing another replica's async response (env BUTTER_GATEWAY_TAKEOVER)")
 }
 
@@ -89,6 +105,15 @@ func (c Config) Validate() error {
 	}
 	if c.Grace < 0 {
 		errs = append(errs, errors.New("check --grace: negative"))
+	}
+	if c.Limits.ReadHeaderTimeout < 0 || c.Limits.BodyTimeout < 0 || c.Limits.IdleTimeout < 0 {
+		errs = append(errs, errors.New("check --read-header-timeout, --body-timeout and --idle-timeout: negative"))
+	}
+	if c.Limits.MinBodyRate < 0 {
+		errs = append(errs, errors.New("check --min-body-rate: negative"))
+	}
+	if c.Limits.MaxConns < 0 {
+		errs = append(errs, errors.New("check --max-conns: negative (0 means no cap)"))
 	}
 	if _, err := c.Kafka.Opts(); err != nil {
 		errs = append(errs, err)
@@ -156,17 +181,22 @@ func (s *Service) Provision(ctx context.Context) error {
 	}
 	rt := routes.New(s.log)
 	keys := auth.NewKeys(s.log)
-	adm := kit.NewAdmin(s.cfg.Addr, kit.ShutdownTimeout(s.cfg.Grace))
-	s.admin = adm
-
 	var requests *kit.Follower
-	s.srv = server.New(server.Config{
+	var srv *server.Server
+	// The server is built after the admin server whose registry it
+	// registers on; the options only run at Serve.
+	adm := kit.NewAdmin(s.cfg.Addr, kit.ShutdownTimeout(s.cfg.Grace),
+		kit.ServerOptions(func(h *http.Server) { srv.Configure(h) }),
+		kit.WrapListener(func(ln net.Listener) net.Listener { return srv.Listener(ln) }))
+	s.admin = adm
+	srv = server.New(server.Config{
 		Routes: rt, Auth: &auth.Authenticator{Keys: keys, JWKS: auth.NewKeySets(nil)},
 		Producer: s.prod, Namespace: ns, Events: control.NewRecorder(s.prod, ns.Topic(topics.Events), SourceGateway),
 		CatchUp: func(ctx context.Context) error { return requests.CatchUp(ctx) },
 		Replica: s.replica, Takeover: s.cfg.Takeover, AllowPrivateCallbacks: s.cfg.AllowPrivateCallbacks, Metrics: adm.Registry(),
-		Tracer: s.cfg.Tracer.Tracer("github.com/buttercompass/butter/gateway"), Logger: s.log,
+		Tracer: s.cfg.Tracer.Tracer("github.com/buttercompass/butter/gateway"), Logger: s.log, Limits: s.cfg.Limits,
 	})
+	s.srv = srv
 
 	deps, err := kit.NewFollower(kcfg, []string{ns.Topic(topics.Deployments)}, rt.Apply, s.log,
 		kgo.FetchMaxPartitionBytes(control.MaxRecordBytes), kgo.FetchMaxBytes(2*control.MaxRecordBytes))

@@ -28,6 +28,17 @@ func ShutdownTimeout(d time.Duration) AdminOpt { return func(a *Admin) { a.shutd
 // dependency makes the probe fail rather than time out in the orchestrator.
 func ReadyCheckTimeout(d time.Duration) AdminOpt { return func(a *Admin) { a.readyTimeout = d } }
 
+// ServerOptions adjusts the http.Server that Serve builds, after its
+// defaults (ReadHeaderTimeout 5s): a service facing the internet sets its
+// own timeouts or wraps the handler. Default none.
+func ServerOptions(f func(*http.Server)) AdminOpt { return func(a *Admin) { a.server = f } }
+
+// WrapListener wraps the bound listener before Serve accepts on it, to cap
+// open connections, say. Default none.
+func WrapListener(f func(net.Listener) net.Listener) AdminOpt {
+	return func(a *Admin) { a.wrap = f }
+}
+
 // Admin is a service's admin HTTP server (STYLE rule 7): /livez, /readyz
 // and /metrics, plus whatever the service mounts with Handle. Configure it
 // (Handle, AddReadyCheck) before Serve.
@@ -35,6 +46,8 @@ type Admin struct {
 	addr            string
 	shutdownTimeout time.Duration
 	readyTimeout    time.Duration
+	server          func(*http.Server)
+	wrap            func(net.Listener) net.Listener
 
 	mux *http.ServeMux
 	reg *prometheus.Registry
@@ -141,6 +154,12 @@ func (a *Admin) Serve(ctx context.Context) error {
 		Handler:           a.mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if a.server != nil {
+		a.server(srv)
+	}
+	if a.wrap != nil {
+		ln = a.wrap(ln)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -15,6 +15,10 @@ type metrics struct {
 	inFlight prometheus.Gauge
 	rejects  *prometheus.CounterVec
 	replies  *prometheus.CounterVec
+	// openConns and bodyTimeouts show slow clients and the connection cap
+	// at work (Limits).
+	openConns    prometheus.Gauge
+	bodyTimeouts prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,9 +39,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		replies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "butter_gateway_replies_total", Help: "Reply events read, by outcome: sync (answered a waiting request), async (completed a stored request), other (for another replica, too late, or from a function other than the route's).",
 		}, []string{"outcome"}),
+		openConns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "butter_gateway_open_connections", Help: "Client connections open now (capped by --max-conns).",
+		}),
+		bodyTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "butter_gateway_body_timeouts_total", Help: "Requests answered 408 because their body did not arrive in time.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.inFlight, m.rejects, m.replies)
+		reg.MustRegister(m.requests, m.latency, m.inFlight, m.rejects, m.replies, m.openConns, m.bodyTimeouts)
 	}
 	return m
 }

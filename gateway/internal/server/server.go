@@ -93,6 +93,9 @@ type Config struct {
 	// and link-local addresses; by default they are refused, so callers
 	// cannot make the gateway POST into its own network.
 	AllowPrivateCallbacks bool
+	// Limits bounds slow clients and open connections; zero fields take
+	// DefaultLimits (MaxConns 0 means no cap).
+	Limits Limits
 	// Logger receives logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -112,6 +115,7 @@ type Server struct {
 	allowPrivate bool
 	log          *slog.Logger
 	m            *metrics
+	limits       Limits
 
 	waiters *waiters
 	async   *asyncStore
@@ -145,7 +149,7 @@ func New(cfg Config) *Server {
 	s := &Server{routes: cfg.Routes, auth: cfg.Auth, prod: cfg.Producer, ns: cfg.Namespace, events: cfg.Events,
 		catchUp: cfg.CatchUp, replica: cfg.Replica, tracer: cfg.Tracer, callbacks: cfg.Callbacks, log: cfg.Logger,
 		allowPrivate: cfg.AllowPrivateCallbacks, m: newMetrics(cfg.Metrics), waiters: newWaiters(), rejects: make(chan struct{}, 16),
-		caughtUp: make(chan struct{})}
+		caughtUp: make(chan struct{}), limits: cfg.Limits.WithDefaults()}
 	s.async = &asyncStore{s: s, topic: cfg.Namespace.Topic(topics.Requests), retain: cfg.Retain,
 		takeover: cfg.Takeover, m: map[string]*Async{}, replying: map[string]bool{}}
 	return s
@@ -225,6 +229,7 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request) {
 		tooLarge(w, r, limit)
 		return
 	}
+	s.readBodyDeadline(w, r, time.Now(), limit)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -232,9 +237,18 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request) {
 			tooLarge(w, r, limit)
 			return
 		}
+		if isTimeout(err) {
+			s.m.bodyTimeouts.Inc()
+			w.Header().Set("Connection", "close")
+			kit.WriteProblem(w, kit.Problem{Status: http.StatusRequestTimeout, Title: "body too slow",
+				Detail: fmt.Sprintf("the body did not arrive within %s (%s plus its size at %d bytes/s)",
+					s.limits.BodyTime(limit).Round(time.Second), s.limits.BodyTimeout, s.limits.MinBodyRate), Instance: r.URL.Path})
+			return
+		}
 		kit.WriteProblem(w, kit.Problem{Status: http.StatusBadRequest, Title: "unreadable body", Detail: err.Error(), Instance: r.URL.Path})
 		return
 	}
+	bodyRead(w)
 	callback := r.Header.Get(HeaderCallback)
 	if callback != "" {
 		if err := checkCallback(ctx, callback, s.allowPrivate); err != nil {

@@ -29,6 +29,7 @@ func (d *decoder) descriptor(root *yaml.Node) *Descriptor {
 		{"version", func(p string, v *yaml.Node) { desc.Version, _ = d.str(p, v) }},
 		{"description", func(p string, v *yaml.Node) { desc.Description, _ = d.str(p, v) }},
 		{"env", func(p string, v *yaml.Node) { desc.Env, _ = d.strMap(p, v) }},
+		{"secretEnv", func(p string, v *yaml.Node) { desc.SecretEnv = d.secretMap(p, v) }},
 		{"functions", func(p string, v *yaml.Node) { desc.Functions = d.functions(p, v) }},
 		{"bridges", func(p string, v *yaml.Node) {
 			if v.Kind != yaml.MappingNode && v.Kind != yaml.SequenceNode {

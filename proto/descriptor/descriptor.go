@@ -22,6 +22,12 @@ type Descriptor struct {
 	// Env is set in every function's environment. Names starting BUTTER_
 	// are reserved for the platform.
 	Env map[string]string `json:"env,omitempty"`
+	// SecretEnv is set in every function's environment like Env, but its
+	// values are secrets: the deployer stores each one encrypted (as a
+	// value starting SealedPrefix, in place in the stored descriptor),
+	// never returns it, and decrypts it only into the environment of the
+	// instances it starts. A name is in Env or SecretEnv, not both.
+	SecretEnv map[string]string `json:"secretEnv,omitempty"`
 	// Functions are the deployment's functions; at least one.
 	Functions []Function `json:"functions"`
 	// Bridges is the bridges: section kept as written (DESIGN §7). Its

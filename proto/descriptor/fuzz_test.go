@@ -31,6 +31,7 @@ func FuzzParse(f *testing.F) {
 		"name: a\nplatform: node\nfunctions: [{fn: a.js:f, bindings: {streams: [s]}, delivery: &d {<<: *d}}]\n",
 		"name: a\nplatform: node\nfunctions: [{fn: a.js:f, bindings: {streams: [s]}}]\nbridges: {a: [1, .inf, ~, 2001-12-14]}\n",
 		"TZ=",
+		"name: a\nplatform: node\nenv: {A: b}\nsecretEnv: {DB_PASSWORD: hunter2, K: \"x\\ny\"}\nfunctions: [{fn: a.js:f, bindings: {streams: [s]}}]\n",
 	} {
 		f.Add([]byte(s))
 	}

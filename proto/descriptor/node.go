@@ -36,6 +36,9 @@ type decoder struct {
 	visits  int
 	// exhausted is set once maxVisits is reached; decoding then stops.
 	exhausted bool
+	// secrets holds the value node of each secretEnv entry, for
+	// SealSecrets to replace in place.
+	secrets map[string]*yaml.Node
 }
 
 func newDecoder(file string, columns columnFix) *decoder {

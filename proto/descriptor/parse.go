@@ -24,9 +24,16 @@ const MaxSize = 1 << 20
 // listing every problem found; otherwise the Descriptor has its defaults
 // filled in.
 func Parse(filename string, data []byte) (*Descriptor, error) {
+	desc, _, _, err := parse(filename, data)
+	return desc, err
+}
+
+// parse is Parse, also returning the decoder and the root node, which
+// SealSecrets needs to find the secret values in the text.
+func parse(filename string, data []byte) (*Descriptor, *decoder, *yaml.Node, error) {
 	root, columns, probs := parseYAML(filename, data)
 	if probs != nil {
-		return nil, probs
+		return nil, nil, nil, probs
 	}
 	d := newDecoder(filename, columns)
 	desc := d.descriptor(root)
@@ -35,13 +42,13 @@ func Parse(filename string, data []byte) (*Descriptor, error) {
 	}
 	if len(d.probs) > 0 {
 		d.probs.sort()
-		return nil, d.probs
+		return nil, nil, nil, d.probs
 	}
 	applyDefaults(desc, func(i int) bool {
 		_, ok := d.pos[index("functions", i)+".delivery.retries"]
 		return ok
 	})
-	return desc, nil
+	return desc, d, root, nil
 }
 
 // ParseFile reads and parses the descriptor at path; problems name path.

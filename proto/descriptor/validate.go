@@ -118,6 +118,7 @@ func validate(desc *Descriptor, d *decoder) {
 			c.report(p, "names starting BUTTER_ are reserved for the platform")
 		}
 	}
+	c.secretEnv(desc)
 	switch {
 	case !c.present("functions"):
 		c.report("functions", "required: at least one function")

@@ -119,7 +119,7 @@ func TestRulesDeployment(t *testing.T) {
 			`@platfrom@ platfrom: unknown field (did you mean "platform"?)`,
 		}},
 		{"unknown field, far", "name: t\nplatform: node\nowner: me\n" + okFunctions,
-			[]string{"@owner@ owner: unknown field; the fields here are name, platform, version, description, env, functions, bridges"}},
+			[]string{"@owner@ owner: unknown field; the fields here are name, platform, version, description, env, secretEnv, functions, bridges"}},
 		{"x- fields are for anchors", "name: t\nplatform: node\nx-anything: {a: 1}\n" + okFunctions, nil},
 		{"field twice", "name: t\nplatform: node\nname: u\n" + okFunctions,
 			[]string{"@name: u@ name: set twice (first on line 1)"}},

@@ -1511,6 +1511,14 @@ func (g *group) updateHeartbeat(m *groupMember) {
 		if g.members[m.memberID] != m {
 			return
 		}
+		// butter patch: a member parked in JoinGroup or SyncGroup
+		// cannot heartbeat; like Kafka (hasSatisfiedHeartbeat) it is
+		// alive until its response is sent, and reply restarts its
+		// session then. Dropping it here left its request unanswered
+		// until the client's timeout (rebalance timeout + 10s in kgo).
+		if !m.waitingReply.empty() {
+			return
+		}
 		g.updateMemberAndRebalance(m, nil, nil)
 	})
 }
@@ -1702,13 +1710,19 @@ members:
 // reply sends kresp back to the caller of creq. If m is non-nil,
 // m.waitingReply is cleared before the send attempt so a dead
 // connection does not leave a stale reply behind.
+//
+// butter patch: m's session restarts whether or not the send works, as
+// Kafka's onCompleteJoin/onCompleteSync schedule the next heartbeat
+// expiration of every member. A member that died while parked in
+// JoinGroup has no session timer (stopPending stopped it, or it expired
+// and was skipped while waiting); if we armed none here it would stay
+// in the group for good once the leader synced, holding partitions,
+// or the group would wait out the rebalance timeout for it.
 func (g *group) reply(creq *clientReq, kresp kmsg.Response, m *groupMember) {
 	if m != nil {
 		m.waitingReply = nil
 	}
-	if !creq.reply(kresp) {
-		return
-	}
+	creq.reply(kresp)
 	if m != nil {
 		g.updateHeartbeat(m)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/buttercompass/butter/proto/topics"
 )
@@ -24,9 +25,20 @@ import (
 func EnsureTopics(ctx context.Context, cl *kgo.Client, specs ...topics.Spec) error {
 	adm := kadm.NewClient(cl)
 	var errs []error
+	// Topics that exist are not created again: a principal allowed to
+	// use a topic but not to create topics (a function, the gateway)
+	// would otherwise be refused on every start.
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	exist := existing(ctx, cl, names)
 	// One request per spec, because kadm applies one config set and
 	// partition count to all the topics of a request.
 	for _, s := range specs {
+		if exist[s.Name] {
+			continue
+		}
 		configs := make(map[string]*string, len(s.Configs()))
 		for k, v := range s.Configs() {
 			configs[k] = kadm.StringPtr(v)
@@ -41,6 +53,29 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, specs ...topics.Spec) err
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// existing asks the cluster which of names exist. It is a plain metadata
+// request, not kadm's: kadm answers from a metadata cache that would then
+// keep saying "unknown" for a few seconds after we create the topics.
+func existing(ctx context.Context, cl *kgo.Client, names []string) map[string]bool {
+	req := kmsg.NewPtrMetadataRequest()
+	for _, n := range names {
+		t := kmsg.NewMetadataRequestTopic()
+		t.Topic = kmsg.StringPtr(n)
+		req.Topics = append(req.Topics, t)
+	}
+	exist := map[string]bool{}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return exist // then we try to create them all
+	}
+	for _, t := range resp.Topics {
+		if t.Topic != nil && t.ErrorCode == 0 && len(t.Partitions) > 0 {
+			exist[*t.Topic] = true
+		}
+	}
+	return exist
 }
 
 // InNamespace returns copies of specs with their names mapped to topics of

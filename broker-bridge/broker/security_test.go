@@ -75,12 +75,29 @@ func TestSecureBrokerRefusesStrangers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("restart: %v", err)
 	}
-	defer b.Close()
 	admin := kit.KafkaConfig{}
 	admin.UseClientProperties(props)
 	admin.Brokers = []string{b.Addr()}
 	if err := produce(ctx, login(t, admin), topics.Events); err != nil {
 		t.Fatalf("admin write after a restart, with the login of client.properties: %v", err)
+	}
+	b.Close()
+
+	// A lost client.properties gets a new admin login that works (the
+	// broker's saved users must not override it: a kfake patch).
+	if err := os.Remove(cfg.ClientPropertiesPath()); err != nil {
+		t.Fatal(err)
+	}
+	b, err = Start(cfg)
+	if err != nil {
+		t.Fatalf("restart without client.properties: %v", err)
+	}
+	defer b.Close()
+	if b.Kafka().SASLPassword == props.Password {
+		t.Fatal("the admin password did not change")
+	}
+	if err := produce(ctx, login(t, b.Kafka()), topics.Events); err != nil {
+		t.Fatalf("admin write with the new login: %v", err)
 	}
 }
 
@@ -175,7 +192,9 @@ func TestKcatWithClientProperties(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	out, err := exec.Command(kcat, "-F", cfg.ClientPropertiesPath(), "-P", "-t", "_butter.events", "-k", "k").CombinedOutput()
+	produce := exec.Command(kcat, "-F", cfg.ClientPropertiesPath(), "-P", "-t", "_butter.events", "-k", "k")
+	produce.Stdin = strings.NewReader("v\n")
+	out, err := produce.CombinedOutput()
 	if err != nil {
 		t.Fatalf("kcat -F produce: %v\n%s", err, out)
 	}

@@ -14,7 +14,11 @@ import (
 //
 // Note: v0 is not supported (v0 uses implicit auth after handshake)
 
-func init() { regKey(17, 1, 1) }
+// butter patch: advertise v0 too. librdkafka (kcat) turns on SASL only
+// when the broker's SaslHandshake range includes v0 (its feature table
+// gates "SaslHandshake" on {17, 0, 0}), and then speaks v1 with
+// SaslAuthenticate. A v0 request itself is still refused below.
+func init() { regKey(17, 0, 1) }
 
 func (c *Cluster) handleSASLHandshake(creq *clientReq) (kmsg.Response, error) {
 	req := creq.kreq.(*kmsg.SASLHandshakeRequest)
@@ -22,6 +26,10 @@ func (c *Cluster) handleSASLHandshake(creq *clientReq) (kmsg.Response, error) {
 
 	if err := c.checkReqVersion(req.Key(), req.Version); err != nil {
 		return nil, err
+	}
+	if req.Version == 0 {
+		resp.ErrorCode = kerr.UnsupportedVersion.Code
+		return resp, nil
 	}
 
 	if creq.cc.saslStage != saslStageBegin {

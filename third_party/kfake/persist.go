@@ -1706,11 +1706,34 @@ func (c *Cluster) loadSASL(fsys fs, dir string) error {
 	if found, err := readJSONFile(fsys, filepath.Join(dir, "sasl.json"), &ps); err != nil || !found {
 		return err
 	}
+	// butter patch: users given as options (Superuser, User) win over
+	// the persisted ones. Before, a restart replaced them with what was
+	// saved, so a superuser whose password the operator changed kept the
+	// old one, and one whose saved entry was lost could not log in.
+	configured := c.sasls
 	if len(ps.Plain) > 0 {
 		c.sasls.plain = ps.Plain
 	}
 	c.sasls.scram256 = persistToScram(ps.Scram256)
 	c.sasls.scram512 = persistToScram(ps.Scram512)
+	for u, p := range configured.plain {
+		if c.sasls.plain == nil {
+			c.sasls.plain = map[string]string{}
+		}
+		c.sasls.plain[u] = p
+	}
+	for u, a := range configured.scram256 {
+		if c.sasls.scram256 == nil {
+			c.sasls.scram256 = map[string]scramAuth{}
+		}
+		c.sasls.scram256[u] = a
+	}
+	for u, a := range configured.scram512 {
+		if c.sasls.scram512 == nil {
+			c.sasls.scram512 = map[string]scramAuth{}
+		}
+		c.sasls.scram512[u] = a
+	}
 	return nil
 }
 

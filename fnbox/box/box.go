@@ -52,6 +52,10 @@ type Config struct {
 	Functions []string
 	// Instance identifies this fnbox; default DefaultInstance().
 	Instance string
+	// Slot, TxnTimeout and RebalanceTimeout are engine.Config's: the
+	// fencing slot of exactly-once functions and the delivery timeouts.
+	Slot                         string
+	TxnTimeout, RebalanceTimeout time.Duration
 	// Env is added to the function processes' environment.
 	Env map[string]string
 	// Logger is for fnbox's own logs; default slog.Default().
@@ -112,6 +116,9 @@ func New(cfg Config) (*Box, error) {
 		Deployment:        cfg.Deployment,
 		Functions:         cfg.Functions,
 		Instance:          cfg.Instance,
+		Slot:              cfg.Slot,
+		TxnTimeout:        cfg.TxnTimeout,
+		RebalanceTimeout:  cfg.RebalanceTimeout,
 		Logger:            cfg.Logger,
 		Metrics:           cfg.Metrics,
 		HeartbeatInterval: cfg.HeartbeatInterval,

@@ -107,6 +107,10 @@ var (
 	ErrUndeclaredStream = errors.New("stream is not declared in the function's out or emits bindings")
 	// ErrTimeout means the invocation ran past its deadline.
 	ErrTimeout = errors.New("function timed out")
+	// ErrCrashed means the process running the invocation (a node or
+	// python host) died during it. fnbox counts these per event: an event
+	// that keeps crashing its host is a poison event.
+	ErrCrashed = errors.New("function host crashed")
 	// ErrUnknownFunction means Invoke named a function this runtime does
 	// not run.
 	ErrUnknownFunction = errors.New("unknown function")

@@ -61,6 +61,11 @@ const ExtBatchIDs = "butterbatchids"
 // their deadline extension had passed before they were invoked.
 const ErrDeadlineExpired = "deadline expired"
 
+// ErrCrashed is the ExtDLQError text of poison events: events whose
+// invocation killed the function's runtime host or fnbox itself as many
+// times as fnbox's crash limit allows (docs/delivery.md).
+const ErrCrashed = "crashed"
+
 // ErrorReply is the data of a TypeError reply.
 type ErrorReply struct {
 	// Error is the error of the last attempt.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/buttercompass/butter/fnbox/box"
+	"github.com/buttercompass/butter/fnbox/internal/engine"
 	"github.com/buttercompass/butter/fnbox/runtime"
 	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/descriptor"
@@ -27,6 +28,8 @@ import (
 
 type config struct {
 	code, descriptor, functions, instance, admin, logLevel string
+	slot                                                   string
+	txnTimeout, rebalanceTimeout                           time.Duration
 	kafka                                                  kit.KafkaConfig
 }
 
@@ -39,6 +42,9 @@ func main() {
 	fs.StringVar(&c.instance, "instance", kit.EnvOr("BUTTER_INSTANCE", box.DefaultInstance()), "instance `id`, stable across restarts for exactly-once functions (env BUTTER_INSTANCE)")
 	fs.StringVar(&c.admin, "admin", kit.EnvOr("BUTTER_FNBOX_ADMIN", "127.0.0.1:0"), "serve /livez, /readyz, /metrics on `host:port` (env BUTTER_FNBOX_ADMIN)")
 	fs.StringVar(&c.logLevel, "log-level", kit.EnvOr("BUTTER_LOG_LEVEL", "info"), "debug, info, warn or error (env BUTTER_LOG_LEVEL)")
+	fs.StringVar(&c.slot, control.SlotFlag, kit.EnvOr(control.SlotEnv, ""), "fencing `slot` given by the deployer: exactly-once transactional ids are <group>.<slot> (env "+control.SlotEnv+"); default per instance id")
+	fs.DurationVar(&c.txnTimeout, "txn-timeout", kit.EnvDuration("BUTTER_TXN_TIMEOUT", engine.DefaultTxnTimeout), "exactly-once transaction timeout (env BUTTER_TXN_TIMEOUT)")
+	fs.DurationVar(&c.rebalanceTimeout, "rebalance-timeout", kit.EnvDuration("BUTTER_REBALANCE_TIMEOUT", engine.DefaultRebalanceTimeout), "how long a rebalance may wait for this instance besides one invocation (env BUTTER_REBALANCE_TIMEOUT)")
 	c.kafka.RegisterFlags(fs)
 	_ = fs.Parse(os.Args[1:])
 	c.kafka.ClientID = "butter-fnbox"
@@ -94,6 +100,7 @@ func run(ctx context.Context, c config) error {
 	b, err := box.New(box.Config{
 		Kafka: c.kafka, Deployment: desc, Dir: c.code, Functions: fns,
 		Instance: c.instance, Logger: log, Metrics: admin.Registry(),
+		Slot: c.slot, TxnTimeout: c.txnTimeout, RebalanceTimeout: c.rebalanceTimeout,
 	})
 	if err != nil {
 		return err

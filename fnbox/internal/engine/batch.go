@@ -96,15 +96,24 @@ func (pb *partBatch) markDone(i int) {
 	pb.mu.Unlock()
 }
 
-// prefix returns the offset to commit: one past the last record of the
-// contiguous done run from the start of the batch.
-func (pb *partBatch) prefix() (kgo.EpochOffset, bool) {
+// doneCount is the length of the contiguous done run from the start of
+// the batch.
+func (pb *partBatch) doneCount() int {
 	pb.mu.Lock()
 	defer pb.mu.Unlock()
 	n := 0
 	for n < len(pb.done) && pb.done[n] {
 		n++
 	}
+	return n
+}
+
+// prefix returns the offset to commit: one past the last record of the
+// contiguous done run from the start of the batch.
+func (pb *partBatch) prefix() (kgo.EpochOffset, bool) {
+	n := pb.doneCount()
+	pb.mu.Lock()
+	defer pb.mu.Unlock()
 	if n == 0 {
 		return kgo.EpochOffset{}, false
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/fnbox/runtime"
+	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/obs"
@@ -38,10 +39,25 @@ type Config struct {
 	// with stream bindings (see StreamFunctions).
 	Functions []string
 	// Instance identifies this fnbox among the function's instances, in
-	// heartbeats and logs and in the transactional id of exactly-once
-	// functions, which is why it should be stable across restarts of the
-	// same instance.
+	// heartbeats and logs, and in the transactional id of exactly-once
+	// functions when Slot is empty.
 	Instance string
+	// Slot is the instance's fencing slot (control.SlotFlag), given by the
+	// deployer: exactly-once functions use the transactional id
+	// control.TransactionalID(group, slot), so a restart in the same slot
+	// fences the dead instance. Empty means none.
+	Slot string
+	// TxnTimeout is the exactly-once transaction timeout; default
+	// DefaultTxnTimeout.
+	TxnTimeout time.Duration
+	// RebalanceTimeout is how long a rebalance may wait for this instance
+	// besides one invocation in flight; default DefaultRebalanceTimeout.
+	// At-least-once polls start invocations for half of it.
+	RebalanceTimeout time.Duration
+	// CrashLimit is how many times an event may crash fnbox or its runtime
+	// host before it is dead-lettered as obs.ErrCrashed; default
+	// DefaultCrashLimit.
+	CrashLimit int
 	// Logger is for fnbox's own logs; default slog.Default().
 	Logger *slog.Logger
 	// Metrics receives the engine's Prometheus metrics; nil registers none.
@@ -60,10 +76,28 @@ type Config struct {
 	// crash, when closed, makes Run return at once without committing or
 	// ending transactions, as a killed process would: for tests.
 	crash <-chan struct{}
-	// txnTimeout, when set, replaces the exactly-once transaction
-	// timeout: for tests.
-	txnTimeout time.Duration
+	// slot is Slot parsed, -1 for none.
+	slot int
 }
+
+// Defaults of Config, and why (docs/delivery.md).
+const (
+	// DefaultTxnTimeout: a transaction is open only while a done poll's
+	// outputs are written, well under a second; the timeout is what
+	// read_committed readers wait behind the open transaction of an
+	// instance that died and was not restarted in its slot (a restart
+	// aborts it at once). 10 s is the longest such stall we accept, with
+	// room for a slow broker.
+	DefaultTxnTimeout = 10 * time.Second
+	// DefaultRebalanceTimeout: a joining or restarted instance waits for
+	// the others to finish their poll; 30 s (15 s of starting work plus
+	// one invocation) keeps that short without cutting polls of ordinary
+	// functions.
+	DefaultRebalanceTimeout = 30 * time.Second
+	// DefaultCrashLimit: one crash may be bad luck (an OOM kill, a
+	// node restart), a third one on the same event is not.
+	DefaultCrashLimit = 3
+)
 
 // Errors of New.
 var (
@@ -114,6 +148,20 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.MaxPollRecords <= 0 {
 		cfg.MaxPollRecords = 500
 	}
+	if cfg.TxnTimeout <= 0 {
+		cfg.TxnTimeout = DefaultTxnTimeout
+	}
+	if cfg.RebalanceTimeout <= 0 {
+		cfg.RebalanceTimeout = DefaultRebalanceTimeout
+	}
+	if cfg.CrashLimit <= 0 {
+		cfg.CrashLimit = DefaultCrashLimit
+	}
+	slot, err := control.ParseSlot(cfg.Slot)
+	if err != nil {
+		return nil, fmt.Errorf("create engine: %w", err)
+	}
+	cfg.slot = slot
 	if len(cfg.Functions) == 0 {
 		cfg.Functions = StreamFunctions(cfg.Deployment)
 	}
@@ -139,7 +187,6 @@ func New(cfg Config) (*Engine, error) {
 		ns:  cfg.Kafka.Namespace(),
 		log: cfg.Logger.With(kit.KeyDeployment, cfg.Deployment.Name),
 	}
-	var err error
 	e.prod, err = cfg.Kafka.NewClient(kgo.ProducerLinger(0))
 	if err != nil {
 		return nil, fmt.Errorf("create engine producer: %w", err)

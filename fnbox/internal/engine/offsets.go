@@ -29,6 +29,7 @@ import (
 // (deleted by retention) at the first event.
 func (r *runner) startOffsets(cl **kgo.Client) func(context.Context, map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	return func(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+		r.loadSuspects(ctx, *cl, offsets)
 		var explicit []string // topics needing their bounds listed
 		for topic, parts := range offsets {
 			if r.bindings[topic].Offset.Kind == descriptor.OffsetFirst || r.bindings[topic].Offset.Kind == descriptor.OffsetTime {

@@ -70,7 +70,7 @@ functions:
 }
 
 // TestAdaptPoll: a poll that takes more than half its limit (the
-// rebalance timeout, at least a minute) shrinks the next to what fits in
+// configured rebalance timeout) shrinks the next to what fits in
 // half of it, at least by half and never below one batch; quick polls
 // double back up to the configured size.
 func TestAdaptPoll(t *testing.T) {
@@ -83,10 +83,10 @@ functions:
     bindings: {streams: [in]}
     delivery: {batch: 4}
 `)
-	r := &runner{e: &Engine{cfg: Config{MaxPollRecords: 500}}, fn: d.Functions[0]}
+	r := &runner{e: &Engine{cfg: Config{MaxPollRecords: 500, RebalanceTimeout: DefaultRebalanceTimeout}}, fn: d.Functions[0]}
 	limit := r.pollLimit()
-	if limit < time.Minute {
-		t.Fatalf("poll limit %s, want at least the minute of the rebalance timeout", limit)
+	if limit != DefaultRebalanceTimeout {
+		t.Fatalf("poll limit %s, want the rebalance timeout %s", limit, DefaultRebalanceTimeout)
 	}
 	steps := []struct {
 		took      time.Duration

@@ -37,6 +37,10 @@ const outputTimeout = 30 * time.Second
 // producer writes a function's outputs: through the shared producer under
 // at-least-once, through the transaction's client under exactly-once.
 //
+// Under exactly-once (txn) send only buffers: flush writes everything once
+// the poll is done, in the transaction begun just before, so that the
+// transaction stays open only for that write and not for the invocations.
+//
 // An async producer does not wait for acknowledgements in send: the poll's
 // consume loop waits for all of them (wait) before it commits anything, so
 // an event counts as done only once its outputs are acknowledged, without
@@ -46,14 +50,21 @@ type producer struct {
 	txn   bool
 	async bool
 
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	first error
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	first    error
+	buffered []*kgo.Record // txn: written by flush
 }
 
 // send writes recs; unless async it waits for every acknowledgement.
 func (p *producer) send(ctx context.Context, recs ...*kgo.Record) error {
 	if len(recs) == 0 {
+		return nil
+	}
+	if p.txn {
+		p.mu.Lock()
+		p.buffered = append(p.buffered, recs...)
+		p.mu.Unlock()
 		return nil
 	}
 	if p.async {
@@ -74,6 +85,21 @@ func (p *producer) send(ctx context.Context, recs ...*kgo.Record) error {
 	}
 	if err := p.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return fmt.Errorf("produce to %s: %w", recs[0].Topic, err)
+	}
+	return nil
+}
+
+// flush writes what a txn producer buffered, in the open transaction.
+func (p *producer) flush(ctx context.Context) error {
+	p.mu.Lock()
+	recs := p.buffered
+	p.buffered = nil
+	p.mu.Unlock()
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := p.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("write outputs in the transaction: %w", err)
 	}
 	return nil
 }
@@ -141,9 +167,27 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 		}
 		return true, nil
 	}
+	// Retries go on from where an earlier poll of the same events left
+	// them (see retryState), and crashes are counted (see crashes.go).
+	key := retryKey{tp{u.pb.topic, u.pb.partition}, u.pb.recs[live[0]].Offset}
+	st := r.takeRetry(key)
+	crashed := r.crashesAt(key.tp, key.offset)
+	if limit := r.crashLimit(); crashed >= limit {
+		log.Warn("event crashed fnbox or its runtime as many times as the crash limit; dead-lettering without invoking",
+			"crashes", crashed, "limit", limit)
+		return deadLetterAll(obs.ErrCrashed, st.attempts)
+	}
+	if wait := time.Until(st.notBefore); wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			r.keepRetry(key, st)
+			return false, nil
+		}
+	}
 	r.stats.begin(len(ds))
 	defer r.stats.end(len(ds))
-	for attempt := 1; ; attempt++ {
+	for attempt := st.attempts + 1; ; attempt++ {
 		if dl, ok := envelope.Deadline(ds[0].Event); ok && attempt > 1 && !time.Now().Before(dl) {
 			// An event with a deadline is invoked alone (see units); its
 			// requester has given up, so a retry would only be wasted work.
@@ -160,15 +204,33 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 			return true, nil
 		}
 		r.stats.failure()
+		st.attempts = attempt
+		if errors.Is(err, runtime.ErrCrashed) {
+			st.crashes++
+			if limit := r.crashLimit(); crashed+st.crashes >= limit {
+				log.Warn("invocation crashed the function's host as many times as the crash limit; dead-lettering",
+					"crashes", crashed+st.crashes, "limit", limit, kit.KeyError, err)
+				return deadLetterAll(obs.ErrCrashed, attempt)
+			}
+		}
 		if runtime.IsPermanent(err) || attempt > r.fn.Delivery.Retries {
 			log.Warn("invocation failed; dead-lettering", "attempts", attempt, kit.KeyError, err)
-			return deadLetterAll(err.Error(), attempt)
+			msg := err.Error()
+			if errors.Is(err, runtime.ErrCrashed) {
+				msg = obs.ErrCrashed
+			}
+			return deadLetterAll(msg, attempt)
 		}
 		wait := r.backoff(attempt)
+		until := time.Now().Add(wait)
 		log.Info("invocation failed; retrying", "attempt", attempt, "in", wait, kit.KeyError, err)
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
+			// The poll is over (its time is up, or fnbox is stopping):
+			// the backoff goes on outside it.
+			st.notBefore = until
+			r.keepRetry(key, st)
 			return false, nil
 		}
 	}

@@ -88,10 +88,11 @@ functions:
 	}
 }
 
-// TestExactlyOncePollLongerThanTransaction: a poll is one transaction, and
-// a poll of slow events can take longer than the transaction timeout; the
-// broker then aborts it. The poll size shrinks until polls fit, instead of
-// the same poll being redone forever, and every event is in out once.
+// TestExactlyOncePollLongerThanTransaction: a poll ends in one transaction,
+// and a poll of slow events takes longer than the transaction timeout. The
+// transaction is open only while the done poll's outputs are written, so
+// the broker never aborts it for the function's slowness, and every event
+// is in out once.
 func TestExactlyOncePollLongerThanTransaction(t *testing.T) {
 	e := newEnv(t)
 	e.stream("in", 1)
@@ -116,7 +117,7 @@ functions:
 		rec.record(inv.Events[0])
 		return runtime.Result{Data: inv.Events[0].Event.Data()}, nil
 	}}
-	e.start(d, fns, func(c *Config) { c.txnTimeout = 2 * time.Second })
+	e.start(d, fns, func(c *Config) { c.TxnTimeout = 2 * time.Second })
 
 	got := causes(e.read("out", n, true))
 	for _, ev := range in {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/buttercompass/butter/fnbox/runtime"
+	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/obs"
@@ -37,6 +39,14 @@ type runner struct {
 	// polls is how many records a poll takes now (0: not yet set); only
 	// the consuming goroutine uses it. See adaptPoll.
 	polls int
+
+	// stopPoll cancels the context of the poll being processed; a
+	// partition revoked under exactly-once calls it (see groupOpts).
+	stopPoll atomic.Pointer[context.CancelFunc]
+
+	crashMu  sync.Mutex
+	suspects map[tp]suspect // see crashes.go
+	retries  map[retryKey]retryState
 }
 
 func newRunner(e *Engine, f descriptor.Function) *runner {
@@ -51,6 +61,8 @@ func newRunner(e *Engine, f descriptor.Function) *runner {
 		bindings: map[string]descriptor.StreamBinding{},
 		declared: map[string]bool{},
 		sem:      make(chan struct{}, max(1, f.Scale.Concurrency)),
+		suspects: map[tp]suspect{},
+		retries:  map[retryKey]retryState{},
 	}
 	for _, b := range f.Inputs() {
 		t := e.ns.Topic(b.Name)
@@ -105,44 +117,51 @@ func (r *runner) run(ctx context.Context, rt runtime.Runtime) error {
 	}
 }
 
-// worstUnit is the longest one invocation unit may take: every attempt
-// timing out, plus the backoffs between them.
-func (r *runner) worstUnit() time.Duration {
-	d := r.fn.Delivery
-	return time.Duration(d.Retries+1)*d.Timeout.Std() + time.Duration(d.Retries)*d.MaxBackoff.Std()
-}
+// txnTimeout is the exactly-once transaction timeout (Config.TxnTimeout).
+// A transaction is open only while a poll's buffered outputs and offsets
+// are written (see consumeTxn), so it does not depend on how long the
+// function takes; it bounds how long readers wait behind the transaction
+// of an instance that died and is not restarted in its slot.
+func (r *runner) txnTimeout() time.Duration { return r.e.cfg.TxnTimeout }
 
-// maxTxnTimeout is Kafka's default transaction.max.timeout.ms.
-const maxTxnTimeout = 15 * time.Minute
-
-// txnTimeout is the exactly-once transaction timeout: room for a drain and
-// for the worst case of one unit, within what brokers allow by default.
-func (r *runner) txnTimeout() time.Duration {
-	if t := r.e.cfg.txnTimeout; t > 0 {
-		return t
-	}
-	return min(max(time.Minute, 2*r.e.cfg.DrainTimeout, 2*r.worstUnit()), maxTxnTimeout)
-}
-
-// rebalanceTimeout is how long the group waits for this member to give
-// partitions up: a poll is processed whole before a rebalance may proceed,
-// so it covers one event's worst case, bounded, because a group stuck for
-// longer is worse than redelivering.
+// rebalanceTimeout is the group's rebalance timeout: how long the group
+// waits for this member to rejoin. An at-least-once member rejoins once
+// its poll is processed, which stops starting invocations after
+// pollBudget, so it needs the budget plus one invocation (delivery.timeout)
+// plus its commit; an exactly-once member rejoins at once. It no longer
+// covers one event's retries: those are cut at the budget and go on in
+// the next poll (see retryState). A member that died is dropped when its
+// session times out, whatever this is.
 func (r *runner) rebalanceTimeout() time.Duration {
-	return min(max(time.Minute, r.worstUnit()), 10*time.Minute)
+	return r.e.cfg.RebalanceTimeout + r.fn.Delivery.Timeout.Std()
 }
 
-// pollLimit is how long one poll may take: under exactly-once it is one
-// transaction, otherwise it holds rebalances back.
-func (r *runner) pollLimit() time.Duration {
-	if r.exactlyOnce() {
-		return r.txnTimeout()
+// pollBudget is how long an at-least-once poll starts invocations: then
+// it commits what is done and lets a waiting rebalance through; the rest
+// is polled again.
+func (r *runner) pollBudget() time.Duration { return r.e.cfg.RebalanceTimeout / 2 }
+
+// pollLimit is how long one poll should take: adaptPoll keeps polls well
+// within it so results are not held back (exactly-once writes a poll's
+// results at its end) and budgets are rarely cut.
+func (r *runner) pollLimit() time.Duration { return r.e.cfg.RebalanceTimeout }
+
+// txnID is the transactional id of an exactly-once consumer: stable per
+// slot across restarts, so that a restarted instance fences the one it
+// replaces (control.TransactionalID). Without a slot (an fnbox started by
+// hand) it is per instance id.
+func (r *runner) txnID() string {
+	if r.e.cfg.slot >= 0 {
+		return control.TransactionalID(r.group, r.e.cfg.slot)
 	}
-	return r.rebalanceTimeout()
+	return r.group + "." + r.e.cfg.Instance
 }
 
 // pollSizeNow is how many records the next poll takes.
 func (r *runner) pollSizeNow() int {
+	if r.anySuspect() {
+		return 1 // one event at a time pins the one that crashes
+	}
 	if r.polls == 0 {
 		r.polls = r.pollSize()
 	}
@@ -198,17 +217,36 @@ func (r *runner) groupOpts(cl **kgo.Client) []kgo.Opt {
 			}
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			r.stats.setAssigned(r.e.ns, m, false)
+			r.revoked(m)
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			r.stats.setAssigned(r.e.ns, m, false)
+			r.revoked(m)
 		}),
+	}
+}
+
+// revoked notes partitions taken away. Under exactly-once it also stops
+// the poll being processed: its transaction will abort (the partitions'
+// next owner redoes them), so invoking more of it is wasted.
+func (r *runner) revoked(m map[string][]int32) {
+	r.stats.setAssigned(r.e.ns, m, false)
+	r.forget(m)
+	if n := 0; r.exactlyOnce() {
+		for _, ps := range m {
+			n += len(ps)
+		}
+		if stop := r.stopPoll.Load(); stop != nil && n > 0 {
+			(*stop)()
+		}
 	}
 }
 
 // consume is the at-least-once loop. Rebalances are blocked while a poll
 // is processed, so a revoked partition is never given away with work in
-// flight; what was done is committed before the next poll.
+// flight; what was done is committed before the next poll. A poll starts
+// invocations for pollBudget only: then the done prefix of each partition
+// is committed, the rest is polled again (a retry goes on where it was,
+// see retryState) and a waiting rebalance goes through in between.
 func (r *runner) consume(ctx context.Context, rt runtime.Runtime) error {
 	var cl *kgo.Client
 	cl, err := r.e.cfg.Kafka.NewClient(append(r.groupOpts(&cl), kgo.BlockRebalanceOnPoll())...)
@@ -231,9 +269,16 @@ func (r *runner) consume(ctx context.Context, rt runtime.Runtime) error {
 		}
 		r.logFetchErrors(fs)
 		parts := batchOf(fs)
+		if len(parts) == 0 {
+			cl.AllowRebalance()
+			continue
+		}
+		r.markInflight(ctx, cl, parts)
 		out := &producer{cl: r.e.prod, async: true}
 		start := time.Now()
-		berr := r.runBatch(ctx, rt, out, parts)
+		bctx, cancel := context.WithTimeout(ctx, r.pollBudget())
+		berr := r.runBatch(bctx, rt, out, parts)
+		cancel()
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outputTimeout)
 		aerr := out.wait(wctx)
 		cancel()
@@ -247,9 +292,13 @@ func (r *runner) consume(ctx context.Context, rt runtime.Runtime) error {
 			return errors.Join(berr, aerr)
 		}
 		cerr := r.commit(ctx, cl, parts)
+		if cerr == nil && berr == nil {
+			r.rewind(cl, parts)
+		}
+		r.settle(parts, cerr == nil)
 		cl.AllowRebalance()
-		if ctx.Err() == nil && len(parts) > 0 {
-			r.adaptPoll(time.Since(start), berr == nil && cerr == nil, fs.NumRecords())
+		if ctx.Err() == nil {
+			r.adaptPoll(time.Since(start), berr == nil && cerr == nil && allDone(parts), fs.NumRecords())
 		}
 		if err := errors.Join(berr, cerr); err != nil {
 			return err
@@ -257,13 +306,36 @@ func (r *runner) consume(ctx context.Context, rt runtime.Runtime) error {
 	}
 }
 
-// commit commits every partition's done prefix.
+// rewind makes the next poll start again at the first event not done of
+// each partition: kgo's position is past the whole poll. Called while the
+// rebalance is blocked, as SetOffsets asks.
+func (r *runner) rewind(cl *kgo.Client, parts []*partBatch) {
+	set := map[string]map[int32]kgo.EpochOffset{}
+	for _, pb := range parts {
+		n := pb.doneCount()
+		if n == len(pb.recs) {
+			continue
+		}
+		if set[pb.topic] == nil {
+			set[pb.topic] = map[int32]kgo.EpochOffset{}
+		}
+		rec := pb.recs[n]
+		set[pb.topic][pb.partition] = kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset}
+	}
+	if len(set) > 0 {
+		cl.SetOffsets(set)
+	}
+}
+
+// commit commits every partition's done prefix. A partition with nothing
+// done gets its position committed again, without the in-flight marker:
+// its poll ended cleanly, it did not crash.
 func (r *runner) commit(ctx context.Context, cl *kgo.Client, parts []*partBatch) error {
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	for _, pb := range parts {
 		eo, ok := pb.prefix()
 		if !ok {
-			continue
+			eo = kgo.EpochOffset{Epoch: pb.recs[0].LeaderEpoch, Offset: pb.recs[0].Offset}
 		}
 		if offsets[pb.topic] == nil {
 			offsets[pb.topic] = map[int32]kgo.EpochOffset{}
@@ -301,9 +373,18 @@ func (r *runner) commitSync(ctx context.Context, cl *kgo.Client, offsets map[str
 	return nil
 }
 
-// consumeTxn is the exactly-once loop: each poll is one transaction holding
-// its outputs, dead letters and offset commit. Anything short of the whole
-// poll done aborts, and the session rewinds to the committed offsets.
+// consumeTxn is the exactly-once loop: each poll ends in one transaction
+// holding its outputs, dead letters and offset commit. Anything short of
+// the whole poll done aborts, and the session rewinds to the committed
+// offsets.
+//
+// The transaction is short: invocations run with no transaction open,
+// their outputs buffered (see producer), and the transaction begins only
+// when the poll is done, to write them and commit the offsets. A slow
+// function or a long retry backoff so never holds a transaction open, and
+// a crash can leave one open only for the moment of that write; the
+// restarted instance's InitProducerID (same slot, same transactional id)
+// aborts it at once, or the broker does after txnTimeout.
 func (r *runner) consumeTxn(ctx context.Context, rt runtime.Runtime) error {
 	var cl *kgo.Client
 	base, err := r.e.cfg.Kafka.Opts()
@@ -311,7 +392,7 @@ func (r *runner) consumeTxn(ctx context.Context, rt runtime.Runtime) error {
 		return fmt.Errorf("configure transactional consumer: %w", err)
 	}
 	opts := append(append(base, r.groupOpts(&cl)...),
-		kgo.TransactionalID(r.group+"."+r.e.cfg.Instance),
+		kgo.TransactionalID(r.txnID()),
 		kgo.TransactionTimeout(r.txnTimeout()),
 	)
 	sess, err := kgo.NewGroupTransactSession(opts...)
@@ -340,7 +421,7 @@ func (r *runner) consumeTxn(ctx context.Context, rt runtime.Runtime) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("init producer id of transactional id %s.%s: %w", r.group, r.e.cfg.Instance, err)
+		return fmt.Errorf("init producer id of transactional id %s: %w", r.txnID(), err)
 	}
 	for {
 		fs := sess.PollRecords(ctx, r.pollSizeNow())
@@ -355,22 +436,39 @@ func (r *runner) consumeTxn(ctx context.Context, rt runtime.Runtime) error {
 		if len(parts) == 0 {
 			continue
 		}
-		if err := sess.Begin(); err != nil {
-			return fmt.Errorf("begin transaction: %w", err)
-		}
+		r.markInflight(ctx, cl, parts)
 		out := &producer{cl: cl, txn: true}
 		start := time.Now()
-		berr := r.runBatch(ctx, rt, out, parts)
+		bctx, stop := context.WithCancel(ctx)
+		r.stopPoll.Store(&stop)
+		berr := r.runBatch(bctx, rt, out, parts)
+		r.stopPoll.Store(nil)
+		stop()
 		if crashed.Load() {
 			return errCrashed
+		}
+		if err := sess.Begin(); err != nil {
+			return fmt.Errorf("begin transaction: %w", err)
 		}
 		try := kgo.TryCommit
 		if berr != nil || !allDone(parts) {
 			try = kgo.TryAbort
 		}
 		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		if try == kgo.TryCommit {
+			if err := out.flush(ectx); err != nil {
+				berr, try = err, kgo.TryAbort
+			}
+		}
 		committed, err := sess.End(ectx, try)
 		cancel()
+		if crashed.Load() {
+			return errCrashed
+		}
+		if !committed && err == nil {
+			r.unmark(ctx, cl, parts)
+		}
+		r.settle(parts, committed)
 		if ctx.Err() == nil {
 			r.adaptPoll(time.Since(start), committed && err == nil, fs.NumRecords())
 		}
@@ -381,8 +479,28 @@ func (r *runner) consumeTxn(ctx context.Context, rt runtime.Runtime) error {
 			return berr
 		}
 		if !committed && ctx.Err() == nil {
-			r.log.Info("transaction aborted after a rebalance; its events will be processed again")
+			r.log.Info("transaction aborted after a rebalance or an unfinished poll; its events will be processed again")
 		}
+	}
+}
+
+// unmark removes the in-flight markers of a poll that ended without
+// committing but without crashing either (aborted), so it does not count
+// as a crash: its partitions' positions are committed again, outside a
+// transaction, with no marker. Best effort; partitions revoked meanwhile
+// are refused, their next owner's count is then one too many.
+func (r *runner) unmark(ctx context.Context, cl *kgo.Client, parts []*partBatch) {
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for _, pb := range parts {
+		if offsets[pb.topic] == nil {
+			offsets[pb.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offsets[pb.topic][pb.partition] = kgo.EpochOffset{Epoch: pb.recs[0].LeaderEpoch, Offset: pb.recs[0].Offset}
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := r.commitSync(cctx, cl, offsets); err != nil {
+		r.log.Debug("remove in-flight markers of an aborted poll", kit.KeyError, err)
 	}
 }
 

@@ -23,7 +23,7 @@ import (
 
 // errHostExited fails the invocations in flight when the host process
 // dies; the next Invoke starts a new one.
-var errHostExited = errors.New("function host process exited")
+var errHostExited = fmt.Errorf("function host process exited: %w", runtime.ErrCrashed)
 
 // hostProc is one running host process and the invocations it serves.
 type hostProc struct {

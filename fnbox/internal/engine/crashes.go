@@ -1,0 +1,273 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/buttercompass/butter/proto/kit"
+)
+
+// Poison events (DESIGN §6): an event whose invocation kills fnbox (or
+// the process it runs in) is found by what a dead instance leaves behind
+// in its group's committed offsets.
+//
+// Before a poll's events are invoked, each of its partitions gets an
+// in-flight marker: the committed offset is committed again, unchanged,
+// with metadata naming the range the poll covers. Any progress (or a
+// clean end without progress) commits over it, so a marker found at the
+// committed offset when a partition is assigned means the instance that
+// wrote it died while processing that range. The partition is then
+// suspect: it is processed one event at a time, each with its own marker,
+// up to the end of the range, so a further crash pins the very event, and
+// the count of crashes at that event travels in the marker from one
+// instance to the next. At Config.CrashLimit the event is dead-lettered
+// with reason obs.ErrCrashed without being invoked again.
+//
+// A crash of the function's host process that fnbox survives
+// (runtime.ErrCrashed) counts the same, within the retries of one
+// instance, added to what the marker says.
+
+// markerPrefix starts in-flight marker metadata; the version lets a later
+// format be told apart.
+const markerPrefix = "butter.inflight/1 "
+
+// marker is the commit metadata of a partition whose events from start
+// (the committed offset) to end are being processed. crashes is how many
+// times processing from start was seen to crash before.
+type marker struct {
+	start, end int64
+	crashes    int
+}
+
+func (m marker) String() string {
+	return markerPrefix + strconv.FormatInt(m.start, 10) + " " + strconv.FormatInt(m.end, 10) + " " + strconv.Itoa(m.crashes)
+}
+
+// parseMarker parses commit metadata written by marker.String.
+func parseMarker(s string) (marker, bool) {
+	rest, ok := strings.CutPrefix(s, markerPrefix)
+	if !ok {
+		return marker{}, false
+	}
+	f := strings.Fields(rest)
+	if len(f) != 3 {
+		return marker{}, false
+	}
+	var m marker
+	var err1, err2, err3 error
+	m.start, err1 = strconv.ParseInt(f[0], 10, 64)
+	m.end, err2 = strconv.ParseInt(f[1], 10, 64)
+	m.crashes, err3 = strconv.Atoi(f[2])
+	if err1 != nil || err2 != nil || err3 != nil || m.end < m.start || m.crashes < 0 {
+		return marker{}, false
+	}
+	return m, true
+}
+
+// tp names a partition.
+type tp struct {
+	topic     string
+	partition int32
+}
+
+// suspect is a partition an instance died processing: events up to end
+// go one at a time; the event at offset at has crashed crashes times.
+type suspect struct {
+	at, end int64
+	crashes int
+}
+
+// crashLimit is how many crashes make an event a poison event.
+func (r *runner) crashLimit() int { return r.e.cfg.CrashLimit }
+
+// loadSuspects reads the markers of the partitions just assigned with a
+// committed offset and notes the suspect ones. Best effort: a partition
+// whose marker cannot be read is processed as usual.
+func (r *runner) loadSuspects(ctx context.Context, cl *kgo.Client, offsets map[string]map[int32]kgo.Offset) {
+	committed := map[tp]int64{}
+	for topic, parts := range offsets {
+		for p, o := range parts {
+			if at := o.EpochOffset().Offset; at >= 0 {
+				committed[tp{topic, p}] = at
+			}
+		}
+	}
+	if len(committed) == 0 {
+		return
+	}
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).FetchOffsets(fctx, r.group)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		r.log.Warn("read in-flight markers; poison events in these partitions are found one crash later", kit.KeyError, err)
+		return
+	}
+	r.crashMu.Lock()
+	defer r.crashMu.Unlock()
+	for k, at := range committed {
+		o, ok := resp.Lookup(k.topic, k.partition)
+		if !ok {
+			continue
+		}
+		m, ok := parseMarker(o.Metadata)
+		if !ok || m.start != at {
+			continue
+		}
+		s := suspect{at: at, end: m.end, crashes: m.crashes + 1}
+		r.suspects[k] = s
+		r.log.Warn("an instance died processing this partition; processing it one event at a time",
+			"topic", k.topic, kit.KeyPartition, k.partition, kit.KeyOffset, at, "through", m.end, "crashes", s.crashes)
+	}
+}
+
+// forget drops what is known of partitions this instance no longer owns:
+// their next owner reads the markers itself.
+func (r *runner) forget(m map[string][]int32) {
+	r.crashMu.Lock()
+	defer r.crashMu.Unlock()
+	for topic, ps := range m {
+		for _, p := range ps {
+			delete(r.suspects, tp{topic, p})
+			for k := range r.retries {
+				if k.topic == topic && k.partition == p {
+					delete(r.retries, k)
+				}
+			}
+		}
+	}
+}
+
+// anySuspect reports whether some partition is processed one event at a
+// time.
+func (r *runner) anySuspect() bool {
+	r.crashMu.Lock()
+	defer r.crashMu.Unlock()
+	return len(r.suspects) > 0
+}
+
+// crashesAt is how many crashes the event at offset of k is known for.
+func (r *runner) crashesAt(k tp, offset int64) int {
+	r.crashMu.Lock()
+	defer r.crashMu.Unlock()
+	if s, ok := r.suspects[k]; ok && s.at == offset {
+		return s.crashes
+	}
+	return 0
+}
+
+// markInflight writes the in-flight marker of every partition of the
+// poll before any of its events is invoked. Best effort: without it a
+// crash is not counted, and processing goes on.
+func (r *runner) markInflight(ctx context.Context, cl *kgo.Client, parts []*partBatch) {
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	meta := map[tp]string{}
+	r.crashMu.Lock()
+	for _, pb := range parts {
+		first, last := pb.recs[0], pb.recs[len(pb.recs)-1]
+		k := tp{pb.topic, pb.partition}
+		m := marker{start: first.Offset, end: last.Offset}
+		if s, ok := r.suspects[k]; ok {
+			m.end = max(m.end, s.end)
+			if s.at == first.Offset {
+				m.crashes = s.crashes
+			}
+		}
+		if offsets[pb.topic] == nil {
+			offsets[pb.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offsets[pb.topic][pb.partition] = kgo.EpochOffset{Epoch: first.LeaderEpoch, Offset: first.Offset}
+		meta[k] = m.String()
+	}
+	r.crashMu.Unlock()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	cctx = withCommitMetadata(cctx, meta)
+	if err := r.commitSync(cctx, cl, offsets); err != nil {
+		r.log.Warn("write in-flight markers; a crash now would not be counted", kit.KeyError, err)
+	}
+}
+
+// withCommitMetadata makes the commits issued with ctx carry meta.
+func withCommitMetadata(ctx context.Context, meta map[tp]string) context.Context {
+	return kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+		for i := range req.Topics {
+			t := &req.Topics[i]
+			for j := range t.Partitions {
+				if m, ok := meta[tp{t.Topic, t.Partitions[j].Partition}]; ok {
+					t.Partitions[j].Metadata = &m
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// settle updates the suspects from where the poll left each partition:
+// past its range a partition is no longer suspect; past the event that
+// crashed, the next event starts with no crash counted.
+func (r *runner) settle(parts []*partBatch, committed bool) {
+	r.crashMu.Lock()
+	defer r.crashMu.Unlock()
+	for _, pb := range parts {
+		k := tp{pb.topic, pb.partition}
+		s, ok := r.suspects[k]
+		if !ok || !committed {
+			continue
+		}
+		eo, ok := pb.prefix()
+		if !ok {
+			continue
+		}
+		switch {
+		case eo.Offset > s.end:
+			delete(r.suspects, k)
+			r.log.Info("partition processed past the range an instance died in; back to whole polls",
+				"topic", k.topic, kit.KeyPartition, k.partition, kit.KeyOffset, eo.Offset)
+		case eo.Offset > s.at:
+			r.suspects[k] = suspect{at: eo.Offset, end: s.end}
+		}
+	}
+}
+
+// retryKey names the event a retry state belongs to.
+type retryKey struct {
+	tp
+	offset int64
+}
+
+// retryState is how far the retries of an event got when its poll ended
+// before it was done (at-least-once polls end when their time is up, so
+// a rebalance is never held up by a long backoff): the next poll of the
+// event goes on from there instead of starting the count again.
+type retryState struct {
+	attempts  int       // invocations that failed
+	notBefore time.Time // end of the backoff before the next
+	crashes   int       // failed invocations that crashed the host
+}
+
+func (r *runner) takeRetry(k retryKey) retryState {
+	r.crashMu.Lock()
+	defer r.crashMu.Unlock()
+	st := r.retries[k]
+	delete(r.retries, k)
+	return st
+}
+
+func (r *runner) keepRetry(k retryKey, st retryState) {
+	r.crashMu.Lock()
+	defer r.crashMu.Unlock()
+	r.retries[k] = st
+}
+
+// String is for logs.
+func (k retryKey) String() string { return fmt.Sprintf("%s/%d@%d", k.topic, k.partition, k.offset) }

@@ -76,6 +76,10 @@ type Config struct {
 	// GoCache is the build cache (GOCACHE) of those builds. Default
 	// <data>/go/cache (env BUTTER_GO_CACHE).
 	GoCache string
+	// SecretKeyFile is the key that encrypts descriptor secrets (32
+	// bytes, base64). Default <data>/secret.key, created on first start
+	// (env BUTTER_SECRET_KEY_FILE).
+	SecretKeyFile string
 	// Kafka reaches the cluster. RegisterFlags leaves its flags to
 	// Kafka.RegisterFlags, so a host with its own (butter up) shares them.
 	Kafka kit.KafkaConfig
@@ -104,6 +108,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.GoBin, "go", kit.EnvOr("BUTTER_GO", ""), "go `command` that builds go functions at deploy; default go on PATH (env BUTTER_GO)")
 	fs.StringVar(&c.GoSDK, "go-sdk", kit.EnvOr("BUTTER_GO_SDK", ""), "Go SDK module source `dir` go functions build against; default the copy built into the deployer (env BUTTER_GO_SDK)")
 	fs.StringVar(&c.GoCache, "go-cache", kit.EnvOr("BUTTER_GO_CACHE", ""), "build cache `dir` for go functions; default DATA/go/cache (env BUTTER_GO_CACHE)")
+	fs.StringVar(&c.SecretKeyFile, "secret-key-file", kit.EnvOr("BUTTER_SECRET_KEY_FILE", ""), "`file` of the key that encrypts descriptor secrets; default DATA/secret.key, created on first start (env BUTTER_SECRET_KEY_FILE)")
 	c.BackoffBase, c.BackoffMax = d.BackoffBase, d.BackoffMax
 }
 
@@ -223,8 +228,13 @@ func (s *Service) Provision(ctx context.Context) error {
 	}
 	s.log.Info("desired state rebuilt", "deployments", len(s.store.List()))
 
+	key, err := s.cfg.loadSecretKey(s.log)
+	if err != nil {
+		return err
+	}
+	s.checkSecrets(key)
 	s.runtime, err = process.New(process.Config{DataDir: s.cfg.DataDir, Bin: bin, Kafka: kcfg, Grace: s.cfg.Grace, Logger: s.log,
-		Go: gobuild.Config{Go: s.cfg.GoBin, SDK: s.cfg.GoSDK, Cache: s.cfg.GoCache}})
+		Go: gobuild.Config{Go: s.cfg.GoBin, SDK: s.cfg.GoSDK, Cache: s.cfg.GoCache}, Secrets: key})
 	if err != nil {
 		return err
 	}
@@ -235,7 +245,7 @@ func (s *Service) Provision(ctx context.Context) error {
 	s.admin = kit.NewAdmin(s.cfg.Addr, kit.ShutdownTimeout(s.cfg.Grace+5*time.Second))
 	s.admin.AddReadyCheck("kafka", kit.KafkaReady(s.kafka))
 	api.New(api.Config{Desired: s.store, Manager: s.rec, Events: recorder, Admin: kadm.NewClient(s.kafka), Kafka: s.kafka,
-		Namespace: ns, Token: s.cfg.Token, Logger: s.log, Prepare: s.runtime.Prepare}).Register(s.admin.Handle)
+		Namespace: ns, Token: s.cfg.Token, Logger: s.log, Prepare: s.runtime.Prepare, Secrets: key}).Register(s.admin.Handle)
 	return s.admin.Listen()
 }
 

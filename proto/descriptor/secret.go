@@ -131,6 +131,8 @@ var ErrSealed = errors.New("secretEnv values could not be replaced in the descri
 // the variable name and the value as written (plain text, or an already
 // sealed value) and returns the value to store: printable ASCII without
 // quotes or backslashes, such as an encrypted value starting SealedPrefix.
+// An error from seal (a sealed value that does not open) is returned as
+// a Problem at the value.
 //
 // The rest of the text is kept as written, so problems found later still
 // point at the user's lines: each value is replaced where it stands, on
@@ -154,7 +156,8 @@ func SealSecrets(filename string, src []byte, seal func(name, value string) (str
 	for _, k := range slices.Sorted(maps.Keys(desc.SecretEnv)) {
 		s, err := seal(k, desc.SecretEnv[k])
 		if err != nil {
-			return nil, nil, err
+			at := d.at(d.secrets[k])
+			return nil, nil, Problems{{File: filename, Line: at.line, Column: at.col, Field: key("secretEnv", k), Message: err.Error()}}
 		}
 		if !plainASCII(s) {
 			return nil, nil, fmt.Errorf("seal secretEnv.%s: the sealed value is not printable ASCII without quotes: %w", k, ErrSealed)

@@ -122,8 +122,8 @@ func TestSealSecretsNone(t *testing.T) {
 func TestSealSecretsErrors(t *testing.T) {
 	src := []byte(secretBase + "secretEnv: {A: b}\n")
 	boom := errors.New("boom")
-	if _, _, err := SealSecrets("t.yaml", src, func(string, string) (string, error) { return "", boom }); !errors.Is(err, boom) {
-		t.Fatalf("seal error = %v, want boom", err)
+	if _, _, err := SealSecrets("t.yaml", src, func(string, string) (string, error) { return "", boom }); err == nil || err.Error() != "t.yaml:4:16 secretEnv.A: boom" {
+		t.Fatalf("seal error = %v, want a problem at the value", err)
 	}
 	if _, _, err := SealSecrets("t.yaml", src, func(string, string) (string, error) { return `a"b`, nil }); !errors.Is(err, ErrSealed) {
 		t.Fatalf("quote in sealed value: %v, want ErrSealed", err)

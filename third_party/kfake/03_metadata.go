@@ -130,6 +130,12 @@ func (c *Cluster) handleMetadata(creq *clientReq) (kmsg.Response, error) {
 				donet(topic, rt.TopicID, kerr.UnknownTopicOrPartition.Code)
 				continue
 			}
+			// butter patch: Kafka does not auto-create a topic whose
+			// name it would refuse in CreateTopics.
+			if topicNameProblem(topic) != "" {
+				donet(topic, rt.TopicID, kerr.InvalidTopicException.Code)
+				continue
+			}
 			c.data.mkt(topic, -1, -1, nil)
 			ps, _ = c.data.tps.gett(topic)
 		}

@@ -95,6 +95,11 @@ func (c *Cluster) handleCreateTopics(creq *clientReq) (kmsg.Response, error) {
 			nreplicas int
 			configs   map[string]*string
 		)
+		// butter patch: the reason goes back with the refusal.
+		if pe, msg := createTopicProblem(&rt); pe != nil {
+			donet(rt.Topic, pe.Code).ErrorMessage = kmsg.StringPtr(msg)
+			continue
+		}
 		if nparts, nreplicas, configs, e = c.createTopic(&rt, normalizedInReq, req.ValidateOnly); e != nil {
 			donet(rt.Topic, e.Code)
 			continue
@@ -133,6 +138,9 @@ func (c *Cluster) handleCreateTopics(creq *clientReq) (kmsg.Response, error) {
 // reports. The caller runs notifyTopicChange, refreshCompactTicker and
 // persistTopicsState once, after its whole batch.
 func (c *Cluster) createTopic(rt *kmsg.CreateTopicsRequestTopic, inReq map[string]string, validateOnly bool) (int, int, map[string]*string, *kerr.Error) {
+	if e, _ := createTopicProblem(rt); e != nil { // butter patch
+		return 0, 0, nil, e
+	}
 	if _, ok := c.data.tps.gett(rt.Topic); ok {
 		return 0, 0, nil, kerr.TopicAlreadyExists
 	}

@@ -89,6 +89,10 @@ func (c *Cluster) handleCreatePartitions(creq *clientReq) (kmsg.Response, error)
 			donet(rt.Topic, kerr.InvalidPartitions.Code)
 			continue
 		}
+		if rt.Count > maxTopicPartitions { // butter patch
+			donet(rt.Topic, kerr.InvalidPartitions.Code).ErrorMessage = kmsg.StringPtr(tooManyPartitions)
+			continue
+		}
 
 		existingPartitions := len(t)
 		numNewPartitions := int(rt.Count) - existingPartitions

@@ -140,7 +140,7 @@ func (m *rawMember) vanish() { m.cl.Close() }
 
 // liveConsumer is an ordinary kgo group member, polling in the
 // background until the test ends.
-func liveConsumer(t *testing.T, addr string) {
+func liveConsumer(t *testing.T, c *Cluster, addr string) {
 	t.Helper()
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(addr),
@@ -166,6 +166,10 @@ func liveConsumer(t *testing.T, addr string) {
 	t.Cleanup(func() {
 		cancel()
 		<-done
+		// kgo's Close waits for its JoinGroup; when a test fails, that
+		// is parked in the broker for the rebalance timeout. Closing
+		// the cluster first ends it.
+		c.Close()
 		cl.Close()
 	})
 }
@@ -263,10 +267,10 @@ func waitStable(t *testing.T, ctx context.Context, adm *kadm.Client, members int
 func TestGroupMembersVanishWhileJoining(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	_, addr := expiryCluster(t)
+	c, addr := expiryCluster(t)
 	adm := kadm.NewClient(newRawMember(t, addr).cl)
 
-	liveConsumer(t, addr)
+	liveConsumer(t, c, addr)
 	waitStable(t, ctx, adm, 1)
 
 	jctx, jcancel := context.WithCancel(ctx)
@@ -297,7 +301,7 @@ func TestGroupMembersVanishWhileJoining(t *testing.T) {
 func TestGroupDeadLeaderAndDeadJoiner(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	_, addr := expiryCluster(t)
+	c, addr := expiryCluster(t)
 	adm := kadm.NewClient(newRawMember(t, addr).cl)
 
 	first := newRawMember(t, addr)
@@ -324,7 +328,7 @@ func TestGroupDeadLeaderAndDeadJoiner(t *testing.T) {
 	second.vanish()
 
 	killed := time.Now()
-	liveConsumer(t, addr)
+	liveConsumer(t, c, addr)
 	waitAlone(t, ctx, adm, killed)
 }
 

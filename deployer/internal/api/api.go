@@ -21,6 +21,7 @@ import (
 
 	"github.com/buttercompass/butter/deployer/internal/reconcile"
 	"github.com/buttercompass/butter/deployer/internal/runtime"
+	"github.com/buttercompass/butter/deployer/internal/secrets"
 	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/topics"
@@ -63,6 +64,9 @@ type Config struct {
 	// is stored (the process runtime's Prepare); a *gobuild.Error it
 	// returns rejects the deployment with 400.
 	Prepare func(ctx context.Context, d control.Deployment) error
+	// Secrets seals the secretEnv values of descriptors before they are
+	// stored; a descriptor with secrets is refused without it.
+	Secrets *secrets.Key
 }
 
 // API serves /v1/deployments.
@@ -136,6 +140,10 @@ type Status struct {
 	Created     time.Time                  `json:"created"`
 	Updated     time.Time                  `json:"updated"`
 	Actor       string                     `json:"actor"`
+
+	// SecretEnv names the descriptor's secrets, each with the value
+	// Redacted: a secret is never returned.
+	SecretEnv map[string]string `json:"secretEnv,omitempty"`
 }
 
 // List is the GET /v1/deployments answer.
@@ -148,6 +156,7 @@ func (a *API) status(d control.Deployment) Status {
 		Functions: a.cfg.Manager.Status(d), Instances: a.cfg.Manager.Instances(d.Name)}
 	if desc, err := d.Parse(); err == nil {
 		st.Platform, st.Description = desc.Platform, desc.Description
+		st.SecretEnv = secretNames(desc)
 	}
 	if st.Instances == nil {
 		st.Instances = []runtime.Instance{}

@@ -84,6 +84,11 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request, actor, pathName str
 		return
 	}
 
+	up, sealed := a.sealSecrets(w, r, desc, up, prev, exists)
+	if !sealed {
+		return
+	}
+
 	now := time.Now().UTC()
 	d := control.Deployment{Name: desc.Name, Version: desc.Version, Descriptor: string(up.Descriptor), Code: up.Code,
 		Created: now, Updated: now, Actor: actor}

@@ -34,6 +34,7 @@ import (
 	"github.com/buttercompass/butter/deployer/gobuild"
 	"github.com/buttercompass/butter/deployer/internal/archive"
 	"github.com/buttercompass/butter/deployer/internal/runtime"
+	"github.com/buttercompass/butter/deployer/internal/secrets"
 	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/kit"
@@ -56,6 +57,10 @@ type Config struct {
 	// Go builds go-platform deployments. Default: go on PATH, with the
 	// embedded SDK and a build cache under <data>/go.
 	Go gobuild.Config
+	// Secrets decrypts the secretEnv values of descriptors into the
+	// environment of their instances; nil refuses to start a deployment
+	// that has secrets.
+	Secrets *secrets.Key
 	// PruneAfter is how old an unwanted code dir must be before Prune
 	// removes it: a version the API has just prepared is not stored yet.
 	// Default 10 minutes; negative for no wait.
@@ -215,6 +220,10 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 	if err != nil {
 		return runtime.Instance{}, err
 	}
+	secretEnv, err := r.secretEnv(spec)
+	if err != nil {
+		return runtime.Instance{}, err
+	}
 	id := fmt.Sprintf("%s-%d-%s", spec.Deployment, spec.Replica, randHex(4))
 	logf, err := os.OpenFile(r.logPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -225,7 +234,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 	// Not CommandContext: an instance outlives the request that started it.
 	cmd := exec.Command(r.cfg.Bin, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), env...), secretEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -8,12 +8,14 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/kit/kittest"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -80,9 +82,19 @@ func (b *brokerProc) kill() {
 	b.cmd.Wait()
 }
 
-func client(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
+// props is the client.properties the broker wrote: its admin login.
+func (b *brokerProc) props() string { return filepath.Join(b.data, kit.ClientPropertiesFile) }
+
+// client logs in to b as its admin, with the login b wrote.
+func client(t *testing.T, b *brokerProc, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
+	p, err := kit.ReadClientProperties(b.props())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k kit.KafkaConfig
+	k.UseClientProperties(p)
+	cl, err := k.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,12 +117,12 @@ func TestSurvivesSIGKILL(t *testing.T) {
 	b.start()
 
 	const topic, partitions, nFranz, nKcat, keys = "persist", 4, 10000, 1000, 16
-	adm := kadm.NewClient(client(t, b.addr))
+	adm := kadm.NewClient(client(t, b))
 	if _, err := adm.CreateTopic(ctx, partitions, -1, nil, topic); err != nil {
 		t.Fatalf("create topic: %v", err)
 	}
 
-	prod := client(t, b.addr, kgo.DefaultProduceTopic(topic))
+	prod := client(t, b, kgo.DefaultProduceTopic(topic))
 	for i := range nFranz {
 		r := &kgo.Record{Key: []byte("k" + strconv.Itoa(i%keys)), Value: []byte("franz-" + strconv.Itoa(i))}
 		prod.Produce(ctx, r, func(r *kgo.Record, err error) {
@@ -127,7 +139,7 @@ func TestSurvivesSIGKILL(t *testing.T) {
 	for i := range nKcat {
 		fmt.Fprintf(&lines, "k%d:kcat-%d\n", i%keys, i)
 	}
-	kc := exec.CommandContext(ctx, kcat, "-b", b.addr, "-P", "-t", topic, "-K:")
+	kc := exec.CommandContext(ctx, kcat, "-F", b.props(), "-P", "-t", topic, "-K:")
 	kc.Stdin = strings.NewReader(lines.String())
 	if out, err := kc.CombinedOutput(); err != nil {
 		t.Fatalf("kcat produce: %v\n%s", err, out)
@@ -143,7 +155,7 @@ func TestSurvivesSIGKILL(t *testing.T) {
 	b.kill()
 	b.start()
 
-	cons := client(t, b.addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cons := client(t, b, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	seen := map[string]bool{}
 	lastIndex := map[string]int{}   // per key, per source: increasing
 	nextOffset := map[int32]int64{} // per partition: contiguous from 0
@@ -183,7 +195,7 @@ func TestSurvivesSIGKILL(t *testing.T) {
 		}
 	}
 
-	got, err := kadm.NewClient(client(t, b.addr)).FetchOffsets(ctx, "persist-group")
+	got, err := kadm.NewClient(client(t, b)).FetchOffsets(ctx, "persist-group")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +211,7 @@ func TestInternalTopicsCreated(t *testing.T) {
 	b.start()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	adm := kadm.NewClient(client(t, b.addr))
+	adm := kadm.NewClient(client(t, b))
 	rcs, err := adm.DescribeTopicConfigs(ctx, "_butter.deployments", "_butter.events")
 	if err != nil {
 		t.Fatal(err)

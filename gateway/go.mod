@@ -6,6 +6,7 @@ require (
 	github.com/buttercompass/butter/broker-bridge v0.0.0-00010101000000-000000000000
 	github.com/buttercompass/butter/proto v0.0.0
 	github.com/cloudevents/sdk-go/v2 v2.16.2
+	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/google/uuid v1.6.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/twmb/franz-go v1.22.2

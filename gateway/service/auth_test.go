@@ -2,28 +2,21 @@ package service
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/buttercompass/butter/proto/kit/kittest"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/buttercompass/butter/gateway/internal/auth/authtest"
 	"github.com/buttercompass/butter/gateway/internal/httpevent"
 	"github.com/buttercompass/butter/gateway/internal/testutil"
 	"github.com/buttercompass/butter/proto/apikey"
@@ -72,6 +65,8 @@ functions:
 		{"missing scope", map[string]string{"X-API-Key": rsecret}, 403},
 		{"header", map[string]string{"X-API-Key": wsecret}, 200},
 		{"bearer", map[string]string{"Authorization": "Bearer " + wsecret}, 200},
+		{"lowercase bearer", map[string]string{"Authorization": "bearer " + wsecret}, 200},
+		{"uppercase bearer, spaces", map[string]string{"Authorization": "  BEARER   " + wsecret + " "}, 200},
 	}
 	for _, tc := range cases {
 		r := call(t, "POST", url, nil, tc.hdr)
@@ -138,68 +133,9 @@ func waitAuthReject(t *testing.T, c *testutil.Cluster) {
 	}
 }
 
-// issuer is a test OIDC issuer with an RSA and an EC key.
-type issuer struct {
-	url string
-	rsa *rsa.PrivateKey
-	ec  *ecdsa.PrivateKey
-}
-
-func newIssuer(t *testing.T) *issuer {
-	t.Helper()
-	rk, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ek, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	b64 := func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-	jwks, _ := json.Marshal(map[string]any{"keys": []map[string]string{
-		{"kty": "RSA", "kid": "r1", "use": "sig", "alg": "RS256", "n": b64(rk.N.Bytes()), "e": b64(big.NewInt(int64(rk.E)).Bytes())},
-		{"kty": "EC", "kid": "e1", "crv": "P-256", "x": b64(ek.X.FillBytes(make([]byte, 32))), "y": b64(ek.Y.FillBytes(make([]byte, 32)))},
-	}})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/.well-known/openid-configuration":
-			fmt.Fprintf(w, `{"issuer":"http://%s","jwks_uri":"http://%s/jwks"}`, r.Host, r.Host)
-		case "/jwks":
-			_, _ = w.Write(jwks)
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return &issuer{url: srv.URL, rsa: rk, ec: ek}
-}
-
-// token signs claims with alg (RS256 or ES256) under kid.
-func (is *issuer) token(t *testing.T, alg, kid string, claims map[string]any) string {
-	t.Helper()
-	b64 := func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-	h, _ := json.Marshal(map[string]string{"alg": alg, "kid": kid, "typ": "JWT"})
-	p, _ := json.Marshal(claims)
-	signed := b64(h) + "." + b64(p)
-	sum := sha256.Sum256([]byte(signed))
-	var sig []byte
-	switch alg {
-	case "RS256":
-		s, err := rsa.SignPKCS1v15(rand.Reader, is.rsa, crypto.SHA256, sum[:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		sig = s
-	case "ES256":
-		r, s, err := ecdsa.Sign(rand.Reader, is.ec, sum[:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		sig = append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...)
-	}
-	return signed + "." + b64(sig)
-}
-
 func TestJWTRoute(t *testing.T) {
 	c := testutil.NewCluster(t)
-	is := newIssuer(t)
+	is := authtest.NewIssuer(t)
 	c.Deploy("jwt", fmt.Sprintf(`name: jwt
 platform: node
 functions:
@@ -209,14 +145,14 @@ functions:
   - fn: h.js:d
     bindings:
       route: { context: /discovered, auth: { jwt: { issuer: %q } } }
-`, is.url, is.url+"/jwks", is.url))
+`, is.URL, is.JWKSURL, is.URL))
 	c.Respond("jwt", "h", "fn", whoami)
 	c.Respond("jwt", "d", "fn", whoami)
 	g := startGateway(t, c)
 
 	now := time.Now().Unix()
 	claims := func(mod func(map[string]any)) map[string]any {
-		m := map[string]any{"iss": is.url, "aud": []string{"api", "other"}, "sub": "user-1", "exp": now + 300, "nbf": now - 10, "scope": "read write"}
+		m := map[string]any{"iss": is.URL, "aud": []string{"api", "other"}, "sub": "user-1", "exp": now + 300, "nbf": now - 10, "scope": "read write"}
 		if mod != nil {
 			mod(m)
 		}
@@ -231,23 +167,30 @@ functions:
 	}{
 		{"no token", "/jwt", nil, 401},
 		{"garbage", "/jwt", bearer("not.a.token"), 401},
-		{"rs256", "/jwt", bearer(is.token(t, "RS256", "r1", claims(nil))), 200},
-		{"es256 with scp list", "/jwt", bearer(is.token(t, "ES256", "e1", claims(func(m map[string]any) { delete(m, "scope"); m["scp"] = []string{"read"} }))), 200},
-		{"unknown kid", "/jwt", bearer(is.token(t, "RS256", "r9", claims(nil))), 401},
-		{"wrong key for kid", "/jwt", bearer(is.token(t, "ES256", "r1", claims(nil))), 401},
-		{"expired", "/jwt", bearer(is.token(t, "RS256", "r1", claims(func(m map[string]any) { m["exp"] = now - 3600 }))), 401},
-		{"not yet valid", "/jwt", bearer(is.token(t, "RS256", "r1", claims(func(m map[string]any) { m["nbf"] = now + 3600 }))), 401},
-		{"wrong issuer", "/jwt", bearer(is.token(t, "RS256", "r1", claims(func(m map[string]any) { m["iss"] = "http://evil" }))), 401},
-		{"wrong audience", "/jwt", bearer(is.token(t, "RS256", "r1", claims(func(m map[string]any) { m["aud"] = "web" }))), 401},
-		{"missing scope", "/jwt", bearer(is.token(t, "RS256", "r1", claims(func(m map[string]any) { m["scope"] = "write" }))), 403},
+		{"rs256", "/jwt", bearer(is.Sign(t, jose.RS256, "r1", "r1", claims(nil))), 200},
+		{"es256 with scp list", "/jwt", bearer(is.Sign(t, jose.ES256, "e1", "e1", claims(func(m map[string]any) { delete(m, "scope"); m["scp"] = []string{"read"} }))), 200},
+		{"unknown kid", "/jwt", bearer(is.Sign(t, jose.RS256, "r1", "r9", claims(nil))), 401},
+		{"wrong key for kid", "/jwt", bearer(is.Sign(t, jose.ES256, "e1", "r1", claims(nil))), 401},
+		{"expired", "/jwt", bearer(is.Sign(t, jose.RS256, "r1", "r1", claims(func(m map[string]any) { m["exp"] = now - 3600 }))), 401},
+		{"not yet valid", "/jwt", bearer(is.Sign(t, jose.RS256, "r1", "r1", claims(func(m map[string]any) { m["nbf"] = now + 3600 }))), 401},
+		{"wrong issuer", "/jwt", bearer(is.Sign(t, jose.RS256, "r1", "r1", claims(func(m map[string]any) { m["iss"] = "http://evil" }))), 401},
+		{"wrong audience", "/jwt", bearer(is.Sign(t, jose.RS256, "r1", "r1", claims(func(m map[string]any) { m["aud"] = "web" }))), 401},
+		{"missing scope", "/jwt", bearer(is.Sign(t, jose.RS256, "r1", "r1", claims(func(m map[string]any) { m["scope"] = "write" }))), 403},
 		{"api key on a jwt route", "/jwt", map[string]string{"X-API-Key": "butter_x"}, 401},
-		{"discovered jwks", "/discovered", bearer(is.token(t, "RS256", "r1", claims(nil))), 200},
+		{"discovered jwks", "/discovered", bearer(is.Sign(t, jose.RS256, "r1", "r1", claims(nil))), 200},
+		{"lowercase scheme", "/jwt", map[string]string{"Authorization": "bearer " + is.Sign(t, jose.ES256, "e1", "e1", claims(nil))}, 200},
+		{"uppercase scheme, tab", "/jwt", map[string]string{"Authorization": "BEARER\t" + is.Sign(t, jose.ES256, "e1", "e1", claims(nil))}, 200},
+		{"no exp", "/jwt", bearer(is.Sign(t, jose.RS256, "r1", "r1", claims(func(m map[string]any) { delete(m, "exp") }))), 401},
+		{"hmac with the public key", "/jwt", bearer(authtest.SignWith(t, jose.HS256, jwksJSON(t, is), "r1", claims(nil))), 401},
 	}
 	for _, tc := range cases {
 		r := call(t, "GET", g.url+tc.url, nil, tc.hdr)
 		if r.code != tc.code {
 			t.Errorf("%s: got %d %s", tc.name, r.code, r.body)
 			continue
+		}
+		if tc.name == "no exp" && (!strings.Contains(string(r.body), "no expiry (exp)") || strings.Contains(string(r.body), "expired")) {
+			t.Errorf("no exp: answered %s, want it reported as missing", r.body)
 		}
 		switch tc.code {
 		case 401:
@@ -269,7 +212,7 @@ functions:
 
 	// Only its caller may poll an async request: a token naming no caller
 	// cannot make one.
-	nosub := is.token(t, "RS256", "r1", claims(func(m map[string]any) { delete(m, "sub") }))
+	nosub := is.Sign(t, jose.RS256, "r1", "r1", claims(func(m map[string]any) { delete(m, "sub") }))
 	if r := call(t, "GET", g.url+"/jwt", nil, bearer(nosub)); r.code != 200 {
 		t.Errorf("sync without sub: got %d %s", r.code, r.body)
 	}
@@ -279,4 +222,15 @@ functions:
 		t.Errorf("async without sub: got %d %s, want 400", r.code, r.body)
 	}
 	waitAuthReject(t, c)
+}
+
+// jwksJSON is the issuer's public key set as JSON: what an attacker
+// would use as an HMAC secret.
+func jwksJSON(t *testing.T, is *authtest.Issuer) []byte {
+	t.Helper()
+	b, err := json.Marshal(is.JWKS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

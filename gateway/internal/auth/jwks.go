@@ -2,132 +2,170 @@ package auth
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // JWKS fetch policy: keys are cached for CacheTTL; a token naming an
 // unknown kid triggers a refetch (the issuer rotated its keys), at most
 // once per MinRefetch per URL so forged kids cannot make the gateway hammer
-// the issuer.
+// the issuer. Discovery documents follow the same policy.
 const (
 	CacheTTL   = 10 * time.Minute
 	MinRefetch = 10 * time.Second
 )
 
+// fetchTimeout bounds one fetch of a JWKS or discovery document.
+const fetchTimeout = 10 * time.Second
+
 // maxJWKSBody bounds a JWKS or discovery document.
 const maxJWKSBody = 1 << 20
 
-// KeySets fetches and caches JSON Web Key Sets by URL.
+// KeySets fetches and caches JSON Web Key Sets by URL, and the jwks_uri of
+// issuers by issuer. No lock is held while fetching: a fetch runs on its
+// own, bounded by fetchTimeout, and every request that needs it waits for
+// it (or for its own context), so a slow issuer holds up only the requests
+// for that issuer, and only one fetch per URL is in flight.
 type KeySets struct {
 	client *http.Client
+	// now is the clock of the cache; tests move it.
+	now func() time.Time
 
 	mu   sync.Mutex
-	sets map[string]*keySet
+	sets map[string]*entry[[]jose.JSONWebKey]
 	// discovered caches jwks_uri by issuer, so discovery costs one fetch
 	// per CacheTTL, not one per request.
-	discovered map[string]discovery
+	discovered map[string]*entry[string]
 }
 
-type discovery struct {
-	url string
-	at  time.Time
-}
-
-type keySet struct {
-	mu      sync.Mutex
-	keys    map[string]crypto.PublicKey // kid → key
-	fetched time.Time
-	tried   time.Time
-	err     error
+// entry is one cached document, guarded by KeySets.mu.
+type entry[T any] struct {
+	val     T
+	has     bool      // val was fetched once
+	fetched time.Time // when val was
+	tried   time.Time // when the last fetch ended, good or bad
+	err     error     // of the last fetch
+	// inflight is closed when the running fetch ends; nil when none runs.
+	inflight chan struct{}
 }
 
 // NewKeySets returns an empty cache using client (nil: a client with a 10s
 // timeout).
 func NewKeySets(client *http.Client) *KeySets {
 	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
+		client = &http.Client{Timeout: fetchTimeout}
 	}
-	return &KeySets{client: client, sets: map[string]*keySet{}, discovered: map[string]discovery{}}
+	return &KeySets{client: client, now: time.Now,
+		sets: map[string]*entry[[]jose.JSONWebKey]{}, discovered: map[string]*entry[string]{}}
 }
 
-// Key returns the key kid of the set at url. An empty kid matches the set's
-// only key.
-func (ks *KeySets) Key(ctx context.Context, url, kid string) (crypto.PublicKey, error) {
+// Key returns the signing key kid of the set at url. An empty kid matches
+// the set's only key.
+func (ks *KeySets) Key(ctx context.Context, url, kid string) (jose.JSONWebKey, error) {
 	ks.mu.Lock()
-	s, ok := ks.sets[url]
+	e, ok := ks.sets[url]
 	if !ok {
-		s = &keySet{}
-		ks.sets[url] = s
+		e = &entry[[]jose.JSONWebKey]{}
+		ks.sets[url] = e
 	}
 	ks.mu.Unlock()
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now()
-	if s.keys == nil || now.Sub(s.fetched) > CacheTTL {
-		// Also while no set was ever fetched: an unreachable issuer costs
-		// one try per MinRefetch, not one per request.
-		if now.Sub(s.tried) > MinRefetch {
-			ks.refetch(ctx, url, s, now)
-		}
-	}
-	if k, ok := s.lookup(kid); ok {
+	keys, err := load(ctx, ks, e, func(ctx context.Context) ([]jose.JSONWebKey, error) { return ks.fetchKeys(ctx, url) },
+		func(keys []jose.JSONWebKey) bool { _, ok := lookup(keys, kid); return !ok })
+	if k, ok := lookup(keys, kid); ok {
 		return k, nil
 	}
-	if now.Sub(s.tried) > MinRefetch {
-		ks.refetch(ctx, url, s, now)
-		if k, ok := s.lookup(kid); ok {
-			return k, nil
-		}
+	if len(keys) == 0 && err != nil {
+		return jose.JSONWebKey{}, fmt.Errorf("fetch JWKS %s: %w", url, err)
 	}
-	if s.keys == nil && s.err != nil {
-		return nil, fmt.Errorf("fetch JWKS %s: %w", url, s.err)
-	}
-	return nil, ErrUnknownKey
+	return jose.JSONWebKey{}, ErrUnknownKey
 }
 
-func (s *keySet) lookup(kid string) (crypto.PublicKey, bool) {
-	if kid == "" && len(s.keys) == 1 {
-		for _, k := range s.keys {
+func lookup(keys []jose.JSONWebKey, kid string) (jose.JSONWebKey, bool) {
+	if kid == "" && len(keys) == 1 {
+		return keys[0], true
+	}
+	for _, k := range keys {
+		if k.KeyID == kid {
 			return k, true
 		}
 	}
-	k, ok := s.keys[kid]
-	return k, ok
-}
-
-// refetch loads the set; on failure the old keys stay.
-func (ks *KeySets) refetch(ctx context.Context, url string, s *keySet, now time.Time) {
-	s.tried = now
-	keys, err := ks.fetch(ctx, url)
-	if err != nil {
-		s.err = err
-		return
-	}
-	s.keys, s.fetched, s.err = keys, now, nil
+	return jose.JSONWebKey{}, false
 }
 
 // Discover returns the jwks_uri of issuer's OpenID configuration.
 func (ks *KeySets) Discover(ctx context.Context, issuer string) (string, error) {
 	ks.mu.Lock()
-	d, ok := ks.discovered[issuer]
-	ks.mu.Unlock()
-	if ok && time.Since(d.at) < CacheTTL {
-		return d.url, nil
+	e, ok := ks.discovered[issuer]
+	if !ok {
+		e = &entry[string]{}
+		ks.discovered[issuer] = e
 	}
+	ks.mu.Unlock()
+	url, err := load(ctx, ks, e, func(ctx context.Context) (string, error) { return ks.discover(ctx, issuer) }, nil)
+	if url == "" {
+		return "", err
+	}
+	return url, nil
+}
+
+// load returns e's value, first fetching it when it was never fetched, is
+// older than CacheTTL, or stale says it lacks what the caller needs; but
+// never more than once per MinRefetch, so an unreachable issuer costs one
+// try per MinRefetch, not one per request. The value returned may be an
+// old one, with the error of the last fetch.
+func load[T any](ctx context.Context, ks *KeySets, e *entry[T], fetch func(context.Context) (T, error), stale func(T) bool) (T, error) {
+	for {
+		ks.mu.Lock()
+		now := ks.now()
+		if e.inflight != nil {
+			// Someone fetches it now: wait for that, not for a lock.
+			ch := e.inflight
+			ks.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				var zero T
+				return zero, fmt.Errorf("wait for the issuer's keys: %w", ctx.Err())
+			}
+		}
+		need := !e.has || now.Sub(e.fetched) > CacheTTL || (stale != nil && stale(e.val))
+		if !need || (!e.tried.IsZero() && now.Sub(e.tried) < MinRefetch) {
+			v, err := e.val, e.err
+			ks.mu.Unlock()
+			return v, err
+		}
+		ch := make(chan struct{})
+		e.inflight = ch
+		ks.mu.Unlock()
+
+		// Detached from the caller: its impatience must not fail the
+		// fetch every other waiter shares.
+		go func() {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+			v, err := fetch(fctx)
+			cancel()
+			ks.mu.Lock()
+			defer ks.mu.Unlock()
+			e.tried, e.err = ks.now(), err
+			if err == nil {
+				e.val, e.has, e.fetched = v, true, e.tried
+			}
+			e.inflight = nil
+			close(ch)
+		}()
+	}
+}
+
+func (ks *KeySets) discover(ctx context.Context, issuer string) (string, error) {
 	var doc struct {
 		JWKSURI string `json:"jwks_uri"`
 	}
@@ -138,15 +176,10 @@ func (ks *KeySets) Discover(ctx context.Context, issuer string) (string, error) 
 	if doc.JWKSURI == "" {
 		return "", fmt.Errorf("discover JWKS of issuer %s: %s has no jwks_uri", issuer, u)
 	}
-	ks.mu.Lock()
-	ks.discovered[issuer] = discovery{url: doc.JWKSURI, at: time.Now()}
-	ks.mu.Unlock()
 	return doc.JWKSURI, nil
 }
 
 func (ks *KeySets) getJSON(ctx context.Context, url string, v any) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -166,62 +199,32 @@ func (ks *KeySets) getJSON(ctx context.Context, url string, v any) error {
 	return json.Unmarshal(body, v)
 }
 
-// jwk is the part of a JSON Web Key the gateway uses.
-type jwk struct {
-	Kty string `json:"kty"`
-	Kid string `json:"kid"`
-	Use string `json:"use"`
-	N   string `json:"n"`
-	E   string `json:"e"`
-	Crv string `json:"crv"`
-	X   string `json:"x"`
-	Y   string `json:"y"`
-}
-
-func (ks *KeySets) fetch(ctx context.Context, url string) (map[string]crypto.PublicKey, error) {
+// fetchKeys loads the public signing keys of the set at url. Each key is
+// parsed on its own by go-jose: a key of a type it does not know, or an
+// encryption key, is skipped rather than failing the whole set, as
+// issuers publish such keys beside their signing ones.
+func (ks *KeySets) fetchKeys(ctx context.Context, url string) ([]jose.JSONWebKey, error) {
 	var doc struct {
-		Keys []jwk `json:"keys"`
+		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := ks.getJSON(ctx, url, &doc); err != nil {
 		return nil, err
 	}
-	return parseKeys(doc.Keys)
-}
-
-// parseKeys converts RSA and P-256 EC keys; others (and encryption keys)
-// are skipped.
-func parseKeys(keys []jwk) (map[string]crypto.PublicKey, error) {
-	out := map[string]crypto.PublicKey{}
+	var keys []jose.JSONWebKey
 	var errs []error
-	for _, k := range keys {
-		if k.Use != "" && k.Use != "sig" {
+	for i, raw := range doc.Keys {
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(raw); err != nil {
+			errs = append(errs, fmt.Errorf("key %d: %w", i, err))
 			continue
 		}
-		switch k.Kty {
-		case "RSA":
-			n, err1 := base64.RawURLEncoding.DecodeString(k.N)
-			e, err2 := base64.RawURLEncoding.DecodeString(k.E)
-			if err1 != nil || err2 != nil || len(e) == 0 || len(e) > 4 {
-				errs = append(errs, fmt.Errorf("key %q: bad RSA n or e", k.Kid))
-				continue
-			}
-			out[k.Kid] = &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
-		case "EC":
-			if k.Crv != "P-256" {
-				continue
-			}
-			x, err1 := base64.RawURLEncoding.DecodeString(k.X)
-			y, err2 := base64.RawURLEncoding.DecodeString(k.Y)
-			if err1 != nil || err2 != nil {
-				errs = append(errs, fmt.Errorf("key %q: bad EC x or y", k.Kid))
-				continue
-			}
-			pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
-			out[k.Kid] = pub
+		if (k.Use != "" && k.Use != "sig") || !k.Valid() || !k.IsPublic() {
+			continue
 		}
+		keys = append(keys, k)
 	}
-	if len(out) == 0 {
-		return nil, errors.Join(append(errs, errors.New("JWKS holds no RSA or P-256 signing key"))...)
+	if len(keys) == 0 {
+		return nil, errors.Join(append(errs, errors.New("JWKS holds no public signing key"))...)
 	}
-	return out, nil
+	return keys, nil
 }

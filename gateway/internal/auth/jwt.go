@@ -1,159 +1,137 @@
 package auth
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
-	"slices"
 	"strings"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 )
 
 // Errors of token verification. They are what the caller is told (in the
 // 401 answer and the auth.reject event), so they name the check that
 // failed and never echo the token.
 var (
-	ErrMalformed   = errors.New("token is not a compact JWS (header.payload.signature)")
-	ErrAlgorithm   = errors.New("token algorithm is not RS256 or ES256")
-	ErrUnknownKey  = errors.New("token is signed with a key the issuer's JWKS does not hold")
-	ErrSignature   = errors.New("token signature does not verify")
-	ErrIssuer      = errors.New("token issuer (iss) is not the route's issuer")
-	ErrAudience    = errors.New("token audience (aud) does not include the route's audience")
-	ErrExpired     = errors.New("token has expired (exp)")
-	ErrNotYetValid = errors.New("token is not valid yet (nbf)")
+	ErrMalformed    = errors.New("token is not a compact JWS (header.payload.signature) with a JSON object of claims")
+	ErrAlgorithm    = errors.New("token algorithm is not an accepted asymmetric one (RS, PS, ES 256/384/512 or EdDSA)")
+	ErrUnknownKey   = errors.New("token is signed with a key the issuer's JWKS does not hold")
+	ErrSignature    = errors.New("token signature does not verify")
+	ErrIssuer       = errors.New("token issuer (iss) is not the route's issuer")
+	ErrAudience     = errors.New("token audience (aud) does not include the route's audience")
+	ErrMissingExp   = errors.New("token has no expiry (exp): the gateway only accepts tokens that expire")
+	ErrExpired      = errors.New("token has expired (exp)")
+	ErrNotYetValid  = errors.New("token is not valid yet (nbf)")
+	ErrIssuedFuture = errors.New("token is issued in the future (iat)")
 )
 
-// Leeway is the clock skew allowed on exp and nbf.
+// Algorithms are the signature algorithms a token may use: asymmetric
+// ones only, so "none" and HMAC keyed with the issuer's public key are
+// refused before any key is looked at.
+var Algorithms = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
+	jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
+}
+
+// Leeway is the clock skew allowed on exp, nbf and iat.
 const Leeway = 30 * time.Second
 
 // maxTokenLen bounds what is parsed: real tokens are a few KiB.
 const maxTokenLen = 16 << 10
 
-// Token is a parsed, not yet verified, compact JWS.
+// Token is a parsed compact JWS. Its claims are those of the payload as
+// parsed, unverified until Verify succeeds (which parses them again from
+// the verified payload).
 type Token struct {
 	// Alg and Kid are from the header.
 	Alg, Kid string
 	// Claims are the payload.
 	Claims map[string]any
-	// signed is "header.payload", sig the decoded signature.
-	signed string
-	sig    []byte
+
+	std jwt.Claims
+	jws *jwt.JSONWebToken
 }
 
-// ParseToken splits and decodes a compact JWS without verifying it.
+// ParseToken parses a compact JWS and its claims without verifying it, so
+// garbage is refused before the issuer's keys are fetched.
 func ParseToken(s string) (*Token, error) {
 	if len(s) > maxTokenLen {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, maxTokenLen)
 	}
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 {
+	tok, err := jwt.ParseSigned(s, Algorithms)
+	if err != nil {
+		if ua, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
+			return nil, fmt.Errorf("%w: %q", ErrAlgorithm, ua.Got)
+		}
 		return nil, ErrMalformed
 	}
-	var hdr struct {
-		Alg  string `json:"alg"`
-		Kid  string `json:"kid"`
-		Crit []any  `json:"crit"`
+	if len(tok.Headers) != 1 {
+		return nil, ErrMalformed
 	}
-	if err := decodeSegment(parts[0], &hdr); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
-	}
-	if len(hdr.Crit) > 0 {
+	h := tok.Headers[0]
+	if _, ok := h.ExtraHeaders["crit"]; ok {
 		return nil, fmt.Errorf("%w: critical header extensions are not supported", ErrMalformed)
 	}
-	t := &Token{Alg: hdr.Alg, Kid: hdr.Kid, signed: parts[0] + "." + parts[1]}
-	if err := decodeSegment(parts[1], &t.Claims); err != nil {
-		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
+	t := &Token{Alg: h.Algorithm, Kid: h.KeyID, jws: tok}
+	if err := tok.UnsafeClaimsWithoutVerification(&t.Claims, &t.std); err != nil || t.Claims == nil {
+		return nil, ErrMalformed
 	}
-	if t.Claims == nil {
-		return nil, fmt.Errorf("%w: payload is not a JSON object", ErrMalformed)
-	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil {
-		return nil, fmt.Errorf("%w: signature: %v", ErrMalformed, err)
-	}
-	t.sig = sig
 	return t, nil
 }
 
-func decodeSegment(seg string, v any) error {
-	b, err := base64.RawURLEncoding.DecodeString(seg)
-	if err != nil {
-		return err
+// Verify checks the signature with key (a public key from the issuer's
+// JWKS) and takes the claims from the verified payload.
+func (t *Token) Verify(key jose.JSONWebKey) error {
+	if key.Algorithm != "" && key.Algorithm != t.Alg {
+		// The JWKS says which algorithm the key is for; a token claiming
+		// another one (RS256 on a PS256 key, say) is not the issuer's.
+		return fmt.Errorf("%w: key %q is for %s, the token says %s", ErrSignature, t.Kid, key.Algorithm, t.Alg)
 	}
-	return json.Unmarshal(b, v)
+	var claims map[string]any
+	var std jwt.Claims
+	if err := t.jws.Claims(key.Key, &claims, &std); err != nil {
+		return ErrSignature
+	}
+	t.Claims, t.std = claims, std
+	return nil
 }
 
-// Verify checks the signature with key (an *rsa.PublicKey for RS256, an
-// *ecdsa.PublicKey on P-256 for ES256).
-func (t *Token) Verify(key crypto.PublicKey) error {
-	sum := sha256.Sum256([]byte(t.signed))
-	switch t.Alg {
-	case "RS256":
-		k, ok := key.(*rsa.PublicKey)
-		if !ok {
-			return fmt.Errorf("%w: key %q is not an RSA key", ErrSignature, t.Kid)
-		}
-		if err := rsa.VerifyPKCS1v15(k, crypto.SHA256, sum[:], t.sig); err != nil {
-			return ErrSignature
-		}
-		return nil
-	case "ES256":
-		k, ok := key.(*ecdsa.PublicKey)
-		if !ok || k.Curve.Params().Name != "P-256" {
-			return fmt.Errorf("%w: key %q is not a P-256 key", ErrSignature, t.Kid)
-		}
-		if len(t.sig) != 64 {
-			return ErrSignature
-		}
-		r, s := new(big.Int).SetBytes(t.sig[:32]), new(big.Int).SetBytes(t.sig[32:])
-		if !ecdsa.Verify(k, sum[:], r, s) {
-			return ErrSignature
-		}
-		return nil
-	default:
-		return fmt.Errorf("%w: %q", ErrAlgorithm, t.Alg)
-	}
-}
-
-// CheckClaims checks iss, aud (when audience is set), exp and nbf at now.
+// CheckClaims checks iss, aud (when audience is set), exp (required), nbf
+// and iat at now.
 func (t *Token) CheckClaims(issuer, audience string, now time.Time) error {
-	if iss, _ := t.Claims["iss"].(string); iss != issuer {
+	want := jwt.Expected{Issuer: issuer, Time: now}
+	if audience != "" {
+		want.AnyAudience = jwt.Audience{audience}
+	}
+	if t.std.Issuer != issuer {
+		// Expected skips an empty issuer; the route's issuer is never
+		// empty, but a token without iss must not pass a route with one.
 		return ErrIssuer
 	}
-	if audience != "" && !slices.Contains(t.Audience(), audience) {
+	if t.std.Expiry == nil {
+		return ErrMissingExp
+	}
+	switch err := t.std.ValidateWithLeeway(want, Leeway); {
+	case err == nil:
+		return nil
+	case errors.Is(err, jwt.ErrInvalidIssuer):
+		return ErrIssuer
+	case errors.Is(err, jwt.ErrInvalidAudience):
 		return ErrAudience
-	}
-	if exp, ok := t.numeric("exp"); !ok || now.After(exp.Add(Leeway)) {
+	case errors.Is(err, jwt.ErrExpired):
 		return ErrExpired
-	}
-	if nbf, ok := t.numeric("nbf"); ok && now.Add(Leeway).Before(nbf) {
+	case errors.Is(err, jwt.ErrNotValidYet):
 		return ErrNotYetValid
+	case errors.Is(err, jwt.ErrIssuedInTheFuture):
+		return ErrIssuedFuture
+	default:
+		return fmt.Errorf("check token claims: %w", err)
 	}
-	return nil
 }
 
-// Audience returns the aud claim, a string or a list of strings.
-func (t *Token) Audience() []string {
-	switch a := t.Claims["aud"].(type) {
-	case string:
-		return []string{a}
-	case []any:
-		var out []string
-		for _, v := range a {
-			if s, ok := v.(string); ok {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	return nil
-}
+// Audience returns the aud claim.
+func (t *Token) Audience() []string { return t.std.Audience }
 
 // Scopes returns the scopes granted: the space-separated scope claim, else
 // the scp claim (a string or a list).
@@ -177,17 +155,4 @@ func (t *Token) Scopes() []string {
 }
 
 // Subject returns the sub claim.
-func (t *Token) Subject() string {
-	s, _ := t.Claims["sub"].(string)
-	return s
-}
-
-// numeric reads a NumericDate claim (seconds since the epoch).
-func (t *Token) numeric(name string) (time.Time, bool) {
-	f, ok := t.Claims[name].(float64)
-	if !ok {
-		return time.Time{}, false
-	}
-	sec := int64(f)
-	return time.Unix(sec, int64((f-float64(sec))*1e9)), true
-}
+func (t *Token) Subject() string { return t.std.Subject }

@@ -25,20 +25,10 @@ import (
 func EnsureTopics(ctx context.Context, cl *kgo.Client, specs ...topics.Spec) error {
 	adm := kadm.NewClient(cl)
 	var errs []error
-	// Topics that exist are not created again: a principal allowed to
-	// use a topic but not to create topics (a function, the gateway)
-	// would otherwise be refused on every start.
-	names := make([]string, len(specs))
-	for i, s := range specs {
-		names[i] = s.Name
-	}
-	exist := existing(ctx, cl, names)
 	// One request per spec, because kadm applies one config set and
 	// partition count to all the topics of a request.
+	var refused []string
 	for _, s := range specs {
-		if exist[s.Name] {
-			continue
-		}
 		configs := make(map[string]*string, len(s.Configs()))
 		for k, v := range s.Configs() {
 			configs[k] = kadm.StringPtr(v)
@@ -46,18 +36,29 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, specs ...topics.Spec) err
 		resp, err := adm.CreateTopic(ctx, s.PartitionCount(), -1, configs, s.Name)
 		switch {
 		case err == nil, errors.Is(err, kerr.TopicAlreadyExists):
+		case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed):
+			// A principal that may use but not create the topic (a
+			// function, the gateway) is fine if someone else made it.
+			refused = append(refused, s.Name)
 		case resp.ErrMessage != "":
 			errs = append(errs, fmt.Errorf("create topic %s: %w: %s", s.Name, err, resp.ErrMessage))
 		default:
 			errs = append(errs, fmt.Errorf("create topic %s: %w", s.Name, err))
 		}
 	}
+	if len(refused) > 0 {
+		exist := existing(ctx, cl, refused)
+		for _, name := range refused {
+			if !exist[name] {
+				errs = append(errs, fmt.Errorf("create topic %s: %w", name, kerr.TopicAuthorizationFailed))
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
-// existing asks the cluster which of names exist. It is a plain metadata
-// request, not kadm's: kadm answers from a metadata cache that would then
-// keep saying "unknown" for a few seconds after we create the topics.
+// existing asks the cluster which of names exist, with a plain metadata
+// request: kadm's answer may come from the client's metadata cache.
 func existing(ctx context.Context, cl *kgo.Client, names []string) map[string]bool {
 	req := kmsg.NewPtrMetadataRequest()
 	for _, n := range names {

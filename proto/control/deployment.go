@@ -166,7 +166,43 @@ func DeploymentsSpec() topics.Spec {
 // EX_CONFIG.
 const ExitCodeLoadError = 78
 
-// ReadyMessage is the msg of the log line fnbox writes once its functions'
-// code is loaded and every consumer group joined. Until the deployer sees
-// it in an instance's output, the instance is starting, not running.
+// ReadyMessage is the msg of the info log line fnbox writes once its
+// functions' code is loaded and every consumer group joined. It is for
+// people reading logs: at BUTTER_LOG_LEVEL=warn it is not written, so
+// nothing may wait for it. Programs wait for the ready file (ReadyFileFlag)
+// or poll fnbox's /readyz.
 const ReadyMessage = "fnbox ready"
+
+// Readiness and lifetime of an fnbox instance, shared by fnbox and the
+// deployer that starts it.
+const (
+	// ReadyFileFlag is fnbox's flag (env ReadyFileEnv) naming a file it
+	// creates, atomically, once its functions' code is loaded and every
+	// consumer group joined; the file holds a ReadyFile. Until it exists
+	// the instance is starting, not running. A channel of its own, not a
+	// log line: it works at any log level and survives a deployer restart.
+	ReadyFileFlag = "ready-file"
+	// ReadyFileEnv is the env fallback of ReadyFileFlag.
+	ReadyFileEnv = "BUTTER_READY_FILE"
+	// OrphanGraceFlag is fnbox's flag (env OrphanGraceEnv): how long its
+	// broker may be unreachable, or its deployment absent from
+	// _butter.deployments, before fnbox exits by itself (status
+	// ExitCodeOrphan). 0 never exits.
+	OrphanGraceFlag = "orphan-grace"
+	// OrphanGraceEnv is the env fallback of OrphanGraceFlag.
+	OrphanGraceEnv = "BUTTER_ORPHAN_GRACE"
+	// ExitCodeOrphan is the exit status of an fnbox that exited because its
+	// broker or deployment was gone for longer than the orphan grace.
+	// 69 is sysexits' EX_UNAVAILABLE.
+	ExitCodeOrphan = 69
+)
+
+// ReadyFile is the content of an fnbox's ready file (JSON).
+type ReadyFile struct {
+	// PID is the fnbox process.
+	PID int `json:"pid"`
+	// Instance is its instance id.
+	Instance string `json:"instance"`
+	// Admin is the address of its /livez, /readyz and /metrics.
+	Admin string `json:"admin"`
+}

@@ -86,6 +86,11 @@ const (
 	// instance exited without being asked to; data is InstanceCrash.
 	TypeInstanceCrash = "instance.crash"
 
+	// TypeInstanceOOMKilled (category alarm, severity error) says the
+	// kernel killed a process of an fnbox instance for going over the
+	// memory its deployment's limits.memory allows; data is InstanceCrash.
+	TypeInstanceOOMKilled = "instance.oomkilled"
+
 	// TypeAuthReject (category alarm, severity warning) says a call was
 	// refused for a missing or wrong credential; data is AuthReject.
 	TypeAuthReject = "auth.reject"

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -30,6 +29,8 @@ type config struct {
 	code, descriptor, functions, instance, admin, logLevel string
 	slot                                                   string
 	txnTimeout, rebalanceTimeout                           time.Duration
+	readyFile                                              string
+	orphanGrace                                            time.Duration
 	kafka                                                  kit.KafkaConfig
 }
 
@@ -42,6 +43,8 @@ func main() {
 	fs.StringVar(&c.instance, "instance", kit.EnvOr("BUTTER_INSTANCE", box.DefaultInstance()), "instance `id`, stable across restarts for exactly-once functions (env BUTTER_INSTANCE)")
 	fs.StringVar(&c.admin, "admin", kit.EnvOr("BUTTER_FNBOX_ADMIN", "127.0.0.1:0"), "serve /livez, /readyz, /metrics on `host:port` (env BUTTER_FNBOX_ADMIN)")
 	fs.StringVar(&c.logLevel, "log-level", kit.EnvOr("BUTTER_LOG_LEVEL", "info"), "debug, info, warn or error (env BUTTER_LOG_LEVEL)")
+	fs.StringVar(&c.readyFile, control.ReadyFileFlag, kit.EnvOr(control.ReadyFileEnv, ""), "create `file` once ready, holding the pid and admin address (env "+control.ReadyFileEnv+")")
+	fs.DurationVar(&c.orphanGrace, control.OrphanGraceFlag, kit.EnvDuration(control.OrphanGraceEnv, time.Minute), "exit when the broker is unreachable or the deployment deleted for this `long`; 0 never (env "+control.OrphanGraceEnv+")")
 	fs.StringVar(&c.slot, control.SlotFlag, kit.EnvOr(control.SlotEnv, ""), "fencing `slot` given by the deployer: exactly-once transactional ids are <group>.<slot> (env "+control.SlotEnv+"); default per instance id")
 	fs.DurationVar(&c.txnTimeout, "txn-timeout", kit.EnvDuration("BUTTER_TXN_TIMEOUT", engine.DefaultTxnTimeout), "exactly-once transaction timeout (env BUTTER_TXN_TIMEOUT)")
 	fs.DurationVar(&c.rebalanceTimeout, "rebalance-timeout", kit.EnvDuration("BUTTER_REBALANCE_TIMEOUT", engine.DefaultRebalanceTimeout), "how long a rebalance may wait for this instance besides one invocation (env BUTTER_REBALANCE_TIMEOUT)")
@@ -56,6 +59,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "fnbox:", err)
 		if errors.Is(err, runtime.ErrLoad) {
 			os.Exit(control.ExitCodeLoadError)
+		}
+		if errors.Is(err, errOrphan) {
+			os.Exit(control.ExitCodeOrphan)
 		}
 		os.Exit(1)
 	}
@@ -111,33 +117,28 @@ func run(ctx context.Context, c config) error {
 	}
 	log.Info("fnbox starting", "deployment", desc.Name, "instance", c.instance, "admin", admin.Addr())
 
+	// An orphaned instance stops like a signalled one: in-flight events
+	// finish and are committed.
+	ctx, orphaned := context.WithCancelCause(ctx)
+	defer orphaned(nil)
+	go func() {
+		if err := watchOrphan(ctx, c.kafka, desc.Name, c.orphanGrace, log); err != nil {
+			log.Error("exiting", kit.KeyError, err)
+			orphaned(err)
+		}
+	}()
 	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
 	adminErr := make(chan error, 1)
 	go func() { adminErr <- admin.Serve(adminCtx) }()
-	go announceReady(ctx, b, log)
+	go announceReady(ctx, b, c.readyFile, control.ReadyFile{PID: os.Getpid(), Instance: c.instance, Admin: admin.Addr()}, log)
 	go func() { <-ctx.Done(); admin.SetDraining() }()
 
-	err = b.Run(ctx)
+	err = runBox(ctx, b, log)
 	stopAdmin()
 	err = errors.Join(err, <-adminErr)
+	if cause := context.Cause(ctx); errors.Is(cause, errOrphan) {
+		err = errors.Join(err, cause)
+	}
 	log.Info("fnbox stopped", "deployment", desc.Name)
 	return err
-}
-
-// announceReady logs control.ReadyMessage once the box is ready: the
-// deployer reads it from the instance's output to count it as running.
-func announceReady(ctx context.Context, b *box.Box, log *slog.Logger) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if b.Ready(ctx) == nil {
-				log.Info(control.ReadyMessage)
-				return
-			}
-		}
-	}
 }

@@ -10,6 +10,16 @@ import (
 // tailLines is how many lines LineWriter keeps for Tail (a FunctionError's Stack).
 const tailLines = 20
 
+// maxPartial bounds the start of a line held while its newline has not
+// come: a process printing without newlines must not grow fnbox's memory.
+// Beyond it what came is passed on as is (Dst, fnbox's log writer, cuts
+// long lines itself), and Tail keeps only the line's first tailLineMax
+// bytes.
+const (
+	maxPartial  = 64 << 10
+	tailLineMax = 1 << 10
+)
+
 // LineWriter forwards a function process's output to Dst a whole line at a
 // time (fnbox turns each write into a log record, so half lines would split
 // records) and remembers the last lines: the last one is the message of a
@@ -19,6 +29,9 @@ type LineWriter struct {
 	mu      sync.Mutex
 	partial []byte
 	tail    []string
+	// long is set while the rest of a line longer than maxPartial comes:
+	// its start is already passed on and in tail.
+	long bool
 }
 
 func (w *LineWriter) Write(p []byte) (int, error) {
@@ -30,18 +43,34 @@ func (w *LineWriter) Write(p []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		w.line(w.partial[:i+1])
+		if w.long {
+			w.pass(w.partial[:i+1])
+			w.long = false
+		} else {
+			w.line(w.partial[:i+1])
+		}
 		w.partial = w.partial[i+1:]
+	}
+	if len(w.partial) > maxPartial {
+		if !w.long {
+			w.remember(string(w.partial[:tailLineMax]))
+		}
+		w.pass(w.partial)
+		w.partial, w.long = nil, true
 	}
 	return len(p), nil
 }
 
-// line handles one complete line, newline included.
-func (w *LineWriter) line(l []byte) {
+// pass writes b on to Dst.
+func (w *LineWriter) pass(b []byte) {
 	if w.Dst != nil {
-		w.Dst.Write(l) // a failing log sink must not fail the function
+		w.Dst.Write(b) // a failing log sink must not fail the function
 	}
-	if s := strings.TrimSpace(string(l)); s != "" {
+}
+
+// remember adds a line to the tail.
+func (w *LineWriter) remember(s string) {
+	if s = strings.TrimSpace(s); s != "" {
 		w.tail = append(w.tail, s)
 		if len(w.tail) > tailLines {
 			w.tail = w.tail[1:]
@@ -49,13 +78,23 @@ func (w *LineWriter) line(l []byte) {
 	}
 }
 
+// line handles one complete line, newline included.
+func (w *LineWriter) line(l []byte) {
+	w.pass(l)
+	w.remember(string(l[:min(len(l), tailLineMax)]))
+}
+
 // Flush passes on a last line without a newline.
 func (w *LineWriter) Flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.partial) > 0 {
-		w.line(append(w.partial, '\n'))
-		w.partial = nil
+	if len(w.partial) > 0 || w.long {
+		if w.long {
+			w.pass(append(w.partial, '\n'))
+		} else {
+			w.line(append(w.partial, '\n'))
+		}
+		w.partial, w.long = nil, false
 	}
 }
 

@@ -72,6 +72,9 @@ type Config struct {
 	// (and of a transaction under exactly-once); default 500. A function
 	// whose delivery.batch is larger polls up to its batch size instead.
 	MaxPollRecords int
+	// Logs bound what the instance writes to _butter.logs; zero fields
+	// take the BUTTER_FNBOX_LOG_* environment, else DefaultLogLimits.
+	Logs LogLimits
 
 	// crash, when closed, makes Run return at once without committing or
 	// ending transactions, as a killed process would: for tests.
@@ -130,6 +133,7 @@ type Engine struct {
 	prod    *kgo.Client // non-transactional producer: outputs, logs, heartbeats
 	replies *replies
 	metrics *metrics
+	logs    *logLimiter
 	runners []*runner
 }
 
@@ -197,6 +201,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.metrics = newMetrics(cfg.Metrics)
+	e.logs = newLogLimiter(cfg.Logs, newLogMetrics(cfg.Metrics), cfg.Deployment.Name, e.sendLog)
 	for _, f := range fns {
 		e.runners = append(e.runners, newRunner(e, f))
 	}
@@ -233,6 +238,7 @@ func (e *Engine) Run(ctx context.Context, rt runtime.Runtime) error {
 		wg.Go(func() { r.heartbeats(ctx) })
 	}
 	wg.Wait()
+	e.logs.stop()
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := e.prod.Flush(fctx); err != nil {

@@ -165,8 +165,17 @@ func (r *runner) writeLog(l obs.Log) {
 	r.e.writeLog(l)
 }
 
-// writeLog sends a log line without waiting.
+// writeLog sends a log line without waiting, within the instance's
+// LogLimits (logwriter.go).
 func (e *Engine) writeLog(l obs.Log) {
+	if !e.logs.admit(&l) {
+		return
+	}
+	e.sendLog(l)
+}
+
+// sendLog sends a log line without waiting.
+func (e *Engine) sendLog(l obs.Log) {
 	if l.Time.IsZero() {
 		l.Time = time.Now().UTC()
 	}

@@ -84,6 +84,10 @@ type slot struct {
 	// broken is the version whose code failed to load: it is not started
 	// again, a new version is.
 	broken string
+	// fence is the fencing slot (control.SlotFlag) of the replica's last
+	// instance, fenced says it is set: see fenceSlot.
+	fence  int
+	fenced bool
 }
 
 // FunctionStatus is one function's part of a deployment's status.
@@ -267,11 +271,25 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 		bySlot[k] = append(bySlot[k], in)
 	}
 
+	// Fencing slots held by live instances, per deployment.
+	used := map[string]map[int]bool{}
+	for k, insts := range bySlot {
+		if used[k.deployment] == nil {
+			used[k.deployment] = map[int]bool{}
+		}
+		for _, in := range insts {
+			used[k.deployment][in.Slot] = true
+		}
+	}
+
 	var running []runtime.Instance
 	for k, w := range wants {
 		current, old := split(bySlot[k], w)
 		st := r.slot(k)
 		r.mu.Lock()
+		if !st.fenced && len(current) > 0 {
+			st.fence, st.fenced = current[0].Slot, true // adopted
+		}
 		if st.version != w.dep.Version {
 			// A new version starts with a clean slate: the old one's
 			// crashes do not hold its first start back.
@@ -283,8 +301,13 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 			wait := now.Before(st.next) || st.broken == w.dep.Version
 			r.mu.Unlock()
 			if !wait {
+				if used[k.deployment] == nil {
+					used[k.deployment] = map[int]bool{}
+				}
+				fence := r.fenceSlot(k, used[k.deployment])
+				used[k.deployment][fence] = true
 				in, err := rt.Start(ctx, runtime.InstanceSpec{
-					Deployment: w.dep.Name, Version: w.dep.Version, Replica: k.replica,
+					Deployment: w.dep.Name, Version: w.dep.Version, Replica: k.replica, Slot: fence,
 					Functions: w.functions, Descriptor: w.dep.Descriptor, Code: w.dep.Code,
 				})
 				if err != nil {
@@ -361,6 +384,37 @@ func split(insts []runtime.Instance, w want) (current, old []runtime.Instance) {
 		}
 	}
 	return current, old
+}
+
+// fenceSlot picks the fencing slot of a new instance of replica k. It is
+// the slot of the replica's last instance, so that a restart after a crash
+// fences the dead instance and the broker aborts its open transactions at
+// once; unless a live instance holds it (an update's old version, still
+// serving until the new one is ready: sharing would make them fence each
+// other). Else it is the lowest slot no live instance holds and no other
+// replica of the deployment remembers. used holds the deployment's live
+// slots.
+func (r *Reconciler) fenceSlot(k slotKey, used map[int]bool) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.slots[k]
+	if st != nil && st.fenced && !used[st.fence] {
+		return st.fence
+	}
+	taken := map[int]bool{}
+	for ok, os := range r.slots {
+		if ok.deployment == k.deployment && ok != k && os.fenced {
+			taken[os.fence] = true
+		}
+	}
+	n := 0
+	for used[n] || taken[n] {
+		n++
+	}
+	if st != nil {
+		st.fence, st.fenced = n, true
+	}
+	return n
 }
 
 func (r *Reconciler) slot(k slotKey) *slot {

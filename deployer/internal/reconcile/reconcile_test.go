@@ -387,3 +387,58 @@ func TestDesiredReplicas(t *testing.T) {
 		t.Fatalf("Desired = %v, %v", got, err)
 	}
 }
+
+// TestFencingSlots: a replica restarted after a crash gets the fencing
+// slot of the instance it replaces (its exactly-once producers fence the
+// dead one's), while an update's new version, running beside the old one
+// until ready, gets a slot of its own; live instances never share one.
+func TestFencingSlots(t *testing.T) {
+	rt := newRuntime(t, t.TempDir())
+	src := newSource()
+	src.set(twoFunctions("v1"), false)
+	run(t, rt, src, false)
+	first := wantReplicas(t, rt, "v1", []string{"a", "b"}, []string{"a"})
+	if first[0].Slot == first[1].Slot {
+		t.Fatalf("replicas share fencing slot %d", first[0].Slot)
+	}
+
+	_ = syscall.Kill(first[1].PID, syscall.SIGKILL)
+	kittest.Eventually(t, "replica 1 restarted", func() error {
+		got := running(t, rt)
+		if len(got) != 2 || got[1].ID == first[1].ID {
+			return fmt.Errorf("running %+v", got)
+		}
+		if got[1].Slot != first[1].Slot {
+			t.Fatalf("restarted replica 1 has slot %d, want %d (its predecessor's)", got[1].Slot, first[1].Slot)
+		}
+		return nil
+	})
+
+	// During the update old and new instances overlap: every live
+	// instance's slot is distinct at every look.
+	src.set(twoFunctions("v2"), false)
+	kittest.Eventually(t, "v2 running", func() error {
+		insts, err := rt.List(context.Background())
+		if err != nil {
+			return err
+		}
+		seen := map[int]string{}
+		v2 := 0
+		for _, in := range insts {
+			if in.State != runtime.StateRunning {
+				continue
+			}
+			if other, dup := seen[in.Slot]; dup {
+				t.Fatalf("instances %s and %s share slot %d", other, in.ID, in.Slot)
+			}
+			seen[in.Slot] = in.ID
+			if in.Version == "v2" {
+				v2++
+			}
+		}
+		if v2 != 2 || len(seen) != 2 {
+			return fmt.Errorf("%d running, %d of v2", len(seen), v2)
+		}
+		return nil
+	})
+}

@@ -45,6 +45,11 @@ type InstanceSpec struct {
 	// Replica is the instance's slot, 0-based: replica i hosts the
 	// functions whose scale.min is above i.
 	Replica int
+	// Slot is the instance's fencing slot, passed to fnbox as
+	// control.SlotFlag: unique among the deployment's live instances, and
+	// the slot of the instance it replaces after a crash (see
+	// control.TransactionalID).
+	Slot int
 	// Functions are the function names the instance consumes.
 	Functions []string
 	// Descriptor is the descriptor source, written as butter.yaml.
@@ -68,6 +73,7 @@ type Instance struct {
 	Deployment string    `json:"deployment"`
 	Version    string    `json:"version"`
 	Replica    int       `json:"replica"`
+	Slot       int       `json:"slot"`
 	Functions  []string  `json:"functions"`
 	PID        int       `json:"pid,omitempty"`
 	Started    time.Time `json:"started"`

@@ -109,6 +109,7 @@ type record struct {
 	Deployment string    `json:"deployment"`
 	Version    string    `json:"version"`
 	Replica    int       `json:"replica"`
+	Slot       int       `json:"slot"`
 	Functions  []string  `json:"functions"`
 }
 
@@ -231,6 +232,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 	}
 	defer logf.Close()
 	args, env := r.args(dir, desc, id, spec.Functions)
+	args = append(args, "--"+control.SlotFlag, strconv.Itoa(spec.Slot))
 	// Not CommandContext: an instance outlives the request that started it.
 	cmd := exec.Command(r.cfg.Bin, args...)
 	cmd.Dir = dir
@@ -243,7 +245,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 	}
 	p := &proc{done: make(chan struct{}), rec: record{
 		ID: id, PID: cmd.Process.Pid, Started: time.Now().UTC(),
-		Deployment: spec.Deployment, Version: spec.Version, Replica: spec.Replica, Functions: spec.Functions,
+		Deployment: spec.Deployment, Version: spec.Version, Replica: spec.Replica, Slot: spec.Slot, Functions: spec.Functions,
 	}}
 	go func() {
 		err := cmd.Wait()
@@ -554,7 +556,7 @@ func (r *Runtime) forget(id string) {
 
 func (p *proc) instance() runtime.Instance {
 	in := runtime.Instance{
-		ID: p.rec.ID, Deployment: p.rec.Deployment, Version: p.rec.Version, Replica: p.rec.Replica,
+		ID: p.rec.ID, Deployment: p.rec.Deployment, Version: p.rec.Version, Replica: p.rec.Replica, Slot: p.rec.Slot,
 		Functions: p.rec.Functions, PID: p.rec.PID, Started: p.rec.Started, State: runtime.StateRunning, Adopted: p.adopted, Ready: p.ready.Load(),
 	}
 	select {

@@ -17,10 +17,15 @@ import (
 	"github.com/buttercompass/butter/proto/kit"
 )
 
-// fakeFnbox is the stand-in fnbox binary built by TestMain.
-var fakeFnbox string
+// fakeFnbox is the stand-in fnbox binary and realFnbox the real one, both
+// built by TestMain.
+var fakeFnbox, realFnbox string
 
-func TestMain(m *testing.M) { testutil.MainWithFakeFnbox(m, &fakeFnbox) }
+func TestMain(m *testing.M) {
+	kittest.MainWithBinaries(m,
+		kittest.Binary{Pkg: "testdata/fakefnbox", Name: "fakefnbox", Path: &fakeFnbox},
+		kittest.Binary{Pkg: "../../../../fnbox/cmd/fnbox", Name: "fnbox", Path: &realFnbox})
+}
 
 const desc = "name: orders\nplatform: exec\nfunctions:\n  - fn: ./a.sh\n    bindings: { streams: [orders] }\n"
 

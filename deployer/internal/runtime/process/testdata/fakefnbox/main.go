@@ -26,7 +26,7 @@ func main() {
 	functions := fs.String("functions", "", "functions")
 	instance := fs.String("instance", "", "instance id")
 	_ = fs.String("admin", "", "admin addr")
-	for _, name := range []string{"brokers", "topic-prefix", "sasl-mechanism", "sasl-user", "sasl-password", "tls-ca", "tls-cert", "tls-key"} {
+	for _, name := range []string{"brokers", "topic-prefix", "sasl-mechanism", "sasl-user", "sasl-password", "tls-ca", "tls-cert", "tls-key", "slot"} {
 		_ = fs.String(name, "", "kafka flag")
 	}
 	_ = fs.Bool("tls", false, "tls")

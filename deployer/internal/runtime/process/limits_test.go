@@ -1,0 +1,179 @@
+package process
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/buttercompass/butter/broker-bridge/broker"
+	"github.com/buttercompass/butter/deployer/internal/reconcile"
+	"github.com/buttercompass/butter/deployer/internal/runtime"
+	"github.com/buttercompass/butter/proto/control"
+	"github.com/buttercompass/butter/proto/envelope"
+	"github.com/buttercompass/butter/proto/kit/kittest"
+	"github.com/buttercompass/butter/proto/topics"
+)
+
+// hogJS allocates and touches data.size bytes when an event asks for it.
+const hogJS = `exports.run = async (event) => {
+  const size = (event.data && event.data.size) || 0;
+  if (size > 0) { const b = Buffer.alloc(size); b.fill(1); return { touched: b.length }; }
+  return { ok: true };
+};
+`
+
+func nodeDeployment(t *testing.T, name, limits string) control.Deployment {
+	t.Helper()
+	desc := fmt.Sprintf(`name: %s
+platform: node
+functions:
+  - fn: handler.js:run
+    name: run
+    bindings:
+      streams: [{name: %s-in, offset: first}]
+    delivery: {retries: 1, backoff: 100ms, deadLetter: %s-dlq}
+%s`, name, name, name, limits)
+	return control.Deployment{Name: name, Version: "v1", Descriptor: desc, Code: tarGz(t, map[string]string{"handler.js": hogJS})}
+}
+
+// tarGz packs files into a tar.gz code archive.
+func tarGz(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for name, body := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// fixedSource is a desired state that does not change.
+type fixedSource []control.Deployment
+
+func (s fixedSource) List() []control.Deployment { return s }
+func (s fixedSource) Changed() <-chan struct{}   { return nil }
+
+// TestMemoryLimit: a node function with limits.memory 64Mi allocating
+// 400 MB on one event is killed by the kernel, reported (status lastError,
+// an instance.oomkilled event), the event retried then dead-lettered,
+// while another deployment's instance keeps running untouched. Where no
+// cgroup can enforce the limit, the instance is refused instead.
+func TestMemoryLimit(t *testing.T) {
+	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	for _, s := range append(topics.Internal(), topics.Stream("hog-in"), topics.Stream("hog-dlq"), topics.Stream("calm-in")) {
+		if err := b.CreateTopic(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The log level that once hid readiness from the deployer.
+	t.Setenv("BUTTER_LOG_LEVEL", "warn")
+	rt, err := New(Config{DataDir: t.TempDir(), Bin: realFnbox, Grace: 5 * time.Second, Kafka: b.Kafka()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Close)
+	hog, calm := nodeDeployment(t, "hog", "    limits: {memory: 64Mi}\n"), nodeDeployment(t, "calm", "")
+
+	if rt.Enforcement() == CgroupNone {
+		_, err := rt.Start(context.Background(), runtime.InstanceSpec{Deployment: "hog", Version: "v1", Functions: []string{"run"},
+			Descriptor: hog.Descriptor, Code: hog.Code})
+		if !errors.Is(err, runtime.ErrBroken) || !errors.Is(err, ErrLimits) {
+			t.Fatalf("without cgroups Start = %v, want ErrBroken and ErrLimits", err)
+		}
+		return
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics("hog-dlq", topics.Events),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	rec := reconcile.New(reconcile.Config{Runtime: rt, Source: fixedSource{hog, calm},
+		Events: control.NewRecorder(cl, topics.Events, control.SourceDeployer), Resync: 100 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = rec.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	readyOne := func(name string) runtime.Instance {
+		var in runtime.Instance
+		kittest.Eventually(t, name+" ready", func() error {
+			insts := rec.Instances(name)
+			if len(insts) != 1 || !insts[0].Ready {
+				return fmt.Errorf("instances %+v", insts)
+			}
+			in = insts[0]
+			return nil
+		})
+		return in
+	}
+	calmIn := readyOne("calm")
+	readyOne("hog")
+
+	e := envelope.New("/test", "test.alloc")
+	e.SetID("alloc-400mb")
+	_ = e.SetData(event.ApplicationJSON, map[string]int{"size": 400 << 20})
+	r, _ := envelope.ToRecord("hog-in", e)
+	if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	var dead, oomEvent bool
+	kittest.Eventually(t, "the event dead-lettered and an instance.oomkilled event", func() error {
+		pctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		fs := cl.PollRecords(pctx, 100)
+		fs.EachRecord(func(r *kgo.Record) {
+			ev := envelope.FromRecord(r).Event
+			switch {
+			case r.Topic == "hog-dlq" && ev.ID() == "alloc-400mb":
+				dead = true
+			case r.Topic == topics.Events && ev.Type() == control.TypeInstanceOOMKilled:
+				oomEvent = true
+			}
+		})
+		if !dead || !oomEvent {
+			return fmt.Errorf("dead-lettered %v, oomkilled event %v", dead, oomEvent)
+		}
+		return nil
+	})
+	st := rec.Status(hog)
+	if len(st) != 1 || !strings.Contains(st[0].LastError, "memory limit") {
+		t.Errorf("hog status = %+v, want a lastError about the memory limit", st)
+	}
+	insts := rec.Instances("calm")
+	if len(insts) != 1 || insts[0].ID != calmIn.ID || insts[0].PID != calmIn.PID || insts[0].State != runtime.StateRunning || insts[0].OOMKills != 0 {
+		t.Errorf("calm = %+v, want its first instance %s still running", insts, calmIn.ID)
+	}
+	if _, err := os.Stat(rt.readyPath(calmIn.ID)); err != nil {
+		t.Errorf("calm's ready file: %v", err)
+	}
+}

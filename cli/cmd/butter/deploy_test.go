@@ -20,11 +20,13 @@ import (
 // 600 events.
 func TestDeployPythonEndToEnd(t *testing.T) {
 	addr, deployerAddr := freeAddr(t), freeAddr(t)
-	startButter(t, "Ctrl-C stops", "up", "--data", t.TempDir(), "--broker-addr", addr,
+	data := t.TempDir()
+	login := loginFlags(data)
+	startButter(t, "Ctrl-C stops", "up", "--data", data, "--broker-addr", addr,
 		"--admin-addr", "", "--deployer-addr", deployerAddr)
 	b := func(stdin string, args ...string) result {
 		t.Helper()
-		r := butter(t, stdin, append(args, "--brokers", addr)...)
+		r := butter(t, stdin, append(args, login("--brokers", addr)...)...)
 		if r.code != 0 {
 			t.Fatalf("butter %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
 		}
@@ -136,7 +138,7 @@ def handle(event, context):
 	// A syntax error in the code is reported by deploy, not crash-looped.
 	writeFile(t, filepath.Join(dir, "butter.yaml"), single)
 	writeFile(t, filepath.Join(dir, "handler.py"), "def handle(event, context)\n    return 1\n")
-	r := butter(t, "", "deploy", dir, "--brokers", addr, "--deployer", "http://"+deployerAddr, "--timeout", "60s")
+	r := butter(t, "", "deploy", dir, "--brokers", addr, "--client-config", login()[1], "--deployer", "http://"+deployerAddr, "--timeout", "60s")
 	if r.code == 0 || !strings.Contains(r.stderr, "cannot start") || !strings.Contains(r.stderr, "handler.py") {
 		t.Fatalf("deploy of broken code: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}

@@ -44,18 +44,20 @@ func TestExamplesEndToEnd(t *testing.T) {
 		t.Setenv("BUTTER_GO_CACHE", strings.TrimSpace(string(out)))
 	}
 	addr, deployerAddr := freeAddr(t), freeAddr(t)
-	startButter(t, "Ctrl-C stops", "up", "--data", t.TempDir(), "--broker-addr", addr,
+	data := t.TempDir()
+	login := loginFlags(data)
+	startButter(t, "Ctrl-C stops", "up", "--data", data, "--broker-addr", addr,
 		"--admin-addr", "", "--deployer-addr", deployerAddr)
 	b := func(stdin string, args ...string) result {
 		t.Helper()
-		r := butter(t, stdin, append(args, "--brokers", addr)...)
+		r := butter(t, stdin, append(args, login("--brokers", addr)...)...)
 		if r.code != 0 {
 			t.Fatalf("butter %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
 		}
 		return r
 	}
 	deploy := func(dir string) result {
-		return runButter(t, slowDeploy, "", "deploy", dir, "--brokers", addr,
+		return runButter(t, slowDeploy, "", "deploy", dir, "--brokers", addr, "--client-config", login()[1],
 			"--deployer", "http://"+deployerAddr, "--timeout", slowDeploy.String())
 	}
 

@@ -21,14 +21,15 @@ import (
 	"github.com/buttercompass/butter/proto/kit/kittest"
 )
 
-var butterBin string
+var butterBin, attackerBin string
 
 func TestMain(m *testing.M) {
 	// butter up's deployer runs fnbox from next to the butter binary.
 	var fnboxBin string
 	kittest.MainWithBinaries(m,
 		kittest.Binary{Pkg: ".", Name: "butter", Path: &butterBin},
-		kittest.Binary{Pkg: "../../../fnbox/cmd/fnbox", Name: "fnbox", Path: &fnboxBin})
+		kittest.Binary{Pkg: "../../../fnbox/cmd/fnbox", Name: "fnbox", Path: &fnboxBin},
+		kittest.Binary{Pkg: "testdata/attacker", Name: "attacker", Path: &attackerBin})
 }
 
 // result is what one butter run printed and how it exited.
@@ -63,6 +64,15 @@ func runButter(t *testing.T, timeout time.Duration, stdin string, args ...string
 		t.Fatalf("run butter %v: %v", args, err)
 	}
 	return r
+}
+
+// loginFlags returns a function that appends --client-config with the
+// admin login the platform wrote to data to its arguments (and, called
+// with none, returns just that flag and file).
+func loginFlags(data string) func(args ...string) []string {
+	return func(args ...string) []string {
+		return append(args, "--client-config", filepath.Join(data, "client.properties"))
+	}
 }
 
 func freeAddr(t *testing.T) string {
@@ -200,9 +210,11 @@ func TestPublishTailKcat(t *testing.T) {
 		t.Fatal("kcat is needed as the outside Kafka client: apt-get install -y kcat")
 	}
 	addr := freeAddr(t)
-	startButter(t, "broker listening on", "broker", "--addr", addr, "--data", t.TempDir(), "--admin", "")
+	data := t.TempDir()
+	login := loginFlags(data)
+	startButter(t, "broker listening on", "broker", "--addr", addr, "--data", data, "--admin", "")
 	b := func(stdin string, args ...string) result {
-		return butter(t, stdin, append(args, "--brokers", addr)...)
+		return butter(t, stdin, append(args, login("--brokers", addr)...)...)
 	}
 
 	if r := b("", "publish", "orders", "{}"); r.code == 0 || !strings.Contains(r.stderr, `stream "orders" does not exist`) {
@@ -245,7 +257,7 @@ func TestPublishTailKcat(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, kcat, "-b", addr, "-C", "-t", "orders", "-p", fmt.Sprint(line.Partition),
+	out, err := exec.CommandContext(ctx, kcat, "-F", login()[1], "-C", "-t", "orders", "-p", fmt.Sprint(line.Partition),
 		"-o", "beginning", "-c", "1", "-e", "-f", "%k|%h|%s\n").CombinedOutput()
 	if err != nil {
 		t.Fatalf("kcat consume: %v\n%s", err, out)
@@ -286,7 +298,7 @@ func TestUp(t *testing.T) {
 	if !sc.Scan() || !strings.Contains(sc.Text(), "broker    "+addr+" (embedded, data "+filepath.Join(data, "broker")+")") {
 		t.Fatalf("up printed %q, want the broker address", sc.Text())
 	}
-	if r := butter(t, "", "stream", "ls", "--all", "--brokers", addr); r.code != 0 || !strings.Contains(r.stdout, "_butter.events") {
+	if r := butter(t, "", "stream", "ls", "--all", "--brokers", addr, "--client-config", filepath.Join(data, "client.properties")); r.code != 0 || !strings.Contains(r.stdout, "_butter.events") {
 		t.Fatalf("stream ls against butter up: %+v", r)
 	}
 	for path, want := range map[string]string{"/livez": "", "/readyz": `"ready"`, "/metrics": "go_goroutines"} {

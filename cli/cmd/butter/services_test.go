@@ -21,11 +21,13 @@ import (
 // ids.
 func TestGatewayAndTimerEndToEnd(t *testing.T) {
 	addr, deployerAddr, gatewayAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	startButter(t, "Ctrl-C stops", "up", "--data", t.TempDir(), "--broker-addr", addr,
+	data := t.TempDir()
+	login := loginFlags(data)
+	startButter(t, "Ctrl-C stops", "up", "--data", data, "--broker-addr", addr,
 		"--admin-addr", "", "--deployer-addr", deployerAddr, "--gateway-addr", gatewayAddr)
 	b := func(stdin string, args ...string) result {
 		t.Helper()
-		r := butter(t, stdin, append(args, "--brokers", addr)...)
+		r := butter(t, stdin, append(args, login("--brokers", addr)...)...)
 		if r.code != 0 {
 			t.Fatalf("butter %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
 		}

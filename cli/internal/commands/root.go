@@ -33,9 +33,13 @@ func (e SilentError) Unwrap() error { return e.Err }
 
 // app is what every command shares: the streams, the Kafka settings.
 type app struct {
-	io      IO
-	kafka   kit.KafkaConfig
-	closers []func()
+	io    IO
+	kafka kit.KafkaConfig
+	// clientConfig is --client-config: a librdkafka properties file with
+	// the brokers and login (see useClientConfig).
+	clientConfig string
+	configured   bool // useClientConfig ran
+	closers      []func()
 }
 
 // Execute runs the butter command line args.
@@ -59,7 +63,9 @@ func (a *app) root() *cobra.Command {
 		Long: `Butter Compass runs functions on persistent, replayable event streams
 (Kafka topics). 'butter up' starts the platform on an embedded broker; the
 other commands talk to it. Every command finds Kafka through --brokers, then
-BUTTER_BROKERS, else 127.0.0.1:9092.`,
+BUTTER_BROKERS, else 127.0.0.1:9092, and logs in with the embedded broker's
+<data>/client.properties (BUTTER_DATA, default ./.butter) unless
+--client-config, --sasl-* or their BUTTER_* variables say otherwise.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -70,6 +76,7 @@ BUTTER_BROKERS, else 127.0.0.1:9092.`,
 	kafkaFlags := flag.NewFlagSet("kafka", flag.ContinueOnError)
 	a.kafka.RegisterFlags(kafkaFlags)
 	root.PersistentFlags().AddGoFlagSet(kafkaFlags)
+	root.PersistentFlags().StringVar(&a.clientConfig, "client-config", kit.EnvOr("BUTTER_CLIENT_CONFIG", ""), "librdkafka-format `file` with bootstrap.servers and the SASL login (env BUTTER_CLIENT_CONFIG; default <data>/client.properties when it exists)")
 
 	root.AddCommand(
 		a.upCmd(),
@@ -93,6 +100,12 @@ BUTTER_BROKERS, else 127.0.0.1:9092.`,
 // command ends.
 func (a *app) client(opts ...kgo.Opt) (*kgo.Client, error) {
 	a.kafka.ClientID = "butter-cli"
+	if !a.configured {
+		a.configured = true
+		if err := a.useClientConfig(); err != nil {
+			return nil, err
+		}
+	}
 	cl, err := a.kafka.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Kafka at %v: %w", a.kafka.Brokers, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/buttercompass/butter/broker-bridge/broker"
 	deployersvc "github.com/buttercompass/butter/deployer/service"
 	gatewaysvc "github.com/buttercompass/butter/gateway/service"
+	"github.com/buttercompass/butter/proto/access"
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/topics"
 	timersvc "github.com/buttercompass/butter/timer/service"
@@ -46,8 +47,14 @@ cleanly.`,
 					return err
 				}
 				defer b.Close()
-				a.kafka.Brokers = []string{b.Addr()}
+				admin := b.Kafka()
+				a.kafka.Brokers = admin.Brokers
+				a.kafka.SASLMechanism, a.kafka.SASLUser, a.kafka.SASLPassword = admin.SASLMechanism, admin.SASLUser, admin.SASLPassword
+				a.configured = true // the broker's own login, not a file's
 				where = "embedded, data " + cfg.Where()
+				if !cfg.Secure {
+					where += ", INSECURE: no login, no ACLs"
+				}
 			}
 			cl, err := a.client()
 			if err != nil {
@@ -62,9 +69,15 @@ cleanly.`,
 			if err != nil {
 				return err
 			}
-			dep.Kafka, dep.DataDir, dep.Logger = a.kafka, cfg.DataDir, a.logger()
-			gw.Kafka, gw.Logger = a.kafka, a.logger()
-			tm.Kafka, tm.Logger = a.kafka, a.logger()
+			logins := map[string]kit.KafkaConfig{access.DeployerUser: a.kafka, access.GatewayUser: a.kafka, access.TimerUser: a.kafka}
+			if external || cfg.Secure {
+				if logins, err = a.principals(ctx, cl, access.Services()...); err != nil {
+					return err
+				}
+			}
+			dep.Kafka, dep.DataDir, dep.Logger = logins[access.DeployerUser], cfg.DataDir, a.logger()
+			gw.Kafka, gw.Logger = logins[access.GatewayUser], a.logger()
+			tm.Kafka, tm.Logger = logins[access.TimerUser], a.logger()
 			deployer, err := deployersvc.New(dep)
 			if err != nil {
 				return err
@@ -89,6 +102,9 @@ cleanly.`,
 				parts = append(parts, s.Serve)
 			}
 			fmt.Fprintf(a.io.Out, "butter is up\n  broker    %s (%s)\n", strings.Join(a.kafka.Brokers, ","), where)
+			if path := cfg.ClientPropertiesPath(); !external && cfg.Secure && path != "" {
+				fmt.Fprintf(a.io.Out, "  login     kcat -F %s (the admin; butter commands find it)\n", path)
+			}
 			fmt.Fprintf(a.io.Out, "  deployer  http://%s/v1/deployments\n", deployer.Addr())
 			fmt.Fprintf(a.io.Out, "  gateway   http://%s/\n", gateway.Addr())
 			fmt.Fprintf(a.io.Out, "  timer     http://%s/v1/timers\n", timer.Addr())
@@ -109,6 +125,9 @@ cleanly.`,
 	cmd.Flags().StringVar(&cfg.DataDir, "data", kit.EnvOr("BUTTER_DATA", d.DataDir), "platform data `dir` (env BUTTER_DATA)")
 	cmd.Flags().StringVar(&cfg.Addr, "broker-addr", kit.EnvOr("BUTTER_BROKER_ADDR", d.Addr), "embedded broker `host:port` (env BUTTER_BROKER_ADDR)")
 	cmd.Flags().BoolVar(&cfg.Sync, "sync", false, "embedded broker fsyncs every produced batch")
+	sec := flag.NewFlagSet("security", flag.ContinueOnError)
+	cfg.RegisterSecurityFlags(sec)
+	cmd.Flags().AddGoFlagSet(sec)
 	cmd.Flags().StringVar(&cfg.AdminAddr, "admin-addr", kit.EnvOr("BUTTER_BRIDGE_ADMIN", d.AdminAddr), "serve /livez, /readyz, /metrics on `host:port`; empty for none (env BUTTER_BRIDGE_ADMIN)")
 	cfg.Retention = d.Retention
 	return cmd

@@ -140,7 +140,11 @@ func addServiceFlags(cmd *cobra.Command, prefix string, register func(*flag.Flag
 	register(fs)
 	fs.VisitAll(func(f *flag.Flag) {
 		if f.Name != "data" {
-			f.Name = prefix + "-" + f.Name
+			// One secret key serves the platform: --secret-key-file,
+			// as for butter deployer.
+			if f.Name != "secret-key-file" {
+				f.Name = prefix + "-" + f.Name
+			}
 			cmd.Flags().AddGoFlag(f)
 		}
 	})

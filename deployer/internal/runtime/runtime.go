@@ -37,6 +37,11 @@ type Runtime interface {
 // know.
 var ErrUnknownInstance = errors.New("unknown instance")
 
+// ErrBroken is returned (wrapped, with the reason) by Start for a version
+// that cannot run: its code failed to load before, or its limits cannot be
+// enforced. Only a new version can fix it, so it is not retried.
+var ErrBroken = errors.New("cannot run this version")
+
 // InstanceSpec is what to run: one replica of a deployment's version,
 // hosting some of its functions.
 type InstanceSpec struct {
@@ -87,6 +92,9 @@ type Instance struct {
 	// Permanent reports an exit that restarting cannot fix: the function
 	// code failed to load.
 	Permanent bool `json:"permanent,omitempty"`
+	// OOMKills counts the processes of the instance (fnbox or a function
+	// process) the kernel killed for going over its memory limit.
+	OOMKills int `json:"oomKills,omitempty"`
 	// Adopted reports an instance started by an earlier deployer run.
 	Adopted bool `json:"adopted,omitempty"`
 }

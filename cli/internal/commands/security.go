@@ -50,6 +50,15 @@ func (a *app) useClientConfig() error {
 // gives up the separation between them; that is said on out.
 func (a *app) principals(ctx context.Context, admin *kgo.Client, users ...string) (map[string]kit.KafkaConfig, error) {
 	logins := map[string]kit.KafkaConfig{}
+	if a.kafka.SASLMechanism == "" {
+		// Without a login of its own the platform cannot hand any out:
+		// the cluster's listener speaks no SASL.
+		fmt.Fprintln(a.io.Out, "note: the cluster is used without a login, so every service connects the same way and ACLs keep nothing apart")
+		for _, u := range users {
+			logins[u] = a.kafka
+		}
+		return logins, nil
+	}
 	for _, u := range users {
 		pass := broker.RandomPassword()
 		err := access.SetUser(ctx, admin, u, pass)

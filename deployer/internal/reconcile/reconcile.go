@@ -84,6 +84,10 @@ type slot struct {
 	// broken is the version whose code failed to load: it is not started
 	// again, a new version is.
 	broken string
+	// oomID and oomSeen are the instance whose memory-limit kills were
+	// last reported and how many (see noteOOM).
+	oomID   string
+	oomSeen int
 	// fence is the fencing slot (control.SlotFlag) of the replica's last
 	// instance, fenced says it is set: see fenceSlot.
 	fence  int
@@ -254,6 +258,7 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 	bySlot := map[slotKey][]runtime.Instance{}
 	for _, in := range insts {
 		k := slotKey{in.Deployment, in.Replica}
+		r.noteOOM(ctx, k, in, wants)
 		if in.State == runtime.StateExited {
 			r.crashed(ctx, k, in, now, wants)
 			if err := rt.Stop(ctx, in.ID); err != nil {
@@ -310,7 +315,14 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 					Deployment: w.dep.Name, Version: w.dep.Version, Replica: k.replica, Slot: fence,
 					Functions: w.functions, Descriptor: w.dep.Descriptor, Code: w.dep.Code,
 				})
-				if err != nil {
+				if errors.Is(err, runtime.ErrBroken) {
+					// Remembered by the runtime across restarts: stays
+					// stopped until a new version.
+					r.failed(k, err.Error(), now)
+					r.mu.Lock()
+					st.broken = w.dep.Version
+					r.mu.Unlock()
+				} else if err != nil {
 					r.failed(k, err.Error(), now)
 					errs = append(errs, err)
 				} else {
@@ -464,6 +476,42 @@ func (r *Reconciler) crashed(ctx context.Context, k slotKey, in runtime.Instance
 	}, control.InstanceCrash{Deployment: in.Deployment, Version: in.Version, Instance: in.ID, Error: in.Error, Restarts: n})
 	if err != nil {
 		r.log.Warn("record crash event", kit.KeyDeployment, in.Deployment, kit.KeyError, err)
+	}
+}
+
+// noteOOM reports the kernel's memory-limit kills in instance in, once
+// each: the slot's lastError says so and an instance.oomkilled alarm is
+// recorded. fnbox often survives (the function process was the largest),
+// so this is seen on running instances too, not only as a crash.
+func (r *Reconciler) noteOOM(ctx context.Context, k slotKey, in runtime.Instance, wants map[slotKey]want) {
+	if _, ok := wants[k]; !ok || in.OOMKills == 0 {
+		return
+	}
+	st := r.slot(k)
+	r.mu.Lock()
+	if st.oomID != in.ID {
+		st.oomID, st.oomSeen = in.ID, 0
+	}
+	n := in.OOMKills - st.oomSeen
+	st.oomSeen = in.OOMKills
+	msg := fmt.Sprintf("instance %s: the kernel killed %d process(es) for going over the memory limit (limits.memory); the event being handled is retried, then dead-lettered", in.ID, in.OOMKills)
+	if n > 0 {
+		st.lastError = msg
+	}
+	r.mu.Unlock()
+	if n <= 0 {
+		return
+	}
+	r.log.Warn("instance over its memory limit", kit.KeyDeployment, in.Deployment, "instance", in.ID, "oom_kills", in.OOMKills)
+	if r.cfg.Events == nil {
+		return
+	}
+	_, err := r.cfg.Events.Emit(ctx, control.TypeInstanceOOMKilled, control.Info{
+		Resource: control.Resource(control.KindDeployment, in.Deployment),
+		Actor:    control.ActorSystem, Category: control.CategoryAlarm, Severity: control.SeverityError,
+	}, control.InstanceCrash{Deployment: in.Deployment, Version: in.Version, Instance: in.ID, Error: msg, Restarts: in.OOMKills})
+	if err != nil {
+		r.log.Warn("record oomkilled event", kit.KeyDeployment, in.Deployment, kit.KeyError, err)
 	}
 }
 

@@ -207,9 +207,16 @@ func TestUpdateThatFailsToLoadKeepsOld(t *testing.T) {
 	broken := twoFunctions("v2")
 	broken.Descriptor += "# fakefnbox: fail to load\n"
 	src.set(broken, false)
-	kittest.Eventually(t, "v2 reported broken", func() error {
+	kittest.Eventually(t, "v2 reported broken and gone", func() error {
 		if st := r.Status(broken); st[0].LastError == "" {
 			return fmt.Errorf("status %+v", st)
+		}
+		// Both replicas' v2 may start in one pass; the second exits a
+		// moment after the first is reported.
+		for _, in := range running(t, rt) {
+			if in.Version == "v2" {
+				return fmt.Errorf("v2 instance %s still running", in.ID)
+			}
 		}
 		return nil
 	})

@@ -61,6 +61,17 @@ type Config struct {
 	// environment of their instances; nil refuses to start a deployment
 	// that has secrets.
 	Secrets *secrets.Key
+	// DieWithParent ties every instance to this process: the kernel kills
+	// it (SIGKILL) when the deployer dies, even by kill -9. For `butter
+	// up`, whose platform dies as one; a standalone deployer leaves it
+	// off, so its instances outlive a crash and are adopted.
+	DieWithParent bool
+	// MemoryOverhead is added to the sum of an instance's functions'
+	// limits.memory for fnbox itself. Default 128Mi.
+	MemoryOverhead int64
+	// PidsMax caps the processes and threads of one instance, where a
+	// cgroup can. Default 1024; negative for no cap.
+	PidsMax int64
 	// PruneAfter is how old an unwanted code dir must be before Prune
 	// removes it: a version the API has just prepared is not stored yet.
 	// Default 10 minutes; negative for no wait.
@@ -82,6 +93,8 @@ type Runtime struct {
 	mu    sync.Mutex
 	procs map[string]*proc
 	swept bool
+	// cgroups enforces limits (limits.go).
+	cgroups *cgroups
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -93,7 +106,7 @@ type proc struct {
 	err  error         // why it exited; set before done closes
 	// permanent: it exited because the code failed to load.
 	permanent bool
-	// ready: its output said control.ReadyMessage (adopted ones were).
+	// ready: its ready file exists (control.ReadyFileFlag).
 	ready atomic.Bool
 	// adopted processes are not our children: their exit is seen by
 	// polling /proc, and their exit status is unknown.
@@ -111,6 +124,11 @@ type record struct {
 	Replica    int       `json:"replica"`
 	Slot       int       `json:"slot"`
 	Functions  []string  `json:"functions"`
+	// Brokers it connects to: it is adopted only by a deployer of the
+	// same cluster.
+	Brokers []string `json:"brokers,omitempty"`
+	// Cgroups are its cgroup directories (limits.go).
+	Cgroups []string `json:"cgroups,omitempty"`
 }
 
 // New returns a runtime; Close stops its log tailing (not its instances).
@@ -127,6 +145,15 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MemoryOverhead <= 0 {
+		cfg.MemoryOverhead = 128 << 20
+	}
+	switch {
+	case cfg.PidsMax == 0:
+		cfg.PidsMax = 1024
+	case cfg.PidsMax < 0:
+		cfg.PidsMax = 0
+	}
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("resolve data dir: %w", err)
@@ -137,8 +164,14 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Go.Dir == "" {
 		cfg.Go.Dir = filepath.Join(dir, "go")
 	}
+	cg := detectCgroups()
+	if cg.kind == CgroupNone {
+		cfg.Logger.Warn("no writable cgroup: instances whose functions set limits will be refused", "tried", cg.why)
+	} else {
+		cfg.Logger.Info("instance limits enforced with "+cg.kind, "kind", cg.kind)
+	}
 	return &Runtime{cfg: cfg, dataDir: dir, log: cfg.Logger, builder: gobuild.New(cfg.Go),
-		tailStop: make(chan struct{}), procs: map[string]*proc{}}, nil
+		tailStop: make(chan struct{}), procs: map[string]*proc{}, cgroups: cg}, nil
 }
 
 // Close stops tailing instance logs. Instances keep running, to be adopted
@@ -151,6 +184,11 @@ func (r *Runtime) Close() {
 func (r *Runtime) instancesDir() string        { return filepath.Join(r.dataDir, "instances") }
 func (r *Runtime) recordPath(id string) string { return filepath.Join(r.instancesDir(), id+".json") }
 func (r *Runtime) logPath(id string) string    { return filepath.Join(r.instancesDir(), id+".log") }
+func (r *Runtime) readyPath(id string) string  { return filepath.Join(r.instancesDir(), id+".ready") }
+
+// Enforcement says how limits are enforced: CgroupV2, CgroupV1 or
+// CgroupNone.
+func (r *Runtime) Enforcement() string { return r.cgroups.kind }
 
 // Prune removes the code dirs of versions keep rejects that no listed
 // instance runs and that were not prepared within PruneAfter, the
@@ -238,26 +276,19 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 	cmd.Dir = dir
 	cmd.Env = append(append(os.Environ(), env...), secretEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	cgroups, err := r.launch(cmd, id, dir, spec)
+	if err != nil {
 		os.Remove(r.logPath(id))
 		return runtime.Instance{}, fmt.Errorf("start %s for deployment %s: %w", r.cfg.Bin, spec.Deployment, err)
 	}
 	p := &proc{done: make(chan struct{}), rec: record{
 		ID: id, PID: cmd.Process.Pid, Started: time.Now().UTC(),
 		Deployment: spec.Deployment, Version: spec.Version, Replica: spec.Replica, Slot: spec.Slot, Functions: spec.Functions,
+		Brokers: r.cfg.Kafka.Brokers, Cgroups: cgroups,
 	}}
 	go func() {
 		err := cmd.Wait()
-		switch {
-		case err == nil:
-			p.err = errors.New("fnbox exited with status 0")
-		case cmd.ProcessState.ExitCode() == control.ExitCodeLoadError:
-			p.permanent = true
-			p.err = errors.New(lastLine(r.logPath(id)))
-		default:
-			p.err = fmt.Errorf("fnbox %s", err)
-		}
+		p.err, p.permanent = r.exitError(cmd, err, p, dir)
 		close(p.done)
 	}()
 	ticks, alive, err := procStart(p.rec.PID)
@@ -279,7 +310,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 	r.tail(p, 0)
 	r.log.Info("instance started", kit.KeyDeployment, spec.Deployment, "instance", id, "pid", p.rec.PID,
 		"version", spec.Version, "functions", strings.Join(spec.Functions, ","))
-	return p.instance(), nil
+	return p.instance(r.readyPath(p.rec.ID)), nil
 }
 
 func waitErr(p *proc) <-chan error {
@@ -428,7 +459,7 @@ func (r *Runtime) List(_ context.Context) ([]runtime.Instance, error) {
 				continue
 			}
 		}
-		out = append(out, p.instance())
+		out = append(out, p.instance(r.readyPath(p.rec.ID)))
 	}
 	if !r.swept {
 		r.swept = true
@@ -450,8 +481,16 @@ func (r *Runtime) adopt(id string) *proc {
 		r.forget(id)
 		return nil
 	}
+	if want := r.cfg.Kafka.Brokers; !sameBrokers(rec.Brokers, want) {
+		// Started for another cluster (a deployer before this one ran
+		// against other brokers): it must not go on with old code.
+		r.log.Warn("killing instance of another cluster", "instance", id, kit.KeyDeployment, rec.Deployment,
+			"pid", rec.PID, "brokers", strings.Join(rec.Brokers, ","))
+		killGroup(rec.PID, syscall.SIGKILL)
+		r.forgetRecord(id, rec)
+		return nil
+	}
 	p := &proc{rec: rec, done: make(chan struct{}), adopted: true}
-	p.ready.Store(true) // it was running before this deployer started
 	go func() {
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
@@ -548,17 +587,33 @@ func (r *Runtime) Stop(ctx context.Context, id string) error {
 	return nil
 }
 
-// forget removes an instance's files. Called with r.mu held.
+// forget removes an instance's files and cgroups. Called with r.mu held.
 func (r *Runtime) forget(id string) {
+	var rec record
+	if b, err := os.ReadFile(r.recordPath(id)); err == nil {
+		_ = json.Unmarshal(b, &rec)
+	}
+	r.forgetRecord(id, rec)
+}
+
+// forgetRecord is forget with the record at hand.
+func (r *Runtime) forgetRecord(id string, rec record) {
+	removeCgroups(rec.Cgroups)
+	os.Remove(r.readyPath(id))
 	os.Remove(r.recordPath(id))
 	os.Remove(r.logPath(id))
 }
 
-func (p *proc) instance() runtime.Instance {
+func (p *proc) instance(readyPath string) runtime.Instance {
 	in := runtime.Instance{
 		ID: p.rec.ID, Deployment: p.rec.Deployment, Version: p.rec.Version, Replica: p.rec.Replica, Slot: p.rec.Slot,
-		Functions: p.rec.Functions, PID: p.rec.PID, Started: p.rec.Started, State: runtime.StateRunning, Adopted: p.adopted, Ready: p.ready.Load(),
+		Functions: p.rec.Functions, PID: p.rec.PID, Started: p.rec.Started, State: runtime.StateRunning, Adopted: p.adopted,
+		OOMKills: oomKills(p.rec.Cgroups),
 	}
+	if !p.ready.Load() && fileExists(readyPath) {
+		p.ready.Store(true)
+	}
+	in.Ready = p.ready.Load()
 	select {
 	case <-p.done:
 		in.State, in.Error, in.Permanent = runtime.StateExited, p.err.Error(), p.permanent
@@ -592,9 +647,6 @@ func (r *Runtime) tail(p *proc, from int64) {
 			line, err := br.ReadString('\n')
 			partial += line
 			if err == nil {
-				if strings.Contains(partial, readyMarker) {
-					p.ready.Store(true)
-				}
 				log.Info(strings.TrimRight(partial, "\r\n"), "source", "fnbox")
 				partial = ""
 				continue
@@ -657,6 +709,3 @@ func lastLine(path string) string {
 	lines := strings.Split(strings.TrimSpace(string(buf[:n])), "\n")
 	return strings.TrimPrefix(lines[len(lines)-1], "fnbox: ")
 }
-
-// readyMarker finds control.ReadyMessage in fnbox's JSON log output.
-var readyMarker = `"msg":"` + control.ReadyMessage + `"`

@@ -1,7 +1,7 @@
 // Command fakefnbox is a STAND-IN for the real fnbox binary, used only by
 // the deployer's tests while fnbox is written elsewhere. It accepts
-// fnbox's command line, checks that --code holds butter.yaml, prints
-// the JSON line fnbox logs when ready ({"msg":"fnbox ready",...}) and sleeps until
+// fnbox's command line, checks that --code holds butter.yaml, writes
+// the ready file (control.ReadyFileFlag) as fnbox does and sleeps until
 // SIGTERM, then exits 0. FAKEFNBOX_IGNORE_TERM=1 makes it ignore SIGTERM
 // (to test the SIGKILL after the grace period). A descriptor holding the
 // comment "fakefnbox: fail to load" makes it exit 78, as fnbox does when
@@ -9,6 +9,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -17,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/buttercompass/butter/proto/control"
 )
 
 func main() {
@@ -26,6 +29,8 @@ func main() {
 	functions := fs.String("functions", "", "functions")
 	instance := fs.String("instance", "", "instance id")
 	_ = fs.String("admin", "", "admin addr")
+	readyFile := fs.String(control.ReadyFileFlag, "", "ready file")
+	_ = fs.Duration(control.OrphanGraceFlag, 0, "orphan grace")
 	for _, name := range []string{"brokers", "topic-prefix", "sasl-mechanism", "sasl-user", "sasl-password", "tls-ca", "tls-cert", "tls-key", "slot"} {
 		_ = fs.String(name, "", "kafka flag")
 	}
@@ -48,8 +53,15 @@ func main() {
 	} else {
 		signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
 	}
-	// The line fnbox logs when ready, as the deployer looks for it.
-	fmt.Printf("{\"msg\":\"fnbox ready\",\"instance\":%q,\"functions\":%q}\n", *instance, *functions)
+	// Readiness as fnbox signals it: the ready file, never a log line.
+	fmt.Printf("fakefnbox running instance %s, functions %s\n", *instance, *functions)
+	if *readyFile != "" {
+		b, _ := json.Marshal(control.ReadyFile{PID: os.Getpid(), Instance: *instance})
+		if err := os.WriteFile(*readyFile, b, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "fakefnbox:", err)
+			os.Exit(1)
+		}
+	}
 	for ignore {
 		// A sleeping goroutine, not a blocked receive: the runtime would
 		// call that a deadlock and exit.

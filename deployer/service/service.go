@@ -63,6 +63,11 @@ type Config struct {
 	// KeepInstances leaves instances running when the deployer stops, for
 	// the next deployer to adopt; default is to stop them.
 	KeepInstances bool
+	// DieWithDeployer ties every instance to the deployer's process: the
+	// kernel kills it when the deployer dies, even by kill -9. butter up
+	// sets it; a standalone deployer leaves it off, so its instances
+	// outlive a crash and are adopted.
+	DieWithDeployer bool
 	// BackoffBase and BackoffMax bound the restart backoff of crashed
 	// instances. Default 1s and 30s.
 	BackoffBase, BackoffMax time.Duration
@@ -233,7 +238,7 @@ func (s *Service) Provision(ctx context.Context) error {
 		return err
 	}
 	s.checkSecrets(key)
-	s.runtime, err = process.New(process.Config{DataDir: s.cfg.DataDir, Bin: bin, Kafka: kcfg, Grace: s.cfg.Grace, Logger: s.log,
+	s.runtime, err = process.New(process.Config{DataDir: s.cfg.DataDir, Bin: bin, Kafka: kcfg, Grace: s.cfg.Grace, Logger: s.log, DieWithParent: s.cfg.DieWithDeployer,
 		Go: gobuild.Config{Go: s.cfg.GoBin, SDK: s.cfg.GoSDK, Cache: s.cfg.GoCache}, Secrets: key})
 	if err != nil {
 		return err

@@ -76,6 +76,9 @@ cleanly.`,
 				}
 			}
 			dep.Kafka, dep.DataDir, dep.Logger = logins[access.DeployerUser], cfg.DataDir, a.logger()
+			// Instances die with this process, even on SIGKILL: a later
+			// butter up must not find them consuming with old code.
+			dep.DieWithDeployer = !dep.KeepInstances
 			gw.Kafka, gw.Logger = logins[access.GatewayUser], a.logger()
 			tm.Kafka, tm.Logger = logins[access.TimerUser], a.logger()
 			deployer, err := deployersvc.New(dep)

@@ -100,7 +100,7 @@ func watchOrphan(ctx context.Context, kafka kit.KafkaConfig, deployment string, 
 	defer f.Close()
 	go func() {
 		if err := f.Run(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("cannot follow deployments; only the broker's absence ends this instance", kit.KeyError, err)
+			log.Info("not watching for the deployment's deletion (its principal may not read deployments); only the broker's absence ends this instance", kit.KeyError, err)
 		}
 	}()
 

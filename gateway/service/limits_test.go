@@ -95,13 +95,13 @@ func TestSlowBodiesAreCut(t *testing.T) {
 	}
 
 	statuses := map[string]int{}
-	for range n {
+	for i := range n {
 		select {
 		case s := <-closed:
 			statuses[s]++
 		case <-time.After(testutil.Timeout):
 			t.Fatalf("after %s, %d of %d trickling connections are still open (closed: %v)",
-				testutil.Timeout, n-len(statuses), n, statuses)
+				testutil.Timeout, n-i, n, statuses)
 		}
 	}
 	t.Logf("%d trickling connections closed within %s: %v", n, time.Since(start).Round(time.Millisecond), statuses)

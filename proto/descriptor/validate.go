@@ -21,9 +21,18 @@ import (
 const (
 	maxRetries     = 10000
 	maxBatch       = 10000
-	maxReplicas    = 1000
 	maxConcurrency = 10000
 )
+
+// MaxReplicas bounds scale.min and scale.max: each replica is an fnbox
+// process (on one machine with the process runtime), so scale.min: 1000
+// would start a thousand of them.
+const MaxReplicas = 64
+
+// MaxStreams bounds the streams one descriptor names (bound, out, emits,
+// dead letters, route and timer streams): each is a topic the deployer
+// creates at deploy, and thousands made the broker refuse connections.
+const MaxStreams = 100
 
 var (
 	namePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
@@ -130,6 +139,54 @@ func validate(desc *Descriptor, d *decoder) {
 	derivedNames := map[int]bool{}
 	for i := range desc.Functions {
 		c.function(desc, i, names, contexts, derivedNames)
+	}
+	c.streamCount(desc)
+}
+
+// streamCount reports the first stream past MaxStreams distinct ones, in
+// the order the functions name them. Streams left to defaults (a route's,
+// a timer's, a dead letter) count one each; internal streams are not
+// created, so they do not count.
+func (c checker) streamCount(desc *Descriptor) {
+	seen := map[string]bool{}
+	for i := range desc.Functions {
+		f := &desc.Functions[i]
+		p := index("functions", i)
+		bp := p + ".bindings"
+		type named struct{ name, path string }
+		var all []named
+		derived := func(set, field, path string) named {
+			if set != "" {
+				return named{set, path + "." + field}
+			}
+			return named{"\x00" + path + "." + field, path} // a default: unique
+		}
+		if f.Bindings.Route != nil {
+			all = append(all, derived(f.Bindings.Route.Stream, "stream", bp+".route"))
+		}
+		if f.Bindings.Timer != nil {
+			all = append(all, derived(f.Bindings.Timer.Stream, "stream", bp+".timer"))
+		}
+		for j, s := range f.Bindings.Streams {
+			all = append(all, named{s.Name, index(bp+".streams", j) + ".name"})
+		}
+		if f.Bindings.Out != "" {
+			all = append(all, named{f.Bindings.Out, bp + ".out"})
+		}
+		for j, s := range f.Bindings.Emits {
+			all = append(all, named{s, index(bp+".emits", j)})
+		}
+		all = append(all, derived(f.Delivery.DeadLetter, "deadLetter", p+".delivery"))
+		for _, n := range all {
+			if n.name == "" || topics.IsInternal(n.name) || seen[n.name] {
+				continue
+			}
+			seen[n.name] = true
+			if len(seen) > MaxStreams {
+				c.report(n.path, "is stream number %d of this descriptor: at most %d, each is a topic the deployer creates; split the deployment", len(seen), MaxStreams)
+				return
+			}
+		}
 	}
 }
 
@@ -448,16 +505,16 @@ func (c checker) scale(p string, s *Scale, dl Delivery) {
 		switch {
 		case *s.Min < 0:
 			c.report(p+".min", "must not be negative (0 scales to zero when idle)")
-		case *s.Min > maxReplicas:
-			c.report(p+".min", "must be at most %d", maxReplicas)
+		case *s.Min > MaxReplicas:
+			c.report(p+".min", "must be at most %d", MaxReplicas)
 		}
 	}
 	if c.present(p + ".max") {
 		switch {
 		case s.Max < 1:
 			c.report(p+".max", "must be at least 1 (use min: 0 to scale to zero)")
-		case s.Max > maxReplicas:
-			c.report(p+".max", "must be at most %d", maxReplicas)
+		case s.Max > MaxReplicas:
+			c.report(p+".max", "must be at most %d", MaxReplicas)
 		case s.Min != nil && *s.Min > s.Max:
 			c.report(p+".min", "%d is more than max %d", *s.Min, s.Max)
 		}

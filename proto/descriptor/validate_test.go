@@ -433,16 +433,19 @@ func TestRulesScale(t *testing.T) {
 		{"valid", scale("min: 2, max: 4, concurrency: 8"), nil},
 		{"scale to zero", scale("min: 0"), nil},
 		{"min above default max", scale("min: 20"), nil},
+		{"min at the bound", scale("min: 64"), nil},
 		{"min negative", scale("min: -1"),
 			[]string{"@-1@ functions[0].scale.min: must not be negative (0 scales to zero when idle)"}},
 		{"min above max", scale("min: 5, max: 2"),
 			[]string{"@5@ functions[0].scale.min: 5 is more than max 2"}},
-		{"min too many", scale("min: 1001"),
-			[]string{"@1001@ functions[0].scale.min: must be at most 1000"}},
+		{"min too many", scale("min: 1000"),
+			[]string{"@1000@ functions[0].scale.min: must be at most 64"}},
+		{"min one too many", scale("min: 65"),
+			[]string{"@65@ functions[0].scale.min: must be at most 64"}},
 		{"max zero", scale("max: 0"),
 			[]string{"@0}@ functions[0].scale.max: must be at least 1 (use min: 0 to scale to zero)"}},
-		{"max too many", scale("max: 1001"),
-			[]string{"@1001@ functions[0].scale.max: must be at most 1000"}},
+		{"max too many", scale("max: 65"),
+			[]string{"@65@ functions[0].scale.max: must be at most 64"}},
 		{"concurrency zero", scale("concurrency: 0"),
 			[]string{"@0}@ functions[0].scale.concurrency: must be at least 1"}},
 		{"concurrency too high", scale("concurrency: 10001"),
@@ -471,5 +474,27 @@ func TestRulesLimits(t *testing.T) {
 			[]string{"@0}@ functions[0].limits.cpu: must be more than 0"}},
 		{"unknown field", limits("disk: 1Gi"),
 			[]string{"@disk@ functions[0].limits.disk: unknown field; the fields here are memory, cpu"}},
+	})
+}
+
+func TestRulesStreamCount(t *testing.T) {
+	// streams writes n bound streams s0..s<n-1> and an explicit dead
+	// letter, so the descriptor names n+1 streams.
+	streams := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "s%d", i)
+		}
+		return one("{fn: a.js:f, bindings: {streams: [" + b.String() + "]}, delivery: {deadLetter: dlq}}")
+	}
+	runRules(t, []ruleCase{
+		{"at the limit", streams(MaxStreams - 1), nil},
+		{"one over", streams(MaxStreams),
+			[]string{"@dlq@ functions[0].delivery.deadLetter: is stream number 101 of this descriptor: at most 100, each is a topic the deployer creates; split the deployment"}},
+		{"far over", streams(3000),
+			[]string{"@s100,@ functions[0].bindings.streams[100].name: is stream number 101 of this descriptor: at most 100, each is a topic the deployer creates; split the deployment"}},
 	})
 }

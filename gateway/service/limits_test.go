@@ -230,3 +230,40 @@ func TestConnectionCap(t *testing.T) {
 		return nil
 	})
 }
+
+// TestIdleAndHeaderTimeouts: a keep-alive connection that sends nothing
+// more is closed after --idle-timeout, and one that never finishes its
+// headers after --read-header-timeout.
+func TestIdleAndHeaderTimeouts(t *testing.T) {
+	c := testutil.NewCluster(t)
+	g := startGateway(t, c, func(cfg *Config) {
+		cfg.Limits.IdleTimeout = 300 * time.Millisecond
+		cfg.Limits.ReadHeaderTimeout = 300 * time.Millisecond
+	})
+	addr := strings.TrimPrefix(g.url, "http://")
+	for name, send := range map[string]string{
+		"idle":            "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n",
+		"partial headers": "GET /livez HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		if _, err := io.WriteString(conn, send); err != nil {
+			t.Fatal(err)
+		}
+		closed := make(chan error, 1)
+		go func() {
+			_, err := io.Copy(io.Discard, conn) // returns once the gateway closes
+			closed <- err
+		}()
+		// 20 s: far above the 300 ms set, on a loaded machine too, and
+		// below the 60 s default idle timeout, so an unset one fails.
+		select {
+		case <-closed:
+		case <-time.After(20 * time.Second):
+			t.Errorf("%s: connection still open after 20s", name)
+		}
+	}
+}

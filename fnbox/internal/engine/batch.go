@@ -52,7 +52,8 @@ func batchOf(fs kgo.Fetches) []*partBatch {
 // everything before them is done. An event with replyto or a deadline is
 // always an invocation of its own: its requester waits for an answer to
 // that event alone, and one event's deadline must not cut short (and so
-// fail and dead-letter) the invocation of others.
+// fail and dead-letter) the invocation of others. So is an event of a
+// suspect range (see crashes.go): a crash must pin it.
 func (r *runner) units(pb *partBatch, size int) []unit {
 	size = max(1, size)
 	pb.ds = make([]envelope.Delivery, len(pb.recs))
@@ -75,7 +76,8 @@ func (r *runner) units(pb *partBatch, size int) []unit {
 			r.stats.done(1)
 			continue
 		}
-		if stringExt(d.Event, envelope.ExtReplyTo) != "" || stringExt(d.Event, envelope.ExtDeadline) != "" {
+		if stringExt(d.Event, envelope.ExtReplyTo) != "" || stringExt(d.Event, envelope.ExtDeadline) != "" ||
+			r.suspectAt(tp{pb.topic, pb.partition}, rec.Offset) {
 			flush()
 			cur = []int{i}
 			flush()
@@ -187,7 +189,9 @@ func (r *runner) runBatch(ctx context.Context, rt runtime.Runtime, out *producer
 	for _, pb := range parts {
 		wg.Go(func() {
 			us := r.units(pb, r.fn.Delivery.Batch)
-			if r.ordered() {
+			// A suspect partition goes one event after the other even
+			// without ordering: each invocation's marker names it alone.
+			if r.ordered() || r.suspectAt(tp{pb.topic, pb.partition}, pb.recs[0].Offset) {
 				for _, u := range us {
 					if stopped() || !acquire() {
 						return

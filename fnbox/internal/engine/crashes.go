@@ -24,11 +24,14 @@ import (
 // clean end without progress) commits over it, so a marker found at the
 // committed offset when a partition is assigned means the instance that
 // wrote it died while processing that range. The partition is then
-// suspect: it is processed one event at a time, each with its own marker,
-// up to the end of the range, so a further crash pins the very event, and
-// the count of crashes at that event travels in the marker from one
-// instance to the next. At Config.CrashLimit the event is dead-lettered
-// with reason obs.ErrCrashed without being invoked again.
+// suspect up to the end of the range: its events there are invoked one at
+// a time, each after a marker naming it (the offset still unchanged), so
+// a further crash pins the very event, and the count of crashes at that
+// event travels in the marker from one instance to the next. At
+// Config.CrashLimit the event is dead-lettered with reason obs.ErrCrashed
+// without being invoked again. A crash while a whole range was in flight
+// cannot be pinned and is not counted: a poison event takes one crash
+// more than the limit when it was not alone.
 //
 // A crash of the function's host process that fnbox survives
 // (runtime.ErrCrashed) counts the same, within the retries of one
@@ -36,18 +39,20 @@ import (
 
 // markerPrefix starts in-flight marker metadata; the version lets a later
 // format be told apart.
-const markerPrefix = "butter.inflight/1 "
+const markerPrefix = "butter.inflight/2 "
 
 // marker is the commit metadata of a partition whose events from start
-// (the committed offset) to end are being processed. crashes is how many
-// times processing from start was seen to crash before.
+// (the committed offset) to end are being processed. at is the event in
+// flight when known (-1: the whole range), crashes how many times it was
+// seen to crash before.
 type marker struct {
-	start, end int64
-	crashes    int
+	start, end, at int64
+	crashes        int
 }
 
 func (m marker) String() string {
-	return markerPrefix + strconv.FormatInt(m.start, 10) + " " + strconv.FormatInt(m.end, 10) + " " + strconv.Itoa(m.crashes)
+	return markerPrefix + strconv.FormatInt(m.start, 10) + " " + strconv.FormatInt(m.end, 10) + " " +
+		strconv.FormatInt(m.at, 10) + " " + strconv.Itoa(m.crashes)
 }
 
 // parseMarker parses commit metadata written by marker.String.
@@ -57,15 +62,21 @@ func parseMarker(s string) (marker, bool) {
 		return marker{}, false
 	}
 	f := strings.Fields(rest)
-	if len(f) != 3 {
+	if len(f) != 4 {
 		return marker{}, false
 	}
 	var m marker
-	var err1, err2, err3 error
-	m.start, err1 = strconv.ParseInt(f[0], 10, 64)
-	m.end, err2 = strconv.ParseInt(f[1], 10, 64)
-	m.crashes, err3 = strconv.Atoi(f[2])
-	if err1 != nil || err2 != nil || err3 != nil || m.end < m.start || m.crashes < 0 {
+	var errs [4]error
+	m.start, errs[0] = strconv.ParseInt(f[0], 10, 64)
+	m.end, errs[1] = strconv.ParseInt(f[1], 10, 64)
+	m.at, errs[2] = strconv.ParseInt(f[2], 10, 64)
+	m.crashes, errs[3] = strconv.Atoi(f[3])
+	for _, err := range errs {
+		if err != nil {
+			return marker{}, false
+		}
+	}
+	if m.end < m.start || m.crashes < 0 || m.at >= 0 && (m.at < m.start || m.at > m.end) {
 		return marker{}, false
 	}
 	return m, true
@@ -78,7 +89,8 @@ type tp struct {
 }
 
 // suspect is a partition an instance died processing: events up to end
-// go one at a time; the event at offset at has crashed crashes times.
+// go one at a time; the event at offset at (-1: none) has crashed crashes
+// times.
 type suspect struct {
 	at, end int64
 	crashes int
@@ -123,10 +135,14 @@ func (r *runner) loadSuspects(ctx context.Context, cl *kgo.Client, offsets map[s
 		if !ok || m.start != at {
 			continue
 		}
-		s := suspect{at: at, end: m.end, crashes: m.crashes + 1}
+		s := suspect{at: m.at, end: m.end}
+		if m.at >= 0 {
+			s.crashes = m.crashes + 1
+		}
 		r.suspects[k] = s
 		r.log.Warn("an instance died processing this partition; processing it one event at a time",
-			"topic", k.topic, kit.KeyPartition, k.partition, kit.KeyOffset, at, "through", m.end, "crashes", s.crashes)
+			"topic", k.topic, kit.KeyPartition, k.partition, kit.KeyOffset, at, "through", m.end,
+			"event", m.at, "crashes", s.crashes)
 	}
 }
 
@@ -147,12 +163,13 @@ func (r *runner) forget(m map[string][]int32) {
 	}
 }
 
-// anySuspect reports whether some partition is processed one event at a
-// time.
-func (r *runner) anySuspect() bool {
+// suspectAt reports whether the event at offset of k is to be invoked
+// alone, after a marker naming it.
+func (r *runner) suspectAt(k tp, offset int64) bool {
 	r.crashMu.Lock()
 	defer r.crashMu.Unlock()
-	return len(r.suspects) > 0
+	s, ok := r.suspects[k]
+	return ok && offset <= s.end
 }
 
 // crashesAt is how many crashes the event at offset of k is known for.
@@ -175,12 +192,9 @@ func (r *runner) markInflight(ctx context.Context, cl *kgo.Client, parts []*part
 	for _, pb := range parts {
 		first, last := pb.recs[0], pb.recs[len(pb.recs)-1]
 		k := tp{pb.topic, pb.partition}
-		m := marker{start: first.Offset, end: last.Offset}
+		m := marker{start: first.Offset, end: last.Offset, at: -1}
 		if s, ok := r.suspects[k]; ok {
 			m.end = max(m.end, s.end)
-			if s.at == first.Offset {
-				m.crashes = s.crashes
-			}
 		}
 		if offsets[pb.topic] == nil {
 			offsets[pb.topic] = map[int32]kgo.EpochOffset{}
@@ -194,6 +208,67 @@ func (r *runner) markInflight(ctx context.Context, cl *kgo.Client, parts []*part
 	cctx = withCommitMetadata(cctx, meta)
 	if err := r.commitSync(cctx, cl, offsets); err != nil {
 		r.log.Warn("write in-flight markers; a crash now would not be counted", kit.KeyError, err)
+	}
+}
+
+// anySuspect reports whether a partition of the poll is suspect.
+func (r *runner) anySuspect() bool {
+	r.crashMu.Lock()
+	defer r.crashMu.Unlock()
+	return len(r.suspects) > 0
+}
+
+// enterInvoke is called before each invocation of the poll's events. While
+// a partition is suspect, invocations run one at a time, each after
+// markers naming the event invoked when it is a suspect one (offset of
+// pb) and no event anywhere else: an instance dying then blames exactly
+// the event it died running, not one that happened to run beside it, nor
+// one that ran before. The returned function ends the invocation.
+func (r *runner) enterInvoke(ctx context.Context, pb *partBatch, offset int64) func() {
+	if !r.anySuspect() {
+		return func() {}
+	}
+	r.serial.Lock()
+	r.markInvocation(ctx, pb, offset)
+	return r.serial.Unlock
+}
+
+// markInvocation writes the markers of every partition of the poll, the
+// one of pb naming the event at offset if it is suspect; the offsets stay
+// the partitions' committed ones (their polls' first). Best effort, as
+// markInflight.
+func (r *runner) markInvocation(ctx context.Context, inflight *partBatch, offset int64) {
+	cl := r.groupCl.Load()
+	if cl == nil {
+		return
+	}
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	meta := map[tp]string{}
+	r.crashMu.Lock()
+	for _, pb := range r.curParts {
+		k := tp{pb.topic, pb.partition}
+		first := pb.recs[0]
+		m := marker{start: first.Offset, end: pb.recs[len(pb.recs)-1].Offset, at: -1}
+		if s, ok := r.suspects[k]; ok {
+			m.end = max(m.end, s.end)
+			if pb == inflight && offset <= s.end {
+				m.at = offset
+				if s.at == offset {
+					m.crashes = s.crashes
+				}
+			}
+		}
+		if offsets[pb.topic] == nil {
+			offsets[pb.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offsets[pb.topic][pb.partition] = kgo.EpochOffset{Epoch: first.LeaderEpoch, Offset: first.Offset}
+		meta[k] = m.String()
+	}
+	r.crashMu.Unlock()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := r.commitSync(withCommitMetadata(cctx, meta), cl, offsets); err != nil {
+		r.log.Warn("write in-flight markers; a crash now would not be counted", kit.KeyOffset, offset, kit.KeyError, err)
 	}
 }
 
@@ -228,13 +303,10 @@ func (r *runner) settle(parts []*partBatch, committed bool) {
 		if !ok {
 			continue
 		}
-		switch {
-		case eo.Offset > s.end:
+		if eo.Offset > s.end {
 			delete(r.suspects, k)
-			r.log.Info("partition processed past the range an instance died in; back to whole polls",
+			r.log.Info("partition processed past the range an instance died in; back to batches",
 				"topic", k.topic, kit.KeyPartition, k.partition, kit.KeyOffset, eo.Offset)
-		case eo.Offset > s.at:
-			r.suspects[k] = suspect{at: eo.Offset, end: s.end}
 		}
 	}
 }

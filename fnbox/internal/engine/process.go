@@ -194,7 +194,9 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 			log.Info("event deadline passed while retrying; dead-lettering", "deadline", dl, "attempts", attempt-1)
 			return deadLetterAll(obs.ErrDeadlineExpired, attempt-1)
 		}
+		leave := r.enterInvoke(ctx, u.pb, key.offset)
 		ictx, res, emits, err := r.invoke(ctx, rt, ds)
+		leave()
 		if err == nil {
 			if err := r.writeResult(ctx, ictx, out, ds, res, emits); err != nil {
 				return false, err

@@ -44,6 +44,15 @@ type runner struct {
 	// partition revoked under exactly-once calls it (see groupOpts).
 	stopPoll atomic.Pointer[context.CancelFunc]
 
+	// groupCl is the current consumer, for the in-flight markers of
+	// suspect events (see markEvent).
+	groupCl atomic.Pointer[kgo.Client]
+
+	// serial makes invocations one at a time while a partition is
+	// suspect; curParts is the poll being processed (see enterInvoke).
+	serial   sync.Mutex
+	curParts []*partBatch
+
 	crashMu  sync.Mutex
 	suspects map[tp]suspect // see crashes.go
 	retries  map[retryKey]retryState
@@ -159,9 +168,6 @@ func (r *runner) txnID() string {
 
 // pollSizeNow is how many records the next poll takes.
 func (r *runner) pollSizeNow() int {
-	if r.anySuspect() {
-		return 1 // one event at a time pins the one that crashes
-	}
 	if r.polls == 0 {
 		r.polls = r.pollSize()
 	}
@@ -253,6 +259,7 @@ func (r *runner) consume(ctx context.Context, rt runtime.Runtime) error {
 	if err != nil {
 		return fmt.Errorf("create consumer for group %s: %w", r.group, err)
 	}
+	r.groupCl.Store(cl)
 	crashed := r.watchCrash(ctx, cl.Close)
 	defer func() {
 		if !crashed.Load() {
@@ -274,6 +281,7 @@ func (r *runner) consume(ctx context.Context, rt runtime.Runtime) error {
 			continue
 		}
 		r.markInflight(ctx, cl, parts)
+		r.curParts = parts
 		out := &producer{cl: r.e.prod, async: true}
 		start := time.Now()
 		bctx, cancel := context.WithTimeout(ctx, r.pollBudget())
@@ -400,6 +408,7 @@ func (r *runner) consumeTxn(ctx context.Context, rt runtime.Runtime) error {
 		return fmt.Errorf("create transactional consumer for group %s: %w", r.group, err)
 	}
 	cl = sess.Client()
+	r.groupCl.Store(cl)
 	crashed := r.watchCrash(ctx, sess.Close)
 	defer func() {
 		if !crashed.Load() {
@@ -437,6 +446,7 @@ func (r *runner) consumeTxn(ctx context.Context, rt runtime.Runtime) error {
 			continue
 		}
 		r.markInflight(ctx, cl, parts)
+		r.curParts = parts
 		out := &producer{cl: cl, txn: true}
 		start := time.Now()
 		bctx, stop := context.WithCancel(ctx)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,7 +16,6 @@ import (
 	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/kit"
-	"github.com/buttercompass/butter/proto/topics"
 )
 
 // MaxBody is the largest request body: a full-size archive plus slack for
@@ -32,12 +33,18 @@ func (a *API) replace(w http.ResponseWriter, r *http.Request, actor string) {
 // deploy handles POST (pathName "") and PUT.
 func (a *API) deploy(w http.ResponseWriter, r *http.Request, actor, pathName string) {
 	ctx := r.Context()
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	limit, what := int64(MaxBody), control.ErrCodeTooBig.Error()
+	if descriptorOnly(r.Header.Get("Content-Type")) {
+		// A descriptor alone: a body past what Parse reads is no code
+		// archive, and the answer must not talk about one.
+		limit, what = descriptor.MaxSize, fmt.Sprintf("a descriptor is at most %d KiB", descriptor.MaxSize>>10)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			kit.WriteProblem(w, kit.Problem{Status: http.StatusRequestEntityTooLarge, Title: "upload too large",
-				Detail: fmt.Sprintf("the body is over %d bytes: %v", MaxBody, control.ErrCodeTooBig), Instance: r.URL.Path})
+				Detail: fmt.Sprintf("the body is over %d bytes: %s", limit, what), Instance: r.URL.Path})
 			return
 		}
 		kit.WriteProblem(w, kit.Problem{Status: http.StatusBadRequest, Title: "unreadable body", Detail: err.Error(), Instance: r.URL.Path})
@@ -118,13 +125,18 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request, actor, pathName str
 	}
 	ctx, cancel := afterBegin(ctx)
 	defer cancel()
-	if err := a.ensureStreams(ctx, desc); err != nil {
+	created, err := a.createStreams(ctx, desc)
+	if err != nil {
 		change.Error = err.Error()
 		a.failOutcome(ctx, act, err, change)
 		unavailable(w, r, "cannot create streams", err)
 		return
 	}
 	if err := a.cfg.Desired.Put(ctx, d); err != nil {
+		// Nothing deployed, so nothing made for it stays.
+		if derr := a.dropStreams(ctx, created); derr != nil {
+			err = errors.Join(err, derr)
+		}
 		change.Error = err.Error()
 		a.failOutcome(ctx, act, err, change)
 		unavailable(w, r, "cannot store the deployment", err)
@@ -137,6 +149,13 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request, actor, pathName str
 	a.completeOutcome(ctx, act, change)
 	a.log.Info("deployed", kit.KeyDeployment, d.Name, "version", d.Version, "actor", actor, "update", exists)
 	writeJSON(w, code, a.status(d))
+}
+
+// descriptorOnly reports whether contentType is that of a descriptor sent
+// alone (YAML or JSON), not of a code archive.
+func descriptorOnly(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == archive.TypeJSON || strings.HasSuffix(mt, "/yaml") || strings.HasSuffix(mt, "/x-yaml"))
 }
 
 // build unpacks and builds a go deployment before anything is stored: a
@@ -159,21 +178,6 @@ func (a *API) build(w http.ResponseWriter, r *http.Request, d control.Deployment
 	}
 	a.log.Info("built go deployment", kit.KeyDeployment, d.Name, "version", d.Version, "took", time.Since(start).Round(time.Millisecond))
 	return true
-}
-
-// ensureStreams creates every stream the descriptor names.
-func (a *API) ensureStreams(ctx context.Context, desc *descriptor.Descriptor) error {
-	var specs []topics.Spec
-	seen := map[string]bool{}
-	for i := range desc.Functions {
-		for _, s := range desc.Functions[i].StreamNames() {
-			if !seen[s] && !topics.IsInternal(s) {
-				seen[s] = true
-				specs = append(specs, topics.Stream(s))
-			}
-		}
-	}
-	return kit.EnsureTopics(ctx, a.cfg.Kafka, kit.InNamespace(a.cfg.Namespace, specs...)...)
 }
 
 func (a *API) remove(w http.ResponseWriter, r *http.Request, actor string) {

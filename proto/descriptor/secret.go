@@ -28,6 +28,10 @@ const SealedPrefix = "butter:sealed:"
 // the name and for the encrypted form in a descriptor of MaxSize.
 const MaxSecretSize = 64 << 10
 
+// MaxSecrets bounds the secrets of one descriptor; far above real use, it
+// keeps the environment of an instance under what exec accepts.
+const MaxSecrets = 1000
+
 // fnboxEnv are names fnbox itself reads from its environment: a secret
 // reaches the function through fnbox's environment, so one of these would
 // change fnbox too, not only the function. Prefixes end with "_".
@@ -90,6 +94,10 @@ func (d *decoder) secretMap(path string, n *yaml.Node) map[string]string {
 
 // secretEnv checks the names and sizes of secretEnv.
 func (c checker) secretEnv(desc *Descriptor) {
+	if n := len(desc.SecretEnv); n > MaxSecrets {
+		c.report("secretEnv", "%d secrets; the most is %d", n, MaxSecrets)
+		return
+	}
 	for k, v := range desc.SecretEnv {
 		p := key("secretEnv", k)
 		switch {
@@ -216,70 +224,79 @@ func plainASCII(s string) bool {
 	return true
 }
 
-// span is the bytes [from, to) of one value in the text, and its
-// replacement.
-type span struct {
-	from, to int
-	with     string
-}
-
 // replaceInText replaces each secret's value in src where it is written,
 // as a double-quoted string followed by one line break for each line
 // break the old value spanned. It reports false when a value's extent
-// cannot be found (the caller then writes the tree out instead).
+// cannot be found (the caller then writes the tree out instead). Its cost
+// is linear in the size of src, however many secrets there are.
 func replaceInText(src []byte, d *decoder, sealed map[string]string) ([]byte, bool) {
 	if !utf8.Valid(src) || bytes.HasPrefix(src, []byte("\xef\xbb\xbf")) {
 		return nil, false
 	}
-	var spans []span
+	type value struct {
+		at   mark
+		node *yaml.Node
+		with string
+	}
+	values := make([]value, 0, len(d.secrets))
 	for k, n := range d.secrets {
-		at := d.at(n)
-		from, ok := offsetOf(src, at.line, at.col)
+		values = append(values, value{d.at(n), n, sealed[k]})
+	}
+	slices.SortFunc(values, func(a, b value) int {
+		if a.at.line != b.at.line {
+			return a.at.line - b.at.line
+		}
+		return a.at.col - b.at.col
+	})
+	var out bytes.Buffer
+	out.Grow(len(src))
+	pos := cursor{line: 1, col: 1}
+	copied := 0
+	for _, v := range values {
+		from, ok := pos.seek(src, v.at)
+		if !ok || from < copied {
+			return nil, false
+		}
+		to, ok := scalarEnd(src, from, v.node)
 		if !ok {
 			return nil, false
 		}
-		to, ok := scalarEnd(src, from, n)
-		if !ok {
-			return nil, false
-		}
-		breaks := strings.Repeat("\n", lineBreaks(src[from:to]))
-		spans = append(spans, span{from, to, `"` + sealed[k] + `"` + breaks})
+		out.Write(src[copied:from])
+		out.WriteString(`"` + v.with + `"` + strings.Repeat("\n", lineBreaks(src[from:to])))
+		copied = to
 	}
-	slices.SortFunc(spans, func(a, b span) int { return b.from - a.from })
-	out := slices.Clone(src)
-	for i, s := range spans {
-		if i > 0 && s.to > spans[i-1].from {
-			return nil, false // overlapping: cannot be
-		}
-		out = slices.Concat(out[:s.from], []byte(s.with), out[s.to:])
-	}
-	return out, true
+	out.Write(src[copied:])
+	return out.Bytes(), true
 }
 
-// offsetOf returns the byte offset of 1-based line and character column
-// in src, counting line breaks as yaml.v3 does.
-func offsetOf(src []byte, line, col int) (int, bool) {
-	l, c := 1, 1
-	for i := 0; i <= len(src); {
-		if l == line && c == col {
-			return i, true
+// cursor walks src forward, tracking the 1-based line and character
+// column of byte offset i as yaml.v3 counts them.
+type cursor struct {
+	i, line, col int
+}
+
+// seek moves forward to line and column at and returns its offset; false
+// if it is not in src or behind.
+func (p *cursor) seek(src []byte, at mark) (int, bool) {
+	for {
+		if p.line == at.line && p.col == at.col {
+			return p.i, true
 		}
-		if i == len(src) || l > line {
+		if p.i >= len(src) || p.line > at.line || (p.line == at.line && p.col > at.col) {
 			return 0, false
 		}
-		r, size := utf8.DecodeRune(src[i:])
-		i += size
+		r, size := utf8.DecodeRune(src[p.i:])
+		p.i += size
 		switch {
-		case r == '\r' && i < len(src) && src[i] == '\n':
-			i++
-			l, c = l+1, 1
+		case r == '\r' && p.i < len(src) && src[p.i] == '\n':
+			p.i++
+			p.line, p.col = p.line+1, 1
 		case isLineBreak(r):
-			l, c = l+1, 1
+			p.line, p.col = p.line+1, 1
 		default:
-			c++
+			p.col++
 		}
 	}
-	return 0, false
 }
 
 // lineBreaks counts the line breaks in b, "\r\n" being one.

@@ -2,11 +2,15 @@ package descriptor
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 )
 
 const secretBase = "name: a\nplatform: node\nfunctions: [{fn: a.js:f, bindings: {streams: [s]}}]\n"
@@ -170,4 +174,59 @@ func FuzzSealSecrets(f *testing.F) {
 			t.Fatalf("stored form does not parse: %v\n%s", err, out)
 		}
 	})
+}
+
+// FuzzSealSecretValue writes any value in each way YAML and JSON can hold
+// it, beside other fields on the same and the next lines, and checks that
+// sealing replaces exactly the value.
+func FuzzSealSecretValue(f *testing.F) {
+	for _, v := range []string{"hunter2", `a"b\c`, "x\ny", "  lead", "a: b # c", "'q'", "é😀\u0085", "-", "[1]"} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		if !utf8.ValidString(value) || len(value) > 1000 {
+			return
+		}
+		jsonValue, _ := json.Marshal(value)
+		forms := map[string]string{
+			"double": secretBase + "secretEnv: {A: " + strconv.Quote(value) + ", B: x}\nenv: {C: d}\n",
+			"block":  secretBase + "secretEnv:\n  A: " + strconv.Quote(value) + "   # c\n  B: x\n",
+			"single": secretBase + "secretEnv: {A: '" + strings.ReplaceAll(value, "'", "''") + "', B: x}\n",
+			"plain":  secretBase + "secretEnv:\n  A: " + value + "\n  B: x\n",
+			"json": `{"name":"a","platform":"node","functions":[{"fn":"a.js:f","bindings":{"streams":["s"]}}],"secretEnv":{"A":` +
+				string(jsonValue) + `,"B":"x"},"env":{"C":"d"}}`,
+		}
+		for form, src := range forms {
+			before, err := Parse("f.yaml", []byte(src))
+			if err != nil || before.SecretEnv["A"] != value {
+				continue // this form cannot hold this value as written
+			}
+			out, got, err := SealSecrets("f.yaml", []byte(src), fakeSeal)
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", form, err, src)
+			}
+			wantA, _ := fakeSeal("A", value)
+			if got.SecretEnv["A"] != wantA || got.SecretEnv["B"] != SealedPrefix+"v1:B:1" || !reflect.DeepEqual(got.Env, before.Env) {
+				t.Fatalf("%s: sealed %q, env %q\n%s", form, got.SecretEnv, got.Env, out)
+			}
+		}
+	})
+}
+
+func TestSealSecretsLarge(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(secretBase + "secretEnv:\n")
+	for i := range MaxSecrets {
+		fmt.Fprintf(&b, "  S%d: %s\n", i, strings.Repeat("v", 900))
+	}
+	src := []byte(b.String())
+	start := time.Now()
+	out, got, err := SealSecrets("t.yaml", src, fakeSeal)
+	if err != nil || len(got.SecretEnv) != MaxSecrets || bytes.Contains(out, []byte("vvv")) {
+		t.Fatalf("SealSecrets of %d bytes: %v", len(src), err)
+	}
+	t.Logf("sealed %d secrets in a %d-byte descriptor in %v", MaxSecrets, len(src), time.Since(start))
+	if ps := problemsOf(t, b.String()+"  S1000: x\n"); len(ps) != 1 || !strings.Contains(ps[0], "1001 secrets; the most is 1000") {
+		t.Fatalf("too many secrets: %q", ps)
+	}
 }

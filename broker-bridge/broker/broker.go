@@ -60,6 +60,11 @@ type Config struct {
 	// RegisterFlags (--insecure-broker turns it off); the zero Config,
 	// which tests use, is an open broker.
 	Secure bool
+	// Repair moves what the broker cannot load from DataDir into
+	// DataDir/broker/quarantine/<time>/ and starts without it, logging
+	// what it moved (repair.go). Default off: such a start fails with a
+	// *LoadError naming the partition and file.
+	Repair bool
 }
 
 // DefaultConfig returns the configuration `butter broker` runs with when
@@ -160,10 +165,10 @@ func Start(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	opts = append(opts, sec...)
-	c, err := kfake.NewCluster(opts...)
+	c, err := openCluster(cfg, opts) // repair.go: a data dir that cannot be loaded
 	if err != nil {
 		unlock()
-		return nil, fmt.Errorf("start broker on %s (is another broker using the port?): %w", cfg.Addr, err)
+		return nil, err
 	}
 	b := &Broker{cluster: c, addr: c.ListenAddrs()[0], lock: lock, admin: admin}
 	b.admin.Brokers = []string{b.addr}

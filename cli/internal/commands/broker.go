@@ -26,5 +26,6 @@ cut.`,
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
 	cmd.Flags().AddGoFlagSet(fs)
+	cmd.Flags().BoolVar(&cfg.Repair, "repair", false, "if the data dir cannot be loaded, move what is broken to <data>/broker/quarantine/<time>/ and start without it (logged)")
 	return cmd
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/buttercompass/butter/deployer/internal/reconcile"
 	"github.com/buttercompass/butter/deployer/internal/runtime"
 	"github.com/buttercompass/butter/proto/control"
+	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/envelope"
 	"github.com/buttercompass/butter/proto/kit/kittest"
 	"github.com/buttercompass/butter/proto/topics"
@@ -175,5 +176,71 @@ func TestMemoryLimit(t *testing.T) {
 	}
 	if _, err := os.Stat(rt.readyPath(calmIn.ID)); err != nil {
 		t.Errorf("calm's ready file: %v", err)
+	}
+}
+
+// TestInstanceCgroup: an instance's cgroup carries the sum of its
+// functions' limits plus fnbox's allowance, the cpu quota and the pids
+// cap, and is removed with the instance.
+func TestInstanceCgroup(t *testing.T) {
+	d, err := descriptor.Parse("butter.yaml", []byte(`name: lim
+platform: node
+functions:
+  - fn: a.js:f
+    name: a
+    bindings: { streams: [a] }
+    limits: { memory: 64Mi, cpu: 250m }
+  - fn: b.js:f
+    name: b
+    bindings: { streams: [b] }
+    limits: { memory: 32Mi, cpu: "0.25" }
+  - fn: c.js:f
+    name: c
+    bindings: { streams: [c] }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := instanceLimits(d, []string{"a", "b"}, 128<<20, 100)
+	if want := (limits{memory: (64 + 32 + 128) << 20, milliCPU: 500, pids: 100, nodeHeapMiB: 72}); l != want {
+		t.Errorf("limits of a and b = %+v, want %+v", l, want)
+	}
+	if l := instanceLimits(d, []string{"a", "c"}, 128<<20, 100); l.memory != 0 || l.milliCPU != 0 || l.nodeHeapMiB != 0 {
+		t.Errorf("with unlimited c = %+v, want no memory or cpu limit", l)
+	}
+
+	cg := detectCgroups()
+	dirs, err := cg.create("lim-0-test", l)
+	if cg.kind == CgroupNone {
+		if !errors.Is(err, ErrLimits) {
+			t.Fatalf("without cgroups create = %v, want ErrLimits", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(file string) string {
+		for _, dir := range dirs {
+			if b, err := os.ReadFile(dir + "/" + file); err == nil {
+				return strings.TrimSpace(string(b))
+			}
+		}
+		return "absent"
+	}
+	want := map[string]string{"memory.limit_in_bytes": "234881024", "cpu.cfs_quota_us": "50000", "pids.max": "100"}
+	if cg.kind == CgroupV2 {
+		want = map[string]string{"memory.max": "234881024", "cpu.max": "50000 100000", "pids.max": "100"}
+	}
+	for file, v := range want {
+		if got := read(file); got != v {
+			t.Errorf("%s = %s, want %s", file, got, v)
+		}
+	}
+	removeCgroups(dirs)
+	for _, dir := range dirs {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("cgroup %s not removed: %v", dir, err)
+		}
 	}
 }

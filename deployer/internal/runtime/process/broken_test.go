@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/buttercompass/butter/deployer/internal/reconcile"
+	"github.com/buttercompass/butter/deployer/internal/runtime"
 	"github.com/buttercompass/butter/proto/control"
+	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/kit/kittest"
 )
 
@@ -58,4 +60,42 @@ func TestBrokenStaysStoppedAfterRestart(t *testing.T) {
 	for _, in := range rec.Instances("orders") {
 		_ = second.Stop(ctx, in.ID)
 	}
+}
+
+// TestAdoptsOnlySameBrokers: a restarted deployer adopts an instance of
+// its data dir started for the same brokers, and kills one started for
+// other brokers instead of letting it run old code against them.
+func TestAdoptsOnlySameBrokers(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	spec := runtime.InstanceSpec{Deployment: "orders", Version: "v1", Functions: []string{"a"}, Descriptor: desc}
+	first := newRuntime(t, dir, time.Second)
+	in, err := first.Start(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	same := newRuntime(t, dir, time.Second)
+	insts, err := same.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(insts) != 1 || insts[0].ID != in.ID || !insts[0].Adopted {
+		t.Fatalf("same brokers: listed %+v, want %s adopted", insts, in.ID)
+	}
+
+	other, err := New(Config{DataDir: dir, Bin: fakeFnbox, Grace: time.Second, Kafka: kit.KafkaConfig{Brokers: []string{"127.0.0.1:2"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(other.Close)
+	if insts, err := other.List(ctx); err != nil || len(insts) != 0 {
+		t.Fatalf("other brokers: listed %+v, %v; want nothing adopted", insts, err)
+	}
+	kittest.Eventually(t, "the instance of other brokers is killed", func() error {
+		if _, alive, _ := procStart(in.PID); alive {
+			return fmt.Errorf("pid %d still runs", in.PID)
+		}
+		return nil
+	})
 }

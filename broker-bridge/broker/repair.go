@@ -53,12 +53,21 @@ type Damage struct {
 func (e *LoadError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "broker data dir %s cannot be loaded: %v", e.Dir, e.Err)
+	var fix []string
 	for _, d := range e.Damage {
-		fmt.Fprintf(&b, "; %s", d.What)
+		if !strings.Contains(e.Err.Error(), d.What) {
+			fmt.Fprintf(&b, "; %s", d.What)
+		}
+		for _, p := range d.Paths {
+			fix = append(fix, "move "+p)
+		}
+		for _, t := range d.Topics {
+			fix = append(fix, fmt.Sprintf("drop topic %.40q from topics.json", t))
+		}
 	}
-	if len(e.Damage) > 0 {
-		fmt.Fprintf(&b, "; start once with --repair (butter broker --repair) to move that to %s and start without it",
-			filepath.Join(e.Dir, QuarantineDir, "<time>"))
+	if len(fix) > 0 {
+		fmt.Fprintf(&b, "; start once with --repair (butter broker --repair) to %s into %s and start without it",
+			strings.Join(fix, ", "), filepath.Join(e.Dir, QuarantineDir, "<time>"))
 	}
 	return b.String()
 }

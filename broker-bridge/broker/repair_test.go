@@ -75,6 +75,7 @@ func startBroken(t *testing.T, cfg Config, want ...string) *Broker {
 		b.Close()
 		t.Fatal("a damaged data dir started without --repair")
 	}
+	t.Logf("start without Repair: %v", err)
 	var lerr *LoadError
 	if !errors.As(err, &lerr) {
 		t.Fatalf("start on a damaged data dir: %v, want a *LoadError", err)

@@ -99,6 +99,7 @@ func (c *Cluster) handleMetadata(creq *clientReq) (kmsg.Response, error) {
 	}
 
 	allowAuto := req.AllowAutoTopicCreation && c.cfg.allowAutoTopic
+	autoCreated := false
 	// Dedupe after name resolution so a request that specifies both a
 	// topic name and its TopicID produces one response entry with one
 	// set of partitions (not a merged entry with partitions duplicated).
@@ -137,6 +138,7 @@ func (c *Cluster) handleMetadata(creq *clientReq) (kmsg.Response, error) {
 				continue
 			}
 			c.data.mkt(topic, -1, -1, nil)
+			autoCreated = true
 			ps, _ = c.data.tps.gett(topic)
 		}
 
@@ -165,6 +167,15 @@ func (c *Cluster) handleMetadata(creq *clientReq) (kmsg.Response, error) {
 
 	if req.IncludeClusterAuthorizedOperations {
 		resp.AuthorizedOperations = c.clusterAuthorizedOps(creq)
+	}
+
+	// butter patch: persist auto-created topics as CreateTopics does.
+	// Until the next clean shutdown they were only in memory: after a
+	// crash the topic was gone and its partition directories, records
+	// included, were left for a later topic of the same name to find.
+	if autoCreated {
+		c.notifyTopicChange()
+		c.persistTopicsState()
 	}
 
 	return resp, nil

@@ -174,9 +174,9 @@ func liveConsumer(t *testing.T, c *Cluster, addr string) {
 	})
 }
 
-// describe returns the group's state and, per member client ID, the
+// describeExpiryGroup returns the group's state and, per member client ID, the
 // partitions it holds.
-func describe(ctx context.Context, adm *kadm.Client) (string, map[string][]int32, error) {
+func describeExpiryGroup(ctx context.Context, adm *kadm.Client) (string, map[string][]int32, error) {
 	gs, err := adm.DescribeGroups(ctx, expiryGroup)
 	if err != nil {
 		return "", nil, err
@@ -212,7 +212,7 @@ func waitAlone(t *testing.T, ctx context.Context, adm *kadm.Client, since time.T
 		err   error
 	)
 	for time.Now().Before(deadline) {
-		state, held, err = describe(ctx, adm)
+		state, held, err = describeExpiryGroup(ctx, adm)
 		if err == nil && state == "Stable" && len(held) == 1 {
 			for k, ps := range held {
 				if len(ps) == 2 && strings.HasPrefix(k, "live/") {
@@ -232,7 +232,7 @@ func waitMember(t *testing.T, ctx context.Context, adm *kadm.Client, id string) 
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for time.Now().Before(deadline) {
-		if _, held, err := describe(ctx, adm); err == nil {
+		if _, held, err := describeExpiryGroup(ctx, adm); err == nil {
 			if _, ok := held["raw/"+id]; ok {
 				return
 			}
@@ -242,13 +242,13 @@ func waitMember(t *testing.T, ctx context.Context, adm *kadm.Client, id string) 
 	t.Fatalf("member %s never showed up in the group", id)
 }
 
-func waitStable(t *testing.T, ctx context.Context, adm *kadm.Client, members int) {
+func waitExpiryStable(t *testing.T, ctx context.Context, adm *kadm.Client, members int) {
 	t.Helper()
 	deadline := time.Now().Add(expiryWait)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for time.Now().Before(deadline) {
-		if state, held, err := describe(ctx, adm); err == nil && state == "Stable" && len(held) == members {
+		if state, held, err := describeExpiryGroup(ctx, adm); err == nil && state == "Stable" && len(held) == members {
 			return
 		}
 		<-tick.C
@@ -271,7 +271,7 @@ func TestGroupMembersVanishWhileJoining(t *testing.T) {
 	adm := kadm.NewClient(newRawMember(t, addr).cl)
 
 	liveConsumer(t, c, addr)
-	waitStable(t, ctx, adm, 1)
+	waitExpiryStable(t, ctx, adm, 1)
 
 	jctx, jcancel := context.WithCancel(ctx)
 	defer jcancel()
@@ -368,7 +368,7 @@ func TestGroupMemberWaitingInJoinIsKept(t *testing.T) {
 	if err := a.syncAll(ctx); err != nil {
 		t.Fatalf("leader sync: %v", err)
 	}
-	waitStable(t, ctx, adm, 2)
+	waitExpiryStable(t, ctx, adm, 2)
 
 	// a rejoins and waits; b heartbeats through two session timeouts
 	// (REBALANCE_IN_PROGRESS), then rejoins.

@@ -3,6 +3,7 @@ package kfake
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -110,4 +111,41 @@ func TestCreateTopicsRefusesWhatKafkaRefuses(t *testing.T) {
 			t.Errorf("metadata auto-create %q: %v, want %v", *mt.Topic, got, want)
 		}
 	}
+}
+
+// TestAutoCreatedTopicIsPersisted: a topic made by a metadata request is
+// in topics.json at once, as one made by CreateTopics is, so a crash
+// before the next clean shutdown does not lose it.
+func TestAutoCreatedTopicIsPersisted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	c, err := NewCluster(NumBrokers(1), AllowAutoTopicCreation(), DataDir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	meta := kmsg.NewPtrMetadataRequest()
+	meta.AllowAutoTopicCreation = true
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr("auto")
+	meta.Topics = append(meta.Topics, mt)
+	if _, err := meta.RequestWith(ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+	var pt persistTopics
+	if _, err := readJSONFile(c.fs, filepath.Join(dir, "topics.json"), &pt); err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range pt.Topics {
+		if tp.Name == "auto" {
+			return
+		}
+	}
+	t.Fatalf("auto-created topic not in topics.json: %+v", pt.Topics)
 }

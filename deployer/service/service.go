@@ -250,7 +250,7 @@ func (s *Service) Provision(ctx context.Context) error {
 	s.admin = kit.NewAdmin(s.cfg.Addr, kit.ShutdownTimeout(s.cfg.Grace+5*time.Second))
 	s.admin.AddReadyCheck("kafka", kit.KafkaReady(s.kafka))
 	api.New(api.Config{Desired: s.store, Manager: s.rec, Events: recorder, Admin: kadm.NewClient(s.kafka), Kafka: s.kafka,
-		Namespace: ns, Token: s.cfg.Token, Logger: s.log, Prepare: s.runtime.Prepare, Secrets: key}).Register(s.admin.Handle)
+		Namespace: ns, Token: s.cfg.Token, Logger: s.log, Prepare: s.runtime.Prepare, Admit: s.runtime.Admit, Secrets: key}).Register(s.admin.Handle)
 	return s.admin.Listen()
 }
 

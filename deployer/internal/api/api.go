@@ -23,6 +23,7 @@ import (
 	"github.com/buttercompass/butter/deployer/internal/runtime"
 	"github.com/buttercompass/butter/deployer/internal/secrets"
 	"github.com/buttercompass/butter/proto/control"
+	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/topics"
 )
@@ -64,6 +65,9 @@ type Config struct {
 	// is stored (the process runtime's Prepare); a *gobuild.Error it
 	// returns rejects the deployment with 400.
 	Prepare func(ctx context.Context, d control.Deployment) error
+	// Admit, if set, refuses with 400 a descriptor the runtime cannot run
+	// as written (limits it cannot enforce), before anything is stored.
+	Admit func(d *descriptor.Descriptor) error
 	// Secrets seals the secretEnv values of descriptors before they are
 	// stored; a descriptor with secrets is refused without it.
 	Secrets *secrets.Key

@@ -82,6 +82,13 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request, actor, pathName str
 			Instance: r.URL.Path})
 		return
 	}
+	if a.cfg.Admit != nil {
+		if err := a.cfg.Admit(desc); err != nil {
+			kit.WriteProblem(w, kit.Problem{Status: http.StatusBadRequest, Title: "cannot run this descriptor here",
+				Detail: fmt.Sprintf("%s: %v; nothing was deployed", control.DescriptorFile, err), Instance: r.URL.Path})
+			return
+		}
+	}
 	defer a.names.lock(desc.Name)()
 	prev, exists := a.cfg.Desired.Get(desc.Name)
 	if pathName == "" && exists {

@@ -129,3 +129,18 @@ func sameBrokers(recorded, current []string) bool {
 	slices.Sort(b)
 	return slices.Equal(a, b)
 }
+
+// Admit refuses a descriptor whose limits this machine cannot enforce
+// (no usable cgroup), naming the first function that sets them, so the
+// deploy fails instead of a version reported broken later.
+func (r *Runtime) Admit(d *descriptor.Descriptor) error {
+	if r.cgroups.kind != CgroupNone {
+		return nil
+	}
+	for i, f := range d.Functions {
+		if f.Limits.MemoryBytes() > 0 || f.Limits.MilliCPU() > 0 {
+			return fmt.Errorf("functions[%d].limits: %w: no writable cgroup (%s); remove the limits or run the deployer where cgroups are writable (docs/deployer.md#resource-limits)", i, ErrLimits, r.cgroups.why)
+		}
+	}
+	return nil
+}

@@ -244,3 +244,30 @@ functions:
 		}
 	}
 }
+
+// TestAdmitRefusesUnenforceableLimits: without a usable cgroup a
+// descriptor with limits is refused at deploy, naming the function; one
+// without limits is admitted. With one, both are.
+func TestAdmitRefusesUnenforceableLimits(t *testing.T) {
+	parse := func(limits string) *descriptor.Descriptor {
+		d, err := descriptor.Parse("butter.yaml", []byte("name: a\nplatform: node\nfunctions:\n  - fn: a.js:f\n    name: a\n    bindings: { streams: [a] }\n  - fn: b.js:f\n    name: b\n    bindings: { streams: [b] }\n"+limits))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	limited, free := parse("    limits: { cpu: 500m }\n"), parse("")
+	rt := newRuntime(t, t.TempDir(), time.Second)
+	if rt.Enforcement() != CgroupNone {
+		if err := rt.Admit(limited); err != nil {
+			t.Errorf("with %s: Admit = %v", rt.Enforcement(), err)
+		}
+	}
+	rt.cgroups = &cgroups{kind: CgroupNone, why: "none in this test"}
+	if err := rt.Admit(limited); !errors.Is(err, ErrLimits) || !strings.Contains(err.Error(), "functions[1].limits") {
+		t.Errorf("Admit without cgroups = %v, want ErrLimits naming functions[1].limits", err)
+	}
+	if err := rt.Admit(free); err != nil {
+		t.Errorf("Admit of no limits = %v", err)
+	}
+}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/buttercompass/butter/deployer/gobuild"
 	"github.com/buttercompass/butter/deployer/internal/api"
+	"github.com/buttercompass/butter/deployer/internal/principal"
 	"github.com/buttercompass/butter/deployer/internal/reconcile"
 	"github.com/buttercompass/butter/deployer/internal/runtime/process"
 	"github.com/buttercompass/butter/deployer/internal/store"
@@ -238,13 +239,14 @@ func (s *Service) Provision(ctx context.Context) error {
 		return err
 	}
 	s.checkSecrets(key)
-	s.runtime, err = process.New(process.Config{DataDir: s.cfg.DataDir, Bin: bin, Kafka: kcfg, Grace: s.cfg.Grace, Logger: s.log, DieWithParent: s.cfg.DieWithDeployer,
+	principals := principal.New(principal.Config{Kafka: s.cfg.Kafka, Client: s.kafka, Secret: key.Derive, Logger: s.log})
+	s.runtime, err = process.New(process.Config{DataDir: s.cfg.DataDir, Bin: bin, Kafka: kcfg, Login: principals.Login, Grace: s.cfg.Grace, Logger: s.log, DieWithParent: s.cfg.DieWithDeployer,
 		Go: gobuild.Config{Go: s.cfg.GoBin, SDK: s.cfg.GoSDK, Cache: s.cfg.GoCache}, Secrets: key})
 	if err != nil {
 		return err
 	}
 	recorder := control.NewRecorder(s.kafka, events, control.SourceDeployer)
-	s.rec = reconcile.New(reconcile.Config{Runtime: s.runtime, Source: s.store, Events: recorder, Logger: s.log,
+	s.rec = reconcile.New(reconcile.Config{Runtime: s.runtime, Source: s.store, Events: recorder, Logger: s.log, Access: principals,
 		BackoffBase: s.cfg.BackoffBase, BackoffMax: s.cfg.BackoffMax, KeepInstances: s.cfg.KeepInstances})
 
 	s.admin = kit.NewAdmin(s.cfg.Addr, kit.ShutdownTimeout(s.cfg.Grace+5*time.Second))

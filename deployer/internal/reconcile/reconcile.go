@@ -54,6 +54,18 @@ type Config struct {
 	// KeepInstances leaves instances running when Run returns, to be
 	// adopted by the next deployer; default is to stop them.
 	KeepInstances bool
+	// Access, if set, gives each deployment its Kafka principal before
+	// any of its instances starts, and revokes it once the deployment is
+	// gone (package principal).
+	Access Access
+}
+
+// Access makes and revokes deployment principals.
+type Access interface {
+	// Ensure makes d's principal and ACLs current.
+	Ensure(ctx context.Context, d control.Deployment) error
+	// Sweep revokes the principals of deployments keep does not want.
+	Sweep(ctx context.Context, keep func(deployment string) bool) error
 }
 
 // Reconciler drives the runtime towards the desired state.
@@ -237,6 +249,8 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 	now := time.Now()
 
 	wants := map[slotKey]want{}
+	noLogin := map[string]bool{}
+	var errs []error
 	r.mu.Lock()
 	held := maps(r.held)
 	r.mu.Unlock()
@@ -252,9 +266,16 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 		for i, fns := range replicas {
 			wants[slotKey{d.Name, i}] = want{dep: d, functions: fns}
 		}
+		if r.cfg.Access != nil && len(replicas) > 0 {
+			// Without its principal an instance could not log in: start
+			// none (running ones go on) and try again next pass.
+			if err := r.cfg.Access.Ensure(ctx, d); err != nil {
+				noLogin[d.Name] = true
+				errs = append(errs, err)
+			}
+		}
 	}
 
-	var errs []error
 	bySlot := map[slotKey][]runtime.Instance{}
 	for _, in := range insts {
 		k := slotKey{in.Deployment, in.Replica}
@@ -303,7 +324,7 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 		r.mu.Unlock()
 		if len(current) == 0 {
 			r.mu.Lock()
-			wait := now.Before(st.next) || st.broken == w.dep.Version
+			wait := now.Before(st.next) || st.broken == w.dep.Version || noLogin[w.dep.Name]
 			r.mu.Unlock()
 			if !wait {
 				if used[k.deployment] == nil {
@@ -372,6 +393,11 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 	}
 	if err := rt.Prune(ctx, func(dep, version string) bool { return wanted[dep] == version }); err != nil {
 		errs = append(errs, fmt.Errorf("prune code: %w", err))
+	}
+	if r.cfg.Access != nil {
+		if err := r.cfg.Access.Sweep(ctx, func(dep string) bool { _, ok := wanted[dep]; return ok }); err != nil {
+			errs = append(errs, fmt.Errorf("revoke principals: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }

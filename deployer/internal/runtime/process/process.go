@@ -50,6 +50,9 @@ type Config struct {
 	// Kafka is passed on to every instance as flags (the SASL password
 	// through BUTTER_SASL_PASSWORD: flags show in ps).
 	Kafka kit.KafkaConfig
+	// Login, if set, returns the Kafka login of a deployment's instances
+	// (its own principal) instead of Kafka.
+	Login func(deployment string) kit.KafkaConfig
 	// Grace is how long Stop waits after SIGTERM before SIGKILL. Default 10s.
 	Grace time.Duration
 	// Logger receives the runtime's logs and every instance output line.
@@ -269,7 +272,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 		return runtime.Instance{}, fmt.Errorf("open instance log: %w", err)
 	}
 	defer logf.Close()
-	args, env := r.args(dir, desc, id, spec.Functions)
+	args, env := r.args(dir, desc, id, spec.Functions, r.login(spec.Deployment))
 	args = append(args, "--"+control.SlotFlag, strconv.Itoa(spec.Slot))
 	// Not CommandContext: an instance outlives the request that started it.
 	cmd := exec.Command(r.cfg.Bin, args...)
@@ -400,8 +403,16 @@ func fileExists(p string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
+// login returns the Kafka settings of deployment's instances.
+func (r *Runtime) login(deployment string) kit.KafkaConfig {
+	if r.cfg.Login != nil {
+		return r.cfg.Login(deployment)
+	}
+	return r.cfg.Kafka
+}
+
 // args builds fnbox's command line (see fnbox --help) and extra env.
-func (r *Runtime) args(dir, desc, id string, functions []string) (args, env []string) {
+func (r *Runtime) args(dir, desc, id string, functions []string, k kit.KafkaConfig) (args, env []string) {
 	args = []string{
 		"--code", dir,
 		"--descriptor", desc,
@@ -409,7 +420,6 @@ func (r *Runtime) args(dir, desc, id string, functions []string) (args, env []st
 		"--instance", id,
 		"--admin", "127.0.0.1:0",
 	}
-	k := r.cfg.Kafka
 	args = append(args, "--brokers", strings.Join(k.Brokers, ","))
 	add := func(flag, v string) {
 		if v != "" {

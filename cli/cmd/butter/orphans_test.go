@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/buttercompass/butter/proto/kit/kittest"
 )
@@ -58,6 +59,7 @@ functions:
 		return nil
 	})
 
+	killed := time.Now()
 	if err := up.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +79,7 @@ functions:
 		}
 		return nil
 	})
+	t.Logf("%d processes gone %s after the SIGKILL", len(procs), time.Since(killed).Round(time.Millisecond))
 }
 
 // fnboxes returns the pids of live fnbox processes whose --code lies

@@ -11,7 +11,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/kit"
@@ -39,21 +38,18 @@ func (a *API) streamSpecs(desc *descriptor.Descriptor) []topics.Spec {
 	return kit.InNamespace(a.cfg.Namespace, specs...)
 }
 
-// createStreams makes the streams of desc that do not exist yet, at most
-// createBatch per request, and returns the topics it made. When any of
-// them cannot be made it deletes the ones it made and returns the error:
-// a deploy that fails leaves no topic behind. A topic someone else makes
-// meanwhile is used, never deleted.
+// createStreams makes the streams of desc, at most createBatch per
+// request, and returns the topics it made: those that existed answer
+// TOPIC_ALREADY_EXISTS and are left alone. When any of them cannot be
+// made it deletes the ones it made and returns the error: a deploy that
+// fails leaves no topic behind. A topic someone else makes meanwhile is
+// used, never deleted.
+//
+// There is no look-up first: a metadata request through the deployer's
+// client would leave "unknown topic" in its metadata cache, and the next
+// admin call (a replay listing offsets) would believe it.
 func (a *API) createStreams(ctx context.Context, desc *descriptor.Descriptor) (created []string, err error) {
 	specs := a.streamSpecs(desc)
-	names := make([]string, len(specs))
-	for i, s := range specs {
-		names[i] = s.Name
-	}
-	exist, err := a.existingTopics(ctx, names)
-	if err != nil {
-		return nil, err
-	}
 	// kadm gives all topics of one request the same partition count and
 	// configs: batch specs that share them.
 	type shape struct {
@@ -63,9 +59,6 @@ func (a *API) createStreams(ctx context.Context, desc *descriptor.Descriptor) (c
 	batches := map[shape][]topics.Spec{}
 	var order []shape
 	for _, s := range specs {
-		if exist[s.Name] {
-			continue
-		}
 		k := shape{s.PartitionCount(), configKey(s.Configs())}
 		if _, ok := batches[k]; !ok {
 			order = append(order, k)
@@ -138,32 +131,6 @@ func (a *API) dropStreams(ctx context.Context, names []string) error {
 		a.log.Info("deleted the topics a failed deploy made", "topics", len(names))
 	}
 	return errors.Join(errs...)
-}
-
-// existingTopics asks the cluster which of names exist, with one metadata
-// request that asks the broker, not the client's cache.
-func (a *API) existingTopics(ctx context.Context, names []string) (map[string]bool, error) {
-	exist := map[string]bool{}
-	if len(names) == 0 {
-		return exist, nil
-	}
-	req := kmsg.NewPtrMetadataRequest()
-	req.AllowAutoTopicCreation = false // a look-up, not a creation
-	for _, n := range names {
-		t := kmsg.NewMetadataRequestTopic()
-		t.Topic = kmsg.StringPtr(n)
-		req.Topics = append(req.Topics, t)
-	}
-	resp, err := req.RequestWith(ctx, a.cfg.Kafka)
-	if err != nil {
-		return nil, fmt.Errorf("look up streams: %w", err)
-	}
-	for _, t := range resp.Topics {
-		if t.Topic != nil && t.ErrorCode == 0 && len(t.Partitions) > 0 {
-			exist[*t.Topic] = true
-		}
-	}
-	return exist, nil
 }
 
 // configKey is a comparable form of a topic config set.

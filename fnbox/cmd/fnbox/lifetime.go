@@ -136,8 +136,9 @@ func watchOrphan(ctx context.Context, kafka kit.KafkaConfig, deployment string, 
 }
 
 // orphanStop bounds how long an orphaned fnbox waits for its box to stop:
-// with the broker gone, commits and leaving the group cannot finish.
-const orphanStop = 10 * time.Second
+// with the broker gone, commits and leaving the group cannot finish, and
+// with it up (a deleted deployment) the box stops well within this.
+const orphanStop = 3 * time.Second
 
 // runBox runs b until ctx is done. When ctx was cancelled for being
 // orphaned, it returns at most orphanStop later, whether or not b stopped:

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -119,10 +120,12 @@ func TestReadyFileAtWarnLevel(t *testing.T) {
 func TestOrphanExitsWhenBrokerGone(t *testing.T) {
 	r := startLife(t, "2s")
 	r.waitReady(t)
+	closed := time.Now()
 	r.b.Close()
 	if code := r.waitExit(t); code != control.ExitCodeOrphan {
 		t.Fatalf("exit status %d, want %d\n%s", code, control.ExitCodeOrphan, r.stderr)
 	}
+	t.Logf("exited %s after its broker closed (grace 2s)", time.Since(closed).Round(time.Millisecond))
 	if !strings.Contains(r.stderr.String(), "unreachable") {
 		t.Errorf("no reason given:\n%s", r.stderr)
 	}

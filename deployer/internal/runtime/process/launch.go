@@ -84,9 +84,9 @@ func (r *Runtime) launch(cmd *exec.Cmd, id, dir string, spec runtime.InstanceSpe
 // good (the code failed to load, which is remembered in the code dir).
 func (r *Runtime) exitError(cmd *exec.Cmd, err error, p *proc, dir string) (error, bool) {
 	switch {
-	case oomKills(p.rec.Cgroups) > 0 && cmd.ProcessState.ExitCode() != control.ExitCodeLoadError:
-		return fmt.Errorf("killed: over its memory limit of %s (limits.memory and fnbox's own %s): %v",
-			byteSize(r.instanceMemory(p)), byteSize(r.cfg.MemoryOverhead), err), false
+	case killed(cmd) && oomKills(p.rec.Cgroups) > 0:
+		return fmt.Errorf("fnbox killed by the kernel: the instance went over its memory limit of %s (the functions' limits.memory plus %s for fnbox)",
+			byteSize(r.instanceMemory(p)), byteSize(r.cfg.MemoryOverhead)), false
 	case err == nil:
 		return errors.New("fnbox exited with status 0"), false
 	case cmd.ProcessState.ExitCode() == control.ExitCodeLoadError:
@@ -98,6 +98,14 @@ func (r *Runtime) exitError(cmd *exec.Cmd, err error, p *proc, dir string) (erro
 	default:
 		return fmt.Errorf("fnbox %s", err), false
 	}
+}
+
+// killed reports whether cmd ended by SIGKILL, as the kernel's OOM killer
+// ends a process; an earlier kill of a function process alone must not be
+// blamed for a later exit of fnbox.
+func killed(cmd *exec.Cmd) bool {
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
 
 // instanceMemory reads the memory limit of p's cgroup, 0 if none.

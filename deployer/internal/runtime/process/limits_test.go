@@ -143,6 +143,7 @@ func TestMemoryLimit(t *testing.T) {
 	e.SetID("alloc-400mb")
 	_ = e.SetData(event.ApplicationJSON, map[string]int{"size": 400 << 20})
 	r, _ := envelope.ToRecord("hog-in", e)
+	sent := time.Now()
 	if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
@@ -167,6 +168,7 @@ func TestMemoryLimit(t *testing.T) {
 		return nil
 	})
 	st := rec.Status(hog)
+	t.Logf("killed, reported and dead-lettered %s after the event was written; status %+v", time.Since(sent).Round(time.Millisecond), st)
 	if len(st) != 1 || !strings.Contains(st[0].LastError, "memory limit") {
 		t.Errorf("hog status = %+v, want a lastError about the memory limit", st)
 	}

@@ -270,7 +270,7 @@ func lag(ctx context.Context, t *testing.T, adm *kadm.Client, group string) (int
 func TestKill9GroupRecovers(t *testing.T) {
 	t.Parallel()
 	const n = 10000
-	k := newNodeRig(t, "grp", "at-least-once", 2, n, false)
+	k := newNodeRig(t, "grp", "at-least-once", 1, n, false)
 	stays := k.start("stays")
 	victim := k.start("victim")
 	for i := range 4 {

@@ -218,19 +218,33 @@ func (r *runner) anySuspect() bool {
 	return len(r.suspects) > 0
 }
 
-// enterInvoke is called before each invocation of the poll's events. While
-// a partition is suspect, invocations run one at a time, each after
-// markers naming the event invoked when it is a suspect one (offset of
-// pb) and no event anywhere else: an instance dying then blames exactly
-// the event it died running, not one that happened to run beside it, nor
-// one that ran before. The returned function ends the invocation.
+// enterInvoke is called before each invocation of the poll's events.
+// While a partition is suspect, a suspect event (offset of pb) runs alone,
+// after markers naming it; other invocations run together, never beside a
+// suspect one, and only once no marker names an event. An instance dying
+// then blames exactly the suspect event it died running, and no event
+// that happened to run beside it. The returned function ends the
+// invocation.
 func (r *runner) enterInvoke(ctx context.Context, pb *partBatch, offset int64) func() {
 	if !r.anySuspect() {
 		return func() {}
 	}
-	r.serial.Lock()
-	r.markInvocation(ctx, pb, offset)
-	return r.serial.Unlock
+	if r.suspectAt(tp{pb.topic, pb.partition}, offset) {
+		r.serial.Lock()
+		r.markInvocation(ctx, pb, offset)
+		r.named.Store(true)
+		return r.serial.Unlock
+	}
+	r.serial.RLock()
+	if r.named.Load() {
+		r.unname.Lock()
+		if r.named.Load() {
+			r.markInvocation(ctx, nil, -1)
+			r.named.Store(false)
+		}
+		r.unname.Unlock()
+	}
+	return r.serial.RUnlock
 }
 
 // markInvocation writes the markers of every partition of the poll, the

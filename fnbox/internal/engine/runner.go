@@ -48,9 +48,12 @@ type runner struct {
 	// suspect events (see markEvent).
 	groupCl atomic.Pointer[kgo.Client]
 
-	// serial makes invocations one at a time while a partition is
-	// suspect; curParts is the poll being processed (see enterInvoke).
-	serial   sync.Mutex
+	// serial makes a suspect event's invocation run alone; named says
+	// a marker names an event, unname serializes clearing it; curParts is
+	// the poll being processed (see enterInvoke).
+	serial   sync.RWMutex
+	named    atomic.Bool
+	unname   sync.Mutex
 	curParts []*partBatch
 
 	crashMu  sync.Mutex

@@ -115,23 +115,34 @@ func detectCgroups() *cgroups {
 	own := ownCgroups()
 	var whys []string
 	for _, mount := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
-		if p, ok := own[""]; ok && isCgroup2(mount) {
-			dir := filepath.Join(mount, p)
-			if err := enableControllers(dir); err != nil {
-				whys = append(whys, fmt.Sprintf("cgroup v2 at %s: %v", mount, err))
+		p, ok := own[""]
+		if !ok || !isCgroup2(mount) {
+			continue
+		}
+		// The deployer's own cgroup, else its parent: a cgroup holding
+		// processes (the deployer) cannot give controllers to children, so
+		// a deployer in a leaf of a delegated cgroup puts the instances
+		// beside itself.
+		dir := filepath.Join(mount, p)
+		for _, at := range []string{dir, filepath.Dir(dir)} {
+			if !strings.HasPrefix(at, mount) {
 				break
 			}
-			base := filepath.Join(dir, "butter-instances")
-			if err := os.MkdirAll(base, 0o755); err == nil {
-				if err = enableControllers(base); err == nil {
-					return &cgroups{kind: CgroupV2, v2: base}
-				}
-				whys = append(whys, fmt.Sprintf("cgroup v2 at %s: %v", base, err))
-			} else {
-				whys = append(whys, fmt.Sprintf("cgroup v2: %v", err))
+			if err := enableControllers(at); err != nil {
+				whys = append(whys, fmt.Sprintf("cgroup v2 at %s: %v", at, err))
+				continue
 			}
-			break
+			base := filepath.Join(at, "butter-instances")
+			err := os.MkdirAll(base, 0o755)
+			if err == nil {
+				err = enableControllers(base)
+			}
+			if err == nil {
+				return &cgroups{kind: CgroupV2, v2: base}
+			}
+			whys = append(whys, fmt.Sprintf("cgroup v2 at %s: %v", base, err))
 		}
+		break
 	}
 	v1 := map[string]string{}
 	for _, c := range controllers {

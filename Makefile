@@ -33,6 +33,7 @@ test: lint
 	@set -e; for m in $(MODULES); do \
 		echo "== $$m"; (cd $$m && $(GO) test -race -count=1 -timeout 15m ./...); \
 	done
+	@echo "== third_party/kfake (our patches' tests)"; cd third_party/kfake && GOWORK=off $(GO) test -race -count=1 -timeout 10m .
 	$(MAKE) fuzz FUZZTIME=100000x
 
 ## fuzz: run every fuzz target for FUZZTIME executions each

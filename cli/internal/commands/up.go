@@ -128,6 +128,7 @@ cleanly.`,
 	cmd.Flags().StringVar(&cfg.DataDir, "data", kit.EnvOr("BUTTER_DATA", d.DataDir), "platform data `dir` (env BUTTER_DATA)")
 	cmd.Flags().StringVar(&cfg.Addr, "broker-addr", kit.EnvOr("BUTTER_BROKER_ADDR", d.Addr), "embedded broker `host:port` (env BUTTER_BROKER_ADDR)")
 	cmd.Flags().BoolVar(&cfg.Sync, "sync", false, "embedded broker fsyncs every produced batch")
+	cmd.Flags().BoolVar(&cfg.Repair, "repair", false, "if the embedded broker's data dir cannot be loaded, move what is broken to <data>/broker/quarantine/<time>/ and start without it (logged)")
 	sec := flag.NewFlagSet("security", flag.ContinueOnError)
 	cfg.RegisterSecurityFlags(sec)
 	cmd.Flags().AddGoFlagSet(sec)

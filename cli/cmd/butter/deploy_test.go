@@ -19,22 +19,8 @@ import (
 // input's id. A replay from offset 400 then reprocesses exactly the last
 // 600 events.
 func TestDeployPythonEndToEnd(t *testing.T) {
-	addr, deployerAddr := freeAddr(t), freeAddr(t)
-	data := t.TempDir()
-	login := loginFlags(data)
-	startButter(t, "Ctrl-C stops", "up", "--data", data, "--broker-addr", addr,
-		"--admin-addr", "", "--deployer-addr", deployerAddr)
-	b := func(stdin string, args ...string) result {
-		t.Helper()
-		r := butter(t, stdin, append(args, login("--brokers", addr)...)...)
-		if r.code != 0 {
-			t.Fatalf("butter %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
-		}
-		return r
-	}
-	d := func(args ...string) result {
-		return b("", append(args, "--deployer", "http://"+deployerAddr)...)
-	}
+	p := startPlatform(t)
+	b, d := p.must, p.deployerCmd
 
 	dir := t.TempDir()
 	single := `name: count
@@ -138,7 +124,7 @@ def handle(event, context):
 	// A syntax error in the code is reported by deploy, not crash-looped.
 	writeFile(t, filepath.Join(dir, "butter.yaml"), single)
 	writeFile(t, filepath.Join(dir, "handler.py"), "def handle(event, context)\n    return 1\n")
-	r := butter(t, "", "deploy", dir, "--brokers", addr, "--client-config", login()[1], "--deployer", "http://"+deployerAddr, "--timeout", "60s")
+	r := p.run(time.Minute, "", "deploy", dir, "--deployer", "http://"+p.deployer, "--timeout", "60s")
 	if r.code == 0 || !strings.Contains(r.stderr, "cannot start") || !strings.Contains(r.stderr, "handler.py") {
 		t.Fatalf("deploy of broken code: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}

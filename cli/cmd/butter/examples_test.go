@@ -43,22 +43,10 @@ func TestExamplesEndToEnd(t *testing.T) {
 	if out, err := exec.Command("go", "env", "GOCACHE").Output(); err == nil {
 		t.Setenv("BUTTER_GO_CACHE", strings.TrimSpace(string(out)))
 	}
-	addr, deployerAddr := freeAddr(t), freeAddr(t)
-	data := t.TempDir()
-	login := loginFlags(data)
-	startButter(t, "Ctrl-C stops", "up", "--data", data, "--broker-addr", addr,
-		"--admin-addr", "", "--deployer-addr", deployerAddr)
-	b := func(stdin string, args ...string) result {
-		t.Helper()
-		r := butter(t, stdin, append(args, login("--brokers", addr)...)...)
-		if r.code != 0 {
-			t.Fatalf("butter %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
-		}
-		return r
-	}
+	p := startPlatform(t)
+	b := p.must
 	deploy := func(dir string) result {
-		return runButter(t, slowDeploy, "", "deploy", dir, "--brokers", addr, "--client-config", login()[1],
-			"--deployer", "http://"+deployerAddr, "--timeout", slowDeploy.String())
+		return p.run(slowDeploy, "", "deploy", dir, "--deployer", "http://"+p.deployer, "--timeout", slowDeploy.String())
 	}
 
 	var wg sync.WaitGroup

@@ -66,13 +66,50 @@ func runButter(t *testing.T, timeout time.Duration, stdin string, args ...string
 	return r
 }
 
-// loginFlags returns a function that appends --client-config with the
-// admin login the platform wrote to data to its arguments (and, called
-// with none, returns just that flag and file).
-func loginFlags(data string) func(args ...string) []string {
-	return func(args ...string) []string {
-		return append(args, "--client-config", filepath.Join(data, "client.properties"))
+// platform is the `butter up` of one test: its addresses, its data dir
+// and the process.
+type platform struct {
+	t                         *testing.T
+	broker, deployer, gateway string
+	data                      string
+	up                        *exec.Cmd
+}
+
+// startPlatform starts butter up on free ports and a fresh data dir, with
+// extra flags, and returns once it serves.
+func startPlatform(t *testing.T, extra ...string) *platform {
+	t.Helper()
+	p := &platform{t: t, broker: freeAddr(t), deployer: freeAddr(t), gateway: freeAddr(t), data: t.TempDir()}
+	p.up, _ = startButter(t, "Ctrl-C stops", append([]string{"up", "--data", p.data, "--broker-addr", p.broker,
+		"--admin-addr", "", "--deployer-addr", p.deployer, "--gateway-addr", p.gateway}, extra...)...)
+	return p
+}
+
+// clientConfig is the admin login the platform wrote.
+func (p *platform) clientConfig() string { return filepath.Join(p.data, "client.properties") }
+
+// run runs a client command against the platform, logged in as its admin,
+// killing it after timeout.
+func (p *platform) run(timeout time.Duration, stdin string, args ...string) result {
+	p.t.Helper()
+	return runButter(p.t, timeout, stdin, append(args, "--brokers", p.broker, "--client-config", p.clientConfig())...)
+}
+
+// must runs a client command and fails the test unless it exits 0.
+func (p *platform) must(stdin string, args ...string) result {
+	p.t.Helper()
+	r := p.run(time.Minute, stdin, args...)
+	if r.code != 0 {
+		p.t.Fatalf("butter %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
 	}
+	return r
+}
+
+// deployer runs a command of the deployer API (deploy, ls, get, rm,
+// replay) and fails the test unless it exits 0.
+func (p *platform) deployerCmd(args ...string) result {
+	p.t.Helper()
+	return p.must("", append(args, "--deployer", "http://"+p.deployer)...)
 }
 
 func freeAddr(t *testing.T) string {
@@ -211,10 +248,10 @@ func TestPublishTailKcat(t *testing.T) {
 	}
 	addr := freeAddr(t)
 	data := t.TempDir()
-	login := loginFlags(data)
+	props := filepath.Join(data, "client.properties")
 	startButter(t, "broker listening on", "broker", "--addr", addr, "--data", data, "--admin", "")
 	b := func(stdin string, args ...string) result {
-		return butter(t, stdin, append(args, login("--brokers", addr)...)...)
+		return butter(t, stdin, append(args, "--brokers", addr, "--client-config", props)...)
 	}
 
 	if r := b("", "publish", "orders", "{}"); r.code == 0 || !strings.Contains(r.stderr, `stream "orders" does not exist`) {
@@ -257,7 +294,7 @@ func TestPublishTailKcat(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, kcat, "-F", login()[1], "-C", "-t", "orders", "-p", fmt.Sprint(line.Partition),
+	out, err := exec.CommandContext(ctx, kcat, "-F", props, "-C", "-t", "orders", "-p", fmt.Sprint(line.Partition),
 		"-o", "beginning", "-c", "1", "-e", "-f", "%k|%h|%s\n").CombinedOutput()
 	if err != nil {
 		t.Fatalf("kcat consume: %v\n%s", err, out)

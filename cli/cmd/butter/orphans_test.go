@@ -18,11 +18,8 @@ import (
 // instance it started with it, and their function processes too, so no
 // stale instance keeps consuming with old code for the next platform.
 func TestKill9UpLeavesNoInstances(t *testing.T) {
-	addr, deployerAddr := freeAddr(t), freeAddr(t)
-	data := t.TempDir()
-	login := loginFlags(data)
-	up, _ := startButter(t, "Ctrl-C stops", "up", "--data", data, "--broker-addr", addr,
-		"--admin-addr", "", "--deployer-addr", deployerAddr)
+	p := startPlatform(t)
+	up := p.up
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "butter.yaml"), `name: tied
 platform: node
@@ -33,15 +30,11 @@ functions:
     scale: { min: 2 }
 `)
 	writeFile(t, filepath.Join(dir, "handler.js"), "exports.run = async (event) => ({ ok: true });\n")
-	if r := butter(t, "", login("stream", "create", "tied-in", "--brokers", addr)...); r.code != 0 {
-		t.Fatalf("stream create: %+v", r)
-	}
-	if r := butter(t, "", login("deploy", dir, "--brokers", addr, "--deployer", "http://"+deployerAddr)...); r.code != 0 {
-		t.Fatalf("deploy: %+v", r)
-	}
+	p.must("", "stream", "create", "tied-in")
+	p.deployerCmd("deploy", dir)
 
 	// Both replicas run, each with its node host.
-	codePrefix := filepath.Join(data, "deployments") + string(filepath.Separator)
+	codePrefix := filepath.Join(p.data, "deployments") + string(filepath.Separator)
 	var procs []int
 	kittest.Eventually(t, "two fnbox instances with their function processes", func() error {
 		boxes := fnboxes(codePrefix)

@@ -23,19 +23,8 @@ import (
 // without a login is refused too; with the operator's client.properties it
 // works.
 func TestAttackerFunctionIsContained(t *testing.T) {
-	addr, deployerAddr, gatewayAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	data := t.TempDir()
-	login := loginFlags(data)
-	startButter(t, "Ctrl-C stops", "up", "--data", data, "--broker-addr", addr,
-		"--admin-addr", "", "--deployer-addr", deployerAddr, "--gateway-addr", gatewayAddr)
-	b := func(stdin string, args ...string) result {
-		t.Helper()
-		r := butter(t, stdin, append(args, login("--brokers", addr)...)...)
-		if r.code != 0 {
-			t.Fatalf("butter %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
-		}
-		return r
-	}
+	p := startPlatform(t)
+	b := p.must
 
 	victim := t.TempDir()
 	writeFile(t, filepath.Join(victim, "handler.py"), "def handle(event, context):\n    return {'secret': 'victim data'}\n")
@@ -47,7 +36,7 @@ functions:
     bindings:
       route: { context: /victim, auth: { apiKey: true } }
 `)
-	b("", "deploy", victim, "--deployer", "http://"+deployerAddr)
+	p.deployerCmd("deploy", victim)
 	b("", "publish", "victim-serve-http", `{"private":"victim request"}`)
 
 	attacker := t.TempDir()
@@ -73,8 +62,8 @@ functions:
     bindings:
       streams: [{ name: attack-trigger, offset: first }]
       out: attack-results
-`, addr))
-	b("", "deploy", attacker, "--deployer", "http://"+deployerAddr)
+`, p.broker))
+	p.deployerCmd("deploy", attacker)
 	b("", "publish", "attack-trigger", `{}`)
 
 	// attack-results holds the direct write and the function's result,
@@ -108,7 +97,7 @@ functions:
 	// The forged key opens nothing.
 	var status int
 	kittest.Eventually(t, "the victim's route is live", func() error {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+gatewayAddr+"/victim", strings.NewReader("{}"))
+		req, _ := http.NewRequest(http.MethodPost, "http://"+p.gateway+"/victim", strings.NewReader("{}"))
 		req.Header.Set("X-API-Key", got["forgedSecret"])
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -131,12 +120,12 @@ functions:
 	if err != nil {
 		t.Fatal("kcat is needed as the outside Kafka client: apt-get install -y kcat")
 	}
-	forge := exec.Command(kcat, "-b", addr, "-P", "-t", "_butter.apikeys", "-K:", "-m", "5")
+	forge := exec.Command(kcat, "-b", p.broker, "-P", "-t", "_butter.apikeys", "-K:", "-m", "5")
 	forge.Stdin = strings.NewReader(`ffff000000000001:{"id":"ffff000000000001","scopes":["admin"]}` + "\n")
 	if out, err := forge.CombinedOutput(); err == nil && !strings.Contains(string(out), "ERROR") {
 		t.Errorf("kcat without a login wrote _butter.apikeys: %s", out)
 	}
-	out, err := exec.Command(kcat, "-F", login()[1], "-C", "-t", "_butter.apikeys", "-o", "beginning", "-e", "-f", "%k\n").CombinedOutput()
+	out, err := exec.Command(kcat, "-F", p.clientConfig(), "-C", "-t", "_butter.apikeys", "-o", "beginning", "-e", "-f", "%k\n").CombinedOutput()
 	if err != nil || strings.Contains(string(out), "ffff000000000001") {
 		t.Errorf("kcat -F client.properties on _butter.apikeys: %v, want it readable and without the forged key:\n%s", err, out)
 	}

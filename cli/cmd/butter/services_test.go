@@ -20,23 +20,9 @@ import (
 // shortened to every second) receives ticks with distinct deterministic
 // ids.
 func TestGatewayAndTimerEndToEnd(t *testing.T) {
-	addr, deployerAddr, gatewayAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	data := t.TempDir()
-	login := loginFlags(data)
-	startButter(t, "Ctrl-C stops", "up", "--data", data, "--broker-addr", addr,
-		"--admin-addr", "", "--deployer-addr", deployerAddr, "--gateway-addr", gatewayAddr)
-	b := func(stdin string, args ...string) result {
-		t.Helper()
-		r := butter(t, stdin, append(args, login("--brokers", addr)...)...)
-		if r.code != 0 {
-			t.Fatalf("butter %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
-		}
-		return r
-	}
-	deploy := func(dir string) {
-		t.Helper()
-		b("", "deploy", dir, "--deployer", "http://"+deployerAddr)
-	}
+	p := startPlatform(t)
+	b := p.must
+	deploy := func(dir string) { p.deployerCmd("deploy", dir) }
 
 	tick := t.TempDir()
 	copyDir(t, filepath.Join("..", "..", "..", "examples", "tick"), tick)
@@ -57,7 +43,7 @@ func TestGatewayAndTimerEndToEnd(t *testing.T) {
 	var resp *http.Response
 	var body []byte
 	kittest.Eventually(t, "POST /hello answered", func() error {
-		r, err := http.Post("http://"+gatewayAddr+"/hello", "application/json", strings.NewReader(`{"name":"x"}`))
+		r, err := http.Post("http://"+p.gateway+"/hello", "application/json", strings.NewReader(`{"name":"x"}`))
 		if err != nil {
 			return err
 		}

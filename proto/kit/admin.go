@@ -158,6 +158,7 @@ func (a *Admin) Serve(ctx context.Context) error {
 	if a.server != nil {
 		a.server(srv)
 	}
+	fresh := trackFreshConns(srv)
 	if a.wrap != nil {
 		ln = a.wrap(ln)
 	}
@@ -171,6 +172,8 @@ func (a *Admin) Serve(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.shutdownTimeout)
 	defer cancel()
+	srv.SetKeepAlivesEnabled(false)
+	fresh.closeAll()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shut down admin server: %w", err)
 	}
@@ -263,4 +266,42 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// freshConns are the connections that have not sent a request yet. Shutdown
+// waits for them as if they were busy (for up to 5 s, then it treats them
+// as idle), but they hold no work: an HTTP client keeps spare connections
+// it dialed while another one served its request. Closing them at shutdown
+// lets a drain end as soon as the requests in flight are answered.
+type freshConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+// trackFreshConns follows srv's connections, keeping srv's own ConnState
+// hook.
+func trackFreshConns(srv *http.Server) *freshConns {
+	f := &freshConns{conns: map[net.Conn]struct{}{}}
+	prev := srv.ConnState
+	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		f.mu.Lock()
+		if st == http.StateNew {
+			f.conns[c] = struct{}{}
+		} else {
+			delete(f.conns, c)
+		}
+		f.mu.Unlock()
+		if prev != nil {
+			prev(c, st)
+		}
+	}
+	return f
+}
+
+func (f *freshConns) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		c.Close()
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -175,5 +176,34 @@ func TestAdminListenError(t *testing.T) {
 	b := NewAdmin(a.Addr()) // taken
 	if err := b.Serve(context.Background()); err == nil || !strings.Contains(err.Error(), a.Addr()) {
 		t.Fatalf("Serve on a taken port = %v, want an error naming it", err)
+	}
+}
+
+// TestAdminShutdownSkipsFreshConns: a connection that sent no request (an
+// HTTP client's spare) does not hold a drain up; Shutdown alone waits 5 s
+// for such connections, past this admin's 1 s shutdown timeout.
+func TestAdminShutdownSkipsFreshConns(t *testing.T) {
+	a := NewAdmin("127.0.0.1:0", ShutdownTimeout(time.Second))
+	if err := a.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx) }()
+	conn, err := net.Dial("tcp", a.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A request on another connection proves the server runs (and has
+	// seen the spare one, accepted before it).
+	resp, err := http.Get("http://" + a.Addr() + "/livez")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve after cancel with a connection that sent nothing: %v", err)
 	}
 }

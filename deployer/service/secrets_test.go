@@ -105,26 +105,7 @@ func (e *env) startWith(logs io.Writer, change func(*Config)) *deployer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testutil.Timeout)
-	defer cancel()
-	if err := s.Provision(ctx); err != nil {
-		s.Close()
-		t.Fatal(err)
-	}
-	sctx, scancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(sctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			scancel()
-			if err := <-done; err != nil {
-				t.Errorf("serve: %v", err)
-			}
-			s.Close()
-		})
-	}
-	t.Cleanup(stop)
+	stop := kittest.Serve(t, s)
 	return &deployer{url: "http://" + s.Addr(), stop: stop}
 }
 

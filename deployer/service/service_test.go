@@ -85,28 +85,7 @@ func (e *env) start(token string) *deployer {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testutil.Timeout)
-	defer cancel()
-	if err := s.Provision(ctx); err != nil {
-		s.Close()
-		e.t.Fatal(err)
-	}
-	sctx, scancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(sctx) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		scancel()
-		if err := <-done; err != nil {
-			e.t.Errorf("serve: %v", err)
-		}
-		s.Close()
-	}
-	e.t.Cleanup(stop)
+	stop := kittest.Serve(e.t, s)
 	return &deployer{url: "http://" + s.Addr(), stop: stop}
 }
 

@@ -2,7 +2,6 @@ package service
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,26 +53,7 @@ func startGateway(t *testing.T, c *testutil.Cluster, opts ...func(*Config)) *gat
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testutil.Timeout)
-	defer cancel()
-	if err := s.Provision(ctx); err != nil {
-		s.Close()
-		t.Fatal(err)
-	}
-	sctx, scancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(sctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			scancel()
-			if err := <-done; err != nil {
-				t.Errorf("serve: %v", err)
-			}
-			s.Close()
-		})
-	}
-	t.Cleanup(stop)
+	stop := kittest.Serve(t, s)
 	return &gateway{url: "http://" + s.Addr(), stop: stop}
 }
 

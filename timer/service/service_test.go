@@ -32,22 +32,7 @@ func start(t *testing.T, brokers string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testutil.Timeout)
-	defer cancel()
-	if err := s.Provision(ctx); err != nil {
-		s.Close()
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(sctx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		s.Close()
-	})
+	kittest.Serve(t, s)
 	return "http://" + s.Addr()
 }
 

@@ -304,5 +304,8 @@ func (d *decoder) scale(path string, n *yaml.Node, s *Scale) {
 		}},
 		{"max", func(p string, v *yaml.Node) { s.Max, _ = d.integer(p, v) }},
 		{"concurrency", func(p string, v *yaml.Node) { s.Concurrency, _ = d.integer(p, v) }},
+		{"lagPerReplica", func(p string, v *yaml.Node) { s.LagPerReplica, _ = d.integer64(p, v) }},
+		{"activationLag", func(p string, v *yaml.Node) { s.ActivationLag, _ = d.integer64(p, v) }},
+		{"idleAfter", func(p string, v *yaml.Node) { s.IdleAfter, _ = d.duration(p, v) }},
 	})
 }

@@ -32,6 +32,12 @@ const (
 	// min if min is larger). Loadmon never runs more instances than a
 	// partition-ordered function has partitions anyway.
 	DefaultMaxReplicas = 8
+	// DefaultLagPerReplica is KEDA's default lagThreshold: an instance
+	// per thousand events behind.
+	DefaultLagPerReplica = 1000
+	// DefaultIdleAfter is how long a min-0 function idles before it
+	// goes to zero (Knative's scale-to-zero grace is of the same order).
+	DefaultIdleAfter = Duration(5 * time.Minute)
 	// DefaultPartitionConcurrency is one event at a time per instance when
 	// ordering is partition: the simplest code to get right.
 	DefaultPartitionConcurrency = 1
@@ -199,6 +205,8 @@ func applyDefaults(desc *Descriptor, retriesSet func(i int) bool) {
 		}
 		s.Max = or(s.Max, max(DefaultMaxReplicas, *s.Min))
 		s.Concurrency = or(s.Concurrency, defaultConcurrency(dl.Ordering))
+		s.LagPerReplica = or(s.LagPerReplica, DefaultLagPerReplica)
+		s.IdleAfter = or(s.IdleAfter, DefaultIdleAfter)
 	}
 }
 

@@ -262,6 +262,16 @@ type Scale struct {
 	// Concurrency is how many events one instance processes at once.
 	// Default 1 with ordering partition, 16 with ordering none.
 	Concurrency int `json:"concurrency"`
+	// LagPerReplica is the consumer lag one instance is expected to
+	// carry: loadmon runs ceil(lag / LagPerReplica) instances at least
+	// (KEDA's lagThreshold). Default 1000.
+	LagPerReplica int64 `json:"lagPerReplica"`
+	// ActivationLag is the lag above which a function scaled to zero
+	// wakes (KEDA's activationLagThreshold). Default 0: any lag wakes it.
+	ActivationLag int64 `json:"activationLag"`
+	// IdleAfter is how long a function with min 0 must have had no lag
+	// and no event in flight before it goes to zero instances. Default 5m.
+	IdleAfter Duration `json:"idleAfter"`
 }
 
 // MinReplicas returns Min, or the default when it is not set.

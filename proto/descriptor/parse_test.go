@@ -75,7 +75,7 @@ func TestDesignExample(t *testing.T) {
 				Timeout: Duration(30 * time.Second), DeadLetter: "orders-dlq", Ordering: "partition",
 				Guarantee: "at-least-once", Batch: 1,
 			},
-			Scale:  Scale{Min: &one, Max: 8, Concurrency: 16},
+			Scale:  Scale{Min: &one, Max: 8, Concurrency: 16, LagPerReplica: DefaultLagPerReplica, IdleAfter: DefaultIdleAfter},
 			Limits: Limits{Memory: "256Mi", CPU: "0.5"},
 		}},
 	}

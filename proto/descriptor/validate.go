@@ -527,6 +527,15 @@ func (c checker) scale(p string, s *Scale, dl Delivery) {
 			c.report(p+".concurrency", "must be at most %d", maxConcurrency)
 		}
 	}
+	if c.present(p+".lagPerReplica") && s.LagPerReplica < 1 {
+		c.report(p+".lagPerReplica", "must be at least 1")
+	}
+	if c.present(p+".activationLag") && s.ActivationLag < 0 {
+		c.report(p+".activationLag", "must not be negative (0: any lag wakes the function)")
+	}
+	if c.present(p+".idleAfter") && s.IdleAfter < Duration(time.Second) {
+		c.report(p+".idleAfter", "must be at least 1s")
+	}
 }
 
 func (c checker) limits(p string, l Limits) {

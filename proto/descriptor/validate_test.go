@@ -450,6 +450,13 @@ func TestRulesScale(t *testing.T) {
 			[]string{"@0}@ functions[0].scale.concurrency: must be at least 1"}},
 		{"concurrency too high", scale("concurrency: 10001"),
 			[]string{"@10001@ functions[0].scale.concurrency: must be at most 10000"}},
+		{"load targets", scale("min: 0, max: 4, lagPerReplica: 50, activationLag: 10, idleAfter: 30s"), nil},
+		{"lagPerReplica zero", scale("lagPerReplica: 0"),
+			[]string{"@0}@ functions[0].scale.lagPerReplica: must be at least 1"}},
+		{"activationLag negative", scale("activationLag: -1"),
+			[]string{"@-1@ functions[0].scale.activationLag: must not be negative (0: any lag wakes the function)"}},
+		{"idleAfter too short", scale("idleAfter: 10ms"),
+			[]string{"@10ms@ functions[0].scale.idleAfter: must be at least 1s"}},
 		{"min a word", scale("min: one"),
 			[]string{"@one@ functions[0].scale.min: expected an integer, got a string"}},
 	})

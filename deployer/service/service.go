@@ -58,6 +58,10 @@ type Config struct {
 	// FnboxBin is the fnbox executable. Default: fnbox next to this
 	// executable, else fnbox on PATH (env BUTTER_FNBOX_BIN).
 	FnboxBin string
+	// FnboxArgs come before fnbox's flags when FnboxBin is a program that
+	// holds fnbox as a subcommand: the butter binary runs itself with
+	// ["fnbox"], so a lone butter binary is the whole platform.
+	FnboxArgs []string
 	// Grace is how long a stopping instance gets between SIGTERM and
 	// SIGKILL. Default 10s.
 	Grace time.Duration
@@ -240,7 +244,7 @@ func (s *Service) Provision(ctx context.Context) error {
 	}
 	s.checkSecrets(key)
 	principals := principal.New(principal.Config{Kafka: s.cfg.Kafka, Client: s.kafka, Secret: key.Derive, Logger: s.log})
-	s.runtime, err = process.New(process.Config{DataDir: s.cfg.DataDir, Bin: bin, Kafka: kcfg, Login: principals.Login, Grace: s.cfg.Grace, Logger: s.log, DieWithParent: s.cfg.DieWithDeployer,
+	s.runtime, err = process.New(process.Config{DataDir: s.cfg.DataDir, Bin: bin, BinArgs: s.cfg.FnboxArgs, Kafka: kcfg, Login: principals.Login, Grace: s.cfg.Grace, Logger: s.log, DieWithParent: s.cfg.DieWithDeployer,
 		Go: gobuild.Config{Go: s.cfg.GoBin, SDK: s.cfg.GoSDK, Cache: s.cfg.GoCache}, Secrets: key})
 	if err != nil {
 		return err

@@ -24,11 +24,11 @@ import (
 var butterBin, attackerBin string
 
 func TestMain(m *testing.M) {
-	// butter up's deployer runs fnbox from next to the butter binary.
-	var fnboxBin string
+	// No fnbox binary is built: butter up's deployer runs instances as
+	// `butter fnbox`, so every test here also proves that a lone butter
+	// binary is the whole platform.
 	kittest.MainWithBinaries(m,
 		kittest.Binary{Pkg: ".", Name: "butter", Path: &butterBin},
-		kittest.Binary{Pkg: "../../../fnbox/cmd/fnbox", Name: "fnbox", Path: &fnboxBin},
 		kittest.Binary{Pkg: "testdata/attacker", Name: "attacker", Path: &attackerBin})
 }
 

@@ -43,6 +43,10 @@ functions:
 		}
 		procs = append([]int(nil), boxes...)
 		for _, b := range boxes {
+			// One binary: the instance is butter itself, not a separate fnbox.
+			if args := cmdlineOf(b); len(args) < 2 || args[0] != butterBin || args[1] != "fnbox" {
+				t.Fatalf("instance %d runs %q, want %s fnbox ...", b, args, butterBin)
+			}
 			kids := childrenOf(b)
 			if len(kids) == 0 {
 				return fmt.Errorf("fnbox %d has no function process yet", b)
@@ -75,6 +79,15 @@ functions:
 	t.Logf("%d processes gone %s after the SIGKILL", len(procs), time.Since(killed).Round(time.Millisecond))
 }
 
+// cmdlineOf returns the arguments of pid, nil if it is gone.
+func cmdlineOf(pid int) []string {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+}
+
 // fnboxes returns the pids of live fnbox processes whose --code lies
 // under prefix.
 func fnboxes(prefix string) []int {
@@ -85,11 +98,7 @@ func fnboxes(prefix string) []int {
 		if err != nil || !running(pid) {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(b), "\x00")
+		args := cmdlineOf(pid)
 		for i := 0; i+1 < len(args); i++ {
 			if args[i] == "--code" && strings.HasPrefix(args[i+1], prefix) {
 				out = append(out, pid)

@@ -76,6 +76,13 @@ cleanly.`,
 				}
 			}
 			dep.Kafka, dep.DataDir, dep.Logger = logins[access.DeployerUser], cfg.DataDir, a.logger()
+			if dep.FnboxBin == "" {
+				// One binary: instances are this program's fnbox command.
+				if dep.FnboxBin, err = os.Executable(); err != nil {
+					return fmt.Errorf("find the butter binary to run fnbox instances: %w", err)
+				}
+				dep.FnboxArgs = []string{FnboxCommand}
+			}
 			// Instances die with this process, even on SIGKILL: a later
 			// butter up must not find them consuming with old code.
 			dep.DieWithDeployer = !dep.KeepInstances
@@ -136,6 +143,12 @@ cleanly.`,
 	cfg.Retention = d.Retention
 	return cmd
 }
+
+// FnboxCommand is the first argument that makes the butter binary the
+// function container (see cmd/butter): the deployer of butter up runs
+// instances as `butter fnbox --code DIR ...` unless --deployer-fnbox names
+// another fnbox.
+const FnboxCommand = "fnbox"
 
 // addServiceFlags adds a service's own flags to cmd, each named
 // <prefix>-<flag>, except --data which the platform shares.

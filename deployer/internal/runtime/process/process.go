@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +48,9 @@ type Config struct {
 	DataDir string
 	// Bin is the fnbox executable.
 	Bin string
+	// BinArgs come before fnbox's own flags: ["fnbox"] when Bin is the
+	// butter binary, which holds fnbox as a subcommand.
+	BinArgs []string
 	// Kafka is passed on to every instance as flags (the SASL password
 	// through BUTTER_SASL_PASSWORD: flags show in ps).
 	Kafka kit.KafkaConfig
@@ -275,7 +279,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 	args, env := r.args(dir, desc, id, spec.Functions, r.login(spec.Deployment))
 	args = append(args, "--"+control.SlotFlag, strconv.Itoa(spec.Slot))
 	// Not CommandContext: an instance outlives the request that started it.
-	cmd := exec.Command(r.cfg.Bin, args...)
+	cmd := exec.Command(r.cfg.Bin, append(slices.Clip(r.cfg.BinArgs), args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(append(os.Environ(), env...), secretEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf

@@ -35,6 +35,9 @@ func (c Config) security() (kit.ClientProperties, []kfake.Opt, error) {
 			return admin, nil, fmt.Errorf("read the broker's admin login: %w", err)
 		}
 	}
+	if c.AdminPassword != "" {
+		admin.Password = c.AdminPassword
+	}
 	if admin.Password == "" {
 		admin.Password = randomPassword()
 	}

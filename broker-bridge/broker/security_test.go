@@ -207,3 +207,42 @@ func TestKcatWithClientProperties(t *testing.T) {
 		t.Fatalf("kcat without login listed the topics:\n%s", out)
 	}
 }
+
+// TestAdminPasswordGiven: a password given by the platform (a container
+// secret) is the admin's login from the first start, replaces the one in
+// client.properties, and is written there for operators.
+func TestAdminPasswordGiven(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Secure: true}
+	b, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := b.Kafka().SASLPassword
+	b.Close()
+
+	cfg.AdminPassword = "given-by-the-platform"
+	b, err = Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	k := b.Kafka()
+	if k.SASLPassword != cfg.AdminPassword {
+		t.Fatalf("admin password %q, want the given one", k.SASLPassword)
+	}
+	if err := produce(ctx, login(t, k), topics.Events); err != nil {
+		t.Fatalf("admin write with the given password: %v", err)
+	}
+	old := k
+	old.SASLPassword = made
+	if err := produce(ctx, login(t, old), topics.Events); err == nil {
+		t.Fatal("the admin password made on the first start still works")
+	}
+	props, err := kit.ReadClientProperties(cfg.ClientPropertiesPath())
+	if err != nil || props.Password != cfg.AdminPassword {
+		t.Fatalf("client.properties = %+v, %v; want the given password", props, err)
+	}
+}

@@ -127,8 +127,8 @@ type Broker struct {
 	addr    string
 	// containerAddr is the bound Config.ContainerAddr, "" without one.
 	containerAddr string
-	lock    *os.File // holds the data directory's lock; nil without one
-	admin   kit.ClientProperties
+	lock          *os.File // holds the data directory's lock; nil without one
+	admin         kit.ClientProperties
 }
 
 // Start opens the data directory, listens and creates the internal topics

@@ -14,6 +14,7 @@ package access
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -32,6 +33,7 @@ const (
 	DeployerUser = "butter-deployer"
 	GatewayUser  = "butter-gateway"
 	TimerUser    = "butter-timer"
+	LoadmonUser  = "butter-loadmon"
 )
 
 // FunctionUser is the user every instance of a deployment logs in as.
@@ -74,15 +76,18 @@ func cluster(ops ...kmsg.ACLOperation) Grant {
 var owners = map[string][]string{
 	topics.Deployments: {DeployerUser},
 	topics.APIKeys:     {DeployerUser},
-	topics.Events:      {DeployerUser, GatewayUser},
+	topics.Events:      {DeployerUser, GatewayUser, LoadmonUser},
 	topics.Traces:      {DeployerUser, GatewayUser, TimerUser},
 	topics.Requests:    {GatewayUser},
 	topics.Timers:      {TimerUser},
+	topics.Scale:       {LoadmonUser},
 }
 
 // readers says which users read each internal topic.
 var readers = map[string][]string{
-	topics.Deployments: {GatewayUser, TimerUser},
+	topics.Deployments: {GatewayUser, TimerUser, LoadmonUser},
+	topics.Heartbeats:  {LoadmonUser},
+	topics.Scale:       {LoadmonUser},
 	topics.APIKeys:     {GatewayUser},
 	topics.Requests:    {GatewayUser},
 	topics.Replies:     {GatewayUser},
@@ -108,6 +113,14 @@ func Service(ns topics.Namespace, user string) []Grant {
 		g = append(g, topic("*", kmsg.ACLOperationWrite, kmsg.ACLOperationDescribe))
 	}
 	switch user {
+	case LoadmonUser:
+		// Lag: every function group's committed offsets (Describe on the
+		// groups) against its streams' end offsets (Describe on topics);
+		// its own group shares the deciding among replicas.
+		g = append(g, topic("*", kmsg.ACLOperationDescribe),
+			prefixed(kmsg.ACLResourceTypeGroup, strings.TrimSuffix(ns.ConsumerGroup("", ""), "."), kmsg.ACLOperationDescribe),
+			prefixed(kmsg.ACLResourceTypeGroup, ns.Topic("butter-loadmon"), read...),
+		)
 	case TimerUser:
 		// The timer makes a deleted tick stream again.
 		g = append(g, topic("*", kmsg.ACLOperationCreate),
@@ -138,7 +151,7 @@ func Service(ns topics.Namespace, user string) []Grant {
 }
 
 // Services are the platform service users `butter up` creates.
-func Services() []string { return []string{DeployerUser, GatewayUser, TimerUser} }
+func Services() []string { return []string{DeployerUser, GatewayUser, TimerUser, LoadmonUser} }
 
 // Function returns the grants of a deployment's principal: read its bound
 // streams, write its out, emits and dead-letter streams and the replies,

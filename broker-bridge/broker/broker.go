@@ -34,6 +34,14 @@ type Config struct {
 	// Addr is the host:port to listen on and to advertise to clients.
 	// Default 127.0.0.1:9092; port 0 picks a free port.
 	Addr string
+	// ContainerAddr, if set, is a second address the broker listens on,
+	// for clients in containers that cannot reach Addr (127.0.0.1 is the
+	// container's own): typically the Docker bridge gateway, 172.17.0.1.
+	// A host without a port takes Addr's port. Each client is advertised
+	// the address it connected to, so host and container clients both
+	// work; SASL and ACLs apply on both. Default none (env
+	// BUTTER_BROKER_CONTAINER_ADDR).
+	ContainerAddr string
 	// DataDir is the platform data directory; the broker keeps its
 	// segments, offsets and metadata in DataDir/broker. Default ./.butter.
 	// Empty runs in memory (tests only).
@@ -90,6 +98,7 @@ func DefaultConfig() Config {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	d := DefaultConfig()
 	fs.StringVar(&c.Addr, "addr", envOr("BUTTER_BROKER_ADDR", d.Addr), "broker listen and advertised `host:port` (env BUTTER_BROKER_ADDR)")
+	fs.StringVar(&c.ContainerAddr, "container-addr", envOr("BUTTER_BROKER_CONTAINER_ADDR", ""), "also listen on `host[:port]` for clients in containers, e.g. the Docker bridge gateway 172.17.0.1 (env BUTTER_BROKER_CONTAINER_ADDR)")
 	fs.StringVar(&c.DataDir, "data", envOr("BUTTER_DATA", d.DataDir), "platform data `dir`; the broker's files go in dir/broker (env BUTTER_DATA)")
 	fs.BoolVar(&c.Sync, "sync", os.Getenv("BUTTER_BROKER_SYNC") == "true", "fsync every produced batch (env BUTTER_BROKER_SYNC=true)")
 	fs.DurationVar(&c.Retention, "retention", d.Retention, "default retention of new topics; -1ns keeps forever")
@@ -116,8 +125,10 @@ func envOr(key, def string) string {
 type Broker struct {
 	cluster *kfake.Cluster
 	addr    string
-	lock    *os.File // holds the data directory's lock; nil without one
-	admin   kit.ClientProperties
+	// containerAddr is the bound Config.ContainerAddr, "" without one.
+	containerAddr string
+	lock          *os.File // holds the data directory's lock; nil without one
+	admin         kit.ClientProperties
 }
 
 // Start opens the data directory, listens and creates the internal topics
@@ -137,10 +148,17 @@ func Start(cfg Config) (*Broker, error) {
 		kfake.ClusterID("butter"),
 		kfake.DefaultNumPartitions(int(topics.DefaultPartitions)),
 		kfake.BrokerConfigs(map[string]string{"log.retention.ms": strconv.FormatInt(retention, 10)}),
-		// kfake always dials 127.0.0.1; listen on the host asked for.
-		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
-		}),
+	}
+	var containerAddr string
+	// kfake always dials 127.0.0.1; listen on the host asked for (and for
+	// containers, listen.go).
+	opts = append(opts, kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+		ln, extra, err := listenAll(network, net.JoinHostPort(host, strconv.Itoa(port)), cfg.ContainerAddr)
+		containerAddr = extra
+		return ln, err
+	}))
+	if cfg.ContainerAddr != "" {
+		opts = append(opts, kfake.AdvertiseConnAddr())
 	}
 	if cfg.Logger != nil {
 		opts = append(opts, kfake.WithLogger(slogLogger{cfg.Logger}))
@@ -177,7 +195,7 @@ func Start(cfg Config) (*Broker, error) {
 		unlock()
 		return nil, err
 	}
-	b := &Broker{cluster: c, addr: c.ListenAddrs()[0], lock: lock, admin: admin}
+	b := &Broker{cluster: c, addr: c.ListenAddrs()[0], containerAddr: containerAddr, lock: lock, admin: admin}
 	b.admin.Brokers = []string{b.addr}
 	if err := cfg.writeClientProperties(b.admin); err != nil {
 		b.Close()
@@ -194,6 +212,10 @@ func Start(cfg Config) (*Broker, error) {
 
 // Addr returns the address clients connect to.
 func (b *Broker) Addr() string { return b.addr }
+
+// ContainerAddr returns the address clients in containers connect to
+// (Config.ContainerAddr, bound), or "" when the broker has none.
+func (b *Broker) ContainerAddr() string { return b.containerAddr }
 
 // Kafka returns how platform code reaches this broker: its address and,
 // on a secure broker, the admin login.

@@ -119,6 +119,22 @@ func (b *broker) hostport() (string, int32) {
 	return h, int32(p32)
 }
 
+// hostportFor is the address of b advertised to the client of cc: with
+// AdvertiseConnAddr, the local address of cc's connection when cc is
+// connected to b, so a client reaching the broker on a second address
+// (a container reaching the Docker bridge gateway) is not told the
+// loopback address it cannot reach. (butter patch)
+func (b *broker) hostportFor(cc *clientConn) (string, int32) {
+	if b.c.cfg.advertiseConnAddr && cc != nil && cc.b == b && cc.conn != nil {
+		if h, p, err := net.SplitHostPort(cc.conn.LocalAddr().String()); err == nil {
+			if p32, err := strconv.Atoi(p); err == nil {
+				return h, int32(p32)
+			}
+		}
+	}
+	return b.hostport()
+}
+
 // MustCluster is like NewCluster, but panics on error.
 func MustCluster(opts ...Opt) *Cluster {
 	c, err := NewCluster(opts...)

@@ -42,6 +42,9 @@ type cfg struct {
 
 	listenFn func(network, address string) (net.Listener, error)
 
+	// butter patch: advertise the address each client connected to.
+	advertiseConnAddr bool
+
 	sleepOutOfOrder bool
 
 	maxVersions *kversion.Versions
@@ -125,6 +128,16 @@ func Ports(ports ...int) Opt {
 // ListenFn sets the listerner function to use, overriding [net.Listen]
 func ListenFn(fn func(network, address string) (net.Listener, error)) Opt {
 	return opt{func(cfg *cfg) { cfg.listenFn = fn }}
+}
+
+// AdvertiseConnAddr makes Metadata, FindCoordinator, DescribeCluster and
+// the Produce/Fetch leader hints advertise, for the broker a client is
+// connected to, the local address of that client's connection instead of
+// the listener's address. With a listener that accepts on several
+// addresses (ListenFn), each client is told the address it already
+// reaches. Default off. (butter patch)
+func AdvertiseConnAddr() Opt {
+	return opt{func(cfg *cfg) { cfg.advertiseConnAddr = true }}
 }
 
 // WithLogger sets the logger to use.

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/envelope"
 )
@@ -41,6 +43,9 @@ import (
 //	                 "stdout-line <tag>" to stdout and "stderr-line <tag>" to
 //	                 stderr; returns nothing
 //	batch            delivery.batch: 3; returns {"items": [each event's data]}
+//	trace            returns {"traceparent": the W3C traceparent it was given}
+//	                 (context.traceparent, the traceparent header, TRACEPARENT,
+//	                 butter.TraceParent)
 //
 // Bindings must give emit and emit-undeclared emits: [audit], request
 // emits: [questions], and every function out: results.
@@ -72,6 +77,7 @@ func RunConformance(t *testing.T, c Conformance) {
 		{"result", testResult},
 		{"text", testText},
 		{"nothing", testNothing},
+		{"trace", testTrace},
 		{"emit", testEmit},
 		{"emit-undeclared", testEmitUndeclared},
 		{"request", testRequest},
@@ -156,9 +162,15 @@ func (s *suite) event(data any) envelope.Delivery {
 // invoke runs fn on events with a deadline d from now and a fresh Host.
 func (s *suite) invoke(t *testing.T, fn string, d time.Duration, events ...envelope.Delivery) (Result, *TestHost, error) {
 	t.Helper()
+	return s.invokeIn(t, context.Background(), fn, d, events...)
+}
+
+// invokeIn is invoke within ctx (which may carry a span).
+func (s *suite) invokeIn(t *testing.T, ctx context.Context, fn string, d time.Duration, events ...envelope.Delivery) (Result, *TestHost, error) {
+	t.Helper()
 	f := s.function(t, fn)
 	h := NewTestHost(f)
-	ctx, cancel := context.WithTimeout(context.Background(), suiteTimeout)
+	ctx, cancel := context.WithTimeout(ctx, suiteTimeout)
 	defer cancel()
 	res, err := s.rt.Invoke(ctx, Invocation{Function: fn, Events: events, Deadline: time.Now().Add(d)}, h)
 	return res, h, err
@@ -221,6 +233,23 @@ func testNothing(t *testing.T, s *suite) {
 	}
 	if res.Data != nil {
 		t.Errorf("result %q (%s), want no data", res.Data, res.ContentType)
+	}
+}
+
+// testTrace: the function is given fnbox's invoke span as W3C trace
+// context, so spans it makes itself are children of the invocation.
+func testTrace(t *testing.T, s *suite) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{TraceHeader: tp})
+	res, _, err := s.invokeIn(t, ctx, "trace", 10*time.Second, s.event(1))
+	wantJSON(t, res, err, `{"traceparent": "`+tp+`"}`)
+	res, _, err = s.invoke(t, "trace", 10*time.Second, s.event(1))
+	if err != nil {
+		t.Fatalf("Invoke without a trace: %v", err)
+	}
+	var got struct{ TraceParent *string }
+	if err := json.Unmarshal(res.Data, &got); err != nil || (got.TraceParent != nil && *got.TraceParent != "") {
+		t.Errorf("without a trace the function saw %s, want no traceparent", res.Data)
 	}
 }
 

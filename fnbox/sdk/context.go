@@ -34,6 +34,8 @@ type invocation struct {
 	url      string
 	deadline time.Time
 	client   *http.Client
+	// traceparent and tracestate are fnbox's invoke span (W3C headers).
+	traceparent, tracestate string
 }
 
 type invocationKey struct{}
@@ -110,6 +112,18 @@ func Log(ctx context.Context, format string, args ...any) {
 	if _, err := post(ctx, "log", body); err != nil {
 		fmt.Fprintln(os.Stderr, msg)
 	}
+}
+
+// TraceParent returns the W3C trace context of fnbox's invoke span for the
+// current invocation (the traceparent and tracestate headers it was called
+// with): give it to your tracer's propagator so your own spans are children
+// of the invocation. Empty outside an invocation or without a trace.
+func TraceParent(ctx context.Context) (traceparent, tracestate string) {
+	inv, _ := ctx.Value(invocationKey{}).(*invocation)
+	if inv == nil {
+		return "", ""
+	}
+	return inv.traceparent, inv.tracestate
 }
 
 // Deadline returns when fnbox abandons the current invocation; ok is false

@@ -109,7 +109,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	inv := &invocation{id: r.Header.Get(headerInvocation), url: os.Getenv(EnvContextURL), client: http.DefaultClient}
+	inv := &invocation{id: r.Header.Get(headerInvocation), url: os.Getenv(EnvContextURL), client: http.DefaultClient,
+		traceparent: r.Header.Get("traceparent"), tracestate: r.Header.Get("tracestate")}
 	ctx := r.Context()
 	if d := r.Header.Get(headerDeadline); d != "" {
 		if t, err := time.Parse(time.RFC3339Nano, d); err == nil {

@@ -42,6 +42,10 @@ const (
 	EnvFunction   = "BUTTER_FUNCTION"
 	EnvDeadline   = "BUTTER_DEADLINE"
 	EnvDeadlineMS = "BUTTER_DEADLINE_MS"
+	// EnvTraceParent and EnvTraceState carry the invoke span's W3C trace
+	// context (the OpenTelemetry convention for environment carriers).
+	EnvTraceParent = "TRACEPARENT"
+	EnvTraceState  = "TRACESTATE"
 )
 
 // maxStdout bounds a result: a result is one Kafka record, and a runaway
@@ -170,6 +174,9 @@ func (r *Runtime) Invoke(ctx context.Context, inv runtime.Invocation, host runti
 	cmd.Env = append(slices.Clip(r.env),
 		ctxhttp.EnvURL+"="+r.api.URL(), ctxhttp.EnvInvocation+"="+id,
 		EnvFunction+"="+inv.Function, EnvDeadline+"="+deadline, EnvDeadlineMS+"="+deadlineMS)
+	if tp, ts := runtime.TraceParent(ctx); tp != "" {
+		cmd.Env = append(cmd.Env, EnvTraceParent+"="+tp, EnvTraceState+"="+ts)
+	}
 	cmd.Stdin = bytes.NewReader(in)
 	stdout := &limitedBuffer{max: maxStdout}
 	stderr := &runtime.LineWriter{Dst: r.spec.Stderr}

@@ -227,6 +227,12 @@ func (r *Runtime) invoke(ctx context.Context, f *function, inv runtime.Invocatio
 	id, done := r.api.Register(ctx, host)
 	defer done()
 	req.Header.Set(ctxhttp.HeaderInvocation, id)
+	if tp, ts := runtime.TraceParent(ctx); tp != "" {
+		req.Header.Set(runtime.TraceHeader, tp)
+		if ts != "" {
+			req.Header.Set(runtime.TraceStateHeader, ts)
+		}
+	}
 	if d, ok := ctx.Deadline(); ok {
 		req.Header.Set(HeaderDeadline, d.UTC().Format(time.RFC3339Nano))
 	}

@@ -108,6 +108,9 @@ function makeContext(inv) {
     invocationId: inv.id,
     functionName: inv.fn,
     deadline: deadlineMs ? new Date(deadlineMs) : null,
+    // W3C trace context of fnbox's invoke span: parent your own spans on it.
+    traceparent: inv.traceparent || null,
+    tracestate: inv.tracestate || null,
     remainingMs: () => (deadlineMs ? Math.max(0, deadlineMs - Date.now()) : Infinity),
     emit: (stream, data, opts = {}) =>
       call(inv.id, "emit", Object.assign({ stream, type: opts.type, subject: opts.subject, key: opts.key }, encode(data, opts.contentType)))

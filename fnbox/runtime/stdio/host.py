@@ -102,6 +102,9 @@ class Context:
         self.invocation_id = inv["id"]
         self.function_name = inv["fn"]
         self._deadline_ms = inv.get("deadline") or 0
+        # W3C trace context of fnbox's invoke span: parent your own spans on it.
+        self.traceparent = inv.get("traceparent")
+        self.tracestate = inv.get("tracestate")
         self.deadline = (datetime.datetime.fromtimestamp(self._deadline_ms / 1000, tz=datetime.timezone.utc)
                          if self._deadline_ms else None)
 

@@ -58,7 +58,11 @@ type invokeMsg struct {
 	Fn       string      `json:"fn"`
 	Events   []wireEvent `json:"events"`
 	Deadline int64       `json:"deadline,omitempty"`
-	Batch    bool        `json:"batch,omitempty"`
+	// TraceParent and TraceState are the invoke span's W3C trace context
+	// (context.traceparent / context.tracestate in the function).
+	TraceParent string `json:"traceparent,omitempty"`
+	TraceState  string `json:"tracestate,omitempty"`
+	Batch       bool   `json:"batch,omitempty"`
 }
 
 // wireEvent is an event as handlers see it (DESIGN §5).

@@ -187,6 +187,7 @@ func (r *Runtime) Invoke(ctx context.Context, inv runtime.Invocation, host runti
 		return runtime.Result{}, fmt.Errorf("invoke %q: %w", inv.Function, err)
 	}
 	msg := invokeMsg{Fn: inv.Function, Batch: r.batch[inv.Function]}
+	msg.TraceParent, msg.TraceState = runtime.TraceParent(ctx)
 	if d, ok := ctx.Deadline(); ok {
 		msg.Deadline = d.UnixMilli()
 	}

@@ -38,6 +38,8 @@ def main():
         sys.stdout.write(f"hello {event['data']['name']}\n")
     elif case == "nothing":
         pass
+    elif case == "trace":
+        out({"traceparent": os.environ.get("TRACEPARENT")})
     elif case == "emit":
         call("emit", {"stream": "audit", "data": {"seen": event["data"]}, "type": "com.example.audit",
                       "subject": "s1", "key": "k1"})

@@ -51,6 +51,10 @@ var cases = map[string]butter.Func{
 	"nothing": func(ctx context.Context, e butter.Event) (any, error) {
 		return nil, nil
 	},
+	"trace": func(ctx context.Context, e butter.Event) (any, error) {
+		tp, _ := butter.TraceParent(ctx)
+		return map[string]any{"traceparent": tp}, nil
+	},
 	"emit": func(ctx context.Context, e butter.Event) (any, error) {
 		err := butter.Emit(ctx, "audit", map[string]any{"seen": json.RawMessage(e.Data)},
 			butter.EmitOptions{Type: "com.example.audit", Subject: "s1", Key: "k1"})

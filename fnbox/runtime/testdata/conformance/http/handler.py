@@ -67,6 +67,8 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(200, f"hello {data['name']}".encode(), "text/plain; charset=utf-8")
         elif CASE == "nothing":
             self.answer(204)
+        elif CASE == "trace":
+            self.result({"traceparent": self.headers.get("traceparent")})
         elif CASE == "emit":
             call(inv, "emit", {"stream": "audit", "data": {"seen": data}, "type": "com.example.audit",
                                "subject": "s1", "key": "k1"})

@@ -7,6 +7,8 @@ exports.text = async (event) => `hello ${event.data.name}`;
 
 exports.nothing = () => {};
 
+exports.trace = (event, context) => ({ traceparent: context.traceparent });
+
 exports.emit = async (event, context) => {
   await context.emit("audit", { seen: event.data }, { type: "com.example.audit", subject: "s1", key: "k1" });
   return { emitted: true };

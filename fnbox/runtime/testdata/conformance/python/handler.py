@@ -15,6 +15,10 @@ def nothing(event, context):
     pass
 
 
+def trace(event, context):
+    return {"traceparent": context.traceparent}
+
+
 async def emit(event, context):
     await context.emit("audit", {"seen": event.data}, {"type": "com.example.audit", "subject": "s1", "key": "k1"})
     return {"emitted": True}

@@ -30,6 +30,9 @@ type Descriptor struct {
 	SecretEnv map[string]string `json:"secretEnv,omitempty"`
 	// Functions are the deployment's functions; at least one.
 	Functions []Function `json:"functions"`
+	// Runtime runs the deployment's instances: process or docker (the
+	// Runtime constants). Empty means the deployer's --runtime.
+	Runtime string `json:"runtime,omitempty"`
 	// Bridges is the bridges: section kept as written (DESIGN §7). Its
 	// schema belongs to the bridge, which decodes and checks it; keeping
 	// the YAML node keeps the positions its problems need.
@@ -45,6 +48,15 @@ const (
 	PlatformHTTP   = "http"   // fn is a command serving HTTP on $PORT
 	PlatformImage  = "image"  // fn is a container image serving HTTP on $PORT
 )
+
+// Runtimes a descriptor may name (DESIGN §4): what runs its instances.
+const (
+	RuntimeProcess = "process" // fnbox as a process on the deployer's machine
+	RuntimeDocker  = "docker"  // fnbox in a container, through the Docker engine
+)
+
+// Runtimes lists every runtime, in the order error messages give them.
+var Runtimes = []string{RuntimeProcess, RuntimeDocker}
 
 // Platforms lists every platform, in the order error messages give them.
 var Platforms = []string{PlatformNode, PlatformPython, PlatformGo, PlatformExec, PlatformHTTP, PlatformImage}

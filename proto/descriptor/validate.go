@@ -117,6 +117,13 @@ func validate(desc *Descriptor, d *decoder) {
 		c.report("platform", "required: one of %s", orList(Platforms))
 	case !slices.Contains(Platforms, desc.Platform):
 		c.report("platform", "%q is not a platform: use %s", desc.Platform, orList(Platforms))
+	case desc.Platform == PlatformImage:
+		// Refused until a runtime runs a user's image: it would pass here
+		// and then crash-loop with "platform is not available".
+		c.report("platform", "%q is not available yet: use http with the command that serves $PORT, or node, python, go or exec; runtime: docker runs those in a container", desc.Platform)
+	}
+	if c.present("runtime") && !slices.Contains(Runtimes, desc.Runtime) {
+		c.report("runtime", "%q is not a runtime: use %s, or leave it out for the deployer's --runtime", desc.Runtime, orList(Runtimes))
 	}
 	for k := range desc.Env {
 		p := key("env", k)

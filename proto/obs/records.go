@@ -42,6 +42,7 @@ const (
 	OriginContext = "context" // context.log (Host.Log)
 	OriginStdout  = "stdout"  // the function process's standard output
 	OriginStderr  = "stderr"  // the function process's standard error
+	OriginFnbox   = "fnbox"   // fnbox about an invocation: failed, retrying, dead-lettered
 )
 
 // Log levels, as slog names them in lower case.

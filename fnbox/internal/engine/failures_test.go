@@ -12,6 +12,7 @@ import (
 
 	"github.com/buttercompass/butter/fnbox/runtime"
 	"github.com/buttercompass/butter/proto/envelope"
+	"github.com/buttercompass/butter/proto/kit/kittest"
 	"github.com/buttercompass/butter/proto/obs"
 	"github.com/buttercompass/butter/proto/topics"
 )
@@ -79,6 +80,33 @@ func TestRetriesThenDeadLetter(t *testing.T) {
 			t.Errorf("%s: dead letter is not the original event: %v", id, ev)
 		}
 	}
+	// Why each event failed is in the function's log: a warning per retry,
+	// an error per dead letter, tagged with the event.
+	kittest.Eventually(t, "a log line per retry and per dead letter", func() error {
+		retries, dead := map[string]int{}, map[string]string{}
+		for _, l := range readLogs(t, e, "fail") {
+			if l.Origin != obs.OriginFnbox || l.Function != "f" {
+				continue
+			}
+			switch l.Level {
+			case obs.LevelWarn:
+				retries[l.EventID]++
+			case obs.LevelError:
+				dead[l.EventID] = l.Message
+			}
+		}
+		for _, d := range dlq {
+			id := d.Event.ID()
+			wantRetries, wantErr := 2, "boom "+id
+			if permanent(id) {
+				wantRetries, wantErr = 0, "function failed: bad input"
+			}
+			if retries[id] != wantRetries || !strings.Contains(dead[id], "fail-f-dlq") || !strings.HasSuffix(dead[id], wantErr) {
+				return fmt.Errorf("%s: logs show %d retries and %q, want %d retries and a dead letter with %q", id, retries[id], dead[id], wantRetries, wantErr)
+			}
+		}
+		return nil
+	})
 	// Order per partition: each partition's invocations never go back,
 	// except for retries of the same offset.
 	rec.mu.Lock()

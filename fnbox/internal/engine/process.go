@@ -226,6 +226,8 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 		wait := r.backoff(attempt)
 		until := time.Now().Add(wait)
 		log.Info("invocation failed; retrying", "attempt", attempt, "in", wait, kit.KeyError, err)
+		r.logFailure(ds[0], obs.LevelWarn, fmt.Sprintf("invocation failed (attempt %d of %d), retrying in %s: %v",
+			attempt, r.fn.Delivery.Retries+1, wait.Round(time.Millisecond), err))
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
@@ -404,7 +406,19 @@ func (r *runner) deadLetter(ctx context.Context, out *producer, d envelope.Deliv
 	}
 	r.stats.deadLettered()
 	r.stats.done(1)
+	r.logFailure(d, obs.LevelError, fmt.Sprintf("dead-lettered to %s after %d attempts: %s", r.fn.Delivery.DeadLetter, attempts, msg))
 	return nil
+}
+
+// logFailure tells the function's log (_butter.logs, so `butter logs` and
+// the tracer show it) why an event failed, tagged with the event and its
+// trace.
+func (r *runner) logFailure(d envelope.Delivery, level, msg string) {
+	l := obs.Log{EventID: d.Event.ID(), Level: level, Message: msg, Origin: obs.OriginFnbox}
+	if sc := trace.SpanContextFromContext(envelope.ExtractTrace(context.Background(), d.Event)); sc.IsValid() {
+		l.TraceID = sc.TraceID().String()
+	}
+	r.writeLog(l)
 }
 
 // backoff is the wait before retry number attempt: exponential from

@@ -23,6 +23,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/topics"
@@ -63,6 +65,9 @@ type Config struct {
 	Kafka kit.KafkaConfig
 	// Logger receives JSON logs. Default: JSON on stderr at info.
 	Logger *slog.Logger
+	// Tracer provides the tick spans, a trace per tick. Default: the
+	// global provider.
+	Tracer trace.TracerProvider
 }
 
 // DefaultConfig returns the configuration with no flags or env.
@@ -198,7 +203,7 @@ func (s *Service) Provision(ctx context.Context) error {
 		Group: ns.Topic("butter-timer"), Replica: s.cfg.Replica, Catalog: s.catalog, EnsureStream: s.ensureStream,
 		ForgetStream: func(stream string) { s.ensured.Delete(stream) },
 		MissedAfter:  s.cfg.MissedAfter, SessionTimeout: s.cfg.SessionTimeout, HeartbeatInterval: s.cfg.HeartbeatInterval,
-		Metrics: metrics, Logger: s.log,
+		Metrics: metrics, Logger: s.log, Tracer: s.tracer(),
 	})
 	s.admin.AddReadyCheck("kafka", kit.KafkaReady(s.kafka))
 	s.admin.AddReadyCheck("group", func(context.Context) error {
@@ -307,4 +312,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	return kit.RunService(ctx, s, out, "timer API on http://%s/v1/timers (/livez /readyz /metrics)")
+}
+
+// tracer is the tick spans' tracer.
+func (s *Service) tracer() trace.Tracer {
+	tp := s.cfg.Tracer
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	return tp.Tracer("github.com/buttercompass/butter/timer")
 }

@@ -11,11 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buttercompass/butter/proto/kit/kittest"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/kit"
+	"github.com/buttercompass/butter/proto/kit/kittest"
 	"github.com/buttercompass/butter/proto/timers"
 	"github.com/buttercompass/butter/proto/topics"
 	"github.com/buttercompass/butter/timer/internal/testutil"
@@ -256,5 +259,50 @@ func TestConfigMissedAfterCoversHandover(t *testing.T) {
 	cfg.MissedAfter = 15 * time.Second
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("missed-after 15s: %v", err)
+	}
+}
+
+// TestTickSpans: every tick is the root span of its own trace, and the
+// tick event carries that span as its traceparent, so the functions it
+// triggers join the tick's trace.
+func TestTickSpans(t *testing.T) {
+	t.Parallel()
+	brokers := testutil.Broker(t)
+	spans := tracetest.NewSpanRecorder()
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Kafka = kit.KafkaConfig{Brokers: []string{brokers}}
+	cfg.Logger, _ = kit.NewLogger(io.Discard, "info")
+	cfg.Tracer = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kittest.Serve(t, s)
+	if code, _, body := call(t, "POST", "http://"+s.Addr()+"/v1/timers", `{"id": "traced", "schedule": "@every 1s", "stream": "traced-ticks"}`); code != http.StatusCreated {
+		t.Fatalf("POST = %d %s", code, body)
+	}
+	ticks := testutil.ReadTicks(t, brokers, "traced-ticks").WaitFor(t, 2)
+	ended := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+	kittest.Eventually(t, "a span per tick", func() error {
+		for _, sp := range spans.Ended() {
+			ended[sp.SpanContext().SpanID()] = sp
+		}
+		for _, tk := range ticks[:2] {
+			if _, ok := ended[tk.Trace.SpanID()]; !ok {
+				return fmt.Errorf("no span %s for tick %s", tk.Trace.SpanID(), tk.ID)
+			}
+		}
+		return nil
+	})
+	if ticks[0].Trace.TraceID() == ticks[1].Trace.TraceID() {
+		t.Errorf("two ticks share trace %s, want a trace per tick", ticks[0].Trace.TraceID())
+	}
+	for _, tk := range ticks[:2] {
+		sp := ended[tk.Trace.SpanID()]
+		if sp.Name() != "tick traced" || sp.Parent().IsValid() || sp.SpanContext().TraceID() != tk.Trace.TraceID() {
+			t.Errorf("tick %s: span %q parent %v trace %s, want root span \"tick traced\" of trace %s",
+				tk.ID, sp.Name(), sp.Parent().SpanID(), sp.SpanContext().TraceID(), tk.Trace.TraceID())
+		}
 	}
 }

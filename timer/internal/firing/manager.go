@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/topics"
@@ -56,6 +57,9 @@ type Config struct {
 	// keeps its partitions; HeartbeatInterval is how often replicas
 	// heartbeat.
 	SessionTimeout, HeartbeatInterval time.Duration
+	// Tracer makes a span per tick, the root of the tick's trace (its
+	// traceparent goes on the tick event). Default: the global provider's.
+	Tracer trace.Tracer
 	// Metrics receive the firing metrics.
 	Metrics *Metrics
 	// Logger receives logs.

@@ -11,6 +11,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/buttercompass/butter/proto/envelope"
 	"github.com/buttercompass/butter/proto/kit"
@@ -195,6 +199,14 @@ func (m *Manager) anchor(d *schedule.Def, last map[string]time.Time) time.Time {
 	return d.Anchor(lf)
 }
 
+// tracer is the configured tracer, else the global provider's.
+func (m *Manager) tracer() trace.Tracer {
+	if m.cfg.Tracer != nil {
+		return m.cfg.Tracer
+	}
+	return otel.Tracer("github.com/buttercompass/butter/timer")
+}
+
 // fire writes the ticks of batch and each schedule's new state in one
 // transaction: either all become visible to read-committed readers, or
 // none and the state still says they are due.
@@ -203,6 +215,12 @@ func (m *Manager) fire(ctx context.Context, cl *kgo.Client, p int32, now time.Ti
 	recs := make([]*kgo.Record, 0, 2*len(batch))
 	states := map[string]timers.State{}
 	scheduleOf := make(map[*kgo.Record]string, len(batch))
+	spans := make([]trace.Span, 0, len(batch))
+	defer func() {
+		for _, s := range spans {
+			s.End()
+		}
+	}()
 	for _, f := range batch {
 		if err := m.cfg.EnsureStream(ctx, f.def.Stream); err != nil {
 			if ctx.Err() != nil {
@@ -212,6 +230,16 @@ func (m *Manager) fire(ctx context.Context, cl *kgo.Client, p int32, now time.Ti
 		}
 		ev := envelope.New(timers.Source, timers.TypeTick)
 		ev.SetID(timers.TickID(f.def.ID, f.at))
+		// A trace per tick: it starts here, not in whatever fired the batch.
+		tctx, span := m.tracer().Start(ctx, "tick "+f.def.ID, trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(
+				attribute.String("butter.schedule", f.def.ID),
+				attribute.String("messaging.destination.name", f.def.Stream),
+				attribute.String("cloudevents.event_id", ev.ID()),
+				attribute.String("butter.scheduled_time", f.at.UTC().Format(time.RFC3339Nano)),
+			))
+		spans = append(spans, span)
+		envelope.InjectTrace(tctx, &ev)
 		ev.SetSubject(f.def.ID)
 		ev.SetTime(f.at.UTC())
 		if err := ev.SetData("application/json", timers.Tick{Schedule: f.def.ID, ScheduledTime: f.at.UTC(), FiredTime: firedAt, Data: f.def.Data}); err != nil {
@@ -234,6 +262,9 @@ func (m *Manager) fire(ctx context.Context, cl *kgo.Client, p int32, now time.Ti
 			return refused
 		}
 		m.metrics.txnErrors.Inc()
+		for _, s := range spans {
+			s.SetStatus(codes.Error, err.Error())
+		}
 		return fmt.Errorf("fire %d ticks on partition %d: %w", len(batch), p, err)
 	}
 	for _, f := range batch {

@@ -14,6 +14,7 @@ import (
 	"github.com/buttercompass/butter/proto/kit/kittest"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/buttercompass/butter/broker-bridge/broker"
 	"github.com/buttercompass/butter/proto/envelope"
@@ -51,6 +52,8 @@ type Tick struct {
 	ID   string
 	Type string
 	Data timers.Tick
+	// Trace is the span context of the tick's traceparent extension.
+	Trace trace.SpanContext
 }
 
 // Ticks reads a tick stream from its start, read_committed, as a
@@ -87,7 +90,8 @@ func (r *Ticks) Poll(t testing.TB) []Tick {
 		if err := json.Unmarshal(d.Event.Data(), &data); err != nil {
 			t.Errorf("tick %s: data %s: %v", d.Event.ID(), d.Event.Data(), err)
 		}
-		r.ts = append(r.ts, Tick{ID: d.Event.ID(), Type: d.Event.Type(), Data: data})
+		sc := trace.SpanContextFromContext(envelope.ExtractTrace(context.Background(), d.Event))
+		r.ts = append(r.ts, Tick{ID: d.Event.ID(), Type: d.Event.Type(), Data: data, Trace: sc})
 	})
 	return slices.Clone(r.ts)
 }

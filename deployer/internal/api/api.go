@@ -18,6 +18,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/buttercompass/butter/deployer/internal/reconcile"
 	"github.com/buttercompass/butter/deployer/internal/runtime"
@@ -71,6 +76,10 @@ type Config struct {
 	// Secrets seals the secretEnv values of descriptors before they are
 	// stored; a descriptor with secrets is refused without it.
 	Secrets *secrets.Key
+	// Tracer provides a server span per API call (deploy, update, delete,
+	// replay, API keys), continuing a caller's traceparent. Default: the
+	// global provider.
+	Tracer trace.TracerProvider
 }
 
 // API serves /v1/deployments.
@@ -91,8 +100,15 @@ func New(cfg Config) *API {
 	return &API{cfg: cfg, log: cfg.Logger}
 }
 
-// Register mounts the API's routes, e.g. on a kit.Admin.
-func (a *API) Register(handle func(pattern string, h http.Handler)) {
+// Register mounts the API's routes, e.g. on a kit.Admin, each in a span
+// named after its pattern.
+func (a *API) Register(mount func(pattern string, h http.Handler)) {
+	tp := a.cfg.Tracer
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	tracer := tp.Tracer("github.com/buttercompass/butter/deployer")
+	handle := func(pattern string, h http.Handler) { mount(pattern, traced(tracer, pattern, h)) }
 	handle("GET /v1/deployments", http.HandlerFunc(a.list))
 	handle("GET /v1/deployments/{name}", http.HandlerFunc(a.get))
 	handle("POST /v1/deployments", a.mutating(a.create))
@@ -215,3 +231,34 @@ func (a *API) completeOutcome(ctx context.Context, act *control.Action, data any
 		a.log.Warn("record completed outcome", "type", act.Event.Type(), kit.KeyError, err)
 	}
 }
+
+// traced serves h in a server span named pattern that continues the
+// caller's traceparent; a 5xx answer is an error status.
+func traced(tracer trace.Tracer, pattern string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := tracer.Start(ctx, pattern, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("http.route", pattern)))
+		defer span.End()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r.WithContext(ctx))
+		span.SetAttributes(attribute.Int("http.response.status_code", sw.status))
+		if sw.status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(sw.status))
+		}
+	})
+}
+
+// statusWriter remembers the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -12,7 +12,7 @@ FUZZTIME ?= 500000x
 
 export CGO_ENABLED ?= 1
 
-.PHONY: run build test test-short fuzz bench lint tidy clean
+.PHONY: run build service-images test test-short fuzz bench lint tidy clean
 
 ## run: start butter up on the embedded broker (data in ./.butter)
 run: build
@@ -27,6 +27,10 @@ build:
 	cd fnbox && $(GO) build -o ../$(BIN)/fnbox ./cmd/fnbox
 	cd gateway && $(GO) build -o ../$(BIN)/butter-gateway ./cmd/butter-gateway
 	cd timer && $(GO) build -o ../$(BIN)/butter-timer ./cmd/butter-timer
+
+## service-images: static service binaries in butter-<service>:dev images (deploy/)
+service-images:
+	deploy/build-images.sh
 
 ## test: every module's tests with the race detector, then a short fuzz run
 test: lint

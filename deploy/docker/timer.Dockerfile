@@ -1,0 +1,13 @@
+# The timer: API and admin endpoints on :8083.
+# Built by deploy/build-images.sh (make service-images) from a staged
+# context: the static binary, rootfs/, data/ and the host's CA bundle. Nothing is
+# pulled: FROM scratch, one static CGO_ENABLED=0 binary, non-root.
+FROM scratch
+COPY rootfs/ /
+COPY --chown=65532:65532 data/ /data/
+COPY bin/butter-timer /butter-timer
+USER 65532:65532
+WORKDIR /data
+ENV BUTTER_TIMER_ADDR=0.0.0.0:8083
+EXPOSE 8083
+ENTRYPOINT ["/butter-timer"]

@@ -2,10 +2,14 @@
 // deployments with the instances a runtime reports and starts, replaces
 // and stops instances until they match.
 //
-// A deployment wants max(scale.min) replicas. Replica i runs the
-// functions whose scale.min is above i, so a function with min 2 runs on
-// replicas 0 and 1 and one with min 1 on replica 0 only; a deployment
-// whose functions all have min 0 runs nothing (loadmon wakes it). A
+// Each function runs Count instances: loadmon's latest decision for the
+// deployment's current version (Config.Scale, read from _butter.scale)
+// clamped to scale.min and scale.max, else scale.min. A deployment wants
+// as many replicas as its largest count, and replica i runs the functions
+// whose count is above i, so a function at 2 runs on replicas 0 and 1 and
+// one at 1 on replica 0 only; a function at 0 runs nowhere, and a
+// deployment whose functions are all at 0 runs nothing (loadmon wakes it
+// on lag; Config.Positions pins where it will start reading). A
 // crashed replica is restarted after an exponential backoff (BackoffBase
 // doubling to BackoffMax); its last error is kept for status. An update
 // starts the new version's replica before stopping the old one.
@@ -17,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,6 +59,12 @@ type Config struct {
 	// KeepInstances leaves instances running when Run returns, to be
 	// adopted by the next deployer; default is to stop them.
 	KeepInstances bool
+	// Scale, if set, is loadmon's decisions; without it every function
+	// runs scale.min instances.
+	Scale Scale
+	// Positions, if set, pins the start position of every function that
+	// runs no instance, once per version (see GroupPositions).
+	Positions Positions
 	// Access, if set, gives each deployment its Kafka principal before
 	// any of its instances starts, and revokes it once the deployment is
 	// gone (package principal).
@@ -76,10 +87,11 @@ type Reconciler struct {
 	pass    sync.Mutex // one pass at a time
 	stopped bool       // under pass: Run ended, so no pass starts anything
 
-	mu    sync.Mutex
-	slots map[slotKey]*slot
-	held  map[string]int
-	last  []runtime.Instance
+	mu     sync.Mutex
+	slots  map[slotKey]*slot
+	held   map[string]int
+	last   []runtime.Instance
+	pinned map[string]bool // deployment/function@version whose start position is pinned
 }
 
 type slotKey struct {
@@ -109,8 +121,15 @@ type slot struct {
 // FunctionStatus is one function's part of a deployment's status.
 type FunctionStatus struct {
 	Name string `json:"name"`
-	// Desired is the function's scale.min: how many instances should host it.
+	// Desired is how many instances should host it: loadmon's decision
+	// clamped to [Min, Max], else Min.
 	Desired int `json:"desired"`
+	// Min and Max are its scale bounds.
+	Min int `json:"min"`
+	Max int `json:"max"`
+	// Scaled is loadmon's latest decision for this version, if any: its
+	// reason, the lag behind it and when.
+	Scaled *ScaledStatus `json:"scaled,omitempty"`
 	// Running is how many instances of the current version host it.
 	Running int `json:"running"`
 	// LastError is the last crash or start error of a replica hosting it.
@@ -120,6 +139,16 @@ type FunctionStatus struct {
 	// Broken reports that this version's code failed to load: it is not
 	// restarted, and only a new version can fix it.
 	Broken bool `json:"broken,omitempty"`
+}
+
+// ScaledStatus summarizes a function's latest scale decision.
+type ScaledStatus struct {
+	From   int       `json:"from"`
+	To     int       `json:"to"`
+	Reason string    `json:"reason"`
+	Lag    int64     `json:"lag"`
+	Rate   float64   `json:"rate"`
+	Time   time.Time `json:"time"`
 }
 
 // New returns a reconciler; call Run.
@@ -139,7 +168,17 @@ func New(cfg Config) *Reconciler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Reconciler{cfg: cfg, log: cfg.Logger, slots: map[slotKey]*slot{}, held: map[string]int{}}
+	return &Reconciler{cfg: cfg, log: cfg.Logger, slots: map[slotKey]*slot{}, held: map[string]int{}, pinned: map[string]bool{}}
+}
+
+// UseScale makes the reconciler follow loadmon's decisions and pin the
+// start positions of functions at zero instances (Config.Scale and
+// Config.Positions), for a host that builds them after New. Call it
+// before Run.
+func (r *Reconciler) UseScale(s Scale, p Positions) {
+	r.pass.Lock()
+	defer r.pass.Unlock()
+	r.cfg.Scale, r.cfg.Positions = s, p
 }
 
 // Run reconciles on every change and every Resync until ctx is done, then
@@ -149,6 +188,10 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		changed := r.cfg.Source.Changed()
+		var scaled <-chan struct{} // nil without Scale: never ready
+		if r.cfg.Scale != nil {
+			scaled = r.cfg.Scale.Changed()
+		}
 		if err := r.Sync(ctx); err != nil && ctx.Err() == nil {
 			r.log.Warn("reconcile", kit.KeyError, err)
 		}
@@ -156,6 +199,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return r.stop(context.WithoutCancel(ctx))
 		case <-changed:
+		case <-scaled:
 		case <-t.C:
 		}
 	}
@@ -210,18 +254,32 @@ type want struct {
 	functions []string
 }
 
-// Desired returns the replicas deployment d wants: replica i hosts the
-// functions whose scale.min is above i.
-func Desired(d control.Deployment) ([][]string, error) {
+// Desired returns the replicas deployment d wants with no scale
+// decisions: replica i hosts the functions whose scale.min is above i.
+func Desired(d control.Deployment) ([][]string, error) { return DesiredWith(d, nil) }
+
+// DesiredWith returns the replicas deployment d wants under scale's
+// decisions (nil: none): replica i hosts the functions whose Count is
+// above i.
+func DesiredWith(d control.Deployment, scale Scale) ([][]string, error) {
 	desc, err := d.Parse()
 	if err != nil {
 		return nil, err
 	}
+	counts := make([]int, len(desc.Functions))
+	for i, f := range desc.Functions {
+		var dec control.ScaleDecision
+		var ok bool
+		if scale != nil {
+			dec, ok = scale.Decision(d.Name, f.Name)
+		}
+		counts[i] = Count(f.Scale, d.Version, dec, ok)
+	}
 	var out [][]string
 	for i := 0; ; i++ {
 		var fns []string
-		for _, f := range desc.Functions {
-			if f.Scale.MinReplicas() > i {
+		for j, f := range desc.Functions {
+			if counts[j] > i {
 				fns = append(fns, f.Name)
 			}
 		}
@@ -258,10 +316,13 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 		if held[d.Name] > 0 {
 			continue
 		}
-		replicas, err := Desired(d)
+		replicas, err := DesiredWith(d, r.cfg.Scale)
 		if err != nil {
 			r.log.Error("skip undeployable deployment", kit.KeyDeployment, d.Name, kit.KeyError, err)
 			continue
+		}
+		if err := r.pin(ctx, d, replicas); err != nil {
+			errs = append(errs, err)
 		}
 		for i, fns := range replicas {
 			wants[slotKey{d.Name, i}] = want{dep: d, functions: fns}
@@ -391,6 +452,15 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 	for _, d := range r.cfg.Source.List() {
 		wanted[d.Name] = d.Version
 	}
+	r.mu.Lock()
+	for k := range r.pinned {
+		key, version, _ := strings.Cut(k, "@")
+		dep, _, _ := strings.Cut(key, "/")
+		if wanted[dep] != version {
+			delete(r.pinned, k)
+		}
+	}
+	r.mu.Unlock()
 	if err := rt.Prune(ctx, func(dep, version string) bool { return wanted[dep] == version }); err != nil {
 		errs = append(errs, fmt.Errorf("prune code: %w", err))
 	}
@@ -400,6 +470,43 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// pin pins the start position of d's functions that run no instance, once
+// per version, before loadmon could wake them (see GroupPositions).
+func (r *Reconciler) pin(ctx context.Context, d control.Deployment, replicas [][]string) error {
+	if r.cfg.Positions == nil {
+		return nil
+	}
+	desc, err := d.Parse()
+	if err != nil {
+		return err
+	}
+	var idle []string
+	for _, f := range desc.Functions {
+		k := control.ScaleKey(d.Name, f.Name) + "@" + d.Version
+		if len(replicas) > 0 && slices.Contains(replicas[0], f.Name) {
+			continue
+		}
+		r.mu.Lock()
+		done := r.pinned[k]
+		r.mu.Unlock()
+		if !done {
+			idle = append(idle, f.Name)
+		}
+	}
+	if len(idle) == 0 {
+		return nil
+	}
+	if err := r.cfg.Positions.Pin(ctx, d, idle); err != nil {
+		return fmt.Errorf("pin start positions of %s: %w", d.Name, err)
+	}
+	r.mu.Lock()
+	for _, fn := range idle {
+		r.pinned[control.ScaleKey(d.Name, fn)+"@"+d.Version] = true
+	}
+	r.mu.Unlock()
+	return nil
 }
 
 func maps(m map[string]int) map[string]int {
@@ -567,7 +674,15 @@ func (r *Reconciler) Status(d control.Deployment) []FunctionStatus {
 	defer r.mu.Unlock()
 	out := make([]FunctionStatus, 0, len(desc.Functions))
 	for _, f := range desc.Functions {
-		fs := FunctionStatus{Name: f.Name, Desired: f.Scale.MinReplicas()}
+		var dec control.ScaleDecision
+		var ok bool
+		if r.cfg.Scale != nil {
+			dec, ok = r.cfg.Scale.Decision(d.Name, f.Name)
+		}
+		fs := FunctionStatus{Name: f.Name, Desired: Count(f.Scale, d.Version, dec, ok), Min: f.Scale.MinReplicas(), Max: f.Scale.Max}
+		if ok && dec.Version == d.Version {
+			fs.Scaled = &ScaledStatus{From: dec.From, To: dec.To, Reason: dec.Reason, Lag: dec.Lag, Rate: dec.Rate, Time: dec.Time}
+		}
 		for _, in := range insts {
 			if in.Version == d.Version && in.Ready && slices.Contains(in.Functions, f.Name) {
 				fs.Running++

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,8 @@ import (
 	"github.com/buttercompass/butter/deployer/internal/api"
 	"github.com/buttercompass/butter/deployer/internal/principal"
 	"github.com/buttercompass/butter/deployer/internal/reconcile"
+	"github.com/buttercompass/butter/deployer/internal/runtime"
+	"github.com/buttercompass/butter/deployer/internal/runtime/docker"
 	"github.com/buttercompass/butter/deployer/internal/runtime/process"
 	"github.com/buttercompass/butter/deployer/internal/store"
 	"github.com/buttercompass/butter/proto/control"
@@ -53,8 +56,18 @@ type Config struct {
 	// Token, if set, is required as a bearer token on mutating calls (env
 	// BUTTER_TOKEN).
 	Token string
-	// Runtime runs instances: process (default). docker is not built yet.
+	// Runtime runs instances whose descriptor names no runtime: process
+	// (default) or docker (env BUTTER_RUNTIME). With docker, descriptors
+	// may also choose runtime: process.
 	Runtime string
+	// DockerNetwork is the Docker network instances join (a bridge,
+	// never host). Default bridge (env BUTTER_DOCKER_NETWORK).
+	DockerNetwork string
+	// DockerBrokers are the broker addresses containers reach. Default:
+	// the Kafka brokers with loopback hosts replaced by the network's
+	// gateway, where butter up's broker listens for containers (env
+	// BUTTER_DOCKER_BROKERS).
+	DockerBrokers []string
 	// FnboxBin is the fnbox executable. Default: fnbox next to this
 	// executable, else fnbox on PATH (env BUTTER_FNBOX_BIN).
 	FnboxBin string
@@ -111,7 +124,18 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", kit.EnvOr("BUTTER_DEPLOYER_ADDR", d.Addr), "API and admin `host:port` (env BUTTER_DEPLOYER_ADDR)")
 	fs.StringVar(&c.DataDir, "data", kit.EnvOr("BUTTER_DATA", d.DataDir), "platform data `dir` (env BUTTER_DATA)")
 	c.Token = kit.EnvOr("BUTTER_TOKEN", "")
-	fs.StringVar(&c.Runtime, "runtime", kit.EnvOr("BUTTER_RUNTIME", d.Runtime), "runs fnbox instances: process (env BUTTER_RUNTIME)")
+	fs.StringVar(&c.Runtime, "runtime", kit.EnvOr("BUTTER_RUNTIME", d.Runtime), "runs fnbox instances: process or docker (env BUTTER_RUNTIME)")
+	fs.StringVar(&c.DockerNetwork, "docker-network", kit.EnvOr("BUTTER_DOCKER_NETWORK", "bridge"), "Docker `network` of instances with --runtime docker (env BUTTER_DOCKER_NETWORK)")
+	c.DockerBrokers = kit.EnvList("BUTTER_DOCKER_BROKERS", nil)
+	fs.Func("docker-brokers", "broker `host:port,...` as containers reach it; default the brokers with 127.0.0.1 replaced by the network's gateway (env BUTTER_DOCKER_BROKERS)", func(v string) error {
+		c.DockerBrokers = nil
+		for _, b := range strings.Split(v, ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				c.DockerBrokers = append(c.DockerBrokers, b)
+			}
+		}
+		return nil
+	})
 	fs.StringVar(&c.FnboxBin, "fnbox", kit.EnvOr("BUTTER_FNBOX_BIN", ""), "fnbox `executable`; default fnbox next to this binary, else on PATH (env BUTTER_FNBOX_BIN)")
 	fs.DurationVar(&c.Grace, "grace", kit.EnvDuration("BUTTER_STOP_GRACE", d.Grace), "time between SIGTERM and SIGKILL when stopping an instance (env BUTTER_STOP_GRACE)")
 	fs.BoolVar(&c.KeepInstances, "keep-instances", kit.EnvBool("BUTTER_KEEP_INSTANCES", false), "leave instances running on exit for the next deployer to adopt (env BUTTER_KEEP_INSTANCES)")
@@ -134,9 +158,11 @@ func (c Config) Validate() error {
 	switch c.Runtime {
 	case RuntimeProcess, "":
 	case RuntimeDocker:
-		errs = append(errs, errors.New("check --runtime: docker is not available yet, use process"))
+		if c.DockerNetwork == "host" {
+			errs = append(errs, errors.New("check --docker-network: instances never run on the host network; use a bridge network"))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("check --runtime %q: use process", c.Runtime))
+		errs = append(errs, fmt.Errorf("check --runtime %q: use process or docker", c.Runtime))
 	}
 	if _, err := c.Kafka.Opts(); err != nil {
 		errs = append(errs, err)
@@ -173,6 +199,8 @@ type Service struct {
 	kafka   *kgo.Client
 	store   *store.Store
 	runtime *process.Runtime
+	docker  *docker.Runtime // with --runtime docker (runtimes.go)
+	mux     *runtime.Mux
 	rec     *reconcile.Reconciler
 	admin   *kit.Admin
 
@@ -249,8 +277,11 @@ func (s *Service) Provision(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.provisionRuntimes(ctx, kcfg, principals.Login, key); err != nil {
+		return err
+	}
 	recorder := control.NewRecorder(s.kafka, events, control.SourceDeployer)
-	s.rec = reconcile.New(reconcile.Config{Runtime: s.runtime, Source: s.store, Events: recorder, Logger: s.log, Access: principals,
+	s.rec = reconcile.New(reconcile.Config{Runtime: s.mux, Source: s.store, Events: recorder, Logger: s.log, Access: principals,
 		BackoffBase: s.cfg.BackoffBase, BackoffMax: s.cfg.BackoffMax, KeepInstances: s.cfg.KeepInstances})
 	if err := s.provisionScale(ctx, kcfg); err != nil {
 		return err
@@ -259,7 +290,7 @@ func (s *Service) Provision(ctx context.Context) error {
 	s.admin = kit.NewAdmin(s.cfg.Addr, kit.ShutdownTimeout(s.cfg.Grace+5*time.Second))
 	s.admin.AddReadyCheck("kafka", kit.KafkaReady(s.kafka))
 	api.New(api.Config{Desired: s.store, Manager: s.rec, Events: recorder, Admin: kadm.NewClient(s.kafka), Kafka: s.kafka,
-		Namespace: ns, Token: s.cfg.Token, Logger: s.log, Prepare: s.runtime.Prepare, Admit: s.runtime.Admit, Secrets: key}).Register(s.admin.Handle)
+		Namespace: ns, Token: s.cfg.Token, Logger: s.log, Prepare: s.runtime.Prepare, Admit: s.admit, Secrets: key}).Register(s.admin.Handle)
 	return s.admin.Listen()
 }
 
@@ -318,6 +349,9 @@ func (s *Service) Close() {
 	}
 	if s.runtime != nil {
 		s.runtime.Close()
+	}
+	if s.docker != nil {
+		s.docker.Close()
 	}
 	if s.store != nil {
 		s.store.Close()

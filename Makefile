@@ -1,7 +1,7 @@
 # Butter Compass. `make run` starts the platform on the embedded broker,
 # `make test` runs every module's tests. Modules are listed in go.work.
 
-MODULES := proto broker-bridge cli e2e deployer fnbox fnbox/sdk gateway timer
+MODULES := proto broker-bridge cli e2e deployer fnbox fnbox/sdk gateway timer tracer
 GO      ?= go
 BIN     := bin
 DATA    ?= .butter
@@ -27,6 +27,7 @@ build:
 	cd fnbox && $(GO) build -o ../$(BIN)/fnbox ./cmd/fnbox
 	cd gateway && $(GO) build -o ../$(BIN)/butter-gateway ./cmd/butter-gateway
 	cd timer && $(GO) build -o ../$(BIN)/butter-timer ./cmd/butter-timer
+	cd tracer && $(GO) build -o ../$(BIN)/butter-tracer ./cmd/butter-tracer
 
 ## service-images: static service binaries in butter-<service>:dev images (deploy/)
 service-images:

@@ -1,0 +1,280 @@
+package ingest
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/buttercompass/butter/proto/control"
+	"github.com/buttercompass/butter/proto/envelope"
+	"github.com/buttercompass/butter/proto/obs"
+	"github.com/buttercompass/butter/proto/topics"
+	"github.com/buttercompass/butter/tracer/api"
+	"github.com/buttercompass/butter/tracer/internal/store"
+)
+
+// Span and resource attributes the tracer reads. The platform's services
+// set them on their spans (fnbox on "invoke <function>").
+const (
+	AttrDeployment  = "butter.deployment"
+	AttrFunction    = "butter.function"
+	AttrServiceName = "service.name"
+)
+
+// decoder turns records of the topics the tracer reads into index rows.
+type decoder struct {
+	ns                                             topics.Namespace
+	traces, logs, events, heartbeats, deployments string
+}
+
+func newDecoder(ns topics.Namespace) *decoder {
+	return &decoder{
+		ns:          ns,
+		traces:      ns.Topic(topics.Traces),
+		logs:        ns.Topic(topics.Logs),
+		events:      ns.Topic(topics.Events),
+		heartbeats:  ns.Topic(topics.Heartbeats),
+		deployments: ns.Topic(topics.Deployments),
+	}
+}
+
+// wants reports whether the tracer reads topic: the five internal topics
+// it indexes and every user stream of its namespace.
+func (d *decoder) wants(topic string) bool {
+	switch topic {
+	case d.traces, d.logs, d.events, d.heartbeats, d.deployments:
+		return true
+	}
+	stream, ok := d.ns.Stream(topic)
+	return ok && !topics.IsInternal(stream) && topics.ValidateStreamName(stream) == nil
+}
+
+// add decodes r into b and moves b's offset of its partition past it. A
+// record that does not decode is skipped (the topics are open to other
+// writers), with the error returned for the log.
+func (d *decoder) add(b *store.Batch, r *kgo.Record) error {
+	if b.Offsets[r.Topic] == nil {
+		b.Offsets[r.Topic] = map[int32]int64{}
+	}
+	b.Offsets[r.Topic][r.Partition] = r.Offset + 1
+	switch r.Topic {
+	case d.traces:
+		return d.spans(b, r)
+	case d.logs:
+		l, err := obs.ParseLog(r)
+		if err != nil {
+			return err
+		}
+		b.Logs = append(b.Logs, store.LogRow{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Log: l})
+	case d.heartbeats:
+		h, err := obs.ParseHeartbeat(r)
+		if err != nil {
+			return err
+		}
+		b.Heartbeats = append(b.Heartbeats, h)
+	case d.deployments:
+		return d.deployment(b, r)
+	case d.events:
+		dl := envelope.FromRecord(r)
+		if dl.Raw {
+			return fmt.Errorf("platform event at %s/%d/%d is not a CloudEvent", r.Topic, r.Partition, r.Offset)
+		}
+		e := dl.Event
+		pe := api.PlatformEvent{
+			Offset: r.Offset, ID: e.ID(), Type: e.Type(), Source: e.Source(), Time: eventTime(e.Time(), r),
+			Resource: control.Ext(e, control.ExtResource), Actor: control.Ext(e, control.ExtActor),
+			Category: control.Ext(e, control.ExtCategory), Severity: control.Ext(e, control.ExtSeverity),
+			CausationID: control.Ext(e, envelope.ExtCausationID), CorrelationID: control.Ext(e, envelope.ExtCorrelationID),
+		}
+		if data := e.Data(); len(data) > 0 && json.Valid(data) {
+			pe.Data = json.RawMessage(data)
+		}
+		b.PlatformEvents = append(b.PlatformEvents, store.PEventRow{Partition: r.Partition, PlatformEvent: pe})
+	default:
+		stream, _ := d.ns.Stream(r.Topic)
+		dl := envelope.FromRecord(r)
+		e := dl.Event
+		ev := api.Event{
+			Stream: stream, Partition: r.Partition, Offset: r.Offset,
+			ID: e.ID(), Type: e.Type(), Source: e.Source(), Subject: e.Subject(), Time: eventTime(e.Time(), r),
+		}
+		if !dl.Raw {
+			ev.CausationID = control.Ext(e, envelope.ExtCausationID)
+			ev.CorrelationID = control.Ext(e, envelope.ExtCorrelationID)
+			ev.TraceID = traceID(control.Ext(e, envelope.ExtTraceparent))
+			if rest, ok := strings.CutPrefix(ev.Source, "butter://"); ok {
+				ev.Function = rest
+			}
+			ev.DeadLetter = control.Ext(e, obs.ExtDLQError)
+			if ev.DeadLetter != "" {
+				ev.DeadLetterFunction = control.Ext(e, obs.ExtDLQFunction)
+			}
+		}
+		b.Events = append(b.Events, ev)
+	}
+	return nil
+}
+
+func eventTime(t time.Time, r *kgo.Record) time.Time {
+	if t.IsZero() {
+		return r.Timestamp.UTC()
+	}
+	return t.UTC()
+}
+
+// traceID returns the trace id of a W3C traceparent, "" if malformed.
+func traceID(traceparent string) string {
+	parts := strings.Split(traceparent, "-")
+	if len(parts) != 4 || len(parts[1]) != 32 {
+		return ""
+	}
+	if _, err := hex.DecodeString(parts[1]); err != nil {
+		return ""
+	}
+	return parts[1]
+}
+
+func (d *decoder) deployment(b *store.Batch, r *kgo.Record) error {
+	dep, deleted, err := control.DecodeDeployment(r)
+	if err != nil {
+		return err
+	}
+	row := store.DeploymentRow{Name: dep.Name, Deleted: deleted, Version: dep.Version, Actor: dep.Actor, Updated: dep.Updated}
+	if !deleted {
+		desc, err := dep.Parse()
+		if err != nil {
+			return err
+		}
+		for i := range desc.Functions {
+			f := &desc.Functions[i]
+			fo := api.FunctionOverview{Name: f.Name, Out: f.Bindings.Out, DeadLetter: f.Delivery.DeadLetter}
+			for _, in := range f.Inputs() {
+				fo.Inputs = append(fo.Inputs, in.Name)
+			}
+			row.Functions = append(row.Functions, fo)
+		}
+	}
+	b.Deployments = append(b.Deployments, row)
+	return nil
+}
+
+// spans decodes a span record: an OTLP ExportTraceServiceRequest.
+func (d *decoder) spans(b *store.Batch, r *kgo.Record) error {
+	var req coltracepb.ExportTraceServiceRequest
+	if err := proto.Unmarshal(r.Value, &req); err != nil {
+		return fmt.Errorf("decode span batch at %s/%d/%d: %w", r.Topic, r.Partition, r.Offset, err)
+	}
+	for _, rs := range req.ResourceSpans {
+		res := attrs(rs.GetResource().GetAttributes())
+		service, _ := res[AttrServiceName].(string)
+		for _, ss := range rs.ScopeSpans {
+			for _, s := range ss.Spans {
+				sp := api.Span{
+					TraceID:       hex.EncodeToString(s.TraceId),
+					SpanID:        hex.EncodeToString(s.SpanId),
+					ParentSpanID:  hex.EncodeToString(s.ParentSpanId),
+					Service:       service,
+					Name:          s.Name,
+					Kind:          kind(s.Kind),
+					Start:         time.Unix(0, int64(s.StartTimeUnixNano)).UTC(),
+					DurationMs:    float64(int64(s.EndTimeUnixNano)-int64(s.StartTimeUnixNano)) / float64(time.Millisecond),
+					Status:        status(s.GetStatus().GetCode()),
+					StatusMessage: s.GetStatus().GetMessage(),
+					Attributes:    attrs(s.Attributes),
+				}
+				if sp.DurationMs < 0 {
+					sp.DurationMs = 0
+				}
+				sp.Deployment = firstString(sp.Attributes, res, AttrDeployment)
+				sp.Function = firstString(sp.Attributes, res, AttrFunction)
+				for _, ev := range s.Events {
+					sp.Events = append(sp.Events, api.SpanEvent{
+						Name: ev.Name, Time: time.Unix(0, int64(ev.TimeUnixNano)).UTC(), Attributes: attrs(ev.Attributes),
+					})
+				}
+				if len(sp.TraceID) != 32 || len(sp.SpanID) != 16 {
+					continue
+				}
+				b.Spans = append(b.Spans, sp)
+			}
+		}
+	}
+	return nil
+}
+
+func firstString(a, b map[string]any, key string) string {
+	if v, ok := a[key].(string); ok {
+		return v
+	}
+	v, _ := b[key].(string)
+	return v
+}
+
+func kind(k tracepb.Span_SpanKind) string {
+	switch k {
+	case tracepb.Span_SPAN_KIND_SERVER:
+		return "server"
+	case tracepb.Span_SPAN_KIND_CLIENT:
+		return "client"
+	case tracepb.Span_SPAN_KIND_PRODUCER:
+		return "producer"
+	case tracepb.Span_SPAN_KIND_CONSUMER:
+		return "consumer"
+	case tracepb.Span_SPAN_KIND_INTERNAL:
+		return "internal"
+	}
+	return ""
+}
+
+func status(c tracepb.Status_StatusCode) string {
+	switch c {
+	case tracepb.Status_STATUS_CODE_ERROR:
+		return api.StatusError
+	case tracepb.Status_STATUS_CODE_OK:
+		return api.StatusOK
+	}
+	return api.StatusUnset
+}
+
+func attrs(kvs []*commonpb.KeyValue) map[string]any {
+	if len(kvs) == 0 {
+		return nil
+	}
+	m := make(map[string]any, len(kvs))
+	for _, kv := range kvs {
+		m[kv.Key] = value(kv.Value)
+	}
+	return m
+}
+
+func value(v *commonpb.AnyValue) any {
+	switch x := v.GetValue().(type) {
+	case *commonpb.AnyValue_StringValue:
+		return x.StringValue
+	case *commonpb.AnyValue_BoolValue:
+		return x.BoolValue
+	case *commonpb.AnyValue_IntValue:
+		return x.IntValue
+	case *commonpb.AnyValue_DoubleValue:
+		return x.DoubleValue
+	case *commonpb.AnyValue_BytesValue:
+		return hex.EncodeToString(x.BytesValue)
+	case *commonpb.AnyValue_ArrayValue:
+		out := make([]any, 0, len(x.ArrayValue.GetValues()))
+		for _, e := range x.ArrayValue.GetValues() {
+			out = append(out, value(e))
+		}
+		return out
+	case *commonpb.AnyValue_KvlistValue:
+		return attrs(x.KvlistValue.GetValues())
+	}
+	return nil
+}

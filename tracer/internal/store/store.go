@@ -1,0 +1,123 @@
+// Package store is the tracer's index: an embedded SQLite database
+// (modernc.org/sqlite, pure Go) in the data dir that is a rebuildable cache
+// of the topics it reads. Every batch of records is applied in one
+// transaction together with the next offset of each partition it came
+// from, so after a kill -9 the tracer resumes exactly where the last
+// committed batch ended: no record is indexed twice or skipped. Deleting
+// the file rebuilds the index from the topics.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// File is the index's file name in the data dir.
+const File = "tracer.db"
+
+// Store is the index. Reads may run concurrently with the one writer.
+type Store struct {
+	db *sql.DB
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced after every commit
+}
+
+// Open opens (creating) the index in dir.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create tracer data dir: %w", err)
+	}
+	path := filepath.Join(dir, File)
+	// WAL lets the API read while the ingester writes. synchronous=NORMAL
+	// keeps every commit across a process kill (the WAL is in the OS's
+	// hands once written); a power loss may drop the last commits, but
+	// their offsets go with them, so those records are read again.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open tracer index %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(8)
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("create tracer index schema in %s (delete the file to rebuild it from the topics): %w", path, err)
+	}
+	return &Store{db: db, changed: make(chan struct{})}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Changed returns a channel closed at the next commit, for followers.
+func (s *Store) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+func (s *Store) notify() {
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// Offsets returns the next offset to read of every partition indexed so
+// far, by topic.
+func (s *Store) Offsets(ctx context.Context) (map[string]map[int32]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT topic, part, next FROM offsets`)
+	if err != nil {
+		return nil, fmt.Errorf("read indexed offsets: %w", err)
+	}
+	defer rows.Close()
+	m := map[string]map[int32]int64{}
+	for rows.Next() {
+		var (
+			t string
+			p int32
+			o int64
+		)
+		if err := rows.Scan(&t, &p, &o); err != nil {
+			return nil, fmt.Errorf("read indexed offsets: %w", err)
+		}
+		if m[t] == nil {
+			m[t] = map[int32]int64{}
+		}
+		m[t][p] = o
+	}
+	return m, rows.Err()
+}
+
+// ForgetTopic drops the offsets of a deleted topic, so a topic created
+// again under the name is read from its start. Its rows stay until
+// retention prunes them.
+func (s *Store) ForgetTopic(ctx context.Context, topic string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM offsets WHERE topic = ?`, topic); err != nil {
+		return fmt.Errorf("forget offsets of %s: %w", topic, err)
+	}
+	return nil
+}
+
+// errRollback marks a transaction rolled back on purpose.
+var errRollback = errors.New("rolled back")
+
+// tx runs f in one write transaction.
+func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}

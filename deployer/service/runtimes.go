@@ -2,6 +2,9 @@ package service
 
 import (
 	"context"
+	"fmt"
+
+	"github.com/moby/moby/client"
 
 	"github.com/buttercompass/butter/deployer/internal/runtime"
 	"github.com/buttercompass/butter/deployer/internal/runtime/docker"
@@ -42,4 +45,16 @@ func (s *Service) admit(d *descriptor.Descriptor) error {
 		return s.docker.Admit(context.Background(), d)
 	}
 	return s.runtime.Admit(d)
+}
+
+// DockerGateway returns the gateway address of a Docker network, where
+// containers on it reach the host: butter up's embedded broker listens
+// there for the docker runtime's instances (docs/docker.md).
+func DockerGateway(ctx context.Context, network string) (string, error) {
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		return "", fmt.Errorf("docker client: %w", err)
+	}
+	defer cli.Close()
+	return docker.NetworkGateway(ctx, cli, network)
 }

@@ -34,6 +34,7 @@ service: deployer, gateway and timer. Prints the endpoints; Ctrl-C stops
 cleanly.`,
 		Example: `  butter up
   butter up --data /var/lib/butter
+  butter up --runtime docker        # instances in containers (make images)
   BUTTER_BROKERS=kafka-1:9092,kafka-2:9092 butter up`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -42,11 +43,23 @@ cleanly.`,
 			where := "existing cluster"
 			if !external {
 				cfg.Logger = a.logger()
+				if dep.Runtime == deployersvc.RuntimeDocker && cfg.ContainerAddr == "" {
+					// Containers cannot reach 127.0.0.1: the broker also
+					// listens on their network's gateway (docs/docker.md).
+					gw, err := deployersvc.DockerGateway(ctx, dep.DockerNetwork)
+					if err != nil {
+						return err
+					}
+					cfg.ContainerAddr = gw
+				}
 				b, err := broker.Start(cfg)
 				if err != nil {
 					return err
 				}
 				defer b.Close()
+				if b.ContainerAddr() != "" && len(dep.DockerBrokers) == 0 {
+					dep.DockerBrokers = []string{b.ContainerAddr()}
+				}
 				admin := b.Kafka()
 				a.kafka.Brokers = admin.Brokers
 				a.kafka.SASLMechanism, a.kafka.SASLUser, a.kafka.SASLPassword = admin.SASLMechanism, admin.SASLUser, admin.SASLPassword
@@ -135,6 +148,8 @@ cleanly.`,
 	cmd.Flags().StringVar(&cfg.DataDir, "data", kit.EnvOr("BUTTER_DATA", d.DataDir), "platform data `dir` (env BUTTER_DATA)")
 	cmd.Flags().StringVar(&cfg.Addr, "broker-addr", kit.EnvOr("BUTTER_BROKER_ADDR", d.Addr), "embedded broker `host:port` (env BUTTER_BROKER_ADDR)")
 	cmd.Flags().BoolVar(&cfg.Sync, "sync", false, "embedded broker fsyncs every produced batch")
+	cmd.Flags().StringVar(&dep.Runtime, "runtime", kit.EnvOr("BUTTER_RUNTIME", dep.Runtime), "runs function instances: process, or docker (containers; make images first) (env BUTTER_RUNTIME)")
+	cmd.Flags().StringVar(&cfg.ContainerAddr, "broker-container-addr", kit.EnvOr("BUTTER_BROKER_CONTAINER_ADDR", ""), "with --runtime docker, where the embedded broker also listens for containers: `host[:port]`; default the Docker network's gateway, port of --broker-addr (env BUTTER_BROKER_CONTAINER_ADDR)")
 	cmd.Flags().BoolVar(&cfg.Repair, "repair", false, "if the embedded broker's data dir cannot be loaded, move what is broken to <data>/broker/quarantine/<time>/ and start without it (logged)")
 	sec := flag.NewFlagSet("security", flag.ContinueOnError)
 	cfg.RegisterSecurityFlags(sec)

@@ -62,7 +62,12 @@ func Main(c Command) {
 	c.Flags(fs)
 	c.Kafka.RegisterFlags(fs)
 	logLevel := fs.String("log-level", EnvOr("BUTTER_LOG_LEVEL", "info"), "debug, info, warn or error (env BUTTER_LOG_LEVEL)")
+	sample := RegisterTraceSample(fs)
 	_ = fs.Parse(os.Args[1:]) // flag.CommandLine exits on a bad flag
+	if err := ApplyTraceSample(*sample); err != nil {
+		fmt.Fprintln(os.Stderr, c.Name+":", err)
+		os.Exit(2)
+	}
 	if err := c.main(*logLevel); err != nil {
 		fmt.Fprintln(os.Stderr, c.Name+":", err)
 		os.Exit(1)

@@ -3,9 +3,11 @@ package kit
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel"
@@ -127,4 +129,34 @@ func StartTelemetry(ctx context.Context, cfg TelemetryConfig) (shutdown func(con
 // CloudEvents distributed tracing extension, DESIGN §3) and Baggage.
 func Propagator() propagation.TextMapPropagator {
 	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+}
+
+// TraceSampleEnv is the environment variable behind --trace-sample.
+const TraceSampleEnv = "BUTTER_TRACE_SAMPLE"
+
+// RegisterTraceSample adds --trace-sample to fs: the share (0..1) of new
+// traces recorded. It is parent-based: a span whose parent was sampled is,
+// one whose parent was not is not, so a trace is whole or absent across
+// services. Give the parsed value to ApplyTraceSample.
+func RegisterTraceSample(fs *flag.FlagSet) *float64 {
+	def := 1.0
+	if v, err := strconv.ParseFloat(os.Getenv(TraceSampleEnv), 64); err == nil {
+		def = v
+	}
+	return fs.Float64("trace-sample", def, "share of new traces recorded, 0..1, parent-based (env "+TraceSampleEnv+")")
+}
+
+// ApplyTraceSample makes ratio the sampling of every tracer provider made
+// afterwards in this process and in the processes it starts (fnbox
+// instances): it selects OpenTelemetry's parentbased_traceidratio sampler
+// through OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG, which the SDK
+// reads.
+func ApplyTraceSample(ratio float64) error {
+	if ratio < 0 || ratio > 1 || ratio != ratio {
+		return fmt.Errorf("check --trace-sample %v: give a share of traces between 0 and 1", ratio)
+	}
+	if err := os.Setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"); err != nil {
+		return err
+	}
+	return os.Setenv("OTEL_TRACES_SAMPLER_ARG", strconv.FormatFloat(ratio, 'g', -1, 64))
 }

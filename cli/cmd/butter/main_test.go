@@ -79,8 +79,15 @@ type platform struct {
 // extra flags, and returns once it serves.
 func startPlatform(t *testing.T, extra ...string) *platform {
 	t.Helper()
+	return startPlatformEnv(t, nil, extra...)
+}
+
+// startPlatformEnv is startPlatform with env added to butter up's
+// environment.
+func startPlatformEnv(t *testing.T, env []string, extra ...string) *platform {
+	t.Helper()
 	p := &platform{t: t, broker: freeAddr(t), deployer: freeAddr(t), gateway: freeAddr(t), data: t.TempDir()}
-	p.up, _ = startButter(t, "Ctrl-C stops", append([]string{"up", "--data", p.data, "--broker-addr", p.broker,
+	p.up, _ = startButterEnv(t, env, "Ctrl-C stops", append([]string{"up", "--data", p.data, "--broker-addr", p.broker,
 		"--admin-addr", "", "--deployer-addr", p.deployer, "--gateway-addr", p.gateway}, extra...)...)
 	return p
 }
@@ -127,10 +134,17 @@ func freeAddr(t *testing.T) string {
 // stopped with SIGINT at cleanup.
 func startButter(t *testing.T, ready string, args ...string) (*exec.Cmd, *bufio.Scanner) {
 	t.Helper()
+	return startButterEnv(t, nil, ready, args...)
+}
+
+// startButterEnv is startButter with env added to the environment.
+func startButterEnv(t *testing.T, env []string, ready string, args ...string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
 	cmd := exec.Command(butterBin, args...)
 	// Services a test does not place get random ports, so tests never
 	// collide with each other or with a platform running on the machine.
 	cmd.Env = append(os.Environ(), "BUTTER_BROKERS=", "BUTTER_GATEWAY_ADDR=127.0.0.1:0", "BUTTER_TIMER_ADDR=127.0.0.1:0")
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel"
 
 	"github.com/buttercompass/butter/broker-bridge/broker"
 	deployersvc "github.com/buttercompass/butter/deployer/service"
@@ -25,6 +27,8 @@ func (a *app) upCmd() *cobra.Command {
 		gw  = gatewaysvc.DefaultConfig()
 		tm  = timersvc.DefaultConfig()
 	)
+	tfs := flag.NewFlagSet("telemetry", flag.ContinueOnError)
+	traceSample := kit.RegisterTraceSample(tfs)
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the whole platform in one process",
@@ -101,6 +105,23 @@ cleanly.`,
 			dep.DieWithDeployer = !dep.KeepInstances
 			gw.Kafka, gw.Logger = logins[access.GatewayUser], a.logger()
 			tm.Kafka, tm.Logger = logins[access.TimerUser], a.logger()
+			if err := kit.ApplyTraceSample(*traceSample); err != nil {
+				return err
+			}
+			tr, err := startTracers(ctx, logins, a.logger(), access.DeployerUser, access.GatewayUser, access.TimerUser)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer cancel()
+				_ = tr.shutdown(sctx)
+			}()
+			gw.Tracer, tm.Tracer = tr.of(access.GatewayUser), tr.of(access.TimerUser)
+			// The deployer's spans come from the global provider, which
+			// in this process is the deployer's.
+			otel.SetTracerProvider(tr.of(access.DeployerUser))
+			otel.SetTextMapPropagator(kit.Propagator())
 			deployer, err := deployersvc.New(dep)
 			if err != nil {
 				return err
@@ -141,6 +162,7 @@ cleanly.`,
 	// Each service's own flags, namespaced under up (--deployer-addr,
 	// --gateway-addr, --timer-addr, ...); Kafka and the data dir are shared
 	// by the whole platform.
+	cmd.Flags().AddGoFlagSet(tfs)
 	addServiceFlags(cmd, "deployer", dep.RegisterFlags)
 	addServiceFlags(cmd, "gateway", gw.RegisterFlags)
 	addServiceFlags(cmd, "timer", tm.RegisterFlags)

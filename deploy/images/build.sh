@@ -56,7 +56,12 @@ image() {
 	cp "$here/$2" "$ctx/Dockerfile"
 	local args=(--quiet --label "butter.fnbox.sha256=$sum" --label "butter.image=$1" -t "$tag")
 	[ -n "${3:-}" ] && args+=(--build-arg "BASE=$3")
-	docker build "${args[@]}" "$ctx" >/dev/null
+	# The legacy builder (no BuildKit, nothing pulled) warns on stderr;
+	# show its output only when the build fails.
+	if ! docker build "${args[@]}" "$ctx" >"$ctx/build.log" 2>&1; then
+		cat "$ctx/build.log" >&2
+		exit 1
+	fi
 	echo "build.sh: built $tag" >&2
 }
 

@@ -231,6 +231,12 @@ func New(cfg Config) (*Service, error) {
 // the address. Call Close afterwards, whatever it returns.
 func (s *Service) Provision(ctx context.Context) error {
 	bin, err := s.cfg.fnboxBin()
+	if err != nil && s.cfg.Runtime == RuntimeDocker {
+		// Containers bring their own fnbox; only runtime: process
+		// deployments need one here, and they fail with this error.
+		s.log.Warn("no fnbox binary: deployments with runtime: process cannot start", "error", err)
+		bin, err = "fnbox", nil
+	}
 	if err != nil {
 		return err
 	}

@@ -203,8 +203,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reach the Docker engine (is dockerd running and its socket readable? DOCKER_HOST): %w", err)
 	}
-	sum := sha256.Sum256([]byte(dir))
-	r := &Runtime{cfg: cfg, dataDir: dir, platform: hex.EncodeToString(sum[:8]), cli: cli, log: cfg.Logger, known: map[string]*inst{}, ooms: map[string]int{}}
+	r := &Runtime{cfg: cfg, dataDir: dir, platform: PlatformID(dir), cli: cli, log: cfg.Logger, known: map[string]*inst{}, ooms: map[string]int{}}
 	r.brokers = cfg.Brokers
 	if len(r.brokers) == 0 {
 		if r.brokers, err = r.gatewayBrokers(ctx); err != nil {
@@ -215,6 +214,13 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	r.watchOOM()
 	cfg.Logger.Info("docker runtime ready", "api_version", ping.APIVersion, "network", cfg.Network, "brokers", strings.Join(r.brokers, ","))
 	return r, nil
+}
+
+// PlatformID is the LabelPlatform value of the containers of the
+// platform whose data directory is dir (absolute).
+func PlatformID(dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return hex.EncodeToString(sum[:8])
 }
 
 // gatewayBrokers is Kafka.Brokers with loopback hosts replaced by the

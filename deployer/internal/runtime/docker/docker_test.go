@@ -309,4 +309,3 @@ func TestMissingImageSaysMakeImages(t *testing.T) {
 		t.Fatalf("Start = %v, want an error naming the image and make images", err)
 	}
 }
-

@@ -1,0 +1,224 @@
+package docker_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/buttercompass/butter/broker-bridge/broker"
+	"github.com/buttercompass/butter/deployer/internal/archive"
+	"github.com/buttercompass/butter/deployer/internal/runtime/docker"
+	"github.com/buttercompass/butter/deployer/service"
+	"github.com/buttercompass/butter/proto/kit"
+	"github.com/buttercompass/butter/proto/kit/kittest"
+	"github.com/buttercompass/butter/proto/topics"
+)
+
+const countYAML = `name: count
+platform: python
+runtime: docker
+functions:
+  - fn: handler.py:handle
+    bindings:
+      streams: [{ name: numbers, offset: first }]
+      out: counted
+`
+
+// TestDeployerReplacesKilledContainer: a deployer with --runtime docker
+// on a secure embedded broker runs a python function in a container
+// (logged in as the deployment's own principal); docker kill of the
+// container mid-stream gets it replaced and every event has its result;
+// a restarted deployer adopts the running container.
+func TestDeployerReplacesKilledContainer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	gw, err := docker.NetworkGateway(ctx, cli, "bridge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", ContainerAddr: gw, DataDir: filepath.Join(data, "b"), Secure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	for _, s := range []topics.Spec{{Name: "numbers", Partitions: 2}, {Name: "counted", Partitions: 1}} {
+		if err := b.CreateTopic(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	platform := docker.PlatformID(data)
+	t.Cleanup(func() { sweep(cli, platform) })
+
+	start := func() (url string, stop func()) {
+		cfg := service.DefaultConfig()
+		cfg.Addr, cfg.DataDir, cfg.Runtime, cfg.FnboxBin = "127.0.0.1:0", data, service.RuntimeDocker, "/nonexistent/fnbox"
+		cfg.Kafka = b.Kafka()
+		cfg.DockerBrokers = []string{b.ContainerAddr()}
+		cfg.Grace, cfg.BackoffBase, cfg.BackoffMax = 2*time.Second, 200*time.Millisecond, time.Second
+		cfg.KeepInstances = true // the second deployer adopts
+		cfg.Logger, _ = kit.NewLogger(io.Discard, "info")
+		s, err := service.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop = kittest.Serve(t, s)
+		return "http://" + s.Addr(), stop
+	}
+	url, stop := start()
+	code := archive.TarGz(map[string]string{"butter.yaml": countYAML, "handler.py": "def handle(event, context):\n    return {\"n\": event[\"data\"][\"n\"]}\n"})
+	deployed := time.Now()
+	res, err := http.Post(url+"/v1/deployments", "application/gzip", bytes.NewReader(code))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("deploy: %d %s", res.StatusCode, body)
+	}
+
+	cl, err := b.Kafka().NewClient(kgo.ConsumeTopics("counted"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	produceErr := func(from, to int) error {
+		for n := from; n < to; n++ {
+			rec := &kgo.Record{Topic: "numbers", Key: []byte(strconv.Itoa(n)), Value: fmt.Appendf(nil, `{"n":%d}`, n)}
+			if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	produce := func(from, to int) {
+		t.Helper()
+		if err := produceErr(from, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[int]bool{}
+	await := func(total int) {
+		t.Helper()
+		deadline := time.Now().Add(kittest.Timeout)
+		for len(seen) < total {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d results after %s", len(seen), total, kittest.Timeout)
+			}
+			pctx, cancel := context.WithTimeout(ctx, time.Second)
+			cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
+				var v struct{ N int }
+				if json.Unmarshal(r.Value, &v) == nil {
+					seen[v.N] = true
+				}
+			})
+			cancel()
+		}
+	}
+	produce(0, 1)
+	await(1)
+	t.Logf("deploy → first event handled (docker, warm image): %s", time.Since(deployed).Round(time.Millisecond))
+	produce(1, 100)
+	await(100)
+
+	first := containers(t, cli, platform, "count")
+	if len(first) != 1 {
+		t.Fatalf("containers of count: %v, want 1", first)
+	}
+	// Mid-stream: kill while events keep coming.
+	produced := make(chan error, 1)
+	go func() { produced <- produceErr(100, 200) }()
+	killed := time.Now()
+	if _, err := cli.ContainerKill(ctx, first[0], client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+		t.Fatal(err)
+	}
+	kittest.Eventually(t, "killed container replaced", func() error {
+		now := containers(t, cli, platform, "count")
+		if len(now) != 1 || now[0] == first[0] {
+			return fmt.Errorf("running containers %v (killed %s)", now, first[0])
+		}
+		return nil
+	})
+	t.Logf("docker kill → replacement running: %s", time.Since(killed).Round(time.Millisecond))
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	await(200)
+
+	// A restarted deployer adopts the container instead of starting one.
+	second := containers(t, cli, platform, "count")
+	stop()
+	url, stop = start()
+	defer stop()
+	produce(200, 220)
+	await(220)
+	var st struct {
+		Instances []struct {
+			ID      string `json:"id"`
+			Adopted bool   `json:"adopted"`
+			State   string `json:"state"`
+		} `json:"instances"`
+	}
+	kittest.Eventually(t, "adopted instance in status", func() error {
+		res, err := http.Get(url + "/v1/deployments/count")
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		st.Instances = nil
+		if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+			return err
+		}
+		if len(st.Instances) != 1 || !st.Instances[0].Adopted || st.Instances[0].State != "running" {
+			return fmt.Errorf("instances %+v", st.Instances)
+		}
+		return nil
+	})
+	if now := containers(t, cli, platform, "count"); len(now) != 1 || now[0] != second[0] {
+		t.Fatalf("after the deployer restart: containers %v, want the adopted %v", now, second)
+	}
+}
+
+// containers returns the ids of the running containers of a deployment.
+func containers(t *testing.T, cli *client.Client, platform, deployment string) []string {
+	t.Helper()
+	res, err := cli.ContainerList(context.Background(), client.ContainerListOptions{
+		Filters: make(client.Filters).Add("label", docker.LabelDeployment+"="+deployment, docker.LabelPlatform+"="+platform)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, c := range res.Items {
+		ids = append(ids, c.ID)
+	}
+	return ids
+}
+
+// sweep removes every container of a platform: tests leave none behind.
+func sweep(cli *client.Client, platform string) {
+	ctx := context.Background()
+	res, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", docker.LabelPlatform+"="+platform)})
+	if err != nil {
+		return
+	}
+	for _, c := range res.Items {
+		_, _ = cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+	}
+}

@@ -12,7 +12,7 @@ FUZZTIME ?= 500000x
 
 export CGO_ENABLED ?= 1
 
-.PHONY: run build service-images test test-short fuzz bench lint tidy clean
+.PHONY: run build images service-images test test-short fuzz bench lint tidy clean
 
 ## run: start butter up on the embedded broker (data in ./.butter)
 run: build
@@ -28,6 +28,12 @@ build:
 	cd gateway && $(GO) build -o ../$(BIN)/butter-gateway ./cmd/butter-gateway
 	cd timer && $(GO) build -o ../$(BIN)/butter-timer ./cmd/butter-timer
 	cd tracer && $(GO) build -o ../$(BIN)/butter-tracer ./cmd/butter-tracer
+
+## images: the docker runtime's images, built locally and never pulled:
+## butter-fnbox (scratch), butter-node and butter-python (Debian bases made
+## once with mmdebstrap, cached by tag); see docs/docker.md
+images:
+	deploy/images/build.sh
 
 ## service-images: static service binaries in butter-<service>:dev images (deploy/)
 service-images:

@@ -1,0 +1,322 @@
+package deploy_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"sigs.k8s.io/yaml"
+
+	"github.com/buttercompass/butter/proto/kit"
+)
+
+// composeEnv is what deploy/.env would hold, plus free host ports so runs
+// never collide with each other or with a platform on the default ports.
+func composeEnv(extra ...string) []string {
+	return append(append(os.Environ(),
+		"BUTTER_ADMIN_PASSWORD=e2e-admin-password",
+		"BUTTER_TOKEN=e2e-token",
+		"BUTTER_GATEWAY_PORT=0",
+		"BUTTER_DEPLOYER_PORT=0",
+	), extra...)
+}
+
+// compose runs docker-compose on deploy/compose.yaml and returns its
+// standard output; a missing docker-compose fails the test.
+func compose(t *testing.T, ctx context.Context, env []string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, "docker-compose", append([]string{"-f", filepath.Join(repo(t), "deploy", "compose.yaml")}, args...)...)
+	cmd.Env = env
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		if _, lookErr := exec.LookPath("docker-compose"); lookErr != nil {
+			t.Fatalf("docker-compose is needed (apt-get install docker-compose): %v", lookErr)
+		}
+		return out.String(), fmt.Errorf("docker-compose %s: %w\n%s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String(), nil
+}
+
+// composeConfig is the part of `docker-compose config` the checks read.
+type composeConfig struct {
+	Services map[string]struct {
+		Image       string            `json:"image"`
+		Environment map[string]string `json:"environment"`
+		Volumes     []string          `json:"volumes"`
+		User        string            `json:"user"`
+		ReadOnly    bool              `json:"read_only"`
+		CapDrop     []string          `json:"cap_drop"`
+	} `json:"services"`
+	Volumes map[string]any `json:"volumes"`
+}
+
+// TestComposeConfig: docker-compose accepts deploy/compose.yaml, refuses to
+// start without the secrets, and the file runs the images make
+// service-images builds, with the broker on a named volume and the deployer
+// on the Docker socket.
+func TestComposeConfig(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	var noSecrets []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "BUTTER_ADMIN_PASSWORD=") && !strings.HasPrefix(kv, "BUTTER_TOKEN=") {
+			noSecrets = append(noSecrets, kv)
+		}
+	}
+	if _, err := compose(t, ctx, noSecrets, "--project-directory", t.TempDir(), "config", "-q"); err == nil || !strings.Contains(err.Error(), "secrets.sh") {
+		t.Errorf("config without BUTTER_ADMIN_PASSWORD: %v; want an error that says how to make it", err)
+	}
+
+	out, err := compose(t, ctx, composeEnv(), "config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg composeConfig
+	if err := yaml.Unmarshal([]byte(out), &cfg); err != nil {
+		t.Fatalf("parse docker-compose config: %v", err)
+	}
+	images := builtImages(t)
+	used := map[string]bool{}
+	var vars []string
+	for name, s := range cfg.Services {
+		if !slices.Contains(images, s.Image) {
+			t.Errorf("service %s: image %q is not one make service-images builds (%v)", name, s.Image, images)
+		}
+		used[s.Image] = true
+		if !s.ReadOnly || !slices.Contains(s.CapDrop, "ALL") {
+			t.Errorf("service %s: want read_only and cap_drop ALL", name)
+		}
+		for k, v := range s.Environment {
+			vars = append(vars, k)
+			vars = append(vars, butterVars(v)...)
+		}
+	}
+	for _, img := range images {
+		if !used[img] {
+			t.Errorf("image %s runs in no compose service", img)
+		}
+	}
+	if b := cfg.Services["broker"]; !slices.ContainsFunc(b.Volumes, func(v string) bool { return strings.HasPrefix(v, "broker-data:/data") }) || cfg.Volumes["broker-data"] == nil {
+		t.Errorf("broker volumes %v: want the named volume broker-data on /data", b.Volumes)
+	}
+	d := cfg.Services["deployer"]
+	if d.Environment["BUTTER_RUNTIME"] != "docker" || !slices.ContainsFunc(d.Volumes, func(v string) bool { return strings.HasPrefix(v, "/var/run/docker.sock:") }) {
+		t.Errorf("deployer: runtime %q, volumes %v; want docker with the Docker socket", d.Environment["BUTTER_RUNTIME"], d.Volumes)
+	}
+	slices.Sort(vars)
+	checkVarsKnown(t, "deploy/compose.yaml", slices.Compact(vars))
+}
+
+var (
+	imagesOnce sync.Once
+	imagesErr  error
+)
+
+// buildImages runs deploy/build-images.sh once per test binary: cached
+// layers and Go's build cache make a rebuild of unchanged sources quick.
+func buildImages(t *testing.T, services ...string) {
+	t.Helper()
+	imagesOnce.Do(func() {
+		cmd := exec.Command(filepath.Join(repo(t), "deploy", "build-images.sh"), services...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			imagesErr = fmt.Errorf("deploy/build-images.sh: %w\n%s", err, out)
+		}
+	})
+	if imagesErr != nil {
+		t.Fatal(imagesErr)
+	}
+}
+
+// projectPrefix names this package's compose projects; the pid after it
+// tells a leftover of a dead run from a project a parallel run still uses.
+const projectPrefix = "butter-e2e-deploy-"
+
+// sweepProjects takes down the compose projects (containers, networks,
+// volumes) of earlier runs that died before their cleanup.
+func sweepProjects(t *testing.T, ctx context.Context) {
+	t.Helper()
+	out, err := exec.CommandContext(ctx, "docker", "ps", "-a", "--filter", "label=com.docker.compose.project",
+		"--format", `{{.Label "com.docker.compose.project"}}`).Output()
+	if err != nil {
+		t.Fatalf("docker ps (is the Docker engine running?): %v", err)
+	}
+	seen := map[string]bool{}
+	for _, p := range strings.Fields(string(out)) {
+		rest, ok := strings.CutPrefix(p, projectPrefix)
+		if !ok || seen[p] {
+			continue
+		}
+		seen[p] = true
+		pid, _, _ := strings.Cut(rest, "-")
+		if _, err := os.Stat("/proc/" + pid); err == nil {
+			continue
+		}
+		if _, err := compose(t, ctx, composeEnv(), "-p", p, "down", "-v", "--remove-orphans"); err != nil {
+			t.Logf("sweep %s: %v", p, err)
+		}
+	}
+}
+
+// containerIP is a compose service's address on its project's network:
+// the tests reach containers there, never through host ports.
+func containerIP(t *testing.T, ctx context.Context, project, service string) string {
+	t.Helper()
+	out, err := exec.CommandContext(ctx, "docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+		project+"_"+service+"_1").Output()
+	if err != nil {
+		t.Fatalf("docker inspect %s: %v", service, err)
+	}
+	ip, _, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+	return ip
+}
+
+// waitReady polls url until it answers 200 or ctx ends.
+func waitReady(ctx context.Context, url string) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	var last string
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready: %s", url, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// TestComposeUp brings the platform up from deploy/compose.yaml on a
+// private network — broker, deployer, gateway, timer (and loadmon when it
+// is built) — and waits for every /readyz over the containers' bridge
+// addresses; then restarts the broker on its volume and waits again: the
+// admin password and the data survive, and the services reconnect.
+func TestComposeUp(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	sweepProjects(t, ctx)
+
+	services := map[string]int{"broker": 8085, "deployer": 8081, "gateway": 8080, "timer": 8083}
+	if _, err := os.Stat(filepath.Join(repo(t), "loadmon", "cmd", "butter-loadmon")); err == nil {
+		services["loadmon"] = 8084
+	}
+	var names []string
+	for s := range services {
+		names = append(names, s)
+	}
+	slices.Sort(names)
+	buildImages(t, names...)
+
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	project := projectPrefix + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(suffix)
+	// The deployer runs the process runtime here: this test is about the
+	// platform's containers, not the fnbox containers it would start.
+	env := composeEnv("BUTTER_RUNTIME=process")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if t.Failed() {
+			logs, _ := compose(t, ctx, env, "-p", project, "logs", "--no-color", "--tail", "30")
+			t.Logf("logs:\n%s", logs)
+		}
+		if _, err := compose(t, ctx, env, "-p", project, "down", "-v", "--remove-orphans", "-t", "5"); err != nil {
+			t.Errorf("down: %v", err)
+		}
+	})
+	start := time.Now()
+	if _, err := compose(t, ctx, env, append([]string{"-p", project, "up", "-d", "--no-build"}, names...)...); err != nil {
+		t.Fatal(err)
+	}
+	waitAll := func(what string) {
+		t.Helper()
+		wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer wcancel()
+		var wg sync.WaitGroup
+		errs := make([]error, len(names))
+		for i, s := range names {
+			url := fmt.Sprintf("http://%s:%d/readyz", containerIP(t, ctx, project, s), services[s])
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = waitReady(wctx, url)
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("%s: %s: %v", what, names[i], err)
+			}
+		}
+		t.Logf("%s: %v ready after %v", what, names, time.Since(start).Round(time.Millisecond))
+	}
+	waitAll("up")
+
+	// Events written before the restart are read after it, with the same
+	// admin login: both live on the broker's volume.
+	const events = 500
+	kafka := func() *kgo.Client {
+		k := kit.KafkaConfig{Brokers: []string{containerIP(t, ctx, project, "broker") + ":9092"},
+			SASLMechanism: "SCRAM-SHA-256", SASLUser: "butter-admin", SASLPassword: "e2e-admin-password"}
+		cl, err := k.NewClient(kgo.ConsumeTopics("e2e-compose"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cl
+	}
+	cl := kafka()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 2, 1, nil, "e2e-compose"); err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	var recs []*kgo.Record
+	for i := range events {
+		recs = append(recs, &kgo.Record{Topic: "e2e-compose", Value: []byte(strconv.Itoa(i))})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	cl.Close()
+
+	start = time.Now()
+	if _, err := compose(t, ctx, env, "-p", project, "restart", "-t", "10", "broker"); err != nil {
+		t.Fatal(err)
+	}
+	waitAll("broker restarted")
+
+	cl = kafka()
+	defer cl.Close()
+	seen := map[string]bool{}
+	for len(seen) < events {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read back %d of %d events after the restart: %v", len(seen), events, fs.Errors())
+		}
+		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
+	}
+}

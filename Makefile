@@ -1,7 +1,7 @@
 # Butter Compass. `make run` starts the platform on the embedded broker,
 # `make test` runs every module's tests. Modules are listed in go.work.
 
-MODULES := proto broker-bridge cli e2e deployer fnbox fnbox/sdk gateway timer tracer
+MODULES := proto broker-bridge cli e2e deployer fnbox fnbox/sdk gateway loadmon timer tracer
 GO      ?= go
 BIN     := bin
 DATA    ?= .butter
@@ -26,6 +26,7 @@ build:
 	cd deployer && $(GO) build -o ../$(BIN)/butter-deployer ./cmd/butter-deployer
 	cd fnbox && $(GO) build -o ../$(BIN)/fnbox ./cmd/fnbox
 	cd gateway && $(GO) build -o ../$(BIN)/butter-gateway ./cmd/butter-gateway
+	cd loadmon && $(GO) build -o ../$(BIN)/butter-loadmon ./cmd/butter-loadmon
 	cd timer && $(GO) build -o ../$(BIN)/butter-timer ./cmd/butter-timer
 	cd tracer && $(GO) build -o ../$(BIN)/butter-tracer ./cmd/butter-tracer
 

@@ -7,6 +7,7 @@ require (
 	github.com/buttercompass/butter/deployer v0.0.0-00010101000000-000000000000
 	github.com/buttercompass/butter/fnbox v0.0.0-00010101000000-000000000000
 	github.com/buttercompass/butter/gateway v0.0.0
+	github.com/buttercompass/butter/loadmon v0.0.0
 	github.com/buttercompass/butter/proto v0.0.0
 	github.com/buttercompass/butter/timer v0.0.0
 	github.com/cloudevents/sdk-go/v2 v2.16.2
@@ -80,6 +81,7 @@ replace (
 	github.com/buttercompass/butter/fnbox => ../fnbox
 	github.com/buttercompass/butter/fnbox/sdk => ../fnbox/sdk
 	github.com/buttercompass/butter/gateway => ../gateway
+	github.com/buttercompass/butter/loadmon => ../loadmon
 	github.com/buttercompass/butter/proto => ../proto
 	github.com/buttercompass/butter/timer => ../timer
 )

@@ -88,7 +88,7 @@ func startPlatformEnv(t *testing.T, env []string, extra ...string) *platform {
 	t.Helper()
 	p := &platform{t: t, broker: freeAddr(t), deployer: freeAddr(t), gateway: freeAddr(t), data: t.TempDir()}
 	p.up, _ = startButterEnv(t, env, "Ctrl-C stops", append([]string{"up", "--data", p.data, "--broker-addr", p.broker,
-		"--admin-addr", "", "--deployer-addr", p.deployer, "--gateway-addr", p.gateway}, extra...)...)
+		"--admin-addr", "", "--deployer-addr", p.deployer, "--gateway-addr", p.gateway, "--loadmon-addr", "127.0.0.1:0"}, extra...)...)
 	return p
 }
 

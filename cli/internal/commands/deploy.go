@@ -282,7 +282,12 @@ func (a *app) lsCmd() *cobra.Command {
 
 func (a *app) getCmd() *cobra.Command {
 	var output string
-	cmd := &cobra.Command{Use: "get NAME", Short: "Show one deployment's status", Args: cobra.ExactArgs(1)}
+	cmd := &cobra.Command{Use: "get NAME", Short: "Show one deployment's status", Args: cobra.ExactArgs(1),
+		Long: `Show one deployment's status. Per function: desired instances (loadmon's
+latest decision within scale.min and scale.max, else min), running
+instances, the decision behind it (scaled: from, to, reason, lag then) and
+the consumer lag now, read from Kafka (lag; left out when Kafka cannot be
+reached).`}
 	c := a.deployerFlags(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "json or yaml")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -293,6 +298,7 @@ func (a *app) getCmd() *cobra.Command {
 		if _, err := c.do(cmd.Context(), "GET", "/v1/deployments/"+args[0], "", nil, &raw); err != nil {
 			return err
 		}
+		raw = a.withLag(cmd.Context(), raw)
 		if output == "json" {
 			var buf bytes.Buffer
 			_ = json.Indent(&buf, raw, "", "  ")
@@ -362,4 +368,54 @@ stopped while the group is reset and started again after.`,
 		return nil
 	}
 	return cmd
+}
+
+// withLag adds each function's consumer lag now ("lag") to a deployment's
+// status. Lag is read from Kafka, not from the deployer; when Kafka cannot
+// be reached within a few seconds the status is shown without it.
+func (a *app) withLag(ctx context.Context, raw json.RawMessage) json.RawMessage {
+	var st map[string]any
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return raw
+	}
+	name, _ := st["name"].(string)
+	fns, _ := st["functions"].([]any)
+	if name == "" || len(fns) == 0 {
+		return raw
+	}
+	adm, err := a.admin()
+	if err != nil {
+		fmt.Fprintf(a.io.Err, "lag left out: %v\n", err)
+		return raw
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ns := a.kafka.Namespace()
+	groups := map[string]map[string]any{}
+	var names []string
+	for _, f := range fns {
+		m, _ := f.(map[string]any)
+		fn, _ := m["name"].(string)
+		if fn == "" {
+			continue
+		}
+		g := ns.ConsumerGroup(name, fn)
+		groups[g] = m
+		names = append(names, g)
+	}
+	lags, err := adm.Lag(ctx, names...)
+	if err != nil {
+		fmt.Fprintf(a.io.Err, "lag left out: read consumer lag: %v\n", err)
+		return raw
+	}
+	for g, m := range groups {
+		if l, ok := lags[g]; ok && l.FetchErr == nil {
+			m["lag"] = l.Lag.Total()
+		}
+	}
+	out, err := json.Marshal(st)
+	if err != nil {
+		return raw
+	}
+	return out
 }

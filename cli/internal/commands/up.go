@@ -14,6 +14,7 @@ import (
 	"github.com/buttercompass/butter/broker-bridge/broker"
 	deployersvc "github.com/buttercompass/butter/deployer/service"
 	gatewaysvc "github.com/buttercompass/butter/gateway/service"
+	loadmonsvc "github.com/buttercompass/butter/loadmon/service"
 	"github.com/buttercompass/butter/proto/access"
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/topics"
@@ -26,6 +27,7 @@ func (a *app) upCmd() *cobra.Command {
 		dep = deployersvc.DefaultConfig()
 		gw  = gatewaysvc.DefaultConfig()
 		tm  = timersvc.DefaultConfig()
+		lm  = loadmonsvc.DefaultConfig()
 	)
 	tfs := flag.NewFlagSet("telemetry", flag.ContinueOnError)
 	traceSample := kit.RegisterTraceSample(tfs)
@@ -34,7 +36,7 @@ func (a *app) upCmd() *cobra.Command {
 		Short: "Start the whole platform in one process",
 		Long: `Start Butter Compass in one process: the embedded broker (unless --brokers
 or BUTTER_BROKERS points at an existing Kafka cluster) and every platform
-service: deployer, gateway and timer. Prints the endpoints; Ctrl-C stops
+service: deployer, gateway, timer and loadmon. Prints the endpoints; Ctrl-C stops
 cleanly.`,
 		Example: `  butter up
   butter up --data /var/lib/butter
@@ -86,7 +88,7 @@ cleanly.`,
 			if err != nil {
 				return err
 			}
-			logins := map[string]kit.KafkaConfig{access.DeployerUser: a.kafka, access.GatewayUser: a.kafka, access.TimerUser: a.kafka}
+			logins := map[string]kit.KafkaConfig{access.DeployerUser: a.kafka, access.GatewayUser: a.kafka, access.TimerUser: a.kafka, access.LoadmonUser: a.kafka}
 			if external || cfg.Secure {
 				if logins, err = a.principals(ctx, cl, access.Services()...); err != nil {
 					return err
@@ -105,6 +107,7 @@ cleanly.`,
 			dep.DieWithDeployer = !dep.KeepInstances
 			gw.Kafka, gw.Logger = logins[access.GatewayUser], a.logger()
 			tm.Kafka, tm.Logger = logins[access.TimerUser], a.logger()
+			lm.Kafka, lm.Logger = logins[access.LoadmonUser], a.logger()
 			if err := kit.ApplyTraceSample(*traceSample); err != nil {
 				return err
 			}
@@ -137,8 +140,15 @@ cleanly.`,
 				gateway.Close()
 				return err
 			}
+			loadmon, err := loadmonsvc.New(lm)
+			if err != nil {
+				deployer.Close()
+				gateway.Close()
+				timer.Close()
+				return err
+			}
 			parts := []func(context.Context) error{serveAdmin}
-			for _, s := range []kit.Service{deployer, gateway, timer} {
+			for _, s := range []kit.Service{deployer, gateway, timer, loadmon} {
 				defer s.Close()
 				if err := s.Provision(ctx); err != nil {
 					return err
@@ -152,6 +162,7 @@ cleanly.`,
 			fmt.Fprintf(a.io.Out, "  deployer  http://%s/v1/deployments\n", deployer.Addr())
 			fmt.Fprintf(a.io.Out, "  gateway   http://%s/\n", gateway.Addr())
 			fmt.Fprintf(a.io.Out, "  timer     http://%s/v1/timers\n", timer.Addr())
+			fmt.Fprintf(a.io.Out, "  loadmon   http://%s/metrics\n", loadmon.Addr())
 			fmt.Fprintln(a.io.Out, "Ctrl-C stops.")
 			// Every part serves until ctx is done; the first to fail stops all.
 			err = runAll(ctx, parts...)
@@ -166,6 +177,7 @@ cleanly.`,
 	addServiceFlags(cmd, "deployer", dep.RegisterFlags)
 	addServiceFlags(cmd, "gateway", gw.RegisterFlags)
 	addServiceFlags(cmd, "timer", tm.RegisterFlags)
+	addServiceFlags(cmd, "loadmon", lm.RegisterFlags)
 	d := broker.DefaultConfig()
 	cmd.Flags().StringVar(&cfg.DataDir, "data", kit.EnvOr("BUTTER_DATA", d.DataDir), "platform data `dir` (env BUTTER_DATA)")
 	cmd.Flags().StringVar(&cfg.Addr, "broker-addr", kit.EnvOr("BUTTER_BROKER_ADDR", d.Addr), "embedded broker `host:port` (env BUTTER_BROKER_ADDR)")

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,6 +193,54 @@ func TestDeployerReplacesKilledContainer(t *testing.T) {
 	})
 	if now := containers(t, cli, platform, "count"); len(now) != 1 || now[0] != second[0] {
 		t.Fatalf("after the deployer restart: containers %v, want the adopted %v", now, second)
+	}
+
+	// Deleting the deployment stops and removes its container.
+	req, _ := http.NewRequest(http.MethodDelete, url+"/v1/deployments/count", nil)
+	if res, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else if res.Body.Close(); res.StatusCode/100 != 2 {
+		t.Fatalf("DELETE: %d", res.StatusCode)
+	}
+	kittest.Eventually(t, "container removed with its deployment", func() error {
+		res, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true,
+			Filters: make(client.Filters).Add("label", docker.LabelPlatform+"="+platform)})
+		if err != nil {
+			return err
+		}
+		if len(res.Items) != 0 {
+			return fmt.Errorf("%d containers left", len(res.Items))
+		}
+		return nil
+	})
+}
+
+// TestProcessDeployerRefusesDockerDescriptor: runtime: docker on a
+// deployer without the docker runtime is refused at deploy, saying how.
+func TestProcessDeployerRefusesDockerDescriptor(t *testing.T) {
+	t.Parallel()
+	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	cfg := service.DefaultConfig()
+	cfg.Addr, cfg.DataDir, cfg.FnboxBin = "127.0.0.1:0", t.TempDir(), "/nonexistent/fnbox"
+	cfg.Kafka = kit.KafkaConfig{Brokers: []string{b.Addr()}}
+	cfg.Logger, _ = kit.NewLogger(io.Discard, "info")
+	s, err := service.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kittest.Serve(t, s)()
+	res, err := http.Post("http://"+s.Addr()+"/v1/deployments", "application/yaml", strings.NewReader(countYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "--runtime docker") {
+		t.Fatalf("deploy = %d %s, want 400 saying --runtime docker", res.StatusCode, body)
 	}
 }
 

@@ -1,15 +1,18 @@
 package docker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +24,7 @@ import (
 	"github.com/buttercompass/butter/deployer/internal/archive"
 	"github.com/buttercompass/butter/deployer/internal/runtime"
 	"github.com/buttercompass/butter/deployer/internal/runtime/process"
+	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/kit/kittest"
 	"github.com/buttercompass/butter/proto/topics"
 )
@@ -28,7 +32,7 @@ import (
 // TestMain builds the images once (build.sh skips what is up to date):
 // the tests fail, not skip, without a Docker engine.
 func TestMain(m *testing.M) {
-	if err := BuildImages("fnbox", "python"); err != nil {
+	if err := BuildImages("fnbox", "python", "node"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -51,15 +55,34 @@ func BuildImages(names ...string) error {
 // rig is an embedded secure broker listening for containers on the
 // bridge gateway, and a code-preparing process runtime.
 type rig struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	broker  *broker.Broker
 	proc    *process.Runtime
 	cli     *client.Client
 	records *kgo.Client
+	logs    lockedBuffer // the runtimes' logs
 }
 
-func newRig(t *testing.T) *rig {
+// lockedBuffer is a bytes.Buffer safe for concurrent use.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	ctx := context.Background()
 	cli, err := client.New(client.FromEnv)
@@ -100,7 +123,7 @@ func newRig(t *testing.T) *rig {
 func (g *rig) runtime() *Runtime {
 	g.t.Helper()
 	rt, err := New(context.Background(), Config{DataDir: g.dir, Prepare: g.proc.Prepare, CodeDir: g.proc.CodeDir,
-		Kafka: g.broker.Kafka(), Grace: 2 * time.Second, MemoryOverhead: 64 << 20})
+		Kafka: g.broker.Kafka(), Grace: 2 * time.Second, MemoryOverhead: 64 << 20, Logger: slog.New(slog.NewJSONHandler(&g.logs, nil))})
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -238,6 +261,14 @@ func TestPythonFunctionInContainer(t *testing.T) {
 		t.Errorf("tmpfs %v, want /tmp", hc.Tmpfs)
 	}
 
+	// fnbox's output in the container reaches the runtime's log.
+	kittest.Eventually(t, "container output in the runtime log", func() error {
+		if logs := g.logs.String(); !strings.Contains(logs, control.ReadyMessage) || !strings.Contains(logs, `"source":"fnbox"`) {
+			return fmt.Errorf("no %q line from the container in:\n%s", control.ReadyMessage, g.logs.String())
+		}
+		return nil
+	})
+
 	// A restarted deployer adopts the running container.
 	rt.Close()
 	rt2 := g.runtime()
@@ -267,6 +298,28 @@ func TestPythonFunctionInContainer(t *testing.T) {
 	}
 	if insts, _ := rt2.List(ctx); len(insts) != 0 {
 		t.Fatalf("listed after Stop: %+v", insts)
+	}
+}
+
+// TestNodeFunctionInContainer: a node function runs in butter-node, with
+// its V8 heap sized from limits.memory.
+func TestNodeFunctionInContainer(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	rt := g.runtime()
+	desc := strings.NewReplacer("platform: python", "platform: node", "handler.py:handle", "handler.js:handle").Replace(pyDesc)
+	in, err := rt.Start(context.Background(), spec(desc, map[string]string{"handler.js": "exports.handle = (event) => ({ n: event.data.n })\n"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.produce(0, 5)
+	g.awaitResults(map[int]bool{}, 5)
+	res, err := g.cli.ContainerInspect(context.Background(), containerName(in.ID), client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Container.Config; c.Image != ImageNode || !slices.Contains(c.Env, "NODE_OPTIONS=--max-old-space-size=48") {
+		t.Fatalf("image %s env %v: want %s and a 48 MiB heap (3/4 of 64Mi)", c.Image, c.Env, ImageNode)
 	}
 }
 

@@ -133,3 +133,49 @@ exports.web = () => ({ status: 200, body: { awake: true } });
 		t.Errorf("butter get (yaml) shows no lag or desired:\n%s", out)
 	}
 }
+
+// TestBacklogAddsReplica: a function with scale {min: 1, max: 2,
+// lagPerReplica: 50} on a 2-partition stream gets its second instance
+// when a backlog appears, and every event is handled. The time from the
+// backlog to the second instance running is logged.
+func TestBacklogAddsReplica(t *testing.T) {
+	p := startPlatform(t, "--loadmon-interval", "250ms", "--loadmon-cooldown", "1s")
+	b := p.must
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "butter.yaml"), `name: busy
+platform: node
+functions:
+  - fn: handler.js:work
+    name: work
+    bindings:
+      streams: [backlog]
+      out: worked
+    scale: { min: 1, max: 2, lagPerReplica: 50, idleAfter: 3s }
+`)
+	writeFile(t, filepath.Join(dir, "handler.js"), `
+exports.work = (event) => {
+  const until = Date.now() + 5;
+  while (Date.now() < until) {}
+  return { n: event.data.n };
+};
+`)
+	b("", "stream", "create", "backlog", "--partitions", "2")
+	b("", "stream", "create", "worked", "--partitions", "1")
+	p.deployerCmd("deploy", dir)
+	const n = 600
+	var lines strings.Builder
+	for i := range n {
+		fmt.Fprintf(&lines, "{\"n\":%d}\n", i)
+	}
+	start := time.Now()
+	b(lines.String(), "publish", "backlog", "-")
+	kittest.Eventually(t, "second instance running", func() error {
+		if w := getFunctions(t, p, "busy")["work"]; w.Running < 2 {
+			return fmt.Errorf("%+v", w)
+		}
+		return nil
+	})
+	t.Logf("backlog of %d → second instance running in %s", n, time.Since(start))
+	tailJSON(t, b, "worked", n)
+	t.Logf("backlog of %d handled in %s", n, time.Since(start))
+}

@@ -134,11 +134,12 @@ exports.web = () => ({ status: 200, body: { awake: true } });
 	}
 }
 
-// TestBacklogAddsReplica: a function with scale {min: 1, max: 2,
-// lagPerReplica: 50} on a 2-partition stream gets its second instance
-// when a backlog appears, and every event is handled. The time from the
-// backlog to the second instance running is logged.
-func TestBacklogAddsReplica(t *testing.T) {
+// TestBacklogScalesZeroToFourToZero: a backlog on a 4-partition stream
+// for a function with scale {min: 0, max: 4} wakes it to 4 instances (the
+// partition cap), every event is handled, and the function goes back to 0
+// after idleAfter. The time from the backlog to the second instance
+// running is logged.
+func TestBacklogScalesZeroToFourToZero(t *testing.T) {
 	p := startPlatform(t, "--loadmon-interval", "250ms", "--loadmon-cooldown", "1s")
 	b := p.must
 	dir := t.TempDir()
@@ -150,7 +151,7 @@ functions:
     bindings:
       streams: [backlog]
       out: worked
-    scale: { min: 1, max: 2, lagPerReplica: 50, idleAfter: 3s }
+    scale: { min: 0, max: 4, lagPerReplica: 100, idleAfter: 2s }
 `)
 	writeFile(t, filepath.Join(dir, "handler.js"), `
 exports.work = (event) => {
@@ -159,23 +160,44 @@ exports.work = (event) => {
   return { n: event.data.n };
 };
 `)
-	b("", "stream", "create", "backlog", "--partitions", "2")
+	b("", "stream", "create", "backlog", "--partitions", "4")
 	b("", "stream", "create", "worked", "--partitions", "1")
 	p.deployerCmd("deploy", dir)
-	const n = 600
+	const n = 2000
 	var lines strings.Builder
 	for i := range n {
 		fmt.Fprintf(&lines, "{\"n\":%d}\n", i)
 	}
 	start := time.Now()
 	b(lines.String(), "publish", "backlog", "-")
+	peak := 0
 	kittest.Eventually(t, "second instance running", func() error {
-		if w := getFunctions(t, p, "busy")["work"]; w.Running < 2 {
+		w := getFunctions(t, p, "busy")["work"]
+		peak = max(peak, w.Desired)
+		if w.Running < 2 {
 			return fmt.Errorf("%+v", w)
 		}
 		return nil
 	})
 	t.Logf("backlog of %d → second instance running in %s", n, time.Since(start))
+	kittest.Eventually(t, "four instances decided", func() error {
+		w := getFunctions(t, p, "busy")["work"]
+		peak = max(peak, w.Desired)
+		if peak < 4 {
+			return fmt.Errorf("%+v", w)
+		}
+		return nil
+	})
 	tailJSON(t, b, "worked", n)
 	t.Logf("backlog of %d handled in %s", n, time.Since(start))
+	kittest.Eventually(t, "back to zero", func() error {
+		w := getFunctions(t, p, "busy")["work"]
+		if w.Desired != 0 || w.Running != 0 || w.Lag == nil || *w.Lag != 0 {
+			return fmt.Errorf("%+v", w)
+		}
+		return nil
+	})
+	if peak != 4 {
+		t.Fatalf("peak desired %d, want 4 (the partition count)", peak)
+	}
 }

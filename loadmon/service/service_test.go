@@ -297,7 +297,7 @@ func checkChain(t *testing.T, ds []control.ScaleDecision, start int) {
 
 // TestBacklogScalesUpToPartitionsAndBackToZero: a backlog on a
 // 4-partition stream for a function with scale {min 0, max 8} wakes it
-// straight to 4 instances (the partition cap, not max), which drain it;
+// to 4 instances (the partition cap, not max), which drain it;
 // then the count steps down after the cooldown and goes to zero after
 // idleAfter. Every change is one decision and one deployment.scaled event.
 func TestBacklogScalesUpToPartitionsAndBackToZero(t *testing.T) {
@@ -332,8 +332,10 @@ func TestBacklogScalesUpToPartitionsAndBackToZero(t *testing.T) {
 	d.waitFor(t, "back to zero", func(dec control.ScaleDecision) bool { return dec.To == 0 && dec.Reason == control.ScaleReasonIdle })
 	ds := d.all()
 	checkChain(t, ds, 0)
-	if ds[0].To != 4 || ds[0].Reason != control.ScaleReasonWake || ds[0].Partitions != 4 || ds[0].Lag == 0 {
-		t.Errorf("first decision %+v, want a wake straight to 4 with the lag and 4 partitions", ds[0])
+	// A tick may see the backlog half written: the first decision is a
+	// wake with the lag behind it, not always straight to 4.
+	if ds[0].Reason != control.ScaleReasonWake || ds[0].Partitions != 4 || ds[0].Lag == 0 {
+		t.Errorf("first decision %+v, want a wake with the lag and 4 partitions", ds[0])
 	}
 	for _, dec := range ds {
 		if dec.To > 4 {

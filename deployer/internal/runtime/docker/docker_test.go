@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/broker-bridge/broker"
+	"github.com/buttercompass/butter/deployer/gobuild"
 	"github.com/buttercompass/butter/deployer/internal/archive"
 	"github.com/buttercompass/butter/deployer/internal/runtime"
 	"github.com/buttercompass/butter/deployer/internal/runtime/process"
@@ -105,7 +106,13 @@ func newRig(t testing.TB) *rig {
 			t.Fatal(err)
 		}
 	}
-	proc, err := process.New(process.Config{DataDir: dir, Bin: "/nonexistent", Kafka: b.Kafka()})
+	cache, err := exec.Command("go", "env", "GOCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// go functions are built at deploy by the host's go, in its cache.
+	proc, err := process.New(process.Config{DataDir: dir, Bin: "/nonexistent", Kafka: b.Kafka(),
+		Go: gobuild.Config{Cache: strings.TrimSpace(string(cache))}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,6 +327,42 @@ func TestNodeFunctionInContainer(t *testing.T) {
 	}
 	if c := res.Container.Config; c.Image != ImageNode || !slices.Contains(c.Env, "NODE_OPTIONS=--max-old-space-size=48") {
 		t.Fatalf("image %s env %v: want %s and a 48 MiB heap (3/4 of 64Mi)", c.Image, c.Env, ImageNode)
+	}
+}
+
+// TestGoFunctionInContainer: a go function, built static at deploy, runs
+// in the scratch image butter-fnbox.
+func TestGoFunctionInContainer(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	rt := g.runtime()
+	desc := strings.NewReplacer("platform: python", "platform: go", "handler.py:handle", "./cmd/handle").Replace(pyDesc)
+	main := `package main
+
+import (
+	"context"
+
+	butter "github.com/buttercompass/butter/fnbox/sdk"
+)
+
+func main() {
+	butter.Handle(func(ctx context.Context, e butter.Event) (any, error) {
+		return e.Data, nil
+	})
+}
+`
+	in, err := rt.Start(context.Background(), spec(desc, map[string]string{"cmd/handle/main.go": main}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.produce(0, 5)
+	g.awaitResults(map[int]bool{}, 5)
+	res, err := g.cli.ContainerInspect(context.Background(), containerName(in.ID), client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Container.Config.Image != ImageFnbox {
+		t.Fatalf("image %s, want %s", res.Container.Config.Image, ImageFnbox)
 	}
 }
 

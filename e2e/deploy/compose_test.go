@@ -1,11 +1,13 @@
 package deploy_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,6 +123,14 @@ func TestComposeConfig(t *testing.T) {
 	if d.Environment["BUTTER_RUNTIME"] != "docker" || !slices.ContainsFunc(d.Volumes, func(v string) bool { return strings.HasPrefix(v, "/var/run/docker.sock:") }) {
 		t.Errorf("deployer: runtime %q, volumes %v; want docker with the Docker socket", d.Environment["BUTTER_RUNTIME"], d.Volumes)
 	}
+	// The engine mounts instances' code from the deployer's data dir by
+	// its path: the path must be the same on the host and inside.
+	if dir := d.Environment["BUTTER_DATA"]; !slices.ContainsFunc(d.Volumes, func(v string) bool { return strings.HasPrefix(v, dir+":"+dir) }) {
+		t.Errorf("deployer: BUTTER_DATA %q is not a host directory mounted at the same path (volumes %v)", dir, d.Volumes)
+	}
+	if d.Environment["BUTTER_DOCKER_NETWORK"] == "" || d.Environment["BUTTER_DOCKER_BROKERS"] != "broker:9092" {
+		t.Errorf("deployer: BUTTER_DOCKER_NETWORK %q, BUTTER_DOCKER_BROKERS %q; want the compose network and broker:9092", d.Environment["BUTTER_DOCKER_NETWORK"], d.Environment["BUTTER_DOCKER_BROKERS"])
+	}
 	slices.Sort(vars)
 	checkVarsKnown(t, "deploy/compose.yaml", slices.Compact(vars))
 }
@@ -169,9 +180,22 @@ func sweepProjects(t *testing.T, ctx context.Context) {
 		if _, err := os.Stat("/proc/" + pid); err == nil {
 			continue
 		}
-		if _, err := compose(t, ctx, composeEnv(), "-p", p, "down", "-v", "--remove-orphans"); err != nil {
+		removeInstances(ctx, deploymentPrefix+rest)
+		if _, err := compose(t, ctx, composeEnv("BUTTER_NETWORK="+p), "-p", p, "down", "-v", "--remove-orphans"); err != nil {
 			t.Logf("sweep %s: %v", p, err)
 		}
+	}
+}
+
+// deploymentPrefix names this package's deployments, whose fnbox
+// containers the deployer labels butter.deployment=<name>.
+const deploymentPrefix = "e2e-compose-"
+
+// removeInstances removes the fnbox containers of a deployment.
+func removeInstances(ctx context.Context, deployment string) {
+	out, _ := exec.CommandContext(ctx, "docker", "ps", "-aq", "--filter", "label=butter.deployment="+deployment).Output()
+	if ids := strings.Fields(string(out)); len(ids) > 0 {
+		_ = exec.CommandContext(ctx, "docker", append([]string{"rm", "-f"}, ids...)...).Run()
 	}
 }
 
@@ -212,10 +236,12 @@ func waitReady(ctx context.Context, url string) error {
 }
 
 // TestComposeUp brings the platform up from deploy/compose.yaml on a
-// private network — broker, deployer, gateway, timer (and loadmon when it
-// is built) — and waits for every /readyz over the containers' bridge
-// addresses; then restarts the broker on its volume and waits again: the
-// admin password and the data survive, and the services reconnect.
+// private network — broker, deployer (docker runtime), gateway, timer (and
+// loadmon when it is built) — and waits for every /readyz over the
+// containers' bridge addresses; deploys a python function behind a route,
+// which the deployer runs in a container of its own and the gateway
+// answers through; then restarts the broker on its volume and waits again:
+// the admin password and the data survive, and the services reconnect.
 func TestComposeUp(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
@@ -233,12 +259,29 @@ func TestComposeUp(t *testing.T) {
 	slices.Sort(names)
 	buildImages(t, names...)
 
+	// The python function's image, from the docker runtime's build script.
+	if out, err := exec.Command(filepath.Join(repo(t), "deploy", "images", "build.sh"), "python").CombinedOutput(); err != nil {
+		t.Fatalf("deploy/images/build.sh python: %v\n%s", err, out)
+	}
+
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
-	project := projectPrefix + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(suffix)
-	// The deployer runs the process runtime here: this test is about the
-	// platform's containers, not the fnbox containers it would start.
-	env := composeEnv("BUTTER_RUNTIME=process")
+	run := strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(suffix)
+	project := projectPrefix + run
+	deployment := deploymentPrefix + run
+	// The deployer's data dir is a host directory at the same path inside
+	// its container (the engine mounts instances' code from it by path),
+	// owned by the deployer's user.
+	data := t.TempDir()
+	if err := os.Chown(data, 65532, 65532); err != nil {
+		t.Fatalf("give the deployer's data dir to its user 65532 (the test runs as root in CI): %v", err)
+	}
+	st, err := os.Stat("/var/run/docker.sock")
+	if err != nil {
+		t.Fatalf("Docker socket: %v", err)
+	}
+	gid := st.Sys().(*syscall.Stat_t).Gid
+	env := composeEnv("BUTTER_NETWORK="+project, "BUTTER_DEPLOYER_DATA="+data, "DOCKER_GID="+strconv.Itoa(int(gid)))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -246,9 +289,12 @@ func TestComposeUp(t *testing.T) {
 			logs, _ := compose(t, ctx, env, "-p", project, "logs", "--no-color", "--tail", "30")
 			t.Logf("logs:\n%s", logs)
 		}
+		// The deployer's fnbox containers first: they hold the network.
+		removeInstances(ctx, deployment)
 		if _, err := compose(t, ctx, env, "-p", project, "down", "-v", "--remove-orphans", "-t", "5"); err != nil {
 			t.Errorf("down: %v", err)
 		}
+		removeInstances(ctx, deployment) // any the deployer started while stopping
 	})
 	start := time.Now()
 	if _, err := compose(t, ctx, env, append([]string{"-p", project, "up", "-d", "--no-build"}, names...)...); err != nil {
@@ -277,6 +323,60 @@ func TestComposeUp(t *testing.T) {
 		t.Logf("%s: %v ready after %v", what, names, time.Since(start).Round(time.Millisecond))
 	}
 	waitAll("up")
+
+	// A python function behind a route, run by the deployer in a container
+	// of its own through the Docker socket, on the compose network.
+	var zipped bytes.Buffer
+	zw := zip.NewWriter(&zipped)
+	for name, text := range map[string]string{
+		"butter.yaml": "name: " + deployment + "\nplatform: python\nfunctions:\n  - fn: handler.py:double\n    bindings:\n      route: { context: /double, timeout: 10s }\n",
+		"handler.py": "import json\n\ndef double(event, context):\n    return {\"double\": 2 * json.loads(event[\"data\"][\"body\"])[\"n\"]}\n",
+	} {
+		w, _ := zw.Create(name)
+		_, _ = w.Write([]byte(text))
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deployed := time.Now()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("http://%s:8081/v1/deployments", containerIP(t, ctx, project, "deployer")), &zipped)
+	req.Header.Set("Content-Type", "application/zip")
+	req.Header.Set("Authorization", "Bearer e2e-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("deploy: %s: %s", resp.Status, body)
+	}
+	route := fmt.Sprintf("http://%s:8080/double", containerIP(t, ctx, project, "gateway"))
+	var answer string
+	for answer == "" {
+		resp, err := (&http.Client{Timeout: 15 * time.Second}).Post(route, "application/json", strings.NewReader(`{"n":21}`))
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				answer = string(b)
+			}
+		}
+		if ctx.Err() != nil || time.Since(deployed) > 3*time.Minute {
+			t.Fatalf("no 200 from the python function's route 3 minutes after the deploy (last: %v)", err)
+		}
+		if answer == "" {
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	if !strings.Contains(answer, `"double":42`) && !strings.Contains(answer, `"double": 42`) {
+		t.Fatalf("route answered %s, want double 42", answer)
+	}
+	ids, err := exec.CommandContext(ctx, "docker", "ps", "-q", "--filter", "label=butter.deployment="+deployment).Output()
+	if err != nil || len(strings.Fields(string(ids))) == 0 {
+		t.Fatalf("no container labelled butter.deployment=%s: %v", deployment, err)
+	}
+	t.Logf("python function in container %s answered %s %v after the deploy", strings.Fields(string(ids))[0], strings.TrimSpace(answer), time.Since(deployed).Round(time.Millisecond))
 
 	// Events written before the restart are read after it, with the same
 	// admin login: both live on the broker's volume.

@@ -330,7 +330,7 @@ func TestComposeUp(t *testing.T) {
 	zw := zip.NewWriter(&zipped)
 	for name, text := range map[string]string{
 		"butter.yaml": "name: " + deployment + "\nplatform: python\nfunctions:\n  - fn: handler.py:double\n    bindings:\n      route: { context: /double, timeout: 10s }\n",
-		"handler.py": "import json\n\ndef double(event, context):\n    return {\"double\": 2 * json.loads(event[\"data\"][\"body\"])[\"n\"]}\n",
+		"handler.py":  "import json\n\ndef double(event, context):\n    return {\"double\": 2 * json.loads(event[\"data\"][\"body\"])[\"n\"]}\n",
 	} {
 		w, _ := zw.Create(name)
 		_, _ = w.Write([]byte(text))

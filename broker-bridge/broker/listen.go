@@ -36,6 +36,10 @@ func listenAll(network, addr, extra string) (net.Listener, string, error) {
 		main.Close()
 		return nil, "", fmt.Errorf("check --container-addr %q: want host or host:port", extra)
 	}
+	if h, _, _ := net.SplitHostPort(addr); h == "" || net.ParseIP(h) != nil && net.ParseIP(h).IsUnspecified() {
+		// Listening on every address already: containers reach it there.
+		return main, net.JoinHostPort(host, port), nil
+	}
 	second, err := net.Listen(network, net.JoinHostPort(host, port))
 	if err != nil {
 		main.Close()

@@ -53,3 +53,28 @@ func TestContainerAddrAdvertisesEachClientItsAddress(t *testing.T) {
 }
 
 func itoa(p int32) string { return strconv.Itoa(int(p)) }
+
+// TestContainerAddrOnWildcardListener: a broker listening on every
+// address needs no second listener, and still advertises per connection.
+func TestContainerAddrOnWildcardListener(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := Start(Config{Addr: "0.0.0.0:0", ContainerAddr: "127.0.0.3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	_, port, _ := net.SplitHostPort(b.Addr())
+	if want := net.JoinHostPort("127.0.0.3", port); b.ContainerAddr() != want {
+		t.Fatalf("ContainerAddr = %q, want %q", b.ContainerAddr(), want)
+	}
+	cl := login(t, kit.KafkaConfig{Brokers: []string{b.ContainerAddr()}})
+	md, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := net.JoinHostPort(md.Brokers[0].Host, itoa(md.Brokers[0].Port)); got != b.ContainerAddr() {
+		t.Fatalf("advertised %s, want %s", got, b.ContainerAddr())
+	}
+}

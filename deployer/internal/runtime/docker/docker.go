@@ -336,10 +336,33 @@ func (r *Runtime) haveImage(ctx context.Context, img string) error {
 	return nil
 }
 
-// Prune removes nothing of its own: the code dirs belong to the process
-// runtime (the mux prunes them keeping what containers run); the state
-// dirs of containers go with Stop.
-func (r *Runtime) Prune(context.Context, func(deployment, version string) bool) error { return nil }
+// Prune removes the state dirs of containers that are gone without a
+// Stop (removed with docker rm) once they are a minute old, so a state
+// dir being made for a starting container is never taken. The code dirs
+// belong to the process runtime: the mux prunes them, keeping what
+// containers run.
+func (r *Runtime) Prune(ctx context.Context, _ func(deployment, version string) bool) error {
+	insts, err := r.List(ctx)
+	if err != nil {
+		return err
+	}
+	listed := map[string]bool{}
+	for _, in := range insts {
+		listed[in.ID] = true
+	}
+	entries, err := os.ReadDir(filepath.Join(r.dataDir, "containers"))
+	if err != nil {
+		return fmt.Errorf("list container state dirs: %w", err)
+	}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || listed[e.Name()] || time.Since(info.ModTime()) < time.Minute {
+			continue
+		}
+		os.RemoveAll(r.stateDir(e.Name()))
+	}
+	return nil
+}
 
 func (r *Runtime) stateDir(id string) string { return filepath.Join(r.dataDir, "containers", id) }
 
@@ -632,10 +655,13 @@ func (r *Runtime) Stop(ctx context.Context, id string) error {
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("stop instance %s: %w", id, err)
 	}
+	found := err == nil
 	if err := r.remove(ctx, id); err != nil {
 		return err
 	}
-	r.log.Info("instance stopped", "instance", id)
+	if found {
+		r.log.Info("instance stopped", "instance", id)
+	}
 	return nil
 }
 
@@ -656,6 +682,9 @@ func (r *Runtime) remove(ctx context.Context, id string) error {
 // follow copies the container's output, from since, into the runtime's
 // log line by line until the container is gone, or Close.
 func (r *Runtime) follow(id, deployment string, since time.Time) {
+	if r.tailCtx.Err() != nil { // closed: no new goroutine on a waited group
+		return
+	}
 	log := r.log.With(kit.KeyDeployment, deployment, "instance", id)
 	r.tails.Go(func() {
 		rc, err := r.cli.ContainerLogs(r.tailCtx, containerName(id), client.ContainerLogsOptions{

@@ -424,6 +424,9 @@ func TestTwoReplicasMakeOneDecisionPerChange(t *testing.T) {
 	a, stopA := startLoadmon(t, e.brokers, "lm-a")
 	b, stopB := startLoadmon(t, e.brokers, "lm-b")
 	d := readDecisions(t, e.brokers)
+	// The standby is ready too: ready means in the group, not deciding.
+	kittest.WaitReady(t, "replica a", "http://"+a.Addr())
+	kittest.WaitReady(t, "replica b", "http://"+b.Addr())
 	kittest.Eventually(t, "exactly one owner", func() error {
 		if a.Owner() == b.Owner() {
 			return fmt.Errorf("owners: a %v, b %v", a.Owner(), b.Owner())

@@ -134,9 +134,27 @@ func (m *Monitor) Run(ctx context.Context) error {
 	kcfg := m.cfg.Kafka
 	kcfg.ClientID = "butter-loadmon-group"
 	var gained atomic.Bool
-	set := func(own bool) {
+	var mu sync.Mutex
+	owned := map[int32]bool{}
+	// Callbacks name only the partitions that move (a cooperative
+	// rebalance may revoke nothing and assign nothing), so ownership is
+	// the set of partitions held, not the last callback's verdict.
+	update := func(parts []int32, hold bool) {
+		mu.Lock()
+		defer mu.Unlock()
 		m.joinOnce.Do(func() { close(m.joined) })
-		if own && !m.owner.Load() {
+		for _, p := range parts {
+			if hold {
+				owned[p] = true
+			} else {
+				delete(owned, p)
+			}
+		}
+		own := len(owned) > 0
+		if own == m.owner.Load() {
+			return
+		}
+		if own {
 			gained.Store(true)
 		}
 		m.owner.Store(own)
@@ -149,11 +167,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 		kgo.DisableAutoCommit(),
 		kgo.SessionTimeout(m.cfg.SessionTimeout),
 		kgo.HeartbeatInterval(m.cfg.HeartbeatInterval),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
-			set(len(a[m.scaleTopic]) > 0 || m.owner.Load())
-		}),
-		kgo.OnPartitionsRevoked(func(context.Context, *kgo.Client, map[string][]int32) { set(false) }),
-		kgo.OnPartitionsLost(func(context.Context, *kgo.Client, map[string][]int32) { set(false) }),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) { update(a[m.scaleTopic], true) }),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) { update(r[m.scaleTopic], false) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, l map[string][]int32) { update(l[m.scaleTopic], false) }),
 	)
 	if err != nil {
 		return err

@@ -31,6 +31,10 @@ services=("$@")
 
 command -v docker >/dev/null || { echo "build-images: docker is not installed" >&2; exit 1; }
 mkdir -p "$out"
+# One build at a time: test packages run this in parallel, and a binary
+# copied while another build writes it would be torn.
+exec 9>"$out/.lock"
+flock 9
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 cp -r "$repo/deploy/docker/rootfs" "$ctx/rootfs"

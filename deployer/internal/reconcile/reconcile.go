@@ -200,10 +200,24 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			return r.stop(context.WithoutCancel(ctx))
 		case <-changed:
 		case <-scaled:
+			// The decisions of one loadmon tick arrive a few ms apart:
+			// waiting for them to settle reconciles a deployment whose
+			// functions change together once, instead of starting a
+			// replica for the first decision only to replace it at the
+			// next.
+			select {
+			case <-ctx.Done():
+				return r.stop(context.WithoutCancel(ctx))
+			case <-time.After(scaleSettle):
+			}
 		case <-t.C:
 		}
 	}
 }
+
+// scaleSettle is how long the reconciler waits after a scale decision for
+// the others of the same loadmon tick.
+const scaleSettle = 30 * time.Millisecond
 
 // ErrStopped is what Sync returns once Run has ended: a request still in
 // flight at shutdown must not start instances after they were stopped.

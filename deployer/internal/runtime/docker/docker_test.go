@@ -25,6 +25,7 @@ import (
 	"github.com/buttercompass/butter/deployer/internal/archive"
 	"github.com/buttercompass/butter/deployer/internal/runtime"
 	"github.com/buttercompass/butter/deployer/internal/runtime/process"
+	"github.com/buttercompass/butter/deployer/internal/secrets"
 	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/kit/kittest"
 	"github.com/buttercompass/butter/proto/topics"
@@ -364,6 +365,44 @@ func main() {
 	if res.Container.Config.Image != ImageFnbox {
 		t.Fatalf("image %s, want %s", res.Container.Config.Image, ImageFnbox)
 	}
+}
+
+// TestSecretEnvInContainer: a secretEnv value is decrypted into the
+// container's environment (and so the function's), never written to the
+// code dir the container sees.
+func TestSecretEnvInContainer(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	key, err := secrets.NewKey(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := New(context.Background(), Config{DataDir: g.dir, Prepare: g.proc.Prepare, CodeDir: g.proc.CodeDir,
+		Kafka: g.broker.Kafka(), Grace: 2 * time.Second, Secrets: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Close)
+	desc := strings.Replace(pyDesc, "platform: python\n", "platform: python\nsecretEnv: { TOKEN: \""+key.Seal("count", "TOKEN", "s3cret")+"\" }\n", 1)
+	handler := "import os\ndef handle(event, context):\n    return {\"n\": event[\"data\"][\"n\"], \"token\": os.environ[\"TOKEN\"]}\n"
+	in, err := rt.Start(context.Background(), spec(desc, map[string]string{"handler.py": handler}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Stop(context.Background(), in.ID) })
+	g.produce(0, 1)
+	kittest.Eventually(t, "result with the secret", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		var found bool
+		g.records.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			found = found || strings.Contains(string(r.Value), `"token": "s3cret"`) || strings.Contains(string(r.Value), `"token":"s3cret"`)
+		})
+		if !found {
+			return fmt.Errorf("no result carrying the decrypted secret yet")
+		}
+		return nil
+	})
 }
 
 // TestOOMReported: a function that goes over its memory limit is killed

@@ -222,14 +222,14 @@ func TestAPIAnswersFromRealRecords(t *testing.T) {
 	// Errors are problems.
 	for path, want := range map[string]int{
 		"/v1/traces/" + strings.Repeat("0", 32): http.StatusNotFound,
-		"/v1/traces/nope":                      http.StatusBadRequest,
-		"/v1/traces?limit=0":                   http.StatusBadRequest,
-		"/v1/traces?status=ok":                 http.StatusBadRequest,
-		"/v1/logs?cursor=zzz":                  http.StatusBadRequest,
-		"/v1/logs?level=loud":                  http.StatusBadRequest,
-		"/v1/logs?since=yesterday":             http.StatusBadRequest,
-		"/v1/lineage?stream=orders":            http.StatusBadRequest,
-		"/v1/lineage?stream=orders&id=missing": http.StatusNotFound,
+		"/v1/traces/nope":                       http.StatusBadRequest,
+		"/v1/traces?limit=0":                    http.StatusBadRequest,
+		"/v1/traces?status=ok":                  http.StatusBadRequest,
+		"/v1/logs?cursor=zzz":                   http.StatusBadRequest,
+		"/v1/logs?level=loud":                   http.StatusBadRequest,
+		"/v1/logs?since=yesterday":              http.StatusBadRequest,
+		"/v1/lineage?stream=orders":             http.StatusBadRequest,
+		"/v1/lineage?stream=orders&id=missing":  http.StatusNotFound,
 	} {
 		resp, err := http.Get(url + path)
 		if err != nil {

@@ -31,7 +31,7 @@ const (
 
 // decoder turns records of the topics the tracer reads into index rows.
 type decoder struct {
-	ns                                             topics.Namespace
+	ns                                            topics.Namespace
 	traces, logs, events, heartbeats, deployments string
 }
 

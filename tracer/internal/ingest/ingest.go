@@ -121,7 +121,9 @@ func (in *Ingester) Run(ctx context.Context) error {
 
 func (in *Ingester) consume(ctx context.Context) error {
 	for {
-		fs := in.cl.PollFetches(ctx)
+		// Bounded batches keep each transaction short, so the API's
+		// readers see progress and a kill loses little work.
+		fs := in.cl.PollRecords(ctx, maxBatch)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -152,6 +154,9 @@ func (in *Ingester) consume(ctx context.Context) error {
 		}
 	}
 }
+
+// maxBatch is the most records applied in one transaction.
+const maxBatch = 2000
 
 // Applied returns how many records have been indexed since start.
 func (in *Ingester) Applied() int64 { return in.applied.Load() }

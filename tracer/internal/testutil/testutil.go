@@ -234,6 +234,37 @@ func produceSpans(t testing.TB, cl *kgo.Client, n int) (ids []string, failed str
 	return ids, failed
 }
 
+// ProduceLogs writes log lines of deployment "live" to brokers in batches
+// until stop is closed, and returns how many it wrote (-1 on error).
+func ProduceLogs(brokers string, stop <-chan struct{}) int {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		return -1
+	}
+	defer cl.Close()
+	n := 0
+	for {
+		select {
+		case <-stop:
+			return n
+		default:
+		}
+		recs := make([]*kgo.Record, 0, 100)
+		for range 100 {
+			r, err := obs.Log{Deployment: "live", Level: obs.LevelInfo, Message: fmt.Sprintf("line %d", n+len(recs)),
+				Time: time.Now()}.Record(topics.Logs)
+			if err != nil {
+				return -1
+			}
+			recs = append(recs, r)
+		}
+		if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+			return -1
+		}
+		n += len(recs)
+	}
+}
+
 // Get fetches url and decodes its JSON into v (when not nil), returning
 // the status and body.
 func Get(t testing.TB, url string, v any) (int, []byte) {

@@ -39,16 +39,41 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "containers tests need a Docker engine:", err)
 		os.Exit(1)
 	}
-	build := exec.Command(filepath.Join(repo(), "deploy", "build-images.sh"), "broker", "deployer", "gateway")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "deploy/build-images.sh: %v\n%s", err, out)
-		os.Exit(1)
+	for _, build := range [][]string{
+		{filepath.Join(repo(), "deploy", "build-images.sh"), "broker", "deployer", "gateway"},
+		{filepath.Join(repo(), "deploy", "images", "build.sh"), "python"}, // the functions' image
+	} {
+		if out, err := exec.Command(build[0], build[1:]...).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n%s", build[0], err, out)
+			os.Exit(1)
+		}
 	}
 	os.Exit(m.Run())
 }
 
+// deploymentPrefix starts the names of the tests' deployments, whose
+// containers the deployer labels butter.deployment=<name>.
+const deploymentPrefix = "e2e-ctr-"
+
+// removeInstances removes the function containers of deployments whose
+// names start with prefix.
+func removeInstances(prefix string) {
+	out, _ := exec.Command("docker", "ps", "-a", "--filter", "label=butter.deployment",
+		"--format", `{{.ID}} {{.Label "butter.deployment"}}`).Output()
+	var ids []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if id, name, ok := strings.Cut(line, " "); ok && strings.HasPrefix(name, prefix) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) > 0 {
+		_ = exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).Run()
+	}
+}
+
 // sweep removes what an earlier run of this package left behind.
 func sweep() error {
+	removeInstances(deploymentPrefix)
 	for _, kind := range []string{"container", "network", "volume"} {
 		ls := []string{kind, "ls", "-q", "--filter", "label=" + label}
 		if kind == "container" {

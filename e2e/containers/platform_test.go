@@ -6,9 +6,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/network"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -17,6 +21,7 @@ import (
 )
 
 const (
+	dockerSocket  = "/var/run/docker.sock"
 	adminPassword = "e2e-admin-password"
 	token         = "e2e-token"
 	imageTag      = "dev"
@@ -29,6 +34,8 @@ type platform struct {
 	broker  *testcontainers.DockerContainer
 	// services are the other containers by name (deployer, gateway).
 	services map[string]*testcontainers.DockerContainer
+	// deployments is the prefix of this platform's deployment names.
+	deployments string
 }
 
 // kafkaEnv is how the services reach and log in to the broker.
@@ -57,7 +64,11 @@ func start(t *testing.T, ctx context.Context, services ...string) *platform {
 	t.Cleanup(func() { _ = nw.Remove(context.Background()) })
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
-	p := &platform{network: nw.Name, volume: "butter-e2e-broker-" + hex.EncodeToString(suffix), services: map[string]*testcontainers.DockerContainer{}}
+	p := &platform{network: nw.Name, volume: "butter-e2e-broker-" + hex.EncodeToString(suffix), services: map[string]*testcontainers.DockerContainer{},
+		deployments: deploymentPrefix + hex.EncodeToString(suffix)}
+	// Function containers hold the network: removed after the deployer
+	// (cleanups run last first) and before the network.
+	t.Cleanup(func() { removeInstances(p.deployments) })
 	docker(t, "volume", "create", "--label", label, p.volume)
 	t.Cleanup(func() {
 		// After the containers (cleanups run last first): a volume in use
@@ -66,13 +77,33 @@ func start(t *testing.T, ctx context.Context, services ...string) *platform {
 	})
 	p.broker = p.startBroker(t, ctx)
 
+	// The deployer runs functions with the docker runtime: containers on
+	// this network, reaching the broker by its alias. The engine mounts
+	// their code from the deployer's data dir by path, so that dir is a
+	// host directory at the same path inside, owned by the deployer's user.
+	data := t.TempDir()
+	if err := os.Chown(data, 65532, 65532); err != nil {
+		t.Fatalf("give the deployer's data dir to its user 65532 (the tests run as root in CI): %v", err)
+	}
+	st, err := os.Stat(dockerSocket)
+	if err != nil {
+		t.Fatalf("Docker socket: %v", err)
+	}
+	gid := strconv.Itoa(int(st.Sys().(*syscall.Stat_t).Gid))
 	ports := map[string]int{"deployer": 8081, "gateway": 8080}
 	env := map[string]map[string]string{
-		"deployer": {"BUTTER_DEPLOYER_ADDR": "0.0.0.0:8081", "BUTTER_RUNTIME": "process"},
-		"gateway":  {"BUTTER_GATEWAY_ADDR": "0.0.0.0:8080", "BUTTER_GATEWAY_GRACE": "2s"},
+		"deployer": {"BUTTER_DEPLOYER_ADDR": "0.0.0.0:8081", "BUTTER_RUNTIME": "docker", "BUTTER_DATA": data,
+			"BUTTER_DOCKER_NETWORK": p.network, "BUTTER_DOCKER_BROKERS": "broker:9092"},
+		"gateway": {"BUTTER_GATEWAY_ADDR": "0.0.0.0:8080", "BUTTER_GATEWAY_GRACE": "2s"},
+	}
+	opts := map[string][]testcontainers.CustomizeRequestOption{
+		"deployer": {testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
+			hc.Binds = append(hc.Binds, dockerSocket+":"+dockerSocket, data+":"+data)
+			hc.GroupAdd = append(hc.GroupAdd, gid)
+		})},
 	}
 	for _, s := range services {
-		c := p.run(t, ctx, s, kafkaEnv(env[s]))
+		c := p.run(t, ctx, s, kafkaEnv(env[s]), opts[s]...)
 		p.services[s] = c
 		p.waitReady(t, ctx, c, ports[s])
 	}

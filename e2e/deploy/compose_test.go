@@ -169,8 +169,14 @@ func sweepProjects(t *testing.T, ctx context.Context) {
 	if err != nil {
 		t.Fatalf("docker ps (is the Docker engine running?): %v", err)
 	}
+	// A network outlives its project's containers when a run died while
+	// taking it down.
+	nets, err := exec.CommandContext(ctx, "docker", "network", "ls", "--filter", "name="+projectPrefix, "--format", "{{.Name}}").Output()
+	if err != nil {
+		t.Fatalf("docker network ls: %v", err)
+	}
 	seen := map[string]bool{}
-	for _, p := range strings.Fields(string(out)) {
+	for _, p := range append(strings.Fields(string(out)), strings.Fields(string(nets))...) {
 		rest, ok := strings.CutPrefix(p, projectPrefix)
 		if !ok || seen[p] {
 			continue
@@ -289,12 +295,15 @@ func TestComposeUp(t *testing.T) {
 			logs, _ := compose(t, ctx, env, "-p", project, "logs", "--no-color", "--tail", "30")
 			t.Logf("logs:\n%s", logs)
 		}
-		// The deployer's fnbox containers first: they hold the network.
+		// The deployer's fnbox containers hold the network: stop the
+		// deployer (which would replace them), remove them, then the rest.
+		if _, err := compose(t, ctx, env, "-p", project, "stop", "-t", "5", "deployer"); err != nil {
+			t.Errorf("stop the deployer: %v", err)
+		}
 		removeInstances(ctx, deployment)
 		if _, err := compose(t, ctx, env, "-p", project, "down", "-v", "--remove-orphans", "-t", "5"); err != nil {
 			t.Errorf("down: %v", err)
 		}
-		removeInstances(ctx, deployment) // any the deployer started while stopping
 	})
 	start := time.Now()
 	if _, err := compose(t, ctx, env, append([]string{"-p", project, "up", "-d", "--no-build"}, names...)...); err != nil {

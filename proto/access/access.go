@@ -34,6 +34,7 @@ const (
 	GatewayUser  = "butter-gateway"
 	TimerUser    = "butter-timer"
 	LoadmonUser  = "butter-loadmon"
+	TracerUser   = "butter-tracer"
 )
 
 // FunctionUser is the user every instance of a deployment logs in as.
@@ -77,7 +78,7 @@ var owners = map[string][]string{
 	topics.Deployments: {DeployerUser},
 	topics.APIKeys:     {DeployerUser},
 	topics.Events:      {DeployerUser, GatewayUser, LoadmonUser},
-	topics.Traces:      {DeployerUser, GatewayUser, TimerUser},
+	topics.Traces:      {DeployerUser, GatewayUser, TimerUser, TracerUser},
 	topics.Requests:    {GatewayUser},
 	topics.Timers:      {TimerUser},
 	topics.Scale:       {LoadmonUser},
@@ -113,6 +114,13 @@ func Service(ns topics.Namespace, user string) []Grant {
 		g = append(g, topic("*", kmsg.ACLOperationWrite, kmsg.ACLOperationDescribe))
 	}
 	switch user {
+	case TracerUser:
+		// It indexes every internal topic and the lineage of every user
+		// stream, and describes function groups for their lag; it writes
+		// only its own spans (owners).
+		g = append(g, topic("*", read...),
+			prefixed(kmsg.ACLResourceTypeGroup, strings.TrimSuffix(ns.ConsumerGroup("", ""), "."), kmsg.ACLOperationDescribe),
+		)
 	case LoadmonUser:
 		// Lag: every function group's committed offsets (Describe on the
 		// groups) against its streams' end offsets (Describe on topics);
@@ -151,7 +159,9 @@ func Service(ns topics.Namespace, user string) []Grant {
 }
 
 // Services are the platform service users `butter up` creates.
-func Services() []string { return []string{DeployerUser, GatewayUser, TimerUser, LoadmonUser} }
+func Services() []string {
+	return []string{DeployerUser, GatewayUser, TimerUser, LoadmonUser, TracerUser}
+}
 
 // Function returns the grants of a deployment's principal: read its bound
 // streams, write its out, emits and dead-letter streams and the replies,

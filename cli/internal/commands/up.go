@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/topics"
 	timersvc "github.com/buttercompass/butter/timer/service"
+	tracersvc "github.com/buttercompass/butter/tracer/service"
 )
 
 func (a *app) upCmd() *cobra.Command {
@@ -28,6 +30,7 @@ func (a *app) upCmd() *cobra.Command {
 		gw  = gatewaysvc.DefaultConfig()
 		tm  = timersvc.DefaultConfig()
 		lm  = loadmonsvc.DefaultConfig()
+		tc  = tracersvc.DefaultConfig()
 	)
 	tfs := flag.NewFlagSet("telemetry", flag.ContinueOnError)
 	traceSample := kit.RegisterTraceSample(tfs)
@@ -36,7 +39,7 @@ func (a *app) upCmd() *cobra.Command {
 		Short: "Start the whole platform in one process",
 		Long: `Start Butter Compass in one process: the embedded broker (unless --brokers
 or BUTTER_BROKERS points at an existing Kafka cluster) and every platform
-service: deployer, gateway, timer and loadmon. Prints the endpoints; Ctrl-C stops
+service: deployer, gateway, timer, loadmon and tracer. Prints the endpoints; Ctrl-C stops
 cleanly.`,
 		Example: `  butter up
   butter up --data /var/lib/butter
@@ -88,7 +91,7 @@ cleanly.`,
 			if err != nil {
 				return err
 			}
-			logins := map[string]kit.KafkaConfig{access.DeployerUser: a.kafka, access.GatewayUser: a.kafka, access.TimerUser: a.kafka, access.LoadmonUser: a.kafka}
+			logins := map[string]kit.KafkaConfig{access.DeployerUser: a.kafka, access.GatewayUser: a.kafka, access.TimerUser: a.kafka, access.LoadmonUser: a.kafka, access.TracerUser: a.kafka}
 			if external || cfg.Secure {
 				if logins, err = a.principals(ctx, cl, access.Services()...); err != nil {
 					return err
@@ -108,6 +111,14 @@ cleanly.`,
 			gw.Kafka, gw.Logger = logins[access.GatewayUser], a.logger()
 			tm.Kafka, tm.Logger = logins[access.TimerUser], a.logger()
 			lm.Kafka, lm.Logger = logins[access.LoadmonUser], a.logger()
+			tc.Kafka, tc.Logger, tc.DataDir = logins[access.TracerUser], a.logger(), filepath.Join(cfg.DataDir, "tracer")
+			if cfg.DataDir == "" {
+				// An in-memory broker: the tracer's index is as fleeting.
+				if tc.DataDir, err = os.MkdirTemp("", "butter-tracer"); err != nil {
+					return fmt.Errorf("make the tracer's index dir: %w", err)
+				}
+				defer os.RemoveAll(tc.DataDir)
+			}
 			if err := kit.ApplyTraceSample(*traceSample); err != nil {
 				return err
 			}
@@ -147,8 +158,16 @@ cleanly.`,
 				timer.Close()
 				return err
 			}
+			tracer, err := tracersvc.New(tc)
+			if err != nil {
+				deployer.Close()
+				gateway.Close()
+				timer.Close()
+				loadmon.Close()
+				return err
+			}
 			parts := []func(context.Context) error{serveAdmin}
-			for _, s := range []kit.Service{deployer, gateway, timer, loadmon} {
+			for _, s := range []kit.Service{deployer, gateway, timer, loadmon, tracer} {
 				defer s.Close()
 				if err := s.Provision(ctx); err != nil {
 					return err
@@ -163,6 +182,7 @@ cleanly.`,
 			fmt.Fprintf(a.io.Out, "  gateway   http://%s/\n", gateway.Addr())
 			fmt.Fprintf(a.io.Out, "  timer     http://%s/v1/timers\n", timer.Addr())
 			fmt.Fprintf(a.io.Out, "  loadmon   http://%s/metrics\n", loadmon.Addr())
+			fmt.Fprintf(a.io.Out, "  tracer    http://%s/ (web UI; /v1/traces)\n", tracer.Addr())
 			fmt.Fprintln(a.io.Out, "Ctrl-C stops.")
 			// Every part serves until ctx is done; the first to fail stops all.
 			err = runAll(ctx, parts...)
@@ -178,6 +198,7 @@ cleanly.`,
 	addServiceFlags(cmd, "gateway", gw.RegisterFlags)
 	addServiceFlags(cmd, "timer", tm.RegisterFlags)
 	addServiceFlags(cmd, "loadmon", lm.RegisterFlags)
+	addServiceFlags(cmd, "tracer", tc.RegisterFlags)
 	d := broker.DefaultConfig()
 	cmd.Flags().StringVar(&cfg.DataDir, "data", kit.EnvOr("BUTTER_DATA", d.DataDir), "platform data `dir` (env BUTTER_DATA)")
 	cmd.Flags().StringVar(&cfg.Addr, "broker-addr", kit.EnvOr("BUTTER_BROKER_ADDR", d.Addr), "embedded broker `host:port` (env BUTTER_BROKER_ADDR)")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -68,7 +69,7 @@ func TestDeployerReplacesKilledContainer(t *testing.T) {
 
 	start := func() (url string, stop func()) {
 		cfg := service.DefaultConfig()
-		cfg.Addr, cfg.DataDir, cfg.Runtime, cfg.FnboxBin = "127.0.0.1:0", data, service.RuntimeDocker, "/nonexistent/fnbox"
+		cfg.Addr, cfg.DataDir, cfg.Runtime, cfg.FnboxBin = "127.0.0.1:0", data, service.RuntimeDocker, docker.FnboxBin
 		cfg.Kafka = b.Kafka()
 		cfg.DockerBrokers = []string{b.ContainerAddr()}
 		cfg.Grace, cfg.BackoffBase, cfg.BackoffMax = 2*time.Second, 200*time.Millisecond, time.Second
@@ -135,6 +136,45 @@ func TestDeployerReplacesKilledContainer(t *testing.T) {
 	produce(0, 1)
 	await(1)
 	t.Logf("deploy → first event handled (docker, warm image): %s", time.Since(deployed).Round(time.Millisecond))
+
+	// runtime: process on a docker deployer runs as a process beside it.
+	procYAML := strings.NewReplacer("name: count", "name: local", "runtime: docker", "runtime: process", "out: counted", "out: counted-local").Replace(countYAML)
+	if err := b.CreateTopic(topics.Spec{Name: "counted-local", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	res, err = http.Post(url+"/v1/deployments", "application/gzip", bytes.NewReader(archive.TarGz(map[string]string{
+		"butter.yaml": procYAML, "handler.py": "def handle(event, context):\n    return event[\"data\"]\n"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("deploy local: %d %s", res.StatusCode, body)
+	}
+	kittest.Eventually(t, "runtime: process deployment running as a process", func() error {
+		res, err := http.Get(url + "/v1/deployments/local")
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		var st struct {
+			Instances []struct {
+				PID   int  `json:"pid"`
+				Ready bool `json:"ready"`
+			} `json:"instances"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+			return err
+		}
+		if len(st.Instances) != 1 || st.Instances[0].PID == 0 || !st.Instances[0].Ready {
+			return fmt.Errorf("instances %+v", st.Instances)
+		}
+		return nil
+	})
+	if c := containers(t, cli, platform, "local"); len(c) != 0 {
+		t.Fatalf("runtime: process deployment has containers %v", c)
+	}
 	produce(1, 100)
 	await(100)
 
@@ -195,13 +235,32 @@ func TestDeployerReplacesKilledContainer(t *testing.T) {
 		t.Fatalf("after the deployer restart: containers %v, want the adopted %v", now, second)
 	}
 
-	// Deleting the deployment stops and removes its container.
-	req, _ := http.NewRequest(http.MethodDelete, url+"/v1/deployments/count", nil)
-	if res, err := http.DefaultClient.Do(req); err != nil {
-		t.Fatal(err)
-	} else if res.Body.Close(); res.StatusCode/100 != 2 {
-		t.Fatalf("DELETE: %d", res.StatusCode)
+	// Deleting the deployments stops the process and removes the container.
+	for _, name := range []string{"count", "local"} {
+		req, _ := http.NewRequest(http.MethodDelete, url+"/v1/deployments/"+name, nil)
+		if res, err := http.DefaultClient.Do(req); err != nil {
+			t.Fatal(err)
+		} else if res.Body.Close(); res.StatusCode/100 != 2 {
+			t.Fatalf("DELETE %s: %d", name, res.StatusCode)
+		}
 	}
+	kittest.Eventually(t, "process instance stopped with its deployment", func() error {
+		res, err := http.Get(url + "/v1/deployments/local")
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotFound {
+			return fmt.Errorf("GET local: %d", res.StatusCode)
+		}
+		entries, _ := os.ReadDir(filepath.Join(data, "instances"))
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".json") {
+				return fmt.Errorf("instance record %s left", e.Name())
+			}
+		}
+		return nil
+	})
 	kittest.Eventually(t, "container removed with its deployment", func() error {
 		res, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true,
 			Filters: make(client.Filters).Add("label", docker.LabelPlatform+"="+platform)})

@@ -31,14 +31,18 @@ import (
 	"github.com/buttercompass/butter/proto/topics"
 )
 
-// TestMain builds the images once (build.sh skips what is up to date):
-// the tests fail, not skip, without a Docker engine.
+// FnboxBin is a host fnbox, for the process runtime beside the docker
+// one (deployer_test.go).
+var FnboxBin string
+
+// TestMain builds the images once (build.sh skips what is up to date)
+// and a host fnbox: the tests fail, not skip, without a Docker engine.
 func TestMain(m *testing.M) {
 	if err := BuildImages("fnbox", "python", "node"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	kittest.MainWithBinaries(m, kittest.Binary{Pkg: "../../../../fnbox/cmd/fnbox", Name: "fnbox", Path: &FnboxBin})
 }
 
 // BuildImages runs deploy/images/build.sh for the named images.

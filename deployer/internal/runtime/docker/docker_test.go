@@ -68,6 +68,7 @@ type rig struct {
 	cli     *client.Client
 	records *kgo.Client
 	logs    lockedBuffer // the runtimes' logs
+	network string
 }
 
 // lockedBuffer is a bytes.Buffer safe for concurrent use.
@@ -90,13 +91,19 @@ func (l *lockedBuffer) String() string {
 
 func newRig(t testing.TB) *rig {
 	t.Helper()
-	ctx := context.Background()
 	cli, err := client.New(client.FromEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cli.Close() })
-	gw, err := NetworkGateway(ctx, cli, "bridge")
+	return newRigOn(t, cli, "bridge")
+}
+
+// newRigOn is newRig with containers on network.
+func newRigOn(t testing.TB, cli *client.Client, network string) *rig {
+	t.Helper()
+	ctx := context.Background()
+	gw, err := NetworkGateway(ctx, cli, network)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +134,7 @@ func newRig(t testing.TB) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	return &rig{t: t, dir: dir, broker: b, proc: proc, cli: cli, records: cl}
+	return &rig{t: t, dir: dir, broker: b, proc: proc, cli: cli, records: cl, network: network}
 }
 
 // runtime returns a docker runtime on the rig's data dir (a second call
@@ -135,7 +142,7 @@ func newRig(t testing.TB) *rig {
 func (g *rig) runtime() *Runtime {
 	g.t.Helper()
 	rt, err := New(context.Background(), Config{DataDir: g.dir, Prepare: g.proc.Prepare, CodeDir: g.proc.CodeDir,
-		Kafka: g.broker.Kafka(), Grace: 2 * time.Second, MemoryOverhead: 64 << 20, Logger: slog.New(slog.NewJSONHandler(&g.logs, nil))})
+		Kafka: g.broker.Kafka(), Network: g.network, Grace: 2 * time.Second, MemoryOverhead: 64 << 20, Logger: slog.New(slog.NewJSONHandler(&g.logs, nil))})
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -407,6 +414,41 @@ func TestSecretEnvInContainer(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestUserDefinedNetwork: containers on a network of the user's join it,
+// and reach the broker on that network's gateway (derived, not given).
+func TestUserDefinedNetwork(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	name := "butter-test-" + randHex(4)
+	if _, err := cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = cli.NetworkRemove(context.Background(), name, client.NetworkRemoveOptions{}) })
+	g := newRigOn(t, cli, name)
+	rt := g.runtime()
+	if gw, _ := rt.Gateway(ctx); len(rt.Brokers()) != 1 || !strings.HasPrefix(rt.Brokers()[0], gw+":") {
+		t.Fatalf("brokers %v, want the gateway %s of %s", rt.Brokers(), gw, name)
+	}
+	in, err := rt.Start(ctx, spec(pyDesc, map[string]string{"handler.py": pyHandler}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.produce(0, 3)
+	g.awaitResults(map[int]bool{}, 3)
+	res, err := g.cli.ContainerInspect(ctx, containerName(in.ID), client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(res.Container.HostConfig.NetworkMode); got != name {
+		t.Fatalf("network %s, want %s", got, name)
+	}
 }
 
 // TestOOMReported: a function that goes over its memory limit is killed

@@ -92,6 +92,7 @@ BUTTER_BROKERS, else 127.0.0.1:9092, and logs in with the embedded broker's
 		a.logsCmd(),
 		a.fnCmd(),
 		a.apikeyCmd(),
+		a.principalsCmd(),
 	)
 	return root
 }

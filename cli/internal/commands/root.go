@@ -93,6 +93,9 @@ BUTTER_BROKERS, else 127.0.0.1:9092, and logs in with the embedded broker's
 		a.fnCmd(),
 		a.apikeyCmd(),
 		a.principalsCmd(),
+		a.traceCmd(),
+		a.lineageCmd(),
+		a.eventsCmd(),
 	)
 	return root
 }

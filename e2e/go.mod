@@ -35,8 +35,8 @@ require (
 	github.com/magiconair/properties v1.18.12 // indirect
 	github.com/moby/docker-image-spec v1.3.1 // indirect
 	github.com/moby/go-archive v0.3.3 // indirect
-	github.com/moby/moby/api v1.56.1 // indirect
-	github.com/moby/moby/client v0.6.2 // indirect
+	github.com/moby/moby/api v1.57.0
+	github.com/moby/moby/client v0.6.3
 	github.com/moby/patternmatcher v0.6.1 // indirect
 	github.com/moby/sys/sequential v0.7.0 // indirect
 	github.com/moby/sys/user v0.4.1 // indirect
@@ -70,9 +70,11 @@ require (
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/buttercompass/butter/deployer v0.0.0-00010101000000-000000000000
 	github.com/buttercompass/butter/fnbox v0.0.0-00010101000000-000000000000
-	github.com/buttercompass/butter/fnbox/sdk v0.0.0-00010101000000-000000000000
+	github.com/buttercompass/butter/fnbox/sdk v0.0.0
 	github.com/buttercompass/butter/gateway v0.0.0-00010101000000-000000000000
+	github.com/buttercompass/butter/loadmon v0.0.0-00010101000000-000000000000
 	github.com/buttercompass/butter/timer v0.0.0-00010101000000-000000000000
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
@@ -124,3 +126,7 @@ replace github.com/buttercompass/butter/gateway => ../gateway
 replace github.com/buttercompass/butter/timer => ../timer
 
 replace github.com/twmb/franz-go/pkg/kfake => ../third_party/kfake
+
+replace github.com/buttercompass/butter/deployer => ../deployer
+
+replace github.com/buttercompass/butter/loadmon => ../loadmon

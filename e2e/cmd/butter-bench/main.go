@@ -1,10 +1,15 @@
 // Command butter-bench measures the raw limits of this machine on the
 // embedded broker (produce, consume, the consume→produce→commit loop,
 // request→reply latency), then the gateway and the timer (HTTP
-// request→response through a real fnbox, tick lag) and real fnbox (no-op
-// throughput per runtime, replay, cold start) beside them, and prints them
-// as a markdown table; with -o
-// it also writes them to a file (`make bench` writes docs/benchmarks.md).
+// request→response through a real fnbox, tick lag), real fnbox (no-op
+// throughput per runtime, replay, cold start) and the platform through an
+// in-process deployer and loadmon (cold start after a deploy with the
+// process and docker runtimes, idle memory, wake from zero, backlog to a
+// second replica) beside them, and prints them as a markdown table; with
+// -o it also writes them to a file (`make bench` writes
+// docs/benchmarks.md). The docker rows need a Docker engine and the images
+// of `make images`: without them the run fails (leave them out with
+// -only).
 package main
 
 import (
@@ -27,7 +32,8 @@ func main() {
 	quick := flag.Bool("quick", false, "smoke run: few events, noisy figures")
 	events := flag.Int("n", 0, "events per throughput measurement (default 200000, 5000 with -quick)")
 	out := flag.String("o", "", "also write the report to `file`")
-	raw := flag.Bool("raw", false, "measure only the raw Kafka limits, not the gateway, the timer and fnbox")
+	raw := flag.Bool("raw", false, "measure only the raw Kafka limits, not the gateway, the timer, fnbox and the platform")
+	idle := flag.Int("idle", 0, "idle node deployments of the idle memory rows (default 100, 10 with -quick)")
 	only := flag.String("only", "", "measure, beside the raw limits, only the rows whose name matches `regexp`")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (broker, services and fnbox are in-process) to `file`")
 	flag.Parse()
@@ -39,8 +45,11 @@ func main() {
 	if *events != 0 {
 		cfg.Events = *events
 	}
+	if *idle != 0 {
+		cfg.IdleFunctions = *idle
+	}
 	if !*raw {
-		cfg.Extra = append(bench.Services(), bench.Functions()...)
+		cfg.Extra = append(append(bench.Services(), bench.Functions()...), bench.Platform()...)
 	}
 	if *only != "" {
 		re, err := regexp.Compile(*only)

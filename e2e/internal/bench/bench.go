@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -104,6 +106,9 @@ type Config struct {
 	// TimerTicks is the number of timed ticks of the timer jitter
 	// measurement, one a second, after one untimed. Default 20.
 	TimerTicks int
+	// IdleFunctions is how many idle node deployments the idle memory
+	// measurements deploy. Default 100.
+	IdleFunctions int
 	// Extra measurements run after the raw ones, on the same broker, and may
 	// compare their rows with the raw rows. Functions() returns those of
 	// fnbox.
@@ -116,7 +121,7 @@ func DefaultConfig() Config {
 	return Config{
 		Events: 200_000, Requests: 2_000, Warmup: 200, ReplyTimeout: 10 * time.Second,
 		FnEvents: 10_000, ExecEvents: 500, ColdStarts: 3, FnTimeout: 2 * time.Minute,
-		GatewayClients: 64, GatewayLoad: 10_000, TimerTicks: 20,
+		GatewayClients: 64, GatewayLoad: 10_000, TimerTicks: 20, IdleFunctions: 100,
 	}
 }
 
@@ -126,7 +131,7 @@ func QuickConfig() Config {
 	return Config{
 		Events: 5_000, Requests: 100, Warmup: 20, ReplyTimeout: 10 * time.Second,
 		FnEvents: 500, ExecEvents: 50, ColdStarts: 1, FnTimeout: time.Minute,
-		GatewayClients: 64, GatewayLoad: 640, TimerTicks: 2,
+		GatewayClients: 64, GatewayLoad: 640, TimerTicks: 2, IdleFunctions: 10,
 	}
 }
 
@@ -169,6 +174,9 @@ func (c Config) Validate() error {
 	if c.TimerTicks < 1 {
 		errs = append(errs, fmt.Errorf("%w: timer ticks is %d, want at least 1", ErrConfig, c.TimerTicks))
 	}
+	if c.IdleFunctions < 1 {
+		errs = append(errs, fmt.Errorf("%w: idle functions is %d, want at least 1", ErrConfig, c.IdleFunctions))
+	}
 	return errors.Join(errs...)
 }
 
@@ -179,6 +187,11 @@ type Measurement struct {
 	Name string
 	// Run measures on env's broker and adds rows to rep.
 	Run func(ctx context.Context, env *Env, rep *Report) error
+	// Docker marks a measurement that runs containers: the run's broker
+	// then also listens on the Docker bridge's gateway (Env's container
+	// broker), and Run fails before measuring anything when no Docker
+	// engine answers.
+	Docker bool
 }
 
 // Raw returns the raw Kafka measurements, in the order they must run: each
@@ -202,8 +215,13 @@ type Env struct {
 	Broker *broker.Broker
 
 	work  string // scratch directory of the run: function code, binaries
+	tag   string // random, in the names of the run's deployments
 	mu    sync.Mutex
 	built map[string]string // command name → binary in work
+
+	// containerBroker is where containers reach the broker, "" when no
+	// measurement of the run is Docker.
+	containerBroker string
 }
 
 // Client returns a client of the run's broker; opts come after the seed
@@ -241,16 +259,24 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer os.RemoveAll(work)
 
-	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", DataDir: dir, Retention: topics.DefaultRetention})
+	bcfg := broker.Config{Addr: "127.0.0.1:0", DataDir: dir, Retention: topics.DefaultRetention}
+	if slices.ContainsFunc(cfg.Extra, func(m Measurement) bool { return m.Docker }) {
+		if bcfg.ContainerAddr, err = dockerGateway(ctx); err != nil {
+			return nil, err
+		}
+	}
+	b, err := broker.Start(bcfg)
 	if err != nil {
 		return nil, err
 	}
 	defer b.Close()
 	env := &Env{
-		Config: cfg,
-		Kafka:  kit.KafkaConfig{Brokers: []string{b.Addr()}, ClientID: "butter-bench"},
-		Broker: b,
-		work:   work,
+		Config:          cfg,
+		Kafka:           kit.KafkaConfig{Brokers: []string{b.Addr()}, ClientID: "butter-bench"},
+		Broker:          b,
+		work:            work,
+		tag:             fmt.Sprintf("%06x", rand.Uint32()>>8),
+		containerBroker: b.ContainerAddr(),
 	}
 	if err := env.CreateTopics(topicWarmup, topicEvents, topicResults, topicRequests); err != nil {
 		return nil, err

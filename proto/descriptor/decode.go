@@ -32,17 +32,7 @@ func (d *decoder) descriptor(root *yaml.Node) *Descriptor {
 		{"env", func(p string, v *yaml.Node) { desc.Env, _ = d.strMap(p, v) }},
 		{"secretEnv", func(p string, v *yaml.Node) { desc.SecretEnv = d.secretMap(p, v) }},
 		{"functions", func(p string, v *yaml.Node) { desc.Functions = d.functions(p, v) }},
-		{"bridges", func(p string, v *yaml.Node) {
-			if v.Kind != yaml.MappingNode && v.Kind != yaml.SequenceNode {
-				d.expected(v, p, "a list or a mapping")
-				return
-			}
-			d.fixColumns(v)
-			desc.Bridges = &RawYAML{Node: v}
-			if _, err := desc.Bridges.MarshalJSON(); err != nil {
-				d.fail(v, p, "%v", err)
-			}
-		}},
+		{"bridges", func(p string, v *yaml.Node) { desc.Bridges = d.bridges(p, v) }},
 	}, true)
 	return desc
 }

@@ -33,10 +33,9 @@ type Descriptor struct {
 	// Runtime runs the deployment's instances: process or docker (the
 	// Runtime constants). Empty means the deployer's --runtime.
 	Runtime string `json:"runtime,omitempty"`
-	// Bridges is the bridges: section kept as written (DESIGN §7). Its
-	// schema belongs to the bridge, which decodes and checks it; keeping
-	// the YAML node keeps the positions its problems need.
-	Bridges *RawYAML `json:"bridges,omitempty"`
+	// Bridges are the deployment's sources and sinks (DESIGN §7), run by
+	// the bridge service (see bridge.go).
+	Bridges []Bridge `json:"bridges,omitempty"`
 }
 
 // Platforms a descriptor may name (DESIGN §5).

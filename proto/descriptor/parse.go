@@ -48,6 +48,10 @@ func parse(filename string, data []byte) (*Descriptor, *decoder, *yaml.Node, err
 		_, ok := d.pos[index("functions", i)+".delivery.retries"]
 		return ok
 	})
+	bridgeDefaults(desc, func(i int) bool {
+		_, ok := d.pos[index("bridges", i)+".sink.http.retries"]
+		return ok
+	})
 	return desc, d, root, nil
 }
 

@@ -333,29 +333,6 @@ functions:
 	diffLines(t, problemsOf(t, b.String()), []string{"t.yaml: the descriptor expands to more than 262144 values through aliases"})
 }
 
-func TestBridgesKeptRaw(t *testing.T) {
-	d := mustParse(t, `
-name: shop
-platform: node
-functions: [{ fn: a.js:b, bindings: { streams: [a] } }]
-bridges:
-  - source: vcenter
-    url: https://vc.example.com
-    stream: vsphere
-`)
-	if d.Bridges == nil || d.Bridges.Node.Line != 6 {
-		t.Fatalf("bridges = %+v, want the YAML node from line 6", d.Bridges)
-	}
-	var v []map[string]string
-	if err := d.Bridges.Decode(&v); err != nil || v[0]["url"] != "https://vc.example.com" {
-		t.Fatalf("Decode = %v, %v", v, err)
-	}
-	diffLines(t, problemsOf(t, "name: shop\nplatform: node\nfunctions: [{ fn: a.js:b, bindings: { streams: [a] } }]\nbridges: vcenter\n"),
-		[]string{"t.yaml:4:10 bridges: expected a list or a mapping, got a string"})
-	diffLines(t, problemsOf(t, "name: shop\nplatform: node\nfunctions: [{ fn: a.js:b, bindings: { streams: [a] } }]\nbridges: &b { a: *b }\n"),
-		[]string{"t.yaml:4:10 bridges: cannot be read as plain data: yaml: anchor 'b' value contains itself"})
-}
-
 func TestParseFileMissing(t *testing.T) {
 	_, err := ParseFile(filepath.Join(t.TempDir(), "butter.yaml"))
 	if !errors.Is(err, os.ErrNotExist) {

@@ -148,6 +148,7 @@ func validate(desc *Descriptor, d *decoder) {
 		c.function(desc, i, names, contexts, derivedNames)
 	}
 	c.streamCount(desc)
+	c.bridges(desc)
 }
 
 // streamCount reports the first stream past MaxStreams distinct ones, in

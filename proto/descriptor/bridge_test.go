@@ -1,0 +1,96 @@
+package descriptor
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func TestBridges(t *testing.T) {
+	d := mustParse(t, `
+name: vc
+platform: node
+secretEnv: { VC_PASSWORD: pass, HOOK_KEY: k }
+functions: [{ fn: a.js:b, bindings: { streams: [vc-events] } }]
+bridges:
+  - name: vcenter
+    source:
+      vcenter: {url: "https://127.0.0.1:8989/sdk", insecure: true, username: user, passwordFrom: VC_PASSWORD, types: [VmPoweredOnEvent]}
+    stream: vc-events
+  - name: hooks
+    source:
+      webhook: {secretFrom: HOOK_KEY}
+    stream: hook-events
+  - name: notify
+    stream: vc-events
+    sink:
+      http: {url: "http://127.0.0.1:9999/in", retries: 0}
+`)
+	if len(d.Bridges) != 3 {
+		t.Fatalf("bridges = %+v", d.Bridges)
+	}
+	v := d.Bridges[0].Source.VCenter
+	if d.Bridges[0].Kind() != BridgeVCenter || v.URL != "https://127.0.0.1:8989/sdk" || !v.Insecure || v.PasswordFrom != "VC_PASSWORD" ||
+		v.PageSize != DefaultVCenterPageSize || v.Poll != DefaultVCenterPoll || v.Types[0] != "VmPoweredOnEvent" {
+		t.Errorf("vcenter = %+v", v)
+	}
+	w := d.Bridges[1].Source.Webhook
+	if d.Bridges[1].Kind() != BridgeWebhook || w.Type != DefaultWebhookType || w.SignatureHeader != "X-Hub-Signature-256" || w.SecretFrom != "HOOK_KEY" || w.MaxBody != 1<<20 {
+		t.Errorf("webhook = %+v", w)
+	}
+	h := d.Bridges[2].Sink.HTTP
+	if d.Bridges[2].Kind() != BridgeHTTP || h.Retries != 0 || h.DeadLetter != "vc-notify-dlq" || time.Duration(h.Backoff) != 200*time.Millisecond {
+		t.Errorf("sink = %+v", h)
+	}
+	// The stored JSON form parses back to the same bridges.
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2 := mustParse(t, string(b))
+	if d2.Bridges[2].Sink.HTTP.Retries != 0 || d2.Bridges[0].Source.VCenter.URL != v.URL {
+		t.Errorf("round trip: %+v", d2.Bridges)
+	}
+	d3 := mustParse(t, "name: a\nplatform: node\nfunctions: [{ fn: a.js:b, bindings: { streams: [s] } }]\nbridges: [{name: n, stream: s, sink: {http: {url: 'http://x/'}}}]\n")
+	if d3.Bridges[0].Sink.HTTP.Retries != DefaultSinkRetries {
+		t.Errorf("default retries = %d", d3.Bridges[0].Sink.HTTP.Retries)
+	}
+}
+
+func TestBridgeProblems(t *testing.T) {
+	diffLines(t, problemsOf(t, `name: vc
+platform: node
+secretEnv: { A: b }
+functions: [{ fn: a.js:b, bindings: { streams: [s] } }]
+bridges:
+  - name: vcenter
+    source:
+      vcenter: {url: "ftp://x", username: u, password: p}
+    stream: _butter.events
+  - name: vcenter
+    stream: s
+  - name: Bad
+    stream: s
+    source: {webhook: {tokenFrom: NOPE}}
+    sink: {http: {url: "http://x/"}}
+  - stream: s
+    sink: {http: {retries: -1, colour: red}}
+  - name: w
+    stream: s
+    source: {webhook: {}, vcenter: {}}
+`), []string{
+		`t.yaml:8:16 bridges[0].source.vcenter.passwordFrom: required: the secretEnv entry holding the password`,
+		`t.yaml:8:22 bridges[0].source.vcenter.url: "ftp://x" is not an http(s) URL`,
+		`t.yaml:8:56 bridges[0].source.vcenter.password: a password is never written in a descriptor: put it in secretEnv (which the deployer seals) and name that entry with passwordFrom`,
+		`t.yaml:9:13 bridges[0].stream: "_butter.events" is an internal stream: functions may read it but not write to it`,
+		`t.yaml:10:5 bridges[1]: needs a source (vcenter or webhook) or a sink (http)`,
+		`t.yaml:10:11 bridges[1].name: "vcenter" is already the name of bridges[0]`,
+		`t.yaml:12:5 bridges[2]: has both source and sink: a bridge is one or the other; make two bridges`,
+		`t.yaml:12:11 bridges[2].name: "Bad" is not a valid name: use 1-63 characters of a-z, 0-9 and -, starting with a letter`,
+		`t.yaml:16:5 bridges[3].name: required: name the bridge, like vcenter`,
+		`t.yaml:17:18 bridges[3].sink.http.url: required: the endpoint events are posted to`,
+		`t.yaml:17:28 bridges[3].sink.http.retries: must not be negative`,
+		`t.yaml:17:32 bridges[3].sink.http.colour: unknown field; the fields here are url, retries, backoff, maxBackoff, timeout, deadLetter`,
+		`t.yaml:20:13 bridges[4].source: needs exactly one of vcenter and webhook`,
+	})
+}

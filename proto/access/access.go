@@ -35,6 +35,7 @@ const (
 	TimerUser    = "butter-timer"
 	LoadmonUser  = "butter-loadmon"
 	TracerUser   = "butter-tracer"
+	BridgeUser   = "butter-bridge"
 )
 
 // FunctionUser is the user every instance of a deployment logs in as.
@@ -77,8 +78,9 @@ func cluster(ops ...kmsg.ACLOperation) Grant {
 var owners = map[string][]string{
 	topics.Deployments: {DeployerUser},
 	topics.APIKeys:     {DeployerUser},
-	topics.Events:      {DeployerUser, GatewayUser, LoadmonUser},
-	topics.Traces:      {DeployerUser, GatewayUser, TimerUser, TracerUser},
+	topics.Events:      {DeployerUser, GatewayUser, LoadmonUser, BridgeUser},
+	topics.Traces:      {DeployerUser, GatewayUser, TimerUser, TracerUser, BridgeUser},
+	topics.Checkpoints: {BridgeUser},
 	topics.Requests:    {GatewayUser},
 	topics.Timers:      {TimerUser},
 	topics.Scale:       {LoadmonUser},
@@ -86,7 +88,8 @@ var owners = map[string][]string{
 
 // readers says which users read each internal topic.
 var readers = map[string][]string{
-	topics.Deployments: {GatewayUser, TimerUser, LoadmonUser},
+	topics.Deployments: {GatewayUser, TimerUser, LoadmonUser, BridgeUser},
+	topics.Checkpoints: {BridgeUser},
 	topics.Heartbeats:  {LoadmonUser},
 	topics.Scale:       {LoadmonUser},
 	topics.APIKeys:     {GatewayUser},
@@ -109,8 +112,9 @@ func Service(ns topics.Namespace, user string) []Grant {
 			topic("*", all...),
 			Grant{Resource: kmsg.ACLResourceTypeGroup, Name: "*", Pattern: kmsg.ACLResourcePatternTypeLiteral, Ops: all},
 		)
-	case GatewayUser, TimerUser:
-		// Route and tick streams are user streams named by descriptors.
+	case GatewayUser, TimerUser, BridgeUser:
+		// Route and tick streams are user streams named by descriptors,
+		// and so are the streams bridges write (sources) and read (sinks).
 		g = append(g, topic("*", kmsg.ACLOperationWrite, kmsg.ACLOperationDescribe))
 	}
 	switch user {
@@ -129,6 +133,14 @@ func Service(ns topics.Namespace, user string) []Grant {
 			prefixed(kmsg.ACLResourceTypeGroup, strings.TrimSuffix(ns.ConsumerGroup("", ""), "."), kmsg.ACLOperationDescribe),
 			prefixed(kmsg.ACLResourceTypeGroup, ns.Topic("butter-loadmon"), read...),
 		)
+	case BridgeUser:
+		// Sinks read their streams in the bridge's groups; sources write
+		// through transactions (events and checkpoint together); the
+		// bridge makes its streams, which the deployer does not know.
+		g = append(g, topic("*", kmsg.ACLOperationRead, kmsg.ACLOperationCreate),
+			prefixed(kmsg.ACLResourceTypeGroup, ns.Topic("butter-bridge"), read...),
+			prefixed(kmsg.ACLResourceTypeTransactionalId, ns.Topic("butter-bridge"), write...),
+		)
 	case TimerUser:
 		// The timer makes a deleted tick stream again.
 		g = append(g, topic("*", kmsg.ACLOperationCreate),
@@ -141,7 +153,7 @@ func Service(ns topics.Namespace, user string) []Grant {
 		switch {
 		case slices.Contains(owners[s.Name], user):
 			g = append(g, topic(t, write...))
-		case user == DeployerUser || user == GatewayUser || user == TimerUser:
+		case user == DeployerUser || user == GatewayUser || user == TimerUser || user == BridgeUser:
 			g = append(g, Grant{Resource: kmsg.ACLResourceTypeTopic, Name: t, Pattern: kmsg.ACLResourcePatternTypeLiteral,
 				Ops: []kmsg.ACLOperation{kmsg.ACLOperationWrite}, Deny: true})
 		}
@@ -160,7 +172,7 @@ func Service(ns topics.Namespace, user string) []Grant {
 
 // Services are the platform service users `butter up` creates.
 func Services() []string {
-	return []string{DeployerUser, GatewayUser, TimerUser, LoadmonUser, TracerUser}
+	return []string{DeployerUser, GatewayUser, TimerUser, LoadmonUser, TracerUser, BridgeUser}
 }
 
 // Function returns the grants of a deployment's principal: read its bound

@@ -7,7 +7,8 @@
 #   deploy/build-images.sh broker gateway     # some
 #   BUTTER_IMAGE_TAG=1.0 deploy/build-images.sh
 #
-# Images are butter-<service>:<tag> (tag default dev), the names that
+# Images are butter-<service>:<tag> (tag default dev; butter-cli holds the
+# butter command, for `butter principals`), the names that
 # deploy/compose.yaml and deploy/k8s use. Rebuilding with unchanged sources
 # reuses Go's build cache and Docker's layer cache (-trimpath binaries are
 # byte-identical), so a second run takes seconds.
@@ -25,9 +26,10 @@ declare -A pkgs=(
 	[gateway]="gateway/cmd/butter-gateway"
 	[timer]="timer/cmd/butter-timer"
 	[loadmon]="loadmon/cmd/butter-loadmon"
+	[cli]="cli/cmd/butter"
 )
 services=("$@")
-[ ${#services[@]} -gt 0 ] || services=(broker deployer gateway timer loadmon)
+[ ${#services[@]} -gt 0 ] || services=(broker deployer gateway timer loadmon cli)
 
 command -v docker >/dev/null || { echo "build-images: docker is not installed" >&2; exit 1; }
 mkdir -p "$out"

@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	for _, build := range [][]string{
-		{filepath.Join(repo(), "deploy", "build-images.sh"), "broker", "deployer", "gateway"},
+		{filepath.Join(repo(), "deploy", "build-images.sh"), "broker", "deployer", "gateway", "cli"},
 		{filepath.Join(repo(), "deploy", "images", "build.sh"), "python"}, // the functions' image
 	} {
 		if out, err := exec.Command(build[0], build[1:]...).CombinedOutput(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/network"
+	"github.com/testcontainers/testcontainers-go/wait"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/proto/kit"
@@ -38,19 +40,40 @@ type platform struct {
 	deployments string
 }
 
-// kafkaEnv is how the services reach and log in to the broker.
-func kafkaEnv(extra map[string]string) map[string]string {
+// kafkaEnv is how a service reaches the broker and logs in: as its own
+// user, which principals made.
+func kafkaEnv(service string, extra map[string]string) map[string]string {
 	env := map[string]string{
 		"BUTTER_BROKERS":        "broker:9092",
 		"BUTTER_SASL_MECHANISM": "SCRAM-SHA-256",
-		"BUTTER_SASL_USER":      "butter-admin",
-		"BUTTER_SASL_PASSWORD":  adminPassword,
+		"BUTTER_SASL_USER":      "butter-" + service,
+		"BUTTER_SASL_PASSWORD":  service + "-password",
 		"BUTTER_TOKEN":          token,
 	}
 	for k, v := range extra {
 		env[k] = v
 	}
 	return env
+}
+
+// makePrincipals runs `butter principals` as the admin, as deploy/compose.yaml
+// does: the services' users with their passwords and ACLs.
+func (p *platform) makePrincipals(t *testing.T, ctx context.Context, services ...string) {
+	t.Helper()
+	env := map[string]string{
+		"BUTTER_BROKERS":        "broker:9092",
+		"BUTTER_SASL_MECHANISM": "SCRAM-SHA-256",
+		"BUTTER_SASL_USER":      "butter-admin",
+		"BUTTER_SASL_PASSWORD":  adminPassword,
+	}
+	for _, s := range services {
+		env["BUTTER_"+strings.ToUpper(s)+"_PASSWORD"] = s + "-password"
+	}
+	c := p.run(t, ctx, "cli", env, testcontainers.WithCmd("principals"), testcontainers.WithWaitStrategy(wait.ForExit().WithExitTimeout(2*time.Minute)))
+	st, err := c.State(ctx)
+	if err != nil || st.ExitCode != 0 {
+		t.Fatalf("butter principals: exit %v, %v", st, err)
+	}
 }
 
 // start brings up the broker on a fresh volume and the given services
@@ -102,8 +125,9 @@ func start(t *testing.T, ctx context.Context, services ...string) *platform {
 			hc.GroupAdd = append(hc.GroupAdd, gid)
 		})},
 	}
+	p.makePrincipals(t, ctx, services...)
 	for _, s := range services {
-		c := p.run(t, ctx, s, kafkaEnv(env[s]), opts[s]...)
+		c := p.run(t, ctx, s, kafkaEnv(s, env[s]), opts[s]...)
 		p.services[s] = c
 		p.waitReady(t, ctx, c, ports[s])
 	}

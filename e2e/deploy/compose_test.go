@@ -33,6 +33,10 @@ func composeEnv(extra ...string) []string {
 	return append(append(os.Environ(),
 		"BUTTER_ADMIN_PASSWORD=e2e-admin-password",
 		"BUTTER_TOKEN=e2e-token",
+		"BUTTER_DEPLOYER_PASSWORD=e2e-deployer-password",
+		"BUTTER_GATEWAY_PASSWORD=e2e-gateway-password",
+		"BUTTER_TIMER_PASSWORD=e2e-timer-password",
+		"BUTTER_LOADMON_PASSWORD=e2e-loadmon-password",
 		"BUTTER_GATEWAY_PORT=0",
 		"BUTTER_DEPLOYER_PORT=0",
 	), extra...)
@@ -79,7 +83,7 @@ func TestComposeConfig(t *testing.T) {
 
 	var noSecrets []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "BUTTER_ADMIN_PASSWORD=") && !strings.HasPrefix(kv, "BUTTER_TOKEN=") {
+		if k, _, _ := strings.Cut(kv, "="); k != "BUTTER_ADMIN_PASSWORD" && k != "BUTTER_TOKEN" && !strings.HasSuffix(k, "_PASSWORD") {
 			noSecrets = append(noSecrets, kv)
 		}
 	}
@@ -122,6 +126,20 @@ func TestComposeConfig(t *testing.T) {
 	d := cfg.Services["deployer"]
 	if d.Environment["BUTTER_RUNTIME"] != "docker" || !slices.ContainsFunc(d.Volumes, func(v string) bool { return strings.HasPrefix(v, "/var/run/docker.sock:") }) {
 		t.Errorf("deployer: runtime %q, volumes %v; want docker with the Docker socket", d.Environment["BUTTER_RUNTIME"], d.Volumes)
+	}
+	// Each service logs in as itself, with the password `principals` gave
+	// its user; only the broker and principals know the admin's.
+	for _, name := range []string{"deployer", "gateway", "timer", "loadmon"} {
+		e := cfg.Services[name].Environment
+		if e["BUTTER_SASL_USER"] != "butter-"+name || e["BUTTER_SASL_PASSWORD"] != cfg.Services["principals"].Environment[passwordEnv("butter-"+name)] {
+			t.Errorf("%s logs in as %q with its password %v; want butter-%s with the password principals sets", name, e["BUTTER_SASL_USER"], e["BUTTER_SASL_PASSWORD"] != "", name)
+		}
+		if e["BUTTER_SASL_PASSWORD"] == "e2e-admin-password" {
+			t.Errorf("%s has the admin password", name)
+		}
+	}
+	if p := cfg.Services["principals"]; p.Image != "butter-cli:"+imageTag || p.Environment["BUTTER_SASL_USER"] != "butter-admin" {
+		t.Errorf("principals: image %s as %s; want butter-cli as butter-admin", p.Image, p.Environment["BUTTER_SASL_USER"])
 	}
 	// The engine mounts instances' code from the deployer's data dir by
 	// its path: the path must be the same on the host and inside.
@@ -263,7 +281,7 @@ func TestComposeUp(t *testing.T) {
 		names = append(names, s)
 	}
 	slices.Sort(names)
-	buildImages(t, names...)
+	buildImages(t, append([]string{"cli"}, names...)...) // cli: butter principals
 
 	// The python function's image, from the docker runtime's build script.
 	if out, err := exec.Command(filepath.Join(repo(t), "deploy", "images", "build.sh"), "python").CombinedOutput(); err != nil {

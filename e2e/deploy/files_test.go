@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/buttercompass/butter/proto/access"
 )
 
 // repo is the repository root: this file is e2e/deploy/files_test.go.
@@ -89,6 +91,12 @@ func butterVars(text string) []string {
 	return slices.Compact(vars)
 }
 
+// passwordEnv is the variable `butter principals` reads a service user's
+// password from (cli/internal/commands.PasswordEnv).
+func passwordEnv(user string) string {
+	return "BUTTER_" + strings.ToUpper(strings.TrimPrefix(user, "butter-")) + "_PASSWORD"
+}
+
 // checkVarsKnown fails for every BUTTER_* variable that no Go source of the
 // platform reads: a typo there is silently ignored by the service.
 func checkVarsKnown(t *testing.T, where string, vars []string) {
@@ -116,6 +124,9 @@ func checkVarsKnown(t *testing.T, where string, vars []string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, u := range access.Services() {
+		known[passwordEnv(u)] = true // butter principals reads these
 	}
 	for _, v := range vars {
 		if !known[v] {

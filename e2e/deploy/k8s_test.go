@@ -10,10 +10,13 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/buttercompass/butter/proto/access"
 )
 
 // namespace is where every manifest in deploy/k8s puts its objects.
@@ -27,15 +30,20 @@ type manifests struct {
 	claims       []*corev1.PersistentVolumeClaim
 	deployments  []*appsv1.Deployment
 	statefulSets []*appsv1.StatefulSet
+	jobs         []*batchv1.Job
 	text         strings.Builder // every document, for the BUTTER_* check
 }
 
-// workload is a Deployment or StatefulSet seen through what the checks need.
+// workload is a Deployment, StatefulSet or Job seen through what the
+// checks need.
 type workload struct {
 	where    string
-	selector *metav1.LabelSelector
+	selector *metav1.LabelSelector // nil for a Job
 	pod      corev1.PodTemplateSpec
 	claims   []string // volumeClaimTemplates
+	// serves says the workload runs until stopped, behind probes; a Job
+	// runs to completion.
+	serves bool
 }
 
 // newObject returns an empty object of a document's kind, or an error for
@@ -54,6 +62,8 @@ func newObject(tm metav1.TypeMeta) (any, error) {
 		return &appsv1.Deployment{}, nil
 	case "apps/v1 StatefulSet":
 		return &appsv1.StatefulSet{}, nil
+	case "batch/v1 Job":
+		return &batchv1.Job{}, nil
 	}
 	return nil, fmt.Errorf("unexpected apiVersion %q kind %q", tm.APIVersion, tm.Kind)
 }
@@ -108,6 +118,8 @@ func loadManifests(t *testing.T) *manifests {
 				m.deployments = append(m.deployments, o)
 			case *appsv1.StatefulSet:
 				m.statefulSets = append(m.statefulSets, o)
+			case *batchv1.Job:
+				m.jobs = append(m.jobs, o)
 			}
 		}
 	}
@@ -117,14 +129,17 @@ func loadManifests(t *testing.T) *manifests {
 func (m *manifests) workloads() []workload {
 	var ws []workload
 	for _, d := range m.deployments {
-		ws = append(ws, workload{where: "Deployment " + d.Name, selector: d.Spec.Selector, pod: d.Spec.Template})
+		ws = append(ws, workload{where: "Deployment " + d.Name, selector: d.Spec.Selector, pod: d.Spec.Template, serves: true})
 	}
 	for _, s := range m.statefulSets {
-		w := workload{where: "StatefulSet " + s.Name, selector: s.Spec.Selector, pod: s.Spec.Template}
+		w := workload{where: "StatefulSet " + s.Name, selector: s.Spec.Selector, pod: s.Spec.Template, serves: true}
 		for _, c := range s.Spec.VolumeClaimTemplates {
 			w.claims = append(w.claims, c.Name)
 		}
 		ws = append(ws, w)
+	}
+	for _, j := range m.jobs {
+		ws = append(ws, workload{where: "Job " + j.Name, pod: j.Spec.Template})
 	}
 	return ws
 }
@@ -190,6 +205,9 @@ func TestKubernetesManifests(t *testing.T) {
 	for _, o := range m.statefulSets {
 		objects = append(objects, o)
 	}
+	for _, o := range m.jobs {
+		objects = append(objects, o)
+	}
 	for _, o := range objects {
 		if o.GetNamespace() != namespace {
 			t.Errorf("%s is in namespace %q, want %q", o.GetName(), o.GetNamespace(), namespace)
@@ -232,6 +250,39 @@ func TestKubernetesManifests(t *testing.T) {
 			}
 		}
 	}
+	// Each service logs in as itself; the admin's password reaches only
+	// the broker and the principals Job, which makes the services' users
+	// with the same passwords the services get.
+	made := map[string]corev1.SecretKeySelector{}
+	for _, j := range m.jobs {
+		for _, c := range j.Spec.Template.Spec.Containers {
+			for _, e := range c.Env {
+				if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && strings.HasSuffix(e.Name, "_PASSWORD") {
+					made[e.Name] = *e.ValueFrom.SecretKeyRef
+				}
+			}
+		}
+	}
+	for _, d := range m.deployments {
+		for _, c := range d.Spec.Template.Spec.Containers {
+			user, pass := "", corev1.SecretKeySelector{}
+			for _, e := range c.Env {
+				switch {
+				case e.Name == "BUTTER_SASL_USER":
+					user = e.Value
+				case e.Name == "BUTTER_SASL_PASSWORD" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
+					pass = *e.ValueFrom.SecretKeyRef
+				}
+			}
+			if user != "butter-"+d.Name || !slices.Contains(access.Services(), user) {
+				t.Errorf("Deployment %s logs in as %q; want its own principal butter-%s", d.Name, user, d.Name)
+				continue
+			}
+			if want, ok := made[passwordEnv(user)]; !ok || want.Name != pass.Name || want.Key != pass.Key {
+				t.Errorf("Deployment %s: password from %s/%s, but the principals Job sets %s from %s/%s", d.Name, pass.Name, pass.Key, user, want.Name, want.Key)
+			}
+		}
+	}
 	checkVarsKnown(t, "deploy/k8s", butterVars(m.text.String()))
 }
 
@@ -250,7 +301,7 @@ func hasPort(pod corev1.PodSpec, target intstr.IntOrString) bool {
 // and every reference to a Secret, volume or claim.
 func checkWorkload(t *testing.T, m *manifests, w workload, images []string, used map[string]bool) map[string]bool {
 	t.Helper()
-	if w.selector == nil || !matches(w.selector.MatchLabels, w.pod.Labels) {
+	if w.serves && (w.selector == nil || !matches(w.selector.MatchLabels, w.pod.Labels)) {
 		t.Errorf("%s: selector does not match its pod template's labels", w.where)
 	}
 	pod := w.pod.Spec
@@ -288,6 +339,9 @@ func checkWorkload(t *testing.T, m *manifests, w workload, images []string, used
 			t.Errorf("%s: securityContext must refuse privilege escalation, make the root filesystem read-only and drop ALL capabilities", where)
 		}
 		for name, p := range map[string]*corev1.Probe{"readinessProbe": c.ReadinessProbe, "livenessProbe": c.LivenessProbe} {
+			if !w.serves {
+				break
+			}
 			if p == nil || p.HTTPGet == nil {
 				t.Errorf("%s: no HTTP %s", where, name)
 				continue

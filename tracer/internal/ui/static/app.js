@@ -286,7 +286,7 @@ function showSpan(details, s) {
     dl.append(h("dt", {}, k), h("dd", { class: "mono" }, typeof v === "object" ? JSON.stringify(v) : String(v)));
   }
   const evs = (s.events || []).map((e) => h("li", {}, timeEl(e.time), " ", h("strong", {}, e.name), " ", h("span", { class: "mono" }, JSON.stringify(e.attributes || {}))));
-  details.replaceChildren(h("h3", {}, s.name), dl, evs.length ? [h("h4", {}, "Events"), h("ul", {}, evs)] : null);
+  details.replaceChildren(h("h3", {}, s.name), dl, ...(evs.length ? [h("h4", {}, "Events"), h("ul", {}, evs)] : []));
   details.querySelector("h3").setAttribute("tabindex", "-1");
   details.querySelector("h3").focus();
 }

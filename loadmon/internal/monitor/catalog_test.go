@@ -25,7 +25,7 @@ func TestLoadFromHeartbeats(t *testing.T) {
 	beat("a", 0, 100, 0, false)
 	beat("a", 5*time.Second, 600, 2, false) // 100/s
 	beat("b", 0, 0, 0, false)
-	beat("b", 5*time.Second, 250, 1, false) // 50/s
+	beat("b", 5*time.Second, 250, 1, false)  // 50/s
 	beat("b", 4*time.Second, 9999, 9, false) // older than the last: ignored
 	rate, running, inFlight := c.Load(key, t0.Add(6*time.Second))
 	if math.Abs(rate-150) > 1e-9 || running != 2 || inFlight != 3 {

@@ -40,8 +40,9 @@ images:
 service-images:
 	deploy/build-images.sh
 
-## test: every module's tests with the race detector, then a short fuzz run
-test: lint
+## test: the runtime images (built once, cached), every module's tests with the
+## race detector, then a short fuzz run
+test: lint images
 	@set -e; for m in $(MODULES); do \
 		echo "== $$m"; (cd $$m && $(GO) test -race -count=1 -timeout 15m ./...); \
 	done

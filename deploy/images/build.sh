@@ -25,6 +25,11 @@ export DOCKER_BUILDKIT=0
 
 command -v docker >/dev/null || { echo "build.sh: docker is not installed" >&2; exit 1; }
 
+# One build at a time: test packages run in parallel and each makes sure
+# of its images; the second waits, then finds them up to date.
+exec 9>"${TMPDIR:-/tmp}/butter-build-images.lock"
+flock 9
+
 ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
 

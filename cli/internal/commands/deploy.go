@@ -66,7 +66,7 @@ replaced. Progress is shown until every function has its instances running
 
 // waitRunning polls the deployment's status until every function runs its
 // desired instances, printing each change.
-func (a *app) waitRunning(ctx context.Context, c *deployerClient, name string) error {
+func (a *app) waitRunning(ctx context.Context, c *apiClient, name string) error {
 	last := ""
 	for {
 		var st deploymentStatus

@@ -15,20 +15,44 @@ import (
 	"github.com/buttercompass/butter/proto/kit"
 )
 
-// deployerClient talks to the deployer's /v1 API.
-type deployerClient struct {
-	base  string
-	token string
-	http  *http.Client
+// apiClient talks to the /v1 API of a platform service: the deployer or
+// the timer.
+type apiClient struct {
+	app     *app
+	service string // deployer, timer: its flag and services entry
+	base    string // the flag; resolved by url
+	token   string
+	http    *http.Client
 }
 
-// deployerFlags adds --deployer and --token to a command that talks to
-// the deployer API.
-func (a *app) deployerFlags(cmd *cobra.Command) *deployerClient {
-	c := &deployerClient{http: &http.Client{Timeout: 5 * time.Minute}}
-	cmd.Flags().StringVar(&c.base, "deployer", kit.EnvOr("BUTTER_DEPLOYER", "http://127.0.0.1:8081"), "deployer API `URL` (env BUTTER_DEPLOYER)")
+// deployerFlags adds --deployer to a command that talks to the deployer
+// API; BUTTER_TOKEN is its bearer token.
+func (a *app) deployerFlags(cmd *cobra.Command) *apiClient {
+	return a.apiFlags(cmd, "deployer")
+}
+
+// apiFlags adds --<service> to a command that talks to that service's API.
+func (a *app) apiFlags(cmd *cobra.Command, service string) *apiClient {
+	c := &apiClient{app: a, service: service, http: &http.Client{Timeout: 5 * time.Minute}}
+	var def, env string
+	for _, s := range services {
+		if s.name == service {
+			def, env = s.def, s.env
+		}
+	}
+	cmd.Flags().StringVar(&c.base, service, "", fmt.Sprintf("%s API `URL` or host:port (env %s; default from the client context, else %s)", service, env, def))
 	c.token = kit.EnvOr("BUTTER_TOKEN", "")
 	return c
+}
+
+// url resolves the service's base URL once: flag, variable, context.
+func (c *apiClient) url() (string, error) {
+	u, err := c.app.serviceURL(c.service, c.base)
+	if err != nil {
+		return "", fmt.Errorf("--%s: %w", c.service, err)
+	}
+	c.base = u
+	return u, nil
 }
 
 // functionStatus and deploymentStatus mirror the deployer's JSON.
@@ -59,14 +83,19 @@ type problem struct {
 
 // apiError is a non-2xx answer; its message lists every problem.
 type apiError struct {
-	status int
+	service string
+	status  int
 	p      problem
 	body   string
 }
 
 func (e *apiError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "deployer answered %d", e.status)
+	if e.status == http.StatusNotFound && e.p.Detail != "" {
+		// Unknown names: the detail says which and where to look.
+		return e.p.Detail
+	}
+	fmt.Fprintf(&b, "%s answered %d", e.service, e.status)
 	if e.p.Title != "" {
 		fmt.Fprintf(&b, " %s", e.p.Title)
 	}
@@ -83,8 +112,12 @@ func (e *apiError) Error() string {
 }
 
 // do sends a request and decodes a JSON answer into out (if not nil).
-func (c *deployerClient) do(ctx context.Context, method, path, contentType string, body []byte, out any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.base, "/")+path, bytes.NewReader(body))
+func (c *apiClient) do(ctx context.Context, method, path, contentType string, body []byte, out any) (int, error) {
+	base, err := c.url()
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, fmt.Errorf("build request: %w", err)
 	}
@@ -96,21 +129,21 @@ func (c *deployerClient) do(ctx context.Context, method, path, contentType strin
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("reach the deployer at %s (is butter up running?): %w", c.base, err)
+		return 0, fmt.Errorf("reach the %s at %s (is butter up running? --%s, --context or --data point elsewhere): %w", c.service, base, c.service, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return resp.StatusCode, fmt.Errorf("read deployer answer: %w", err)
+		return resp.StatusCode, fmt.Errorf("read the %s's answer: %w", c.service, err)
 	}
 	if resp.StatusCode >= 300 {
-		e := &apiError{status: resp.StatusCode, body: string(data)}
+		e := &apiError{service: c.service, status: resp.StatusCode, body: string(data)}
 		_ = json.Unmarshal(data, &e.p)
 		return resp.StatusCode, e
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("decode deployer answer: %w", err)
+			return resp.StatusCode, fmt.Errorf("decode the %s's answer: %w", c.service, err)
 		}
 	}
 	return resp.StatusCode, nil

@@ -39,7 +39,14 @@ type app struct {
 	// the brokers and login (see useClientConfig).
 	clientConfig string
 	configured   bool // useClientConfig ran
-	closers      []func()
+	// contextFile is --context (BUTTER_CONTEXT), data is --data of a
+	// client command: where the client context is read (context.go).
+	contextFile, data string
+	cc                *clientContext
+	ccLoaded          bool
+	ccErr             error
+	rootCmd           *cobra.Command
+	closers           []func()
 }
 
 // Execute runs the butter command line args.
@@ -62,13 +69,17 @@ func (a *app) root() *cobra.Command {
 		Short: "Butter Compass: functions on persistent event streams",
 		Long: `Butter Compass runs functions on persistent, replayable event streams
 (Kafka topics). 'butter up' starts the platform on an embedded broker; the
-other commands talk to it. Every command finds Kafka through --brokers, then
-BUTTER_BROKERS, else 127.0.0.1:9092, and logs in with the embedded broker's
-<data>/client.properties (BUTTER_DATA, default ./.butter) unless
---client-config, --sasl-* or their BUTTER_* variables say otherwise.`,
+other commands talk to it. 'butter up' writes <data>/context.json (--data or
+BUTTER_DATA, default ./.butter) with the address of every part it started;
+every other command reads it, or the file of --context (BUTTER_CONTEXT), to
+find the broker, its login, the deployer, the gateway, the timer and the
+tracer. A flag (--brokers, --deployer, --tracer, --timer...) or its BUTTER_*
+variable beats the file for that one setting; URLs and host:port are both
+accepted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	a.rootCmd = root
 	root.SetIn(stdio.In)
 	root.SetOut(stdio.Out)
 	root.SetErr(stdio.Err)
@@ -76,6 +87,8 @@ BUTTER_BROKERS, else 127.0.0.1:9092, and logs in with the embedded broker's
 	kafkaFlags := flag.NewFlagSet("kafka", flag.ContinueOnError)
 	a.kafka.RegisterFlags(kafkaFlags)
 	root.PersistentFlags().AddGoFlagSet(kafkaFlags)
+	root.PersistentFlags().StringVar(&a.contextFile, "context", kit.EnvOr("BUTTER_CONTEXT", ""), "client context `file` written by butter up: the broker, its login and every service URL (env BUTTER_CONTEXT; default <data>/context.json)")
+	root.PersistentFlags().StringVar(&a.data, "data", "", "data `dir` of the butter up to talk to: its context.json and client.properties (env BUTTER_DATA, default ./.butter)")
 	root.PersistentFlags().StringVar(&a.clientConfig, "client-config", kit.EnvOr("BUTTER_CLIENT_CONFIG", ""), "librdkafka-format `file` with bootstrap.servers and the SASL login (env BUTTER_CLIENT_CONFIG; default <data>/client.properties when it exists)")
 
 	root.AddCommand(
@@ -106,10 +119,14 @@ func (a *app) client(opts ...kgo.Opt) (*kgo.Client, error) {
 	a.kafka.ClientID = "butter-cli"
 	if !a.configured {
 		a.configured = true
+		if err := a.useContext(); err != nil {
+			return nil, err
+		}
 		if err := a.useClientConfig(); err != nil {
 			return nil, err
 		}
 	}
+	a.kafka.Brokers = hostPorts(a.kafka.Brokers)
 	cl, err := a.kafka.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Kafka at %v: %w", a.kafka.Brokers, err)

@@ -24,7 +24,7 @@ import (
 func (a *app) useClientConfig() error {
 	path, explicit := a.clientConfig, a.clientConfig != ""
 	if !explicit {
-		path = filepath.Join(kit.EnvOr("BUTTER_DATA", broker.DefaultConfig().DataDir), kit.ClientPropertiesFile)
+		path = filepath.Join(a.dataDir(), kit.ClientPropertiesFile)
 	}
 	p, err := kit.ReadClientProperties(path)
 	switch {

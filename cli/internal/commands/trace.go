@@ -21,14 +21,15 @@ import (
 
 // tracerClient talks to the tracer's /v1 API (tracer/api).
 type tracerClient struct {
-	base string
+	app  *app
+	base string // --tracer; resolved by app.serviceURL
 	http *http.Client
 }
 
 // tracerFlags adds --tracer and -o to a command that asks the tracer.
 func (a *app) tracerFlags(cmd *cobra.Command, output *string) *tracerClient {
-	c := &tracerClient{http: &http.Client{}}
-	cmd.Flags().StringVar(&c.base, "tracer", kit.EnvOr("BUTTER_TRACER", "http://127.0.0.1:8082"), "tracer API `URL` (env BUTTER_TRACER)")
+	c := &tracerClient{app: a, http: &http.Client{}}
+	cmd.Flags().StringVar(&c.base, "tracer", "", "tracer API `URL` or host:port (env BUTTER_TRACER; default from the client context, else http://127.0.0.1:8082)")
 	cmd.Flags().StringVarP(output, "output", "o", "text", "output format: text or json")
 	return c
 }
@@ -43,7 +44,12 @@ func checkOutput(output string) error {
 // request sends GET path?q and returns the answer when it is 200; any
 // other answer becomes an error with the problem's detail.
 func (c *tracerClient) request(ctx context.Context, path string, q url.Values) (*http.Response, error) {
-	u := strings.TrimRight(c.base, "/") + path
+	base, err := c.app.serviceURL("tracer", c.base)
+	if err != nil {
+		return nil, fmt.Errorf("--tracer: %w", err)
+	}
+	c.base = base
+	u := base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}

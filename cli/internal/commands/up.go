@@ -37,19 +37,21 @@ func (a *app) upCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the whole platform in one process",
-		Long: `Start Butter Compass in one process: the embedded broker (unless --brokers
-or BUTTER_BROKERS points at an existing Kafka cluster) and every platform
-service: deployer, gateway, timer, loadmon and tracer. Prints the endpoints; Ctrl-C stops
-cleanly.`,
+		Long: `Start Butter Compass in one process: the embedded broker (unless up's own
+--brokers or BUTTER_UP_BROKERS points at an existing Kafka cluster;
+BUTTER_BROKERS, the client commands' setting, does not) and every platform
+service: deployer, gateway, timer, loadmon and tracer. Prints the endpoints
+and writes them to <data>/context.json, where the other butter commands find
+them; Ctrl-C stops cleanly.`,
 		Example: `  butter up
   butter up --data /var/lib/butter
   butter up --runtime docker        # instances in containers (make images)
-  BUTTER_BROKERS=kafka-1:9092,kafka-2:9092 butter up`,
+  butter up --brokers kafka-1:9092,kafka-2:9092   # an existing cluster`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			external := cmd.Flags().Changed("brokers") || os.Getenv("BUTTER_BROKERS") != ""
-			where := "existing cluster"
+			external, why := a.upCluster(cmd)
+			where := "existing cluster, " + why
 			if !external {
 				cfg.Logger = a.logger()
 				if dep.Runtime == deployersvc.RuntimeDocker && cfg.ContainerAddr == "" {
@@ -174,6 +176,11 @@ cleanly.`,
 				}
 				parts = append(parts, s.Serve)
 			}
+			ctxFile, err := a.writeUpContext(cfg, external, map[string]string{"deployer": deployer.Addr(), "gateway": gateway.Addr(),
+				"timer": timer.Addr(), "loadmon": loadmon.Addr(), "tracer": tracer.Addr()})
+			if err != nil {
+				return err
+			}
 			fmt.Fprintf(a.io.Out, "butter is up\n  broker    %s (%s)\n", strings.Join(a.kafka.Brokers, ","), where)
 			if path := cfg.ClientPropertiesPath(); !external && cfg.Secure && path != "" {
 				fmt.Fprintf(a.io.Out, "  login     kcat -F %s (the admin; butter commands find it)\n", path)
@@ -183,6 +190,9 @@ cleanly.`,
 			fmt.Fprintf(a.io.Out, "  timer     http://%s/v1/timers\n", timer.Addr())
 			fmt.Fprintf(a.io.Out, "  loadmon   http://%s/metrics\n", loadmon.Addr())
 			fmt.Fprintf(a.io.Out, "  tracer    http://%s/ (web UI; /v1/traces)\n", tracer.Addr())
+			if ctxFile != "" {
+				fmt.Fprintf(a.io.Out, "  context   %s (butter commands find every part here; elsewhere: BUTTER_CONTEXT=%s)\n", ctxFile, ctxFile)
+			}
 			fmt.Fprintln(a.io.Out, "Ctrl-C stops.")
 			// Every part serves until ctx is done; the first to fail stops all.
 			err = runAll(ctx, parts...)

@@ -85,8 +85,8 @@ type problem struct {
 type apiError struct {
 	service string
 	status  int
-	p      problem
-	body   string
+	p       problem
+	body    string
 }
 
 func (e *apiError) Error() string {

@@ -84,7 +84,8 @@ type Trace struct {
 type TraceSummary struct {
 	TraceID string `json:"traceId"`
 	// Root is the name of the span without a parent, RootService its
-	// service; empty while the root has not arrived.
+	// service; when the trace's root is not indexed (its parent came in a
+	// client's traceparent), the earliest span whose parent is missing.
 	Root        string    `json:"root,omitempty"`
 	RootService string    `json:"rootService,omitempty"`
 	Start       time.Time `json:"start"`

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/kit/kittest"
 	"github.com/buttercompass/butter/proto/obs"
@@ -294,4 +296,33 @@ func TestFollowLogsStreamsNewLines(t *testing.T) {
 	case <-time.After(kittest.Timeout):
 		t.Fatal("no line followed")
 	}
+}
+
+// TestTraceWithRemoteParentIsNamedByItsFirstSpan: a trace whose root is a
+// client's (a curl with a traceparent) is listed by its first span here.
+func TestTraceWithRemoteParentIsNamedByItsFirstSpan(t *testing.T) {
+	t.Parallel()
+	brokers := testutil.Broker(t)
+	url := start(t, brokers)
+	ctx := context.Background()
+	tp, err := kit.NewTracerProvider(ctx, kit.TelemetryConfig{Service: "gateway", Kafka: testutil.Client(t, brokers)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	remote := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true})
+	_, sp := tp.Tracer("test").Start(trace.ContextWithRemoteSpanContext(ctx, remote), "POST /hello")
+	sp.End()
+	if err := tp.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kittest.Eventually(t, "the trace is listed by its first span", func() error {
+		var p api.Page[api.TraceSummary]
+		testutil.Get(t, url+"/v1/traces", &p)
+		if len(p.Items) != 1 || p.Items[0].TraceID != tid.String() || p.Items[0].Root != "POST /hello" || p.Items[0].RootService != "gateway" {
+			return fmt.Errorf("traces = %+v", p.Items)
+		}
+		return nil
+	})
 }

@@ -143,11 +143,23 @@ func (s *Store) Traces(ctx context.Context, f TraceFilter) (api.Page[api.TraceSu
 		page.Next = cursor(starts[f.Limit-1], last.TraceID)
 	}
 	for i := range page.Items {
-		svcs, err := s.strings(ctx, `SELECT DISTINCT service FROM trace_tags WHERE trace_id = ? ORDER BY service`, page.Items[i].TraceID)
+		it := &page.Items[i]
+		svcs, err := s.strings(ctx, `SELECT DISTINCT service FROM trace_tags WHERE trace_id = ? ORDER BY service`, it.TraceID)
 		if err != nil {
 			return page, fmt.Errorf("list traces: %w", err)
 		}
-		page.Items[i].Services = svcs
+		it.Services = svcs
+		if it.Root == "" {
+			// The root is elsewhere (a client sent a traceparent) or not
+			// here yet: name the trace by its earliest span whose parent
+			// is missing.
+			err := s.db.QueryRowContext(ctx, `SELECT s.name, s.service FROM spans s WHERE s.trace_id = ?
+				AND NOT EXISTS (SELECT 1 FROM spans p WHERE p.trace_id = s.trace_id AND p.span_id = s.parent_id)
+				ORDER BY s.start_ns LIMIT 1`, it.TraceID).Scan(&it.Root, &it.RootService)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return page, fmt.Errorf("list traces: %w", err)
+			}
+		}
 	}
 	return page, nil
 }

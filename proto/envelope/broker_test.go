@@ -103,7 +103,7 @@ func TestBrokerRoundTrip(t *testing.T) {
 			if d.Timestamp.Before(before) {
 				t.Errorf("timestamp %v is older than the test", d.Timestamp)
 			}
-			assertSameEvent(t, cases[name].event, d.Event)
+			assertSameEvent(t, keyed(cases[name].event, cases[name].key), d.Event)
 		})
 	}
 }
@@ -172,6 +172,7 @@ func TestKcatRecords(t *testing.T) {
 	want.SetSubject("order-9")
 	want.SetTime(time.Date(2025, 6, 7, 8, 9, 10, 0, time.UTC))
 	want.SetExtension("tenant", "acme")
+	want.SetExtension(ExtPartitionKey, "order-9") // the record key
 	if err := want.SetData("application/json", []byte(`{"qty":3}`)); err != nil {
 		t.Fatal(err)
 	}

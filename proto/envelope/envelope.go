@@ -1,11 +1,12 @@
 // Package envelope carries CloudEvents 1.0 on Kafka records (DESIGN §3).
 //
 // Every record is a CloudEvent in the Kafka protocol binding, binary content
-// mode: attributes in ce_* headers, datacontenttype in the content-type
-// header, data in the value, and the record key taken from the partitionkey
-// extension (else the subject). Records written by plain Kafka clients are
-// not rejected: they reach functions as events of type TypeRaw, so any
-// existing topic can feed a function.
+// mode by default: attributes in ce_* headers, datacontenttype in the
+// content-type header, data in the value, and the record key taken from the
+// partitionkey extension (else the subject). Structured content mode is
+// read too, and written on request (Structured). Records written by plain
+// Kafka clients are not rejected: they reach functions as events of type
+// TypeRaw, so any existing topic can feed a function.
 package envelope
 
 import (
@@ -50,6 +51,9 @@ const (
 	HeaderPrefix = "ce_"
 	// HeaderContentType holds datacontenttype, as the binding requires.
 	HeaderContentType = "content-type"
+	// ContentTypeStructured is the content-type of a record in structured
+	// content mode: its value is the whole event in the JSON format.
+	ContentTypeStructured = "application/cloudevents+json"
 )
 
 // Delivery is an event as a function sees it: the event plus where it sits.
@@ -69,6 +73,12 @@ type Delivery struct {
 	// Raw reports that the record was not a valid CloudEvent and Event was
 	// synthesised from it.
 	Raw bool
+	// Invalid, when set, says why a record that claims to be a CloudEvent
+	// (it has ce_ headers, or the structured mode's content-type) is not a
+	// valid one; Raw is then set too. Consumers that act on events (fnbox)
+	// dead-letter such a delivery with this reason rather than pass it on
+	// as a plain record. It wraps ErrInvalidEvent.
+	Invalid error
 }
 
 // New returns an event with a fresh id (uuid), the given source and type,

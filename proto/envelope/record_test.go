@@ -36,6 +36,17 @@ func fullEvent(t *testing.T) event.Event {
 	return e
 }
 
+// keyed is e as FromRecord gives it back from a record with key: the key
+// becomes the partitionkey when e has none.
+func keyed(e event.Event, key string) event.Event {
+	if _, ok := e.Extensions()[ExtPartitionKey]; ok || key == "" {
+		return e
+	}
+	e = e.Clone()
+	e.SetExtension(ExtPartitionKey, key)
+	return e
+}
+
 // assertSameEvent fails unless got carries exactly the attributes,
 // extensions (canonical string form) and data of want.
 func assertSameEvent(t *testing.T, want, got event.Event) {
@@ -146,7 +157,7 @@ func TestRoundTrip(t *testing.T) {
 			if d.Stream != "orders" || d.Partition != 3 || d.Offset != 99 {
 				t.Errorf("position = %s/%d/%d, want orders/3/99", d.Stream, d.Partition, d.Offset)
 			}
-			assertSameEvent(t, tc.event, d.Event)
+			assertSameEvent(t, keyed(tc.event, tc.key), d.Event)
 			if err := d.Event.Validate(); err != nil {
 				t.Errorf("decoded event invalid: %v", err)
 			}
@@ -292,6 +303,13 @@ func TestFromRecordRaw(t *testing.T) {
 			if !d.Raw {
 				t.Fatalf("not raw: %v", d.Event)
 			}
+			claims := slices.ContainsFunc(tc.headers, func(h kgo.RecordHeader) bool { return strings.HasPrefix(h.Key, HeaderPrefix) })
+			if claims != (d.Invalid != nil) {
+				t.Errorf("Invalid = %v; the record has ce_ headers: %v", d.Invalid, claims)
+			}
+			if d.Invalid != nil && !errors.Is(d.Invalid, ErrInvalidEvent) {
+				t.Errorf("Invalid = %v, does not wrap ErrInvalidEvent", d.Invalid)
+			}
 			e := d.Event
 			if err := e.Validate(); err != nil {
 				t.Errorf("raw event invalid: %v", err)
@@ -330,8 +348,9 @@ func TestFromRecordNil(t *testing.T) {
 }
 
 func TestFromRecordLenient(t *testing.T) {
-	// Foreign producers: last duplicate wins, invalid extension names and a
-	// ce_datacontenttype copy are ignored, content-type matches any case,
+	// Foreign producers: last duplicate wins, names are lower-cased, invalid
+	// extension names and a ce_datacontenttype copy are ignored,
+	// content-type matches any case,
 	// an offset time is accepted.
 	r := &kgo.Record{Topic: "t", Headers: []kgo.RecordHeader{
 		{Key: "ce_specversion", Value: []byte("1.0")},
@@ -358,8 +377,8 @@ func TestFromRecordLenient(t *testing.T) {
 	if want := time.Date(2025, 1, 2, 1, 4, 5, 0, time.UTC); !e.Time().Equal(want) {
 		t.Errorf("time = %v, want %v", e.Time(), want)
 	}
-	if !maps.Equal(formatted(t, e), map[string]string{"ok1": "yes"}) {
-		t.Errorf("extensions = %v, want only ok1", e.Extensions())
+	if !maps.Equal(formatted(t, e), map[string]string{"ok1": "yes", "upper": "x"}) {
+		t.Errorf("extensions = %v, want ok1 and upper (lower-cased)", e.Extensions())
 	}
 	if e.DataContentType() != "application/json" {
 		t.Errorf("datacontenttype = %q", e.DataContentType())

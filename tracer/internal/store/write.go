@@ -60,13 +60,15 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 	// the rows either way, but a finished batch is not read twice.
 	ctx = context.WithoutCancel(ctx)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		exec, done := preparer(ctx, tx)
+		defer done()
 		for i := range b.Spans {
-			if err := insertSpan(ctx, tx, &b.Spans[i]); err != nil {
+			if err := insertSpan(exec, &b.Spans[i]); err != nil {
 				return err
 			}
 		}
 		for _, l := range b.Logs {
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO logs
+			if _, err := exec(`INSERT OR IGNORE INTO logs
 				(topic, part, off, time_ns, deployment, function, instance, level, message, origin, event_id, trace_id)
 				VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
 				l.Topic, l.Partition, l.Offset, l.Time.UnixNano(), l.Deployment, l.Function, l.Instance,
@@ -75,7 +77,7 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 			}
 		}
 		for _, e := range b.Events {
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO events
+			if _, err := exec(`INSERT OR IGNORE INTO events
 				(stream, part, off, id, type, source, subject, time_ns, causation, correlation, trace_id, function, dlq, dlq_function)
 				VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 				e.Stream, e.Partition, e.Offset, e.ID, e.Type, e.Source, e.Subject, e.Time.UnixNano(),
@@ -84,7 +86,7 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 			}
 		}
 		for _, e := range b.PlatformEvents {
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO pevents
+			if _, err := exec(`INSERT OR IGNORE INTO pevents
 				(part, off, id, type, source, time_ns, resource, actor, category, severity, causation, correlation, data)
 				VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 				e.Partition, e.Offset, e.ID, e.Type, e.Source, e.Time.UnixNano(), e.Resource, e.Actor,
@@ -93,7 +95,7 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 			}
 		}
 		for _, h := range b.Heartbeats {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO instances
+			if _, err := exec(`INSERT INTO instances
 				(deployment, function, instance, time_ns, in_flight, processed, errors, p95, stopping, prev_time_ns, prev_processed)
 				VALUES (?,?,?,?,?,?,?,?,?,?,?)
 				ON CONFLICT (deployment, function, instance) DO UPDATE SET
@@ -108,7 +110,7 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 		}
 		for _, d := range b.Deployments {
 			if d.Deleted {
-				if _, err := tx.ExecContext(ctx, `DELETE FROM deployments WHERE name = ?`, d.Name); err != nil {
+				if _, err := exec(`DELETE FROM deployments WHERE name = ?`, d.Name); err != nil {
 					return fmt.Errorf("index deployment deletion: %w", err)
 				}
 				continue
@@ -117,14 +119,14 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 			if err != nil {
 				return fmt.Errorf("index deployment %s: %w", d.Name, err)
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO deployments (name, version, actor, updated_ns, functions)
+			if _, err := exec(`INSERT OR REPLACE INTO deployments (name, version, actor, updated_ns, functions)
 				VALUES (?,?,?,?,?)`, d.Name, d.Version, d.Actor, d.Updated.UnixNano(), string(fns)); err != nil {
 				return fmt.Errorf("index deployment %s: %w", d.Name, err)
 			}
 		}
 		for t, ps := range b.Offsets {
 			for p, next := range ps {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO offsets (topic, part, next) VALUES (?,?,?)
+				if _, err := exec(`INSERT INTO offsets (topic, part, next) VALUES (?,?,?)
 					ON CONFLICT (topic, part) DO UPDATE SET next = excluded.next`, t, p, next); err != nil {
 					return fmt.Errorf("store offset of %s/%d: %w", t, p, err)
 				}
@@ -139,9 +141,35 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 	return nil
 }
 
+// execFunc runs a statement of the transaction.
+type execFunc func(query string, args ...any) (sql.Result, error)
+
+// preparer returns an execFunc that prepares each statement once per
+// transaction: a batch runs the same few statements thousands of times,
+// and parsing them each time would cost more than the inserts.
+func preparer(ctx context.Context, tx *sql.Tx) (execFunc, func()) {
+	stmts := map[string]*sql.Stmt{}
+	exec := func(q string, args ...any) (sql.Result, error) {
+		st, ok := stmts[q]
+		if !ok {
+			var err error
+			if st, err = tx.PrepareContext(ctx, q); err != nil {
+				return nil, err
+			}
+			stmts[q] = st
+		}
+		return st.ExecContext(ctx, args...)
+	}
+	return exec, func() {
+		for _, st := range stmts {
+			st.Close()
+		}
+	}
+}
+
 // insertSpan adds a span and folds it into its trace's summary, once: a
 // span already indexed changes nothing.
-func insertSpan(ctx context.Context, tx *sql.Tx, sp *api.Span) error {
+func insertSpan(exec execFunc, sp *api.Span) error {
 	attrs, err := json.Marshal(sp.Attributes)
 	if err != nil {
 		return fmt.Errorf("encode span attributes: %w", err)
@@ -152,7 +180,7 @@ func insertSpan(ctx context.Context, tx *sql.Tx, sp *api.Span) error {
 	}
 	start := sp.Start.UnixNano()
 	end := start + int64(sp.DurationMs*float64(time.Millisecond))
-	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO spans
+	res, err := exec(`INSERT OR IGNORE INTO spans
 		(trace_id, span_id, parent_id, service, name, kind, start_ns, end_ns, status, status_msg, deployment, function, attrs, events)
 		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		sp.TraceID, sp.SpanID, sp.ParentSpanID, sp.Service, sp.Name, sp.Kind, start, end, sp.Status,
@@ -171,7 +199,7 @@ func insertSpan(ctx context.Context, tx *sql.Tx, sp *api.Span) error {
 	if sp.Status == api.StatusError {
 		failed = 1
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO traces (trace_id, start_ns, end_ns, root, root_service, spans, errors)
+	if _, err := exec(`INSERT INTO traces (trace_id, start_ns, end_ns, root, root_service, spans, errors)
 		VALUES (?,?,?,?,?,1,?)
 		ON CONFLICT (trace_id) DO UPDATE SET
 			start_ns = min(traces.start_ns, excluded.start_ns), end_ns = max(traces.end_ns, excluded.end_ns),
@@ -181,7 +209,7 @@ func insertSpan(ctx context.Context, tx *sql.Tx, sp *api.Span) error {
 		sp.TraceID, start, end, root, rootService, failed); err != nil {
 		return fmt.Errorf("index trace summary: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO trace_tags (trace_id, service, deployment, function) VALUES (?,?,?,?)`,
+	if _, err := exec(`INSERT OR IGNORE INTO trace_tags (trace_id, service, deployment, function) VALUES (?,?,?,?)`,
 		sp.TraceID, sp.Service, sp.Deployment, sp.Function); err != nil {
 		return fmt.Errorf("index trace tags: %w", err)
 	}

@@ -1,0 +1,332 @@
+// Package vcenter is the vCenter source: it reads a vCenter's event
+// history through an EventHistoryCollector on the root folder and writes
+// each event to a stream as a CloudEvent, exactly once.
+//
+// Exactly once comes from one Kafka transaction per page: the page's
+// events and the checkpoint {instanceUuid, lastKey, lastCreatedTime} that
+// covers them commit together or not at all. A restarted source fences
+// its predecessor with the bridge's transactional id, reads the last
+// committed checkpoint, opens a collector a little before lastCreatedTime
+// and skips keys up to lastKey: nothing is lost (the collector starts
+// early) and nothing repeats (the keys are skipped).
+package vcenter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/vmware/govmomi"
+	"github.com/vmware/govmomi/event"
+	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/buttercompass/butter/proto/bridges"
+	"github.com/buttercompass/butter/proto/descriptor"
+	"github.com/buttercompass/butter/proto/envelope"
+	"github.com/buttercompass/butter/proto/kit"
+)
+
+// Overlap is how far before the checkpoint's lastCreatedTime a resumed
+// collector starts: events created in the same second as the last one
+// read, or with a clock step back, are read again and skipped by key.
+const Overlap = 5 * time.Minute
+
+// txnTimeout bounds one page's transaction on the broker.
+const txnTimeout = 20 * time.Second
+
+// Config is one vCenter source.
+type Config struct {
+	Deployment, Bridge string
+	Spec               descriptor.VCenterSource
+	// Password is the opened passwordFrom secret.
+	Password string
+	// Stream is the topic written (namespaced).
+	Stream string
+	// Checkpoints is the _butter.checkpoints topic (namespaced).
+	Checkpoints string
+	// Kafka reaches the cluster; TransactionalID is the bridge's.
+	Kafka           kit.KafkaConfig
+	TransactionalID string
+	Logger          *slog.Logger
+	Metrics         *Metrics
+	// Retry is the wait after a vCenter error before reconnecting.
+	// Default 1s.
+	Retry time.Duration
+}
+
+// Metrics of every vCenter source of a process.
+type Metrics struct {
+	Events *prometheus.CounterVec // produced, by deployment and bridge
+	Lag    *prometheus.GaugeVec   // seconds from the last event's creation to its commit
+	Errors *prometheus.CounterVec // vCenter or Kafka errors that restarted the reading
+}
+
+// NewMetrics registers the source metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "butter_bridge_vcenter_events_total", Help: "vCenter events written to their stream."}, []string{"deployment", "bridge"}),
+		Lag:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "butter_bridge_vcenter_lag_seconds", Help: "Age of the last vCenter event when its page committed."}, []string{"deployment", "bridge"}),
+		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "butter_bridge_vcenter_errors_total", Help: "Errors that made a vCenter source reconnect."}, []string{"deployment", "bridge"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Events, m.Lag, m.Errors)
+	}
+	return m
+}
+
+// Run runs the source until ctx is done. It returns only when ctx is
+// done or the source is fenced by another instance (ErrFenced).
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Retry == 0 {
+		cfg.Retry = time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	s := &source{cfg: cfg, log: cfg.Logger.With("deployment", cfg.Deployment, "bridge", cfg.Bridge)}
+	cl, err := cfg.Kafka.NewClient(
+		kgo.TransactionalID(cfg.TransactionalID),
+		kgo.TransactionTimeout(txnTimeout),
+		kgo.RecordDeliveryTimeout(txnTimeout),
+		kgo.ProducerBatchMaxBytes(4<<20),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	s.cl = cl
+	for {
+		err := s.resume(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrFenced) {
+			return err
+		}
+		cfg.Metrics.Errors.WithLabelValues(cfg.Deployment, cfg.Bridge).Inc()
+		s.log.Warn("vcenter source restarts", kit.KeyError, err, "retry_in", cfg.Retry.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(cfg.Retry):
+		}
+	}
+}
+
+// ErrFenced means another instance of the source took it over.
+var ErrFenced = errors.New("fenced: another bridge replica runs this source")
+
+type source struct {
+	cfg Config
+	log *slog.Logger
+	cl  *kgo.Client
+	cp  *bridges.Checkpoint // last committed, nil before the first
+}
+
+// resume takes the source over (once per process), then reads the vCenter
+// from the checkpoint until an error.
+func (s *source) resume(ctx context.Context) error {
+	if s.cp == nil {
+		cp, err := s.takeOver(ctx)
+		if err != nil {
+			return err
+		}
+		s.cp = cp
+	}
+	u, err := url.Parse(s.cfg.Spec.URL)
+	if err != nil {
+		return fmt.Errorf("parse vcenter url: %w", err)
+	}
+	u.User = url.UserPassword(s.cfg.Spec.Username, s.cfg.Password)
+	// Every error of the vCenter (NotAuthenticated after a session
+	// expired, a collector the server dropped) ends here: a new login and
+	// a new collector from the checkpoint.
+	vc, err := govmomi.NewClient(ctx, u, s.cfg.Spec.Insecure)
+	if err != nil {
+		return fmt.Errorf("log in to %s: %w", s.cfg.Spec.URL, err)
+	}
+	defer func() {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = vc.Logout(lctx)
+	}()
+	sc := vc.ServiceContent
+	a := about{url: s.cfg.Spec.URL, instanceUUID: sc.About.InstanceUuid, apiVersion: sc.About.ApiVersion}
+	cp := *s.cp
+	if cp.InstanceUUID != a.instanceUUID {
+		if cp.InstanceUUID != "" {
+			s.log.Warn("vcenter instance changed; its event keys start again", "was", cp.InstanceUUID, "now", a.instanceUUID)
+		}
+		// A first start reads from the vCenter's now (its clock, not ours).
+		now, err := methods.GetCurrentTime(ctx, vc.Client)
+		if err != nil {
+			return fmt.Errorf("read vcenter time: %w", err)
+		}
+		cp = bridges.Checkpoint{InstanceUUID: a.instanceUUID, LastKey: -1, LastCreatedTime: now.Add(Overlap)}
+	}
+	begin := cp.LastCreatedTime.Add(-Overlap)
+	mgr := event.NewManager(vc.Client)
+	hc, err := mgr.CreateCollectorForEvents(ctx, types.EventFilterSpec{
+		Entity: &types.EventFilterSpecByEntity{Entity: sc.RootFolder, Recursion: types.EventFilterSpecRecursionOptionAll},
+		Time:   &types.EventFilterSpecByTime{BeginTime: &begin},
+	})
+	if err != nil {
+		return fmt.Errorf("create event collector: %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = hc.Destroy(dctx)
+	}()
+	s.log.Info("vcenter source reading", "url", s.cfg.Spec.URL, "instance", a.instanceUUID, "after_key", cp.LastKey, "since", begin)
+	page := int32(s.cfg.Spec.PageSize)
+	for {
+		evs, err := hc.ReadNextEvents(ctx, page)
+		if err != nil {
+			return fmt.Errorf("read events: %w", err)
+		}
+		if err := s.commit(ctx, a, &cp, evs); err != nil {
+			return err
+		}
+		if len(evs) == int(page) {
+			continue // drain: full pages come back to back
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(s.cfg.Spec.Poll)):
+		}
+	}
+}
+
+// commit writes the page's new events and the checkpoint covering them in
+// one transaction; cp moves only once it committed.
+func (s *source) commit(ctx context.Context, a about, cp *bridges.Checkpoint, evs []types.BaseEvent) error {
+	slices.SortFunc(evs, func(x, y types.BaseEvent) int { return int(x.GetEvent().Key - y.GetEvent().Key) })
+	next := *cp
+	var recs []*kgo.Record
+	for _, e := range evs {
+		ev := e.GetEvent()
+		if ev.Key <= next.LastKey {
+			continue
+		}
+		next.LastKey, next.LastCreatedTime = ev.Key, ev.CreatedTime
+		name, _ := eventName(e)
+		if len(s.cfg.Spec.Types) > 0 && !slices.Contains(s.cfg.Spec.Types, name) && !slices.Contains(s.cfg.Spec.Types, className(e)) {
+			continue
+		}
+		ce, err := toEvent(a, e)
+		if err != nil {
+			return err
+		}
+		r, err := envelope.ToRecord(s.cfg.Stream, ce)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, r)
+	}
+	if next.LastKey == cp.LastKey {
+		return nil
+	}
+	next.Updated = time.Now().UTC()
+	v, _ := json.Marshal(next)
+	recs = append(recs, &kgo.Record{Topic: s.cfg.Checkpoints, Key: []byte(bridges.CheckpointKey(s.cfg.Deployment, s.cfg.Bridge)), Value: v})
+	if _, err := s.transact(ctx, recs); err != nil {
+		return err
+	}
+	*cp = next
+	s.cp = &next
+	s.cfg.Metrics.Events.WithLabelValues(s.cfg.Deployment, s.cfg.Bridge).Add(float64(len(recs) - 1))
+	s.cfg.Metrics.Lag.WithLabelValues(s.cfg.Deployment, s.cfg.Bridge).Set(time.Since(next.LastCreatedTime).Seconds())
+	return nil
+}
+
+// takeOver commits an owner marker with the bridge's transactional id,
+// which fences an earlier instance and aborts its open transaction, then
+// reads _butter.checkpoints up to the marker: the checkpoint found is the
+// last one any instance committed.
+func (s *source) takeOver(ctx context.Context) (*bridges.Checkpoint, error) {
+	marker, _ := json.Marshal(map[string]any{"since": time.Now().UTC()})
+	res, err := s.transact(ctx, []*kgo.Record{{Topic: s.cfg.Checkpoints, Key: []byte(bridges.OwnerKey(s.cfg.Deployment, s.cfg.Bridge)), Value: marker}})
+	if err != nil {
+		return nil, fmt.Errorf("take over: %w", err)
+	}
+	at := res[0].Record
+	rd, err := s.cfg.Kafka.NewClient(
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{at.Topic: {at.Partition: kgo.NewOffset().AtStart()}}),
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	want := bridges.CheckpointKey(s.cfg.Deployment, s.cfg.Bridge)
+	cp := &bridges.Checkpoint{LastKey: -1}
+	for {
+		fs := rd.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err := fs.Err0(); err != nil {
+			return nil, fmt.Errorf("read checkpoints: %w", err)
+		}
+		done := false
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Partition == at.Partition && string(r.Key) == want && r.Value != nil {
+				var c bridges.Checkpoint
+				if json.Unmarshal(r.Value, &c) == nil {
+					cp = &c
+				}
+			}
+			if r.Partition == at.Partition && r.Offset >= at.Offset {
+				done = true
+			}
+		})
+		if done {
+			s.log.Info("vcenter source owned", "instance", cp.InstanceUUID, "last_key", cp.LastKey)
+			return cp, nil
+		}
+	}
+}
+
+// transact produces recs in one transaction and commits it, ending it
+// with a context of its own so a stopping source never leaves one open.
+func (s *source) transact(ctx context.Context, recs []*kgo.Record) (kgo.ProduceResults, error) {
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), txnTimeout)
+	defer cancel()
+	if err := s.cl.BeginTransaction(); err != nil {
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	res := s.cl.ProduceSync(tctx, recs...)
+	if err := res.FirstErr(); err != nil {
+		actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), txnTimeout)
+		defer acancel()
+		_ = s.cl.AbortBufferedRecords(actx)
+		if aerr := s.cl.EndTransaction(actx, kgo.TryAbort); aerr != nil {
+			return nil, fenced(fmt.Errorf("produce in transaction: %w; abort it: %w", err, aerr))
+		}
+		return nil, fenced(fmt.Errorf("produce in transaction: %w", err))
+	}
+	if err := s.cl.EndTransaction(tctx, kgo.TryCommit); err != nil {
+		return nil, fenced(fmt.Errorf("commit transaction: %w", err))
+	}
+	return res, nil
+}
+
+// fenced marks err as ErrFenced when the broker says a newer instance of
+// the transactional id exists.
+func fenced(err error) error {
+	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) {
+		return fmt.Errorf("%w: %w", ErrFenced, err)
+	}
+	return err
+}

@@ -1,0 +1,174 @@
+package vcenter
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/vmware/govmomi"
+	"github.com/vmware/govmomi/find"
+	"github.com/vmware/govmomi/simulator"
+
+	"github.com/buttercompass/butter/broker-bridge/broker"
+	"github.com/buttercompass/butter/proto/bridges"
+	"github.com/buttercompass/butter/proto/descriptor"
+	"github.com/buttercompass/butter/proto/envelope"
+	"github.com/buttercompass/butter/proto/kit"
+	"github.com/buttercompass/butter/proto/kit/kittest"
+	"github.com/buttercompass/butter/proto/topics"
+)
+
+// startBroker runs an in-memory broker with the checkpoints topic and
+// stream.
+func startBroker(t *testing.T, stream string) kit.KafkaConfig {
+	t.Helper()
+	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	for _, s := range []topics.Spec{{Name: topics.Checkpoints, Partitions: 1, Compact: true, Retention: topics.Forever}, topics.Stream(stream)} {
+		if err := b.CreateTopic(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.Kafka()
+}
+
+// startVCSim runs the govmomi simulator's vCenter model over HTTPS.
+func startVCSim(t *testing.T) *simulator.Server {
+	t.Helper()
+	m := simulator.VPX()
+	if err := m.Create(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Remove)
+	m.Service.TLS = new(tls.Config)
+	s := m.Service.NewServer()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// runSource runs a source on the simulator until the test ends.
+func runSource(t *testing.T, kcfg kit.KafkaConfig, s *simulator.Server, stream string) {
+	t.Helper()
+	u := *s.URL
+	pass, _ := u.User.Password()
+	user := u.User.Username()
+	u.User = nil
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		err := Run(ctx, Config{
+			Deployment: "vc", Bridge: "vcenter",
+			Spec:     descriptor.VCenterSource{URL: u.String(), Insecure: true, Username: user, PageSize: 100, Poll: descriptor.Duration(50 * time.Millisecond)},
+			Password: pass, Stream: stream, Checkpoints: topics.Checkpoints,
+			Kafka: kcfg, TransactionalID: bridges.TransactionalID("", "vc", "vcenter"),
+			Logger: slog.New(slog.DiscardHandler), Retry: 100 * time.Millisecond,
+		})
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// readAll reads stream with read_committed until want events arrived.
+func readAll(t *testing.T, kcfg kit.KafkaConfig, stream string, want func([]*kgo.Record) bool) []*kgo.Record {
+	t.Helper()
+	cl, err := kcfg.NewClient(kgo.ConsumeTopics(stream), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var got []*kgo.Record
+	kittest.Eventually(t, "events on "+stream, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, r) })
+		if !want(got) {
+			return fmt.Errorf("%d records so far", len(got))
+		}
+		return nil
+	})
+	return got
+}
+
+func TestPowerCycle(t *testing.T) {
+	t.Parallel()
+	kcfg := startBroker(t, "vc-events")
+	s := startVCSim(t)
+	runSource(t, kcfg, s, "vc-events")
+
+	ctx := context.Background()
+	c, err := govmomi.NewClient(ctx, s.URL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := find.NewFinder(c.Client).VirtualMachine(ctx, "DC0_H0_VM0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The source reads from the vCenter's now on its first start; wait
+	// for its first checkpoint-less page by waiting for the owner marker
+	// to be read, then cycle the VM.
+	waitOwned(t, kcfg)
+	for _, op := range []func(context.Context) error{
+		func(ctx context.Context) error { t, err := vm.PowerOff(ctx); return waitTask(ctx, t, err) },
+		func(ctx context.Context) error { t, err := vm.PowerOn(ctx); return waitTask(ctx, t, err) },
+	} {
+		if err := op(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs := readAll(t, kcfg, "vc-events", func(rs []*kgo.Record) bool {
+		seen := map[string]bool{}
+		for _, r := range rs {
+			seen[envelope.FromRecord(r).Event.Type()] = true
+		}
+		return seen["com.vmware.vsphere.VmPoweredOffEvent.v0"] && seen["com.vmware.vsphere.VmPoweredOnEvent.v0"]
+	})
+	for _, r := range recs {
+		e := envelope.FromRecord(r).Event
+		if e.Type() != "com.vmware.vsphere.VmPoweredOnEvent.v0" {
+			continue
+		}
+		var data map[string]any
+		if err := json.Unmarshal(e.Data(), &data); err != nil {
+			t.Fatalf("data: %v", err)
+		}
+		ext := e.Extensions()
+		if e.Source() != s.URL.Scheme+"://"+s.URL.Host+s.URL.Path || e.Subject() != "VmPoweredOnEvent" || ext[bridges.ExtEventClass] != "event" ||
+			ext[bridges.ExtAPIVersion] == "" || string(r.Key) != "VirtualMachine:"+vm.Reference().Value || e.Time().IsZero() || data["key"] == nil {
+			t.Errorf("event = %s, key %s", e, r.Key)
+		}
+	}
+}
+
+func waitOwned(t *testing.T, kcfg kit.KafkaConfig) {
+	readAll(t, kcfg, topics.Checkpoints, func(rs []*kgo.Record) bool {
+		for _, r := range rs {
+			if string(r.Key) == bridges.OwnerKey("vc", "vcenter") {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func waitTask(ctx context.Context, t interface {
+	Wait(context.Context) error
+}, err error) error {
+	if err != nil {
+		return err
+	}
+	return t.Wait(ctx)
+}

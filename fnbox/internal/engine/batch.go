@@ -53,7 +53,8 @@ func batchOf(fs kgo.Fetches) []*partBatch {
 // always an invocation of its own: its requester waits for an answer to
 // that event alone, and one event's deadline must not cut short (and so
 // fail and dead-letter) the invocation of others. So is an event of a
-// suspect range (see crashes.go): a crash must pin it.
+// suspect range (see crashes.go): a crash must pin it, and an invalid
+// CloudEvent, which process dead-letters without invoking.
 func (r *runner) units(pb *partBatch, size int) []unit {
 	size = max(1, size)
 	pb.ds = make([]envelope.Delivery, len(pb.recs))
@@ -71,12 +72,14 @@ func (r *runner) units(pb *partBatch, size int) []unit {
 			d.Stream = s
 		}
 		pb.ds[i] = d
-		if !matches(r.bindings[rec.Topic].Filter, d.Event) {
+		// An invalid CloudEvent is dead-lettered whatever the filter: its
+		// type, the filter's usual subject, is one it may not have.
+		if d.Invalid == nil && !matches(r.bindings[rec.Topic].Filter, d.Event) {
 			pb.markDone(i)
 			r.stats.done(1)
 			continue
 		}
-		if stringExt(d.Event, envelope.ExtReplyTo) != "" || stringExt(d.Event, envelope.ExtDeadline) != "" ||
+		if d.Invalid != nil || stringExt(d.Event, envelope.ExtReplyTo) != "" || stringExt(d.Event, envelope.ExtDeadline) != "" ||
 			r.suspectAt(tp{pb.topic, pb.partition}, rec.Offset) {
 			flush()
 			cur = []int{i}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -59,8 +60,10 @@ func (h *host) event(e runtime.Emit, defaultType string) (event.Event, error) {
 	if e.Subject != "" {
 		ev.SetSubject(e.Subject)
 	}
-	if e.Key != "" {
-		ev.SetExtension(envelope.ExtPartitionKey, e.Key)
+	// Keyed like its input unless the function says otherwise, so events
+	// of one key stay in order downstream.
+	if key := cmp.Or(e.Key, stringExt(h.in.Event, envelope.ExtPartitionKey)); key != "" {
+		ev.SetExtension(envelope.ExtPartitionKey, key)
 	}
 	envelope.InjectTrace(h.trace, &ev)
 	setData(&ev, e.Data, e.ContentType)

@@ -119,8 +119,9 @@ func (p *producer) wait(ctx context.Context) error {
 	return p.first
 }
 
-// process delivers one unit: the events whose deadline already passed are
-// dead-lettered one by one without invoking, the rest go to one invocation.
+// process delivers one unit: invalid CloudEvents and the events whose
+// deadline already passed are dead-lettered one by one without invoking,
+// the rest go to one invocation.
 // Retries repeat the whole invocation; when they are exhausted every event
 // of it is dead-lettered. Each event is marked done in its partBatch once
 // it succeeded with its outputs sent, or was dead-lettered, so its offset
@@ -132,6 +133,17 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 	var live []int // indexes into u.pb of the events to invoke
 	for _, i := range u.idx {
 		d := u.pb.ds[i]
+		if d.Invalid != nil {
+			// It claims to be a CloudEvent but is not one: invoking the
+			// function with its raw stand-in would hide the sender's bug,
+			// and no retry can fix it.
+			r.logger(d).Warn("invalid CloudEvent; dead-lettering without invoking", kit.KeyError, d.Invalid)
+			if err := r.deadLetter(ctx, out, d, u.pb.recs[i], d.Invalid.Error(), 0); err != nil {
+				return false, err
+			}
+			u.pb.markDone(i)
+			continue
+		}
 		if dl, ok := envelope.Deadline(d.Event); ok && !time.Now().Before(dl) {
 			r.logger(d).Info("event deadline passed; dead-lettering without invoking", "deadline", dl)
 			if err := r.deadLetter(ctx, out, d, u.pb.recs[i], obs.ErrDeadlineExpired, 0); err != nil {

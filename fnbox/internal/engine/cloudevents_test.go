@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/buttercompass/butter/fnbox/runtime"
+	"github.com/buttercompass/butter/proto/envelope"
+	"github.com/buttercompass/butter/proto/obs"
+	"github.com/buttercompass/butter/proto/topics"
+)
+
+// produceRecords writes recs as they are, to partition 0.
+func (e *env) produceRecords(recs ...*kgo.Record) {
+	e.t.Helper()
+	cl := e.client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		e.t.Fatalf("produce: %v", err)
+	}
+}
+
+// readRecords consumes stream from the start until n records arrived.
+func (e *env) readRecords(stream string, n int) []*kgo.Record {
+	e.t.Helper()
+	cl := e.client(kgo.ConsumeTopics(stream), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			e.t.Fatalf("read %d of %d records from %s before timeout", len(out), n, stream)
+		}
+		out = append(out, fs.Records()...)
+	}
+	return out
+}
+
+func header(pairs ...string) []kgo.RecordHeader {
+	var hs []kgo.RecordHeader
+	for i := 0; i+1 < len(pairs); i += 2 {
+		hs = append(hs, kgo.RecordHeader{Key: pairs[i], Value: []byte(pairs[i+1])})
+	}
+	return hs
+}
+
+// TestInvalidCloudEventDeadLettered: a record with ce_ headers that do
+// not make a valid CloudEvent is dead-lettered with the reason, without
+// invoking, even under a filter; a record without ce_ headers is still a
+// butter.raw event; the partition moves on.
+func TestInvalidCloudEventDeadLettered(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 1)
+	e.stream("out", 1)
+	e.stream("fail-f-dlq", 1)
+	valid := header("ce_specversion", "1.0", "ce_id", "ok-1", "ce_source", "/s", "ce_type", "t", "content-type", "application/json")
+	e.produceRecords(
+		&kgo.Record{Topic: "in", Key: []byte("k-bad"), Value: []byte(`1`),
+			Headers: header("ce_specversion", "1.0", "ce_id", "bad-1", "ce_source", "/s", "ce_type", "t", "ce_time", "yesterday")},
+		&kgo.Record{Topic: "in", Key: []byte("k-raw"), Value: []byte(`2`)},
+		&kgo.Record{Topic: "in", Value: []byte(`3`), Headers: header("ce_specversion", "1.0", "ce_id", "bad-2")},
+		&kgo.Record{Topic: "in", Value: []byte(`4`), Headers: valid},
+	)
+	rec := newRecorder()
+	e.start(parse(t, failing), runtime.Funcs{"f": echo(rec)})
+
+	dlq := e.readRecords("fail-f-dlq", 2)
+	out := e.read("out", 2, false)
+	if len(out) != 2 || rec.total() != 2 || rec.count("in/0/1") != 1 || rec.count("ok-1") != 1 {
+		t.Errorf("%d results, invocations %v; want the raw record and ok-1 invoked once each", len(out), rec.calls)
+	}
+	if len(dlq) != 2 {
+		t.Fatalf("%d dead letters, want 2", len(dlq))
+	}
+	for i, want := range []string{`ce_time: "yesterday"`, "ce_source"} {
+		d := envelope.FromRecord(dlq[i])
+		if d.Raw {
+			t.Fatalf("dead letter %d is not a CloudEvent: %v", i, d.Invalid)
+		}
+		ev := d.Event
+		if msg := stringExt(ev, obs.ExtDLQError); !strings.Contains(msg, want) || !strings.Contains(msg, "invalid CloudEvent") {
+			t.Errorf("dead letter %d error %q, want it to name %s", i, msg, want)
+		}
+		if stringExt(ev, obs.ExtDLQAttempts) != "0" || stringExt(ev, obs.ExtDLQOffset) != []string{"0", "2"}[i] {
+			t.Errorf("dead letter %d: attempts %s offset %s", i, stringExt(ev, obs.ExtDLQAttempts), stringExt(ev, obs.ExtDLQOffset))
+		}
+		if ev.Type() != envelope.TypeRaw || string(ev.Data()) != []string{"1", "3"}[i] {
+			t.Errorf("dead letter %d = %v, want the record as butter.raw", i, ev)
+		}
+	}
+	if string(dlq[0].Key) != "k-bad" {
+		t.Errorf("dead letter key %q, want the input's k-bad", dlq[0].Key)
+	}
+	waitFor(t, "every record committed", func() bool {
+		return e.committed(topics.Namespace("").ConsumerGroup("fail", "f"), "in")[0] == 4
+	})
+}
+
+// TestOutputsKeyedByInputKey: a CloudEvent without a partitionkey
+// extension, on a keyed record, gets its result and its emits keyed by
+// that key, so per-key order survives downstream.
+func TestOutputsKeyedByInputKey(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 1)
+	e.stream("out", 1)
+	e.stream("audit", 1)
+	in := events("i", "t", 2)
+	in[1].SetExtension(envelope.ExtPartitionKey, "own")
+	var recs []*kgo.Record
+	for i, ev := range in {
+		r, err := envelope.ToRecord("in", ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Key = []byte([]string{"cust-1", "cust-2"}[i])
+		recs = append(recs, r)
+	}
+	e.produceRecords(recs...)
+	e.start(parse(t, `
+name: keyed
+platform: go
+functions:
+  - fn: ./f
+    name: f
+    bindings:
+      streams: [{name: in, offset: first}]
+      out: out
+      emits: [audit]
+`), runtime.Funcs{"f": func(ctx context.Context, inv runtime.Invocation, h runtime.Host) (runtime.Result, error) {
+		if err := h.Emit(ctx, runtime.Emit{Stream: "audit", Data: []byte(`1`)}); err != nil {
+			return runtime.Result{}, err
+		}
+		return runtime.Result{Data: []byte(`{}`), ContentType: "application/json"}, nil
+	}})
+	want := map[string]string{"i-0": "cust-1", "i-1": "own"}
+	for _, stream := range []string{"out", "audit"} {
+		for _, r := range e.readRecords(stream, 2) {
+			cause := stringExt(envelope.FromRecord(r).Event, envelope.ExtCausationID)
+			if string(r.Key) != want[cause] {
+				t.Errorf("%s record caused by %s keyed %q, want %q", stream, cause, r.Key, want[cause])
+			}
+		}
+	}
+}

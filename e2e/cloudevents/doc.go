@@ -1,0 +1,6 @@
+// Package cloudevents holds conformance tests of the platform's CloudEvents
+// bindings against clients nobody here wrote: CloudEvents sdk-go's Kafka
+// binding (protocol/kafka_sarama on IBM sarama) as sender and receiver
+// against the embedded broker, in binary and structured content mode, with
+// proto/envelope on the other side. It has no code of its own.
+package cloudevents

@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -49,11 +51,26 @@ replaced. Progress is shown until every function has its instances running
 		if err != nil {
 			return err
 		}
+		// What runs now, to say what this deploy replaces.
+		var old deploymentStatus
+		if _, err := c.do(cmd.Context(), "GET", "/v1/deployments/"+pkg.name, "", nil, &old); err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) || ae.status != http.StatusNotFound {
+				return err
+			}
+		}
 		var st deploymentStatus
 		if _, err := c.do(cmd.Context(), "PUT", "/v1/deployments/"+pkg.name, pkg.contentType, pkg.body, &st); err != nil {
 			return err
 		}
-		fmt.Fprintf(a.io.Out, "deployed %s version %s\n", st.Name, st.Version)
+		switch {
+		case old.Version == "":
+			fmt.Fprintf(a.io.Out, "deployed %s version %s (%s)\n", st.Name, st.Version, plural(len(st.Functions), "function"))
+		case old.Version == st.Version:
+			fmt.Fprintf(a.io.Out, "deployed %s version %s again (unchanged)\n", st.Name, st.Version)
+		default:
+			fmt.Fprintf(a.io.Out, "deployed %s: replaced version %s with %s\n", st.Name, old.Version, st.Version)
+		}
 		if !wait {
 			return nil
 		}
@@ -257,18 +274,34 @@ func descriptorFromZip(data []byte) ([]byte, error) {
 }
 
 func (a *app) lsCmd() *cobra.Command {
+	var output string
 	cmd := &cobra.Command{Use: "ls", Short: "List deployments and their running instances", Args: cobra.NoArgs}
 	c := a.deployerFlags(cmd)
+	outputFlag(cmd, &output)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := checkFormat(output); err != nil {
+			return err
+		}
 		var list struct {
-			Deployments []deploymentStatus `json:"deployments"`
+			Deployments []json.RawMessage `json:"deployments"`
 		}
 		if _, err := c.do(cmd.Context(), "GET", "/v1/deployments", "", nil, &list); err != nil {
 			return err
 		}
+		if list.Deployments == nil {
+			list.Deployments = []json.RawMessage{}
+		}
+		if output != "text" {
+			// Every field the deployer answers, not only the table's.
+			return a.printData(output, list.Deployments, nil)
+		}
 		tw := tabwriter.NewWriter(a.io.Out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "DEPLOYMENT\tVERSION\tPLATFORM\tFUNCTIONS (running/desired)\tUPDATED")
-		for _, d := range list.Deployments {
+		for _, raw := range list.Deployments {
+			var d deploymentStatus
+			if err := json.Unmarshal(raw, &d); err != nil {
+				return fmt.Errorf("decode the deployer's answer: %w", err)
+			}
 			var fns []string
 			for _, f := range d.Functions {
 				fns = append(fns, fmt.Sprintf("%s %d/%d", f.Name, f.Running, f.Desired))
@@ -291,12 +324,12 @@ reached).`}
 	c := a.deployerFlags(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "json or yaml")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if output != "json" && output != "yaml" {
-			return fmt.Errorf("-o %q: want json or yaml", output)
+		if err := checkFormat(output, "json", "yaml"); err != nil {
+			return err
 		}
 		var raw json.RawMessage
 		if _, err := c.do(cmd.Context(), "GET", "/v1/deployments/"+args[0], "", nil, &raw); err != nil {
-			return err
+			return unknown(err, "deployment", args[0], "butter ls")
 		}
 		raw = a.withLag(cmd.Context(), raw)
 		if output == "json" {
@@ -320,7 +353,7 @@ func (a *app) rmCmd() *cobra.Command {
 	c := a.deployerFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if _, err := c.do(cmd.Context(), "DELETE", "/v1/deployments/"+args[0], "", nil, nil); err != nil {
-			return err
+			return unknown(err, "deployment", args[0], "butter ls")
 		}
 		fmt.Fprintf(a.io.Out, "deleted %s\n", args[0])
 		return nil
@@ -360,10 +393,19 @@ stopped while the group is reset and started again after.`,
 			} `json:"groups"`
 		}
 		if _, err := c.do(cmd.Context(), "POST", "/v1/deployments/"+dep+"/replay", "application/json", body, &res); err != nil {
-			return err
+			return unknown(err, "deployment", dep, "butter ls")
 		}
 		for _, g := range res.Groups {
-			fmt.Fprintf(a.io.Out, "reset %s on %s to %v\n", g.Group, g.Stream, g.Partitions)
+			parts := make([]int32, 0, len(g.Partitions))
+			for p := range g.Partitions {
+				parts = append(parts, p)
+			}
+			slices.Sort(parts)
+			var at []string
+			for _, p := range parts {
+				at = append(at, fmt.Sprintf("partition %d at %d", p, g.Partitions[p]))
+			}
+			fmt.Fprintf(a.io.Out, "reset %s on %s: %s\n", g.Group, g.Stream, strings.Join(at, ", "))
 		}
 		return nil
 	}

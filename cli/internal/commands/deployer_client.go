@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -79,6 +80,16 @@ type problem struct {
 	Status int      `json:"status"`
 	Detail string   `json:"detail"`
 	Errors []string `json:"errors"`
+}
+
+// unknown turns a 404 answer into what the user asked for by name and
+// the command that lists those names; other errors pass unchanged.
+func unknown(err error, what, name, lister string) error {
+	var ae *apiError
+	if errors.As(err, &ae) && ae.status == http.StatusNotFound {
+		return fmt.Errorf("no %s named %s (%s lists them)", what, name, lister)
+	}
+	return err
 }
 
 // apiError is a non-2xx answer; its message lists every problem.

@@ -132,7 +132,7 @@ func (a *app) publishLines(cmd *cobra.Command, cl *kgo.Client, topic, stream str
 	}
 	readErr := sc.Err()
 	flushErr := cl.Flush(cmd.Context())
-	fmt.Fprintf(a.io.Out, "%d events acknowledged on %s, %d rejected, %d failed\n", acked.Load(), stream, rejected, failed.Load())
+	fmt.Fprintf(a.io.Out, "%s acknowledged on %s, %d rejected, %d failed\n", plural(int(acked.Load()), "event"), stream, rejected, failed.Load())
 	var errs []error
 	if readErr != nil && !errors.Is(readErr, io.EOF) {
 		errs = append(errs, fmt.Errorf("read stdin: %w", readErr))
@@ -144,7 +144,7 @@ func (a *app) publishLines(cmd *cobra.Command, cl *kgo.Client, topic, stream str
 		errs = append(errs, fmt.Errorf("publish to %s: %w", stream, err))
 	}
 	if rejected > 0 {
-		errs = append(errs, fmt.Errorf("%d lines rejected", rejected))
+		errs = append(errs, fmt.Errorf("%s rejected", plural(rejected, "line")))
 	}
 	return errors.Join(errs...)
 }

@@ -109,6 +109,9 @@ accepted.`,
 		a.traceCmd(),
 		a.lineageCmd(),
 		a.eventsCmd(),
+		a.timersCmd(),
+		a.statusCmd(),
+		a.versionCmd(),
 	)
 	return root
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"text/tabwriter"
@@ -22,9 +23,9 @@ import (
 func (a *app) streamCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stream",
-		Short: "Create, list and read streams",
+		Short: "Create, list, read and delete streams",
 	}
-	cmd.AddCommand(a.streamCreateCmd(), a.streamLsCmd(), a.streamTailCmd())
+	cmd.AddCommand(a.streamCreateCmd(), a.streamLsCmd(), a.streamTailCmd(), a.streamRmCmd())
 	return cmd
 }
 
@@ -70,7 +71,7 @@ func (a *app) streamCreateCmd() *cobra.Command {
 			if err := kit.EnsureTopics(cmd.Context(), cl, kit.InNamespace(a.kafka.Namespace(), spec)...); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.io.Out, "created stream %s (%d partitions, retention %s%s)\n", name, partitions, retention, map[bool]string{true: ", compacted"}[compact])
+			fmt.Fprintf(a.io.Out, "created stream %s (%s, retention %s%s)\n", name, plural(int(partitions), "partition"), retention, map[bool]string{true: ", compacted"}[compact])
 			return nil
 		},
 	}
@@ -80,13 +81,28 @@ func (a *app) streamCreateCmd() *cobra.Command {
 	return cmd
 }
 
+// streamInfo is one stream as stream ls shows it.
+type streamInfo struct {
+	Name         string  `json:"name"`
+	Partitions   int     `json:"partitions"`
+	Events       int64   `json:"events"`
+	StartOffsets []int64 `json:"startOffsets"`
+	EndOffsets   []int64 `json:"endOffsets"`
+}
+
 func (a *app) streamLsCmd() *cobra.Command {
-	var all bool
+	var (
+		all    bool
+		output string
+	)
 	cmd := &cobra.Command{
 		Use:   "ls",
 		Short: "List streams with their partitions and start/end offsets",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFormat(output); err != nil {
+				return err
+			}
 			adm, err := a.admin()
 			if err != nil {
 				return err
@@ -104,27 +120,34 @@ func (a *app) streamLsCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("list end offsets: %w", err)
 			}
-			tw := tabwriter.NewWriter(a.io.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "STREAM\tPARTITIONS\tEVENTS\tSTART OFFSETS\tEND OFFSETS")
+			list := []streamInfo{}
 			for _, topic := range tds.Names() {
 				stream, ok := a.kafka.Namespace().Stream(topic)
 				if !ok || (topics.IsInternal(stream) && !all) {
 					continue
 				}
-				var startList, endList []int64
-				var events int64
+				info := streamInfo{Name: stream, StartOffsets: []int64{}, EndOffsets: []int64{}}
 				for _, p := range tds[topic].Partitions.Numbers() {
 					s, _ := starts.Lookup(topic, p)
 					e, _ := ends.Lookup(topic, p)
-					startList, endList = append(startList, s.Offset), append(endList, e.Offset)
-					events += e.Offset - s.Offset
+					info.StartOffsets, info.EndOffsets = append(info.StartOffsets, s.Offset), append(info.EndOffsets, e.Offset)
+					info.Events += e.Offset - s.Offset
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", stream, len(startList), events, joinInts(startList), joinInts(endList))
+				info.Partitions = len(info.StartOffsets)
+				list = append(list, info)
 			}
-			return tw.Flush()
+			return a.printData(output, list, func(w io.Writer) error {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "STREAM\tPARTITIONS\tEVENTS\tSTART OFFSETS\tEND OFFSETS")
+				for _, s := range list {
+					fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", s.Name, s.Partitions, s.Events, joinInts(s.StartOffsets), joinInts(s.EndOffsets))
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "include the platform's internal _butter.* streams")
+	outputFlag(cmd, &output)
 	return cmd
 }
 
@@ -159,8 +182,8 @@ partition, or an RFC 3339 time) and keep following until Ctrl-C, or until
 			if err != nil {
 				return err
 			}
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o %q: want text or json", output)
+			if err := checkFormat(output); err != nil {
+				return err
 			}
 			stream := args[0]
 			topic := a.kafka.Namespace().Topic(stream)
@@ -171,12 +194,12 @@ partition, or an RFC 3339 time) and keep following until Ctrl-C, or until
 			if err := mustExist(cmd.Context(), kadm.NewClient(cl), stream, topic); err != nil {
 				return err
 			}
-			return a.tail(cmd.Context(), cl, stream, count, output == "json")
+			return a.tail(cmd.Context(), cl, stream, count, output)
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "latest", "where to start: first, latest, an offset, or an RFC 3339 time")
 	cmd.Flags().IntVarP(&count, "count", "n", 0, "stop after this many events (0: follow until Ctrl-C)")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json (one event per line)")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json (one event per line) or yaml (one document per event)")
 	return cmd
 }
 
@@ -222,7 +245,7 @@ type tailLine struct {
 	Event     json.RawMessage `json:"event"`
 }
 
-func (a *app) tail(ctx context.Context, cl *kgo.Client, stream string, count int, asJSON bool) error {
+func (a *app) tail(ctx context.Context, cl *kgo.Client, stream string, count int, output string) error {
 	printed := 0
 	for count == 0 || printed < count {
 		fs := cl.PollFetches(ctx)
@@ -241,7 +264,7 @@ func (a *app) tail(ctx context.Context, cl *kgo.Client, stream string, count int
 				break
 			}
 			d := envelope.FromRecord(r)
-			if err := a.printEvent(stream, d, asJSON); err != nil {
+			if err := a.printEvent(stream, d, output); err != nil {
 				return err
 			}
 			printed++
@@ -250,16 +273,56 @@ func (a *app) tail(ctx context.Context, cl *kgo.Client, stream string, count int
 	return nil
 }
 
-func (a *app) printEvent(stream string, d envelope.Delivery, asJSON bool) error {
-	if asJSON {
+func (a *app) printEvent(stream string, d envelope.Delivery, output string) error {
+	if output == "json" || output == "yaml" {
 		ev, err := json.Marshal(d.Event)
 		if err != nil {
 			return fmt.Errorf("encode event %s: %w", d.Event.ID(), err)
 		}
-		line, _ := json.Marshal(tailLine{Stream: stream, Partition: d.Partition, Offset: d.Offset, Event: ev})
-		_, err = fmt.Fprintf(a.io.Out, "%s\n", line)
-		return err
+		return a.printLine(output, tailLine{Stream: stream, Partition: d.Partition, Offset: d.Offset, Event: ev})
 	}
 	_, err := fmt.Fprintf(a.io.Out, "%d/%d\t%s\t%s\t%s\n", d.Partition, d.Offset, d.Event.ID(), d.Event.Type(), d.Event.Data())
 	return err
+}
+
+func (a *app) streamRmCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm NAME",
+		Short: "Delete a stream (its Kafka topic) and every event in it",
+		Long: `Delete a stream and every event in it. The platform's _butter.* streams
+cannot be deleted. Functions bound to the stream stop receiving events; a
+deploy that names it creates it again, empty.`,
+		Example: `  butter stream rm scratch`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if topics.IsInternal(name) {
+				return fmt.Errorf("stream %q belongs to the platform and cannot be deleted", name)
+			}
+			if err := topics.ValidateStreamName(name); err != nil {
+				return err
+			}
+			adm, err := a.admin()
+			if err != nil {
+				return err
+			}
+			topic := a.kafka.Namespace().Topic(name)
+			exists, err := topicExists(cmd.Context(), adm, topic)
+			if err != nil {
+				return err
+			}
+			if !exists {
+				return fmt.Errorf("stream %q does not exist (butter stream ls lists them)", name)
+			}
+			res, err := adm.DeleteTopic(cmd.Context(), topic)
+			if err == nil {
+				err = res.Err
+			}
+			if err != nil {
+				return fmt.Errorf("delete stream %s: %w", name, err)
+			}
+			fmt.Fprintf(a.io.Out, "deleted stream %s\n", name)
+			return nil
+		},
+	}
 }

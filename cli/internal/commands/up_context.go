@@ -3,6 +3,7 @@ package commands
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -48,8 +49,17 @@ func (a *app) writeUpContext(cfg broker.Config, external bool, addrs map[string]
 	if cfg.AdminAddr != "" && !strings.HasSuffix(cfg.AdminAddr, ":0") {
 		addrs["admin"] = cfg.AdminAddr
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return "", fmt.Errorf("find the data dir: %w", err)
+	}
+	if login != "" {
+		if login, err = filepath.Abs(login); err != nil {
+			return "", fmt.Errorf("find the client config: %w", err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("make the data dir: %w", err)
 	}
-	return writeContext(cfg.DataDir, upContext(a.kafka, login, addrs))
+	return writeContext(dir, upContext(a.kafka, login, addrs))
 }

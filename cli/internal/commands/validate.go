@@ -24,12 +24,12 @@ when there is any.`,
 				for _, p := range problems {
 					fmt.Fprintln(a.io.Err, p)
 				}
-				return SilentError{fmt.Errorf("%s: %d problems", args[0], len(problems))}
+				return SilentError{fmt.Errorf("%s: %s", args[0], plural(len(problems), "problem"))}
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.io.Out, "%s: deployment %q is valid (%d functions)\n", args[0], d.Name, len(d.Functions))
+			fmt.Fprintf(a.io.Out, "%s: deployment %q is valid (%s)\n", args[0], d.Name, plural(len(d.Functions), "function"))
 			return nil
 		},
 	}

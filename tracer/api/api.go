@@ -209,3 +209,43 @@ type FunctionOverview struct {
 	P99Ms float64 `json:"p99Ms"`
 	P95Ms float64 `json:"p95Ms"`
 }
+
+// PathStreams lists streams; PathStreams/{stream}/events reads one.
+const PathStreams = "/v1/streams"
+
+// Stream is one item of GET /v1/streams: a stream and its partitions.
+type Stream struct {
+	Stream string `json:"stream"`
+	// Internal is set for the platform's _butter.* streams.
+	Internal   bool        `json:"internal,omitempty"`
+	Partitions []Partition `json:"partitions"`
+	// Events is how many events the partitions hold (end - start summed;
+	// transaction markers count too).
+	Events int64 `json:"events"`
+}
+
+// Partition is a partition's first and next offsets.
+type Partition struct {
+	Partition int32 `json:"partition"`
+	Start     int64 `json:"start"`
+	End       int64 `json:"end"`
+}
+
+// StreamEvent is one event of GET /v1/streams/{stream}/events: where it
+// sits, its attributes and its data.
+type StreamEvent struct {
+	Partition int32     `json:"partition"`
+	Offset    int64     `json:"offset"`
+	Key       string    `json:"key,omitempty"`
+	Timestamp time.Time `json:"timestamp"`
+	// Raw is set for a record that is not a CloudEvent (written by another
+	// Kafka client): its attributes are the platform's butter.raw ones.
+	Raw bool `json:"raw,omitempty"`
+	// Attributes are the CloudEvents attributes and extensions.
+	Attributes map[string]string `json:"attributes"`
+	// Data is the data when it is JSON; DataText otherwise (as text, or
+	// base64 when it is not UTF-8, DataBase64 set).
+	Data       json.RawMessage `json:"data,omitempty"`
+	DataText   string          `json:"dataText,omitempty"`
+	DataBase64 bool            `json:"dataBase64,omitempty"`
+}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/topics"
+	"github.com/buttercompass/butter/tracer/internal/browse"
 	"github.com/buttercompass/butter/tracer/internal/ingest"
 	"github.com/buttercompass/butter/tracer/internal/server"
 	"github.com/buttercompass/butter/tracer/internal/store"
@@ -141,7 +142,8 @@ func (s *Service) Provision(context.Context) error {
 			return errors.New("topics not listed yet")
 		}
 	})
-	server.New(server.Config{Store: s.store, Lag: s.ingest.Lag, Logger: s.log}).Register(s.admin.Handle)
+	server.New(server.Config{Store: s.store, Lag: s.ingest.Lag, Browser: browse.New(kcfg, s.ingest.Admin()),
+		Logger: s.log}).Register(s.admin.Handle)
 	return s.admin.Listen()
 }
 

@@ -326,3 +326,58 @@ func TestTraceWithRemoteParentIsNamedByItsFirstSpan(t *testing.T) {
 		return nil
 	})
 }
+
+// TestStreamBrowser lists streams with their offsets and reads events
+// with their attributes and data from an offset.
+func TestStreamBrowser(t *testing.T) {
+	t.Parallel()
+	brokers := testutil.Broker(t)
+	seed := testutil.Produce(t, brokers, testutil.Sizes{Traces: 1, Chains: 5, Logs: 1})
+	url := start(t, brokers)
+
+	var streams api.Page[api.Stream]
+	testutil.Get(t, url+"/v1/streams", &streams)
+	byName := map[string]api.Stream{}
+	for _, s := range streams.Items {
+		byName[s.Stream] = s
+	}
+	if o := byName["orders"]; o.Events != 5 || len(o.Partitions) != int(topics.DefaultPartitions) || o.Internal {
+		t.Errorf("orders = %+v, want 5 events in %d partitions", o, topics.DefaultPartitions)
+	}
+	if e := byName[topics.Events]; !e.Internal {
+		t.Errorf("%s = %+v, want it listed as internal", topics.Events, e)
+	}
+	var page api.Page[api.Stream]
+	testutil.Get(t, url+"/v1/streams?limit=1&cursor=orders", &page)
+	if len(page.Items) != 1 || page.Items[0].Stream <= "orders" || page.Next != page.Items[0].Stream {
+		t.Errorf("the page after orders = %+v", page)
+	}
+
+	dlq := byName["priced.dlq"]
+	var part int32 = -1
+	for _, p := range dlq.Partitions {
+		if p.End > p.Start {
+			part = p.Partition
+		}
+	}
+	var evs api.Page[api.StreamEvent]
+	code, body := testutil.Get(t, fmt.Sprintf("%s/v1/streams/priced.dlq/events?partition=%d&offset=0", url, part), &evs)
+	if code != http.StatusOK || len(evs.Items) != 1 {
+		t.Fatalf("read priced.dlq = %d %s", code, body)
+	}
+	e := evs.Items[0]
+	if e.Attributes["id"] != seed.Chains[0][1] || e.Attributes[obs.ExtDLQError] != "TypeError: price is undefined" ||
+		e.Attributes["causationid"] != seed.Chains[0][0] || string(e.Data) != `{"id":"`+seed.Chains[0][1]+`"}` {
+		t.Errorf("dead letter = %+v", e)
+	}
+	for path, want := range map[string]int{
+		"/v1/streams/nope/events":                http.StatusNotFound,
+		"/v1/streams/orders/events?partition=99": http.StatusNotFound,
+		"/v1/streams/orders/events?offset=x":     http.StatusBadRequest,
+		"/v1/streams/orders/events?partition=-1": http.StatusBadRequest,
+	} {
+		if code, body := testutil.Get(t, url+path, nil); code != want {
+			t.Errorf("GET %s = %d %s, want %d", path, code, body, want)
+		}
+	}
+}

@@ -95,6 +95,9 @@ func New(cfg Config) (*Ingester, error) {
 	return in, nil
 }
 
+// Admin returns the ingester's admin client, for others to share.
+func (in *Ingester) Admin() *kadm.Client { return in.adm }
+
 // Close closes the Kafka client.
 func (in *Ingester) Close() { in.cl.Close() }
 

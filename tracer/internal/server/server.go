@@ -15,6 +15,7 @@ import (
 
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/tracer/api"
+	"github.com/buttercompass/butter/tracer/internal/browse"
 	"github.com/buttercompass/butter/tracer/internal/store"
 	"github.com/buttercompass/butter/tracer/internal/ui"
 )
@@ -24,6 +25,8 @@ type Config struct {
 	Store *store.Store
 	// Lag returns the consumer lag of functions; nil reports -1.
 	Lag store.Lag
+	// Browser reads streams for /v1/streams.
+	Browser *browse.Browser
 	// Heartbeat is how often a follow stream sends a comment to keep
 	// proxies from closing it; default 15s.
 	Heartbeat time.Duration
@@ -49,6 +52,8 @@ func (s *Server) Register(handle func(string, http.Handler)) {
 	handle("GET "+api.PathLogs, s.h(s.logs))
 	handle("GET "+api.PathPlatformEvents, s.h(s.platformEvents))
 	handle("GET "+api.PathOverview, s.h(s.overview))
+	handle("GET "+api.PathStreams, s.h(s.streams))
+	handle("GET "+api.PathStreams+"/{stream}/events", s.h(s.streamEvents))
 	handle("GET /", ui.Handler())
 }
 
@@ -63,7 +68,7 @@ func (s *Server) h(f func(http.ResponseWriter, *http.Request) error) http.Handle
 		var p kit.Problem
 		switch {
 		case errors.As(err, &p):
-		case errors.Is(err, store.ErrNotFound):
+		case errors.Is(err, store.ErrNotFound), errors.Is(err, browse.ErrNoStream):
 			p = kit.Problem{Status: http.StatusNotFound, Detail: err.Error()}
 		case errors.Is(err, store.ErrBadCursor), errors.Is(err, store.ErrBadLevel):
 			p = kit.Problem{Status: http.StatusBadRequest, Detail: err.Error()}
@@ -222,6 +227,67 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, ov)
+}
+
+func (s *Server) streams(w http.ResponseWriter, r *http.Request) error {
+	n, err := limit(r)
+	if err != nil {
+		return err
+	}
+	all, err := s.cfg.Browser.Streams(r.Context())
+	if err != nil {
+		return err
+	}
+	// Streams sort by name; the cursor is the last name of a page.
+	after := r.URL.Query().Get("cursor")
+	page := api.Page[api.Stream]{Items: []api.Stream{}}
+	for _, st := range all {
+		if after != "" && st.Stream <= after {
+			continue
+		}
+		if len(page.Items) == n {
+			page.Next = page.Items[n-1].Stream
+			break
+		}
+		page.Items = append(page.Items, st)
+	}
+	return writeJSON(w, page)
+}
+
+// streamEvents reads ?limit= events of a partition from ?offset= (negative:
+// back from the end; default -20); the cursor is the next offset.
+func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	n, err := limit(r)
+	if err != nil {
+		return err
+	}
+	part, err := strconv.ParseInt(q.Get("partition"), 10, 32)
+	if q.Get("partition") == "" {
+		part, err = 0, nil
+	}
+	if err != nil || part < 0 {
+		return badRequest("partition %q: want a partition number", q.Get("partition"))
+	}
+	from := q.Get("offset")
+	if c := q.Get("cursor"); c != "" {
+		from = c
+	}
+	offset := int64(-20)
+	if from != "" {
+		if offset, err = strconv.ParseInt(from, 10, 64); err != nil {
+			return badRequest("offset %q: want an offset, or a negative count back from the end", from)
+		}
+	}
+	evs, err := s.cfg.Browser.Read(r.Context(), r.PathValue("stream"), int32(part), offset, n)
+	if err != nil {
+		return err
+	}
+	page := api.Page[api.StreamEvent]{Items: evs}
+	if len(evs) == n {
+		page.Next = strconv.FormatInt(evs[n-1].Offset+1, 10)
+	}
+	return writeJSON(w, page)
 }
 
 // follow streams items as server-sent events (one "data:" JSON line per

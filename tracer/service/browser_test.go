@@ -15,6 +15,7 @@ import (
 	"github.com/buttercompass/butter/proto/kit/kittest"
 	"github.com/buttercompass/butter/proto/obs"
 	"github.com/buttercompass/butter/proto/topics"
+	"github.com/buttercompass/butter/tracer/api"
 	"github.com/buttercompass/butter/tracer/internal/testutil"
 )
 
@@ -133,4 +134,27 @@ func TestWebUIInChromium(t *testing.T) {
 
 	goTo(t, ctx, "#/traces?status=error")
 	waitText(t, ctx, "main table", "POST /orders")
+
+	// The stream browser: streams, then the dead letter's attributes and
+	// data, opened with the keyboard.
+	goTo(t, ctx, "#/streams")
+	waitText(t, ctx, "main table", "priced.dlq")
+	var l api.Lineage
+	testutil.Get(t, url+"/v1/lineage?stream=priced&id="+seed.Chains[0][1], &l)
+	var part int32
+	for _, d := range l.Descendants {
+		if d.Stream == "priced.dlq" {
+			part = d.Partition
+		}
+	}
+	goTo(t, ctx, fmt.Sprintf("#/stream/priced.dlq?partition=%d&offset=0", part))
+	waitText(t, ctx, "main table", seed.Chains[0][1])
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("main table tbody button").focus() || true`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.KeyEvent(kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, `section[aria-label="Event details"]`, "butterdlqerror")
+	waitText(t, ctx, `section[aria-label="Event details"]`, `"id": "`+seed.Chains[0][1]+`"`)
 }

@@ -360,6 +360,52 @@ async function logsPage(params) {
   follow("/v1/logs?" + new URLSearchParams({ ...params, follow: "1", limit: "200" }), (l) => appendLog(logs, l, 2000));
 }
 
+async function streamsPage() {
+  const out = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  main.replaceChildren(h("h2", {}, "Streams"), out);
+  let page;
+  try { page = await api("/v1/streams?limit=1000"); } catch (e) { out.replaceChildren(h("p", { class: "error" }, e.message)); return; }
+  out.replaceChildren(h("table", {}, h("caption", {}, "Streams, their partitions and offsets"),
+    h("thead", {}, h("tr", {}, ...["Stream", "Events", "Partitions (start–end)"].map((c, i) => h("th", { scope: "col", class: i === 1 ? "num" : null }, c)))),
+    h("tbody", {}, page.items.map((s) => h("tr", {},
+      h("th", { scope: "row" }, hashLink(s.stream, "stream/" + encodeURIComponent(s.stream)), s.internal ? h("span", { class: "muted" }, " (internal)") : null),
+      h("td", { class: "num" }, s.events),
+      h("td", {}, s.partitions.map((p, i) => [i ? ", " : "", hashLink(`${p.partition}: ${p.start}–${p.end}`, "stream/" + encodeURIComponent(s.stream), { partition: p.partition })])))))));
+}
+
+async function streamPage(name, params) {
+  const list = h("div", {});
+  const details = h("section", { "aria-label": "Event details" });
+  const partition = params.partition || "0";
+  main.replaceChildren(h("h2", {}, "Stream ", h("code", {}, name)),
+    filterForm([["partition", "Partition"], ["offset", "From offset (negative: back from the end)"]], { partition, offset: params.offset || "-20" },
+      (p) => { location.hash = "#/stream/" + encodeURIComponent(name) + "?" + new URLSearchParams(p); }),
+    list, details);
+  let page;
+  try {
+    page = await api(`/v1/streams/${encodeURIComponent(name)}/events?` + new URLSearchParams({ partition, offset: params.offset || "-20", limit: "50" }));
+  } catch (e) { list.replaceChildren(h("p", { class: "error" }, e.message)); return; }
+  if (!page.items.length) { list.replaceChildren(h("p", { class: "muted" }, "No events there.")); return; }
+  const rows = page.items.map((ev) => {
+    const open = h("button", { type: "button" }, String(ev.offset));
+    open.addEventListener("click", () => {
+      const dl = h("dl", { class: "attrs" });
+      for (const k of Object.keys(ev.attributes).sort()) dl.append(h("dt", {}, k), h("dd", { class: "mono" }, ev.attributes[k]));
+      if (ev.key) dl.append(h("dt", {}, "key"), h("dd", { class: "mono" }, ev.key));
+      const data = ev.data !== undefined ? JSON.stringify(ev.data, null, 2) : (ev.dataText || "");
+      details.replaceChildren(h("h3", { tabindex: "-1" }, `Event at ${name}/${ev.partition}@${ev.offset}`), dl,
+        h("h4", {}, "Data" + (ev.dataBase64 ? " (base64)" : "")), h("pre", { class: "mono" }, data),
+        h("p", {}, hashLink("Lineage of this event", "lineage", { stream: name, id: ev.attributes.id })));
+      details.querySelector("h3").focus();
+    });
+    return h("tr", {}, h("td", { class: "num" }, open), h("td", { class: "mono" }, ev.attributes.id), h("td", {}, ev.attributes.type),
+      h("td", {}, timeEl(ev.attributes.time || ev.timestamp)), h("td", {}, ev.raw ? "raw" : ""));
+  });
+  list.replaceChildren(h("table", {}, h("caption", {}, `Partition ${partition} (choose an offset for the event's attributes and data)`),
+    h("thead", {}, h("tr", {}, ...["Offset", "Id", "Type", "Time", ""].map((c) => h("th", { scope: "col" }, c)))), h("tbody", {}, rows)),
+    ...(page.next ? [h("p", {}, hashLink("Newer events", "stream/" + encodeURIComponent(name), { partition, offset: page.next }))] : []));
+}
+
 // ---- routing ----
 
 function route() {
@@ -371,7 +417,7 @@ function route() {
   const [page, ...rest] = path.split("/");
   const arg = decodeURIComponent(rest.join("/"));
   for (const a of document.querySelectorAll("nav a")) {
-    if (a.dataset.page === (page || "overview") || (page === "trace" && a.dataset.page === "traces") || (page === "deployment" && a.dataset.page === "overview")) a.setAttribute("aria-current", "page");
+    if (a.dataset.page === (page || "overview") || (page === "trace" && a.dataset.page === "traces") || (page === "deployment" && a.dataset.page === "overview") || (page === "stream" && a.dataset.page === "streams")) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
   const pages = {
@@ -382,6 +428,8 @@ function route() {
     lineage: () => lineagePage(params),
     events: () => eventsPage(params),
     logs: () => logsPage(params),
+    streams: () => streamsPage(),
+    stream: () => streamPage(arg, params),
   };
   (pages[page] || pages[""])();
   document.title = (page ? page[0].toUpperCase() + page.slice(1) + " · " : "") + "Butter Compass tracer";

@@ -26,10 +26,11 @@ declare -A pkgs=(
 	[gateway]="gateway/cmd/butter-gateway"
 	[timer]="timer/cmd/butter-timer"
 	[loadmon]="loadmon/cmd/butter-loadmon"
+	[tracer]="tracer/cmd/butter-tracer"
 	[cli]="cli/cmd/butter"
 )
 services=("$@")
-[ ${#services[@]} -gt 0 ] || services=(broker deployer gateway timer loadmon cli)
+[ ${#services[@]} -gt 0 ] || services=(broker deployer gateway timer loadmon tracer cli)
 
 command -v docker >/dev/null || { echo "build-images: docker is not installed" >&2; exit 1; }
 mkdir -p "$out"

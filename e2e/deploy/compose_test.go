@@ -37,6 +37,8 @@ func composeEnv(extra ...string) []string {
 		"BUTTER_GATEWAY_PASSWORD=e2e-gateway-password",
 		"BUTTER_TIMER_PASSWORD=e2e-timer-password",
 		"BUTTER_LOADMON_PASSWORD=e2e-loadmon-password",
+		"BUTTER_TRACER_PASSWORD=e2e-tracer-password",
+		"BUTTER_TRACER_PORT=0",
 		"BUTTER_GATEWAY_PORT=0",
 		"BUTTER_DEPLOYER_PORT=0",
 	), extra...)
@@ -129,7 +131,7 @@ func TestComposeConfig(t *testing.T) {
 	}
 	// Each service logs in as itself, with the password `principals` gave
 	// its user; only the broker and principals know the admin's.
-	for _, name := range []string{"deployer", "gateway", "timer", "loadmon"} {
+	for _, name := range []string{"deployer", "gateway", "timer", "loadmon", "tracer"} {
 		e := cfg.Services[name].Environment
 		if e["BUTTER_SASL_USER"] != "butter-"+name || e["BUTTER_SASL_PASSWORD"] != cfg.Services["principals"].Environment[passwordEnv("butter-"+name)] {
 			t.Errorf("%s logs in as %q with its password %v; want butter-%s with the password principals sets", name, e["BUTTER_SASL_USER"], e["BUTTER_SASL_PASSWORD"] != "", name)
@@ -260,8 +262,8 @@ func waitReady(ctx context.Context, url string) error {
 }
 
 // TestComposeUp brings the platform up from deploy/compose.yaml on a
-// private network — broker, deployer (docker runtime), gateway, timer (and
-// loadmon when it is built) — and waits for every /readyz over the
+// private network — broker, deployer (docker runtime), gateway, timer,
+// loadmon and tracer — and waits for every /readyz over the
 // containers' bridge addresses; deploys a python function behind a route,
 // which the deployer runs in a container of its own and the gateway
 // answers through; then restarts the broker on its volume and waits again:
@@ -273,8 +275,10 @@ func TestComposeUp(t *testing.T) {
 	sweepProjects(t, ctx)
 
 	services := map[string]int{"broker": 8085, "deployer": 8081, "gateway": 8080, "timer": 8083}
-	if _, err := os.Stat(filepath.Join(repo(t), "loadmon", "cmd", "butter-loadmon")); err == nil {
-		services["loadmon"] = 8084
+	for name, port := range map[string]int{"loadmon": 8084, "tracer": 8082} {
+		if _, err := os.Stat(filepath.Join(repo(t), name, "cmd", "butter-"+name)); err == nil {
+			services[name] = port
+		}
 	}
 	var names []string
 	for s := range services {

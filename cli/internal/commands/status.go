@@ -70,7 +70,7 @@ part is not ready.`,
 				}
 			}
 			if len(down) > 0 {
-				return SilentError{fmt.Errorf("not ready: %s", strings.Join(down, ", "))}
+				return fmt.Errorf("not ready: %s", strings.Join(down, ", "))
 			}
 			return nil
 		},

@@ -344,3 +344,39 @@ func TestHelpOnNewCommands(t *testing.T) {
 		t.Errorf("butter --help does not tell about the client context:\n%s", r.stdout)
 	}
 }
+
+// TestUpExistingCluster: butter up uses an existing cluster only when told
+// so itself (here BUTTER_UP_BROKERS, a broker of its own), says why, and
+// its context gives client commands that cluster and its login.
+func TestUpExistingCluster(t *testing.T) {
+	t.Parallel()
+	addr, kdata := freeAddr(t), t.TempDir()
+	startButter(t, "broker listening on", "broker", "--addr", addr, "--data", kdata, "--admin", "")
+	data := t.TempDir()
+	props := filepath.Join(kdata, "client.properties")
+	_, sc := startButterEnv(t, []string{"BUTTER_UP_BROKERS=" + addr, "BUTTER_CLIENT_CONFIG=" + props}, "  broker  ",
+		"up", "--data", data, "--admin-addr", "", "--deployer-addr", "127.0.0.1:0", "--loadmon-addr", "127.0.0.1:0", "--tracer-addr", "127.0.0.1:0")
+	if want := addr + " (existing cluster, from BUTTER_UP_BROKERS)"; !strings.Contains(sc.Text(), want) {
+		t.Fatalf("up printed %q, want %q", sc.Text(), want)
+	}
+	ready := make(chan struct{})
+	go func() {
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "Ctrl-C stops") {
+				close(ready)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(kittest.Timeout):
+		t.Fatal("butter up on an existing cluster did not come up")
+	}
+	r := runEnv(t, nil, "stream", "ls", "--all", "--data", data)
+	if r.code != 0 || !strings.Contains(r.stdout, "_butter.deployments") {
+		t.Fatalf("stream ls through up's context: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runEnv(t, nil, "ls", "--data", data); r.code != 0 {
+		t.Fatalf("ls through up's context: exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -143,7 +143,7 @@ func startButterEnv(t *testing.T, env []string, ready string, args ...string) (*
 	cmd := exec.Command(butterBin, args...)
 	// Services a test does not place get random ports, so tests never
 	// collide with each other or with a platform running on the machine.
-	cmd.Env = append(os.Environ(), "BUTTER_BROKERS=", "BUTTER_GATEWAY_ADDR=127.0.0.1:0", "BUTTER_TIMER_ADDR=127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "BUTTER_BROKERS=", "BUTTER_GATEWAY_ADDR=127.0.0.1:0", "BUTTER_TIMER_ADDR=127.0.0.1:0", "BUTTER_TRACER_ADDR=127.0.0.1:0")
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()

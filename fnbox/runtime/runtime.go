@@ -15,6 +15,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
+
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/envelope"
 )
@@ -59,6 +61,13 @@ type Result struct {
 	// ContentType says how Data is encoded, application/json for values
 	// of JS/Python functions, text/plain for strings.
 	ContentType string
+	// Event, when set, is the CloudEvent the function answered with (an
+	// http function's reply in CloudEvents binary or structured mode); it
+	// is written even without data. Its type, source, subject, dataschema
+	// and extensions become the output event's, and Data and ContentType
+	// are its data; fnbox still sets id, time, causationid, correlationid
+	// and the trace.
+	Event *event.Event
 }
 
 // Emit is a context.emit call: data for a new event on a stream. fnbox

@@ -147,3 +147,71 @@ functions:
 		}
 	}
 }
+
+// TestCloudEventReplyIsTheOutput: a function answering with a CloudEvent
+// (runtime.Result.Event, as an http function's binary or structured
+// reply gives it) has that event written to out with its type, source,
+// subject and extensions, while fnbox keeps the chain and the trace; an
+// event without data is still written.
+func TestCloudEventReplyIsTheOutput(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 1)
+	e.stream("out", 1)
+	in := events("i", "t", 2)
+	in[0].SetExtension(envelope.ExtTraceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	in[0].SetExtension(envelope.ExtPartitionKey, "cust-1")
+	e.produce("in", 1, in...)
+	e.start(parse(t, `
+name: ce
+platform: go
+functions:
+  - fn: ./f
+    name: f
+    bindings:
+      streams: [{name: in, offset: first}]
+      out: out
+`), runtime.Funcs{"f": func(_ context.Context, inv runtime.Invocation, _ runtime.Host) (runtime.Result, error) {
+		reply := envelope.New("/replier", "com.example.reply")
+		reply.SetID("constant")
+		reply.SetSubject("about-" + inv.Events[0].Event.ID())
+		reply.SetExtension("tenant", "acme")
+		reply.SetExtension(envelope.ExtCausationID, "forged")
+		reply.SetExtension(envelope.ExtCorrelationID, "forged")
+		reply.SetExtension(envelope.ExtTraceparent, "00-11111111111111111111111111111111-1111111111111111-01")
+		reply.SetExtension("offset", "7")
+		if inv.Events[0].Event.ID() == "i-1" {
+			return runtime.Result{Event: &reply}, nil
+		}
+		return runtime.Result{Event: &reply, Data: []byte(`{"ok":true}`), ContentType: "application/json"}, nil
+	}})
+	out := e.read("out", 2, false)
+	if len(out) != 2 {
+		t.Fatalf("%d outputs, want 2", len(out))
+	}
+	for _, d := range out {
+		ev := d.Event
+		cause := stringExt(ev, envelope.ExtCausationID)
+		if ev.Type() != "com.example.reply" || ev.Source() != "/replier" || ev.Subject() != "about-"+cause ||
+			stringExt(ev, "tenant") != "acme" || stringExt(ev, "offset") != "" {
+			t.Errorf("output %v, want the reply's attributes", ev)
+		}
+		if ev.ID() == "constant" || stringExt(ev, envelope.ExtCorrelationID) != cause {
+			t.Errorf("output id %q correlation %q: fnbox's own, please", ev.ID(), stringExt(ev, envelope.ExtCorrelationID))
+		}
+		switch cause {
+		case "i-0":
+			if tp := stringExt(ev, envelope.ExtTraceparent); !strings.Contains(tp, "4bf92f3577b34da6a3ce929d0e0e4736") {
+				t.Errorf("traceparent %q, want the input's trace", tp)
+			}
+			if string(ev.Data()) != `{"ok":true}` || stringExt(ev, envelope.ExtPartitionKey) != "cust-1" {
+				t.Errorf("output data %q partitionkey %q", ev.Data(), stringExt(ev, envelope.ExtPartitionKey))
+			}
+		case "i-1":
+			if len(ev.Data()) != 0 {
+				t.Errorf("output of a data-less reply has data %q", ev.Data())
+			}
+		default:
+			t.Errorf("output caused by %q", cause)
+		}
+	}
+}

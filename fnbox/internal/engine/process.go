@@ -315,8 +315,15 @@ func (r *runner) invoke(ctx context.Context, rt runtime.Runtime, ds []envelope.D
 // batched (see units), so a reply always answers exactly its request.
 func (r *runner) writeResult(ctx, traceCtx context.Context, out *producer, ds []envelope.Delivery, res runtime.Result, recs []*kgo.Record) error {
 	d := ds[0]
-	if o := r.fn.Bindings.Out; o != "" && res.Data != nil {
+	result := func() event.Event {
 		e := r.resultEvent(traceCtx, d, obs.TypeResult, res.Data, res.ContentType)
+		if res.Event != nil {
+			adoptReply(&e, *res.Event, d.Event)
+		}
+		return e
+	}
+	if o := r.fn.Bindings.Out; o != "" && (res.Data != nil || res.Event != nil) {
+		e := result()
 		if len(ds) > 1 {
 			ids := make([]string, len(ds))
 			for i, d := range ds {
@@ -332,9 +339,9 @@ func (r *runner) writeResult(ctx, traceCtx context.Context, out *producer, ds []
 		recs = append(recs, rec)
 	}
 	if replyTo := r.replyTo(d); replyTo != "" && len(ds) == 1 {
-		rec, err := r.resultRecord(traceCtx, r.e.ns.Topic(replyTo), d, obs.TypeResult, res.Data, res.ContentType)
+		rec, err := envelope.ToRecord(r.e.ns.Topic(replyTo), result())
 		if err != nil {
-			return err
+			return fmt.Errorf("build %s event for %s: %w", obs.TypeResult, d.Event.ID(), err)
 		}
 		recs = append(recs, rec)
 	}
@@ -384,6 +391,43 @@ func (r *runner) resultEvent(traceCtx context.Context, d envelope.Delivery, typ 
 	envelope.InjectTrace(traceCtx, &e)
 	setData(&e, data, contentType)
 	return e
+}
+
+// platformExtensions are the extensions of an output that fnbox sets, not
+// the function: the chain, the trace, and where the input sat.
+var platformExtensions = map[string]bool{
+	envelope.ExtCausationID: true, envelope.ExtCorrelationID: true,
+	envelope.ExtTraceparent: true, envelope.ExtTracestate: true,
+	"stream": true, "partition": true, "offset": true,
+}
+
+// adoptReply makes result the CloudEvent the function answered with: its
+// type, source, subject (when it has one), dataschema and extensions,
+// except those fnbox sets (platformExtensions) and a replyto or deadline
+// merely echoed from the input, which would send the output back to the
+// requester. Id, time and data stay as resultEvent made them.
+func adoptReply(result *event.Event, reply, in event.Event) {
+	if reply.Context == nil {
+		return
+	}
+	result.SetType(reply.Type())
+	result.SetSource(reply.Source())
+	if s := reply.Subject(); s != "" {
+		result.SetSubject(s)
+	}
+	if s := reply.DataSchema(); s != "" {
+		result.SetDataSchema(s)
+	}
+	for name, v := range reply.Extensions() {
+		s, err := types.Format(v)
+		if err != nil || platformExtensions[name] {
+			continue
+		}
+		if (name == envelope.ExtReplyTo || name == envelope.ExtDeadline) && s == stringExt(in, name) {
+			continue
+		}
+		result.SetExtension(name, s)
+	}
 }
 
 // deadLetter writes the original event, with the failure as extensions, to

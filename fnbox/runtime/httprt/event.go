@@ -2,12 +2,19 @@ package httprt
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/buttercompass/butter/fnbox/runtime"
@@ -15,23 +22,10 @@ import (
 )
 
 // newRequest builds the POST of events: binary mode for one event, a
-// structured batch when batch is set.
+// batch when batch is set.
 func newRequest(url string, ds []envelope.Delivery, batch bool) (*http.Request, error) {
 	if batch {
-		all := make([]map[string]any, len(ds))
-		for i, d := range ds {
-			all[i] = runtime.Structured(d)
-		}
-		b, err := json.Marshal(all)
-		if err != nil {
-			return nil, err
-		}
-		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Content-Type", BatchContentType)
-		return req, nil
+		return batchRequest(url, ds)
 	}
 	d := ds[0]
 	var data []byte
@@ -44,6 +38,49 @@ func newRequest(url string, ds []envelope.Delivery, batch bool) (*http.Request, 
 	}
 	binaryHeaders(req.Header, d)
 	return req, nil
+}
+
+// batchRequest is the POST of a batch in the CloudEvents HTTP batch
+// format, written by sdk-go so that its NewEventsFromHTTPRequest reads it:
+// a JSON array of structured events. Where each event sits is in the
+// extensions stream, partition and offset, as strings like in binary mode
+// (a JSON number extension must fit an int32, and offsets do not).
+func batchRequest(url string, ds []envelope.Delivery) (*http.Request, error) {
+	evs := make([]event.Event, len(ds))
+	for i, d := range ds {
+		e := d.Event.Clone()
+		if e.Context == nil {
+			return nil, fmt.Errorf("event %d of the batch has no context", i)
+		}
+		e.SetExtension("stream", d.Stream)
+		e.SetExtension("partition", strconv.FormatInt(int64(d.Partition), 10))
+		e.SetExtension("offset", strconv.FormatInt(d.Offset, 10))
+		// Inline when the bytes allow it, whatever the event says (SetData
+		// with []byte asks for base64 even for JSON): readers that predate
+		// data_base64 get JSON as JSON.
+		e.DataBase64 = needsBase64(e)
+		evs[i] = e
+	}
+	return cehttp.NewHTTPRequestFromEvents(context.Background(), url, evs)
+}
+
+// needsBase64 reports whether e's data would not survive sdk-go's JSON
+// format as it is: sdk-go inlines data only of application/json (and
+// unstated), and writes any other as a JSON string, which must be UTF-8
+// text for the receiver to get the same bytes back.
+func needsBase64(e event.Event) bool {
+	data := e.Data()
+	if len(data) == 0 {
+		return false
+	}
+	mt, _, _ := mime.ParseMediaType(e.DataContentType())
+	switch mt {
+	case "", event.ApplicationJSON, event.TextJSON:
+		return !json.Valid(data)
+	}
+	// A +json type is inlined by some readers (the Go SDK) and a string to
+	// sdk-go: base64 reads the same everywhere.
+	return runtime.IsJSON(mt) || !runtime.IsText(e.DataContentType()) || !utf8.Valid(data)
 }
 
 // binaryHeaders sets the ce-* headers of d (CloudEvents HTTP binding,
@@ -95,4 +132,26 @@ func headerValue(s string) string {
 		b.WriteByte(c)
 	}
 	return b.String()
+}
+
+// replyEvent reads the answer of a function as a CloudEvent when it is
+// one: binary mode (a ce-specversion header) or structured mode
+// (application/cloudevents+json). It reports false for any other answer.
+// Parsing is sdk-go's, so whatever its receivers and clients answer reads
+// as they meant it.
+func replyEvent(resp *http.Response, body []byte) (*event.Event, bool, error) {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if resp.Header.Get("Ce-Specversion") == "" && !strings.EqualFold(mt, envelope.ContentTypeStructured) {
+		return nil, false, nil
+	}
+	r := *resp
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	e, err := cehttp.NewEventFromHTTPResponse(&r)
+	if err != nil {
+		return nil, true, err
+	}
+	if err := e.Validate(); err != nil {
+		return nil, true, err
+	}
+	return e, true, nil
 }

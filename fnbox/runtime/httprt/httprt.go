@@ -7,15 +7,22 @@
 // (extensions included, plus ce-stream, ce-partition and ce-offset saying
 // where the event sits), Content-Type the event's datacontenttype, the body
 // its data. A function with delivery.batch > 1 gets its events as one
-// application/cloudevents-batch+json array of structured events instead.
+// application/cloudevents-batch+json array of structured events instead,
+// the CloudEvents HTTP batch format as sdk-go writes and reads it
+// (cehttp.NewEventsFromHTTPRequest), with stream, partition and offset as
+// string extensions.
 // Every request also has
 //
 //	Butter-Invocation  id for the context API's Butter-Invocation header
 //	Butter-Deadline    the invocation's deadline, RFC 3339
 //
 // A 2xx answer's body is the result, with its Content-Type (204 or an empty
-// body: no result); 4xx is a permanent failure (straight to the dead-letter
-// stream), 5xx a failure that is retried. The context API is package
+// body: no result), unless the answer is itself a CloudEvent, in binary
+// mode (ce-* headers, as sdk-go's receivers answer) or structured mode
+// (application/cloudevents+json): then that event is the result
+// (runtime.Result.Event), and one that is not valid is a permanent failure.
+// 4xx is a permanent failure (straight to the dead-letter stream), 5xx a
+// failure that is retried. The context API is package
 // ctxhttp's. The server's environment is fnbox's, then the descriptor's env
 // and Spec.Env, plus PORT, BUTTER_CONTEXT_URL and BUTTER_FUNCTION.
 package httprt
@@ -274,6 +281,16 @@ func answer(resp *http.Response, body []byte) (runtime.Result, error) {
 	case s >= 200 && s < 300:
 		if len(body) > maxResult {
 			return runtime.Result{}, &runtime.FunctionError{Message: fmt.Sprintf("result is larger than %d bytes", maxResult), Permanent: true}
+		}
+		if e, ok, err := replyEvent(resp, body); ok {
+			if err != nil {
+				return runtime.Result{}, &runtime.FunctionError{Message: "the answer is not a valid CloudEvent: " + err.Error(), Permanent: true}
+			}
+			res := runtime.Result{Event: e, ContentType: e.DataContentType()}
+			if data := e.Data(); len(data) > 0 {
+				res.Data = data
+			}
+			return res, nil
 		}
 		if s == http.StatusNoContent || len(body) == 0 {
 			return runtime.Result{}, nil

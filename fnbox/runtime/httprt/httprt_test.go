@@ -36,6 +36,9 @@ func TestMain(m *testing.M) {
 // answers the status in the body, die exits mid-call.
 func serve() {
 	fn := os.Getenv("BUTTER_FUNCTION")
+	if serveCloudEvents(fn) {
+		return
+	}
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		switch fn {

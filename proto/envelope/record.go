@@ -165,10 +165,11 @@ func validate(e event.Event) error {
 // FromRecord decodes r. It never fails: what it cannot read as a
 // CloudEvent becomes a TypeRaw event as documented there, with Raw set.
 //
-// A record is read in the Kafka binding's binary content mode when it has
-// any ce_ header, in structured content mode when it has none and its
-// content-type is application/cloudevents+json (the value is then the
-// event in the JSON format), and as a plain record otherwise. Header names
+// A record is read in the Kafka binding's structured content mode when
+// its content-type is application/cloudevents+json and it has no
+// ce_specversion header (the value is then the event in the JSON format),
+// in binary content mode when it has any other ce_ header, and as a plain
+// record otherwise. Header names
 // match in any case and are lower-cased, as sdk-go does (ce_MyExt is
 // extension myext); names that are still not valid attribute names
 // (ce_with-dash) are ignored, and of repeated headers the last wins.
@@ -224,11 +225,15 @@ func decode(r *kgo.Record) (event.Event, error) {
 			}
 		}
 	}
+	_, hasSpecVersion := attrs[attrSpecVersion]
 	switch {
+	case hasContentType && isStructured(contentType) && !hasSpecVersion:
+		// sdk-go reads the content type first too; ce_specversion is
+		// what our binary mode writes for an event whose data is itself
+		// a structured CloudEvent.
+		return decodeStructured(r.Value)
 	case hasCE:
 		return decodeBinary(attrs, contentType, hasContentType, r.Value)
-	case hasContentType && isStructured(contentType):
-		return decodeStructured(r.Value)
 	}
 	return event.Event{}, errNotCloudEvent
 }

@@ -150,3 +150,25 @@ func TestKeyIsPartitionKey(t *testing.T) {
 		t.Error("partitionkey set for a record without key")
 	}
 }
+
+func TestStructuredWinsOverStrayHeaders(t *testing.T) {
+	// A structured record that picked up a ce_ header on the way (a
+	// tracing interceptor) is still structured, as sdk-go reads it; with
+	// ce_specversion it is binary mode whose data is a CloudEvent.
+	value := `{"specversion":"1.0","id":"inner","source":"/s","type":"t"}`
+	hs := []kgo.RecordHeader{{Key: "content-type", Value: []byte(ContentTypeStructured)}, {Key: "ce_traceparent", Value: []byte("x")}}
+	if d := FromRecord(&kgo.Record{Value: []byte(value), Headers: hs}); d.Raw || d.Event.ID() != "inner" {
+		t.Errorf("structured record with a stray ce_ header: raw %v (%v), id %q", d.Raw, d.Invalid, d.Event.ID())
+	}
+	outer := New("/outer", "t")
+	if err := outer.SetData(ContentTypeStructured, []byte(value)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ToRecord("t", outer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := FromRecord(r); d.Raw || d.Event.ID() != outer.ID() || string(d.Event.Data()) != value {
+		t.Errorf("binary event carrying a CloudEvent: raw %v (%v), id %q, data %q", d.Raw, d.Invalid, d.Event.ID(), d.Event.Data())
+	}
+}

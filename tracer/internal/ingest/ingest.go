@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,7 +57,6 @@ type Ingester struct {
 	lagTime time.Time
 
 	records, skipped, batches prometheus.Counter
-	applied                   atomic.Int64
 }
 
 // New returns an ingester; Run starts it.
@@ -153,16 +151,12 @@ func (in *Ingester) consume(ctx context.Context) error {
 		if n > 0 {
 			in.records.Add(float64(n))
 			in.batches.Inc()
-			in.applied.Add(int64(n))
 		}
 	}
 }
 
 // maxBatch is the most records applied in one transaction.
 const maxBatch = 2000
-
-// Applied returns how many records have been indexed since start.
-func (in *Ingester) Applied() int64 { return in.applied.Load() }
 
 func (in *Ingester) discoverLoop(ctx context.Context) error {
 	t := time.NewTicker(in.cfg.Discover)

@@ -295,6 +295,9 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 // stores it, until the client goes away.
 func follow[T any](s *Server, w http.ResponseWriter, r *http.Request, next func(context.Context, int64) ([]T, int64, error)) error {
 	ctx := r.Context()
+	// Subscribe before reading, so a commit between the read and the
+	// wait is not missed.
+	changed := s.cfg.Store.Changed()
 	// Check the filter before committing to a stream, so a bad one is a
 	// 400, not an event stream that ends at once.
 	items, after, err := next(ctx, -1)
@@ -313,7 +316,6 @@ func follow[T any](s *Server, w http.ResponseWriter, r *http.Request, next func(
 	beat := time.NewTicker(s.cfg.Heartbeat)
 	defer beat.Stop()
 	for {
-		changed := s.cfg.Store.Changed()
 		for _, it := range items {
 			b, err := json.Marshal(it)
 			if err != nil {
@@ -324,6 +326,7 @@ func follow[T any](s *Server, w http.ResponseWriter, r *http.Request, next func(
 			}
 		}
 		fl.Flush()
+		items = nil
 		select {
 		case <-ctx.Done():
 			return nil
@@ -331,10 +334,10 @@ func follow[T any](s *Server, w http.ResponseWriter, r *http.Request, next func(
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
 				return nil
 			}
-			items = nil
 			continue
 		case <-changed:
 		}
+		changed = s.cfg.Store.Changed()
 		if items, after, err = next(ctx, after); err != nil {
 			if ctx.Err() == nil {
 				s.cfg.Logger.Warn("follow failed", "path", r.URL.Path, kit.KeyError, err)

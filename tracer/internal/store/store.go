@@ -10,7 +10,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -105,9 +104,6 @@ func (s *Store) ForgetTopic(ctx context.Context, topic string) error {
 	}
 	return nil
 }
-
-// errRollback marks a transaction rolled back on purpose.
-var errRollback = errors.New("rolled back")
 
 // tx runs f in one write transaction.
 func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {

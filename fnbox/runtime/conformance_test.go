@@ -59,15 +59,23 @@ func TestConformanceHTTP(t *testing.T) {
 
 func TestConformanceGo(t *testing.T) {
 	need(t, "go", "install Go: https://go.dev/dl")
-	runtime.RunConformance(t, runtime.Conformance{Name: "go", Dir: buildGoFixture(t), Start: httprt.Start})
+	runtime.RunConformance(t, runtime.Conformance{Name: "go", Dir: buildGoFixture(t, "go"), Start: httprt.Start})
 }
 
-// buildGoFixture copies the go fixture's descriptors into a temporary
+// TestConformanceSDKGo runs the suite against http functions that are
+// CloudEvents sdk-go's own receiver (client.StartReceiver), answering
+// with CloudEvents: a function nobody here wrote the protocol of.
+func TestConformanceSDKGo(t *testing.T) {
+	need(t, "go", "install Go: https://go.dev/dl")
+	runtime.RunConformance(t, runtime.Conformance{Name: "sdkgo", Dir: buildGoFixture(t, "sdkgo"), Start: httprt.Start})
+}
+
+// buildGoFixture copies a Go fixture's descriptors into a temporary
 // directory and builds its main.go there as ./handler, the command its
 // butter.yaml names: fnbox builds nothing for platform go yet.
-func buildGoFixture(t *testing.T) string {
+func buildGoFixture(t *testing.T, name string) string {
 	t.Helper()
-	src, err := filepath.Abs(fixture("go"))
+	src, err := filepath.Abs(fixture(name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,8 +92,8 @@ func buildGoFixture(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	// The fixture is its own module, outside the workspace, with a replace
-	// to the SDK in this repository.
+	// The fixture is its own module, outside the workspace (the go one
+	// with a replace to the SDK in this repository).
 	build := exec.CommandContext(t.Context(), "go", "build", "-o", filepath.Join(dir, "handler"), ".")
 	build.Dir = src
 	build.Env = append(os.Environ(), "GOWORK=off")

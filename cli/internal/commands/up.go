@@ -84,6 +84,11 @@ them; Ctrl-C stops cleanly.`,
 			if err != nil {
 				return err
 			}
+			if external {
+				if err := a.pingCluster(ctx, cl, why); err != nil {
+					return err
+				}
+			}
 			// Against an existing cluster nobody else creates the internal
 			// topics; on the embedded broker this is a no-op.
 			if err := kit.EnsureTopics(ctx, cl, kit.InNamespace(a.kafka.Namespace(), topics.Internal()...)...); err != nil {

@@ -1,12 +1,15 @@
 package commands
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/broker-bridge/broker"
 )
@@ -24,11 +27,15 @@ func (a *app) upCluster(cmd *cobra.Command) (external bool, why string) {
 	a.cc, a.ccLoaded = &clientContext{}, true
 	switch {
 	case cmd.Flags().Changed("brokers"):
-		a.kafka.Brokers = hostPorts(a.kafka.Brokers)
-		return true, "from --brokers"
+		a.kafka.Brokers, why = hostPorts(a.kafka.Brokers), "from --brokers"
 	case os.Getenv(UpBrokersEnv) != "":
-		a.kafka.Brokers = hostPorts(strings.Split(os.Getenv(UpBrokersEnv), ","))
-		return true, "from " + UpBrokersEnv
+		a.kafka.Brokers, why = hostPorts(strings.Split(os.Getenv(UpBrokersEnv), ",")), "from "+UpBrokersEnv
+	}
+	if why != "" {
+		// Said before connecting, so a cluster that cannot be reached
+		// is not a mystery.
+		fmt.Fprintf(a.io.Out, "using the existing Kafka cluster %s (%s)\n", strings.Join(a.kafka.Brokers, ","), why)
+		return true, why
 	}
 	if v := os.Getenv("BUTTER_BROKERS"); v != "" {
 		fmt.Fprintf(a.io.Out, "note: BUTTER_BROKERS=%s is the client commands' setting: up starts its embedded broker (up --brokers or %s uses an existing cluster)\n", v, UpBrokersEnv)
@@ -62,4 +69,16 @@ func (a *app) writeUpContext(cfg broker.Config, external bool, addrs map[string]
 		return "", fmt.Errorf("make the data dir: %w", err)
 	}
 	return writeContext(dir, upContext(a.kafka, login, addrs))
+}
+
+// pingCluster fails with one line when the existing cluster cannot be
+// reached, rather than one error per internal topic.
+func (a *app) pingCluster(ctx context.Context, cl *kgo.Client, why string) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := cl.Ping(ctx); err != nil {
+		return fmt.Errorf("reach the existing Kafka cluster %s (%s; without it butter up starts its embedded broker): %w",
+			strings.Join(a.kafka.Brokers, ","), why, err)
+	}
+	return nil
 }

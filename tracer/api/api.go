@@ -117,6 +117,10 @@ type Event struct {
 	// Function is deployment/function that produced it, when its source is
 	// a function's (butter://deployment/function).
 	Function string `json:"function,omitempty"`
+	// BatchIDs are the ids of every event of the batch this event is the
+	// result of (butterbatchids), when the function took a batch; it is a
+	// descendant of each of them, its CausationID names the first.
+	BatchIDs []string `json:"batchIds,omitempty"`
 	// DeadLetter holds the error when this record is a dead letter: the
 	// failed event (same id) with the error of its last attempt, and
 	// DeadLetterFunction the function that failed on it.

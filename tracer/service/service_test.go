@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/buttercompass/butter/proto/envelope"
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/kit/kittest"
 	"github.com/buttercompass/butter/proto/obs"
@@ -379,5 +382,45 @@ func TestStreamBrowser(t *testing.T) {
 		if code, body := testutil.Get(t, url+path, nil); code != want {
 			t.Errorf("GET %s = %d %s, want %d", path, code, body, want)
 		}
+	}
+}
+
+// TestLineageOfBatchResults: the result of a batch descends from every
+// event of the batch, not only the first its causationid names.
+func TestLineageOfBatchResults(t *testing.T) {
+	t.Parallel()
+	brokers := testutil.Broker(t)
+	cl := testutil.Client(t, brokers)
+	ctx := context.Background()
+	if err := kit.EnsureTopics(ctx, cl, topics.Stream("orders"), topics.Stream("priced")); err != nil {
+		t.Fatal(err)
+	}
+	first, second := envelope.New("/test", "order.placed"), envelope.New("/test", "order.placed")
+	result := envelope.Child(first, obs.Source("shop", "price"), obs.TypeResult)
+	result.SetExtension(obs.ExtBatchIDs, `["`+first.ID()+`","`+second.ID()+`"]`)
+	var recs []*kgo.Record
+	for _, x := range []struct {
+		stream string
+		e      event.Event
+	}{{"orders", first}, {"orders", second}, {"priced", result}} {
+		r, err := envelope.ToRecord(x.stream, x.e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	url := start(t, brokers)
+	for _, in := range []string{first.ID(), second.ID()} {
+		kittest.Eventually(t, "the batch result descends from "+in, func() error {
+			var l api.Lineage
+			code, body := testutil.Get(t, url+"/v1/lineage?stream=orders&id="+in, &l)
+			if code != http.StatusOK || len(l.Descendants) != 1 || l.Descendants[0].ID != result.ID() || len(l.Descendants[0].BatchIDs) != 2 {
+				return fmt.Errorf("lineage of %s = %d %s", in, code, body)
+			}
+			return nil
+		})
 	}
 }

@@ -269,11 +269,25 @@ func printLineage(w io.Writer, l api.Lineage) {
 		indent += "  "
 	}
 	fmt.Fprintf(w, "%s* %s\n", indent, eventLine(l.Event))
+	// A batch's result goes under whichever event of its batch is here.
+	known := map[string]bool{l.Event.ID: true}
+	for _, d := range l.Descendants {
+		known[d.ID] = true
+	}
 	kids := map[string][]api.Event{}
 	for _, d := range l.Descendants {
 		p := d.CausationID
-		if d.DeadLetter != "" && d.ID == l.Event.ID {
+		switch {
+		case d.DeadLetter != "" && d.ID == l.Event.ID:
 			p = l.Event.ID
+		case !known[p]:
+			p = l.Event.ID
+			for _, id := range d.BatchIDs {
+				if known[id] {
+					p = id
+					break
+				}
+			}
 		}
 		kids[p] = append(kids[p], d)
 	}

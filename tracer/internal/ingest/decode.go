@@ -113,6 +113,9 @@ func (d *decoder) add(b *store.Batch, r *kgo.Record) error {
 			if rest, ok := strings.CutPrefix(ev.Source, "butter://"); ok {
 				ev.Function = rest
 			}
+			if ids := control.Ext(e, obs.ExtBatchIDs); ids != "" {
+				_ = json.Unmarshal([]byte(ids), &ev.BatchIDs)
+			}
 			ev.DeadLetter = control.Ext(e, obs.ExtDLQError)
 			if ev.DeadLetter != "" {
 				ev.DeadLetterFunction = control.Ext(e, obs.ExtDLQFunction)

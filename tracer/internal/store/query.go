@@ -212,7 +212,7 @@ func (s *Store) Trace(ctx context.Context, traceID string) (api.Trace, error) {
 	return tr, nil
 }
 
-const eventCols = `stream, part, off, id, type, source, subject, time_ns, causation, correlation, trace_id, function, dlq, dlq_function`
+const eventCols = `stream, part, off, id, type, source, subject, time_ns, causation, correlation, trace_id, function, dlq, dlq_function, batch`
 
 func scanEvents(rows *sql.Rows) ([]api.Event, error) {
 	defer rows.Close()
@@ -220,9 +220,13 @@ func scanEvents(rows *sql.Rows) ([]api.Event, error) {
 	for rows.Next() {
 		var e api.Event
 		var t int64
+		var batch string
 		if err := rows.Scan(&e.Stream, &e.Partition, &e.Offset, &e.ID, &e.Type, &e.Source, &e.Subject, &t,
-			&e.CausationID, &e.CorrelationID, &e.TraceID, &e.Function, &e.DeadLetter, &e.DeadLetterFunction); err != nil {
+			&e.CausationID, &e.CorrelationID, &e.TraceID, &e.Function, &e.DeadLetter, &e.DeadLetterFunction, &batch); err != nil {
 			return nil, err
+		}
+		if batch != "" {
+			_ = json.Unmarshal([]byte(batch), &e.BatchIDs)
 		}
 		e.Time = fromNs(t)
 		out = append(out, e)
@@ -301,7 +305,8 @@ func (s *Store) Lineage(ctx context.Context, stream, id string) (api.Lineage, er
 	for len(frontier) > 0 && len(l.Descendants) < maxLineage {
 		var next []string
 		for _, parent := range frontier {
-			kids, err := s.events(ctx, `causation = ? ORDER BY time_ns, stream, part, off`, parent)
+			kids, err := s.events(ctx, `(causation = ? OR (stream, part, off) IN (SELECT stream, part, off FROM causes WHERE cause = ?))
+				ORDER BY time_ns, stream, part, off`, parent, parent)
 			if err != nil {
 				return l, fmt.Errorf("read descendants of %s: %w", id, err)
 			}

@@ -1,5 +1,9 @@
 package store
 
+// schemaVersion changes with schema; an index of another version is
+// rebuilt from the topics.
+const schemaVersion = 2
+
 // schema creates the index. Times are Unix nanoseconds; JSON columns hold
 // what is only ever returned whole. Tables keyed by (topic, partition,
 // offset) or by span id make a record applied twice a no-op, though the
@@ -46,13 +50,17 @@ CREATE TABLE IF NOT EXISTS events (
 	id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, subject TEXT NOT NULL,
 	time_ns INTEGER NOT NULL, causation TEXT NOT NULL, correlation TEXT NOT NULL,
 	trace_id TEXT NOT NULL, function TEXT NOT NULL,
-	dlq TEXT NOT NULL, dlq_function TEXT NOT NULL,
+	dlq TEXT NOT NULL, dlq_function TEXT NOT NULL, batch TEXT NOT NULL,
 	PRIMARY KEY (stream, part, off)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_id ON events (id);
 CREATE INDEX IF NOT EXISTS events_cause ON events (causation);
 CREATE INDEX IF NOT EXISTS events_fn ON events (function, time_ns);
 CREATE INDEX IF NOT EXISTS events_dlq ON events (dlq_function, time_ns);
 CREATE INDEX IF NOT EXISTS events_time ON events (time_ns);
+
+CREATE TABLE IF NOT EXISTS causes (
+	cause TEXT NOT NULL, stream TEXT NOT NULL, part INTEGER NOT NULL, off INTEGER NOT NULL,
+	PRIMARY KEY (cause, stream, part, off)) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS pevents (
 	part INTEGER NOT NULL, off INTEGER NOT NULL,

@@ -45,7 +45,23 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open tracer index %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(8)
-	if _, err := db.Exec(schema); err != nil {
+	// The index is a cache: one made by another version is dropped and
+	// rebuilt from the topics rather than migrated.
+	var version int
+	if err := db.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open tracer index %s: %w", path, err)
+	}
+	if version != 0 && version != schemaVersion {
+		db.Close()
+		for _, f := range []string{path, path + "-wal", path + "-shm"} {
+			if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+				return nil, fmt.Errorf("drop tracer index of another version: %w", err)
+			}
+		}
+		return Open(dir)
+	}
+	if _, err := db.Exec(schema + fmt.Sprintf("PRAGMA user_version = %d;", schemaVersion)); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("create tracer index schema in %s (delete the file to rebuild it from the topics): %w", path, err)
 	}

@@ -59,3 +59,28 @@ func TestPruneFollowsRetention(t *testing.T) {
 		t.Errorf("a foreign cursor: %v, want ErrBadCursor", err)
 	}
 }
+
+// TestOpenRebuildsAnIndexOfAnotherVersion: an index of another schema
+// version is dropped (it is a cache) instead of failing the start.
+func TestOpenRebuildsAnIndexOfAnotherVersion(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(context.Background(), spanBatch(0, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.Exec(`PRAGMA user_version = 1`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if offs, _ := s.Offsets(context.Background()); len(offs) != 0 {
+		t.Errorf("offsets after reopening an index of version 1: %v, want none (rebuilt)", offs)
+	}
+}

@@ -78,11 +78,22 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 		}
 		for _, e := range b.Events {
 			if _, err := exec(`INSERT OR IGNORE INTO events
-				(stream, part, off, id, type, source, subject, time_ns, causation, correlation, trace_id, function, dlq, dlq_function)
-				VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+				(stream, part, off, id, type, source, subject, time_ns, causation, correlation, trace_id, function, dlq, dlq_function, batch)
+				VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 				e.Stream, e.Partition, e.Offset, e.ID, e.Type, e.Source, e.Subject, e.Time.UnixNano(),
-				e.CausationID, e.CorrelationID, e.TraceID, e.Function, e.DeadLetter, e.DeadLetterFunction); err != nil {
+				e.CausationID, e.CorrelationID, e.TraceID, e.Function, e.DeadLetter, e.DeadLetterFunction, batchJSON(e.BatchIDs)); err != nil {
 				return fmt.Errorf("index event: %w", err)
+			}
+			// A batch's result descends from every event of the batch,
+			// not only from the first its causationid names.
+			for _, id := range e.BatchIDs {
+				if id == e.CausationID {
+					continue
+				}
+				if _, err := exec(`INSERT OR IGNORE INTO causes (cause, stream, part, off) VALUES (?,?,?,?)`,
+					id, e.Stream, e.Partition, e.Offset); err != nil {
+					return fmt.Errorf("index batch cause: %w", err)
+				}
 			}
 		}
 		for _, e := range b.PlatformEvents {
@@ -139,6 +150,14 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 	}
 	s.notify()
 	return nil
+}
+
+func batchJSON(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(ids)
+	return string(b)
 }
 
 // execFunc runs a statement of the transaction.
@@ -240,6 +259,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time, r Retention) error {
 			{`DELETE FROM trace_tags WHERE trace_id IN (SELECT trace_id FROM traces WHERE end_ns < ?)`, cut(r.Spans)},
 			{`DELETE FROM traces WHERE end_ns < ?`, cut(r.Spans)},
 			{`DELETE FROM logs WHERE time_ns < ?`, cut(r.Logs)},
+			{`DELETE FROM causes WHERE (stream, part, off) IN (SELECT stream, part, off FROM events WHERE time_ns < ?)`, cut(r.Events)},
 			{`DELETE FROM events WHERE time_ns < ?`, cut(r.Events)},
 			{`DELETE FROM pevents WHERE time_ns < ?`, cut(r.PlatformEvents)},
 			{`DELETE FROM instances WHERE time_ns < ?`, cut(r.Instances)},

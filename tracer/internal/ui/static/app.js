@@ -312,9 +312,12 @@ async function lineagePage(params) {
     return;
   }
   // Ancestors root first, then the event, then its descendants as a tree.
+  // A batch's result hangs under whichever event of its batch is here.
+  const known = new Set([l.event.id, ...l.descendants.map((d) => d.id)]);
   const kids = {};
   for (const d of l.descendants) {
-    const p = d.deadLetter && d.id === l.event.id ? l.event.id : d.causationId;
+    const p = d.deadLetter && d.id === l.event.id ? l.event.id
+      : known.has(d.causationId) ? d.causationId : ((d.batchIds || []).find((id) => known.has(id)) || l.event.id);
     (kids[p] = kids[p] || []).push(d);
   }
   const seen = new Set();

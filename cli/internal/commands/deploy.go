@@ -60,7 +60,10 @@ replaced. Progress is shown until every function has its instances running
 			}
 		}
 		var st deploymentStatus
-		if _, err := c.do(cmd.Context(), "PUT", "/v1/deployments/"+pkg.name, pkg.contentType, pkg.body, &st); err != nil {
+		stop := a.progress(pkg)
+		_, err = c.do(cmd.Context(), "PUT", "/v1/deployments/"+pkg.name, pkg.contentType, pkg.body, &st)
+		stop()
+		if err != nil {
 			return err
 		}
 		switch {
@@ -79,6 +82,33 @@ replaced. Progress is shown until every function has its instances running
 		return a.waitRunning(ctx, c, pkg.name)
 	}
 	return cmd
+}
+
+// progress says on stderr, every few seconds, that the deployer is still
+// at it: a go function is compiled before the deployer answers, which on a
+// cold build cache takes minutes. It returns the function that stops it.
+func (a *app) progress(pkg deploymentPackage) (stop func()) {
+	what := "the deployer is checking and storing " + pkg.name
+	if pkg.platform == descriptor.PlatformGo {
+		what = "the deployer is building " + pkg.name + "'s go code (the first build compiles the standard library into its cache)"
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				fmt.Fprintf(a.io.Err, "%s: %s\n", what, time.Since(start).Round(time.Second))
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // waitRunning polls the deployment's status until every function runs its
@@ -120,6 +150,7 @@ func (a *app) waitRunning(ctx context.Context, c *apiClient, name string) error 
 // deploymentPackage is what deploy sends.
 type deploymentPackage struct {
 	name        string
+	platform    string
 	contentType string
 	body        []byte
 }
@@ -171,7 +202,7 @@ func packDeployment(path string) (deploymentPackage, error) {
 	if err != nil {
 		return pkg, err
 	}
-	pkg.name = d.Name
+	pkg.name, pkg.platform = d.Name, d.Platform
 	return pkg, nil
 }
 

@@ -14,12 +14,14 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moby/moby/client"
 
 	deployersvc "github.com/buttercompass/butter/deployer/service"
 	loadmonsvc "github.com/buttercompass/butter/loadmon/service"
+	"github.com/buttercompass/butter/proto/descriptor"
 )
 
 // Images the docker runtime runs functions in, built by `make images`
@@ -87,6 +89,7 @@ type platform struct {
 	deployer *inProcess
 	loadmon  *inProcess
 	hc       *http.Client
+	deployed []string // names deployed, deleted by stop
 }
 
 // startPlatform provisions a deployer whose default runtime is rt
@@ -125,7 +128,10 @@ func startPlatform(ctx context.Context, env *Env, name, rt string, withLoadmon b
 		d.Close()
 		return nil, fmt.Errorf("provision deployer: %w%s", err, logs)
 	}
-	p := &platform{url: "http://" + d.Addr(), hc: &http.Client{Timeout: 30 * time.Second},
+	// No client timeout: each measurement bounds its calls with its
+	// context, and a deploy can wait long on a Docker engine busy
+	// starting containers.
+	p := &platform{url: "http://" + d.Addr(), hc: &http.Client{},
 		deployer: serve(ctx, "deployer", d.Addr(), d.Serve, d.Close, logs, cancel)}
 	if !withLoadmon {
 		return p, nil
@@ -164,13 +170,54 @@ func startLoadmon(ctx context.Context, env *Env, cancel context.CancelCauseFunc)
 	return lm, nil
 }
 
-// stop stops loadmon, then the deployer, which stops every instance.
+// stop stops loadmon, deletes what the platform deployed, and stops the
+// deployer, which stops every instance. The deletions matter: desired
+// state lives on the run's broker, and the next platform's deployer would
+// otherwise start every deployment of this one again.
 func (p *platform) stop() error {
 	var err error
 	if p.loadmon != nil {
 		err = p.loadmon.stop()
 	}
+	err = errors.Join(err, p.deleteAll())
 	return errors.Join(err, p.deployer.stop())
+}
+
+// deleteAll deletes every deployment the platform deployed, a few at a
+// time.
+func (p *platform) deleteAll() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	errs := make([]error, len(p.deployed))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, name := range p.deployed {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = p.remove(ctx, name)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// remove deletes deployment name: DELETE /v1/deployments/{name}.
+func (p *platform) remove(ctx context.Context, name string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, p.url+"/v1/deployments/"+name, nil)
+	if err != nil {
+		return err
+	}
+	res, err := p.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode/100 != 2 && res.StatusCode != http.StatusNotFound {
+		return fmt.Errorf("delete %s: %s %s", name, res.Status, bytes.TrimSpace(body))
+	}
+	return nil
 }
 
 // logs returns what the deployer and loadmon logged, for an error.
@@ -185,6 +232,11 @@ func (p *platform) logs() string {
 // deploy sends the code files (butter.yaml among them) to the deployer as
 // `butter deploy` does: POST /v1/deployments of a tar.gz.
 func (p *platform) deploy(ctx context.Context, files map[string]string) error {
+	name, err := deploymentName(files)
+	if err != nil {
+		return err
+	}
+	p.deployed = append(p.deployed, name)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url+"/v1/deployments", bytes.NewReader(tarGz(files)))
 	if err != nil {
 		return err
@@ -200,6 +252,15 @@ func (p *platform) deploy(ctx context.Context, files map[string]string) error {
 		return fmt.Errorf("deploy: %s %s%s", res.Status, bytes.TrimSpace(body), p.logs())
 	}
 	return nil
+}
+
+// deploymentName reads the name of the deployment from its butter.yaml.
+func deploymentName(files map[string]string) (string, error) {
+	desc, err := descriptor.Parse("butter.yaml", []byte(files["butter.yaml"]))
+	if err != nil {
+		return "", fmt.Errorf("bench descriptor: %w", err)
+	}
+	return desc.Name, nil
 }
 
 // deployment is what GET /v1/deployments/{name} says of a deployment,
@@ -315,3 +376,7 @@ func sweepContainers(cli *client.Client, prefix string) {
 		}
 	}
 }
+
+// runPrefix starts the name of every deployment of the run: a docker
+// measurement sweeps the containers of all of them, should one be left.
+func (e *Env) runPrefix() string { return "bench-" + e.tag + "-" }

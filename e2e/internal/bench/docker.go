@@ -69,7 +69,7 @@ func deployColdStartMeasurement(rt, platform string) func(context.Context, *Env,
 			if err := needImages(ctx, cli); err != nil {
 				return err
 			}
-			defer sweepContainers(cli, prefix)
+			defer sweepContainers(cli, env.runPrefix())
 		}
 		p, err := startPlatform(ctx, env, prefix+"-deployer", rt, false, cancelCause)
 		if err != nil {

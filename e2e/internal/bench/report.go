@@ -166,7 +166,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if r.LoadAverage != "" {
 		fmt.Fprintf(&b, "Load average when the run started: %s on %d cores. ", r.LoadAverage, r.NumCPU)
 	}
-	b.WriteString("The broker, the bench's clients, the gateway, the timer, fnbox and the function processes all share this machine's cores " +
+	b.WriteString("The broker, the bench's clients, the gateway, the timer, the deployer, loadmon, fnbox, the function processes and containers all share this machine's cores " +
 		"with whatever else runs on it, so on a small or busy machine the fnbox rows fall further below their " +
 		"limits than they would on a dedicated one; exec at batch 1, a process per event, suffers most.\n\n")
 	b.WriteString("What this is: the raw limits of this machine on the embedded broker (started in-process, " +
@@ -192,7 +192,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	b.WriteString("\n")
 	b.WriteString("Reproduce with `make bench` (writes this file); `go run ./cmd/butter-bench -quick` in `e2e/` is a smoke run. " +
 		"Figures move with the machine and its load: compare ratios, not absolute numbers, across machines. " +
-		"*over* is how many events (round trips for request→reply, HTTP requests for the gateway, ticks for the timer, runs for cold start) a figure was measured over; — means no raw row bounds the figure.\n\n")
+		"*over* is how many events (round trips for request→reply, HTTP requests for the gateway, ticks for the timer, runs for cold start, wake and backlog, deployments for idle memory) a figure was measured over; — means no raw row bounds the figure.\n\n")
 
 	b.WriteString("| measurement | figure | unit | over | raw Kafka limit (same run) | ratio |\n")
 	b.WriteString("| --- | ---: | --- | ---: | ---: | ---: |\n")

@@ -151,7 +151,7 @@ func wakeMeasurement(rt string) func(context.Context, *Env, *Report) error {
 		defer cancelCause(nil)
 
 		name := fmt.Sprintf("bench-%s-%.1s-wake", env.tag, rt)
-		sweep, err := dockerReady(ctx, rt, name)
+		sweep, err := dockerReady(ctx, rt, env.runPrefix())
 		if err != nil {
 			return err
 		}
@@ -211,7 +211,7 @@ func backlogMeasurement(rt string) func(context.Context, *Env, *Report) error {
 		defer cancelCause(nil)
 
 		prefix := fmt.Sprintf("bench-%s-%.1s-backlog", env.tag, rt)
-		sweep, err := dockerReady(ctx, rt, prefix)
+		sweep, err := dockerReady(ctx, rt, env.runPrefix())
 		if err != nil {
 			return err
 		}

@@ -81,6 +81,19 @@ func TestWebUIInChromium(t *testing.T) {
 	brokers := testutil.Broker(t)
 	seed := testutil.Produce(t, brokers, testutil.Sizes{Traces: 4, Chains: 2, Logs: 20})
 	url := start(t, brokers)
+	// Pages that load once (a trace, a lineage) need their data indexed.
+	kittest.Eventually(t, "the seed is indexed", func() error {
+		var tr api.Trace
+		var l api.Lineage
+		var pes api.Page[api.PlatformEvent]
+		testutil.Get(t, url+"/v1/traces/"+seed.ErrorTrace, &tr)
+		testutil.Get(t, url+"/v1/lineage?stream=priced&id="+seed.Chains[0][1], &l)
+		testutil.Get(t, url+"/v1/platform-events", &pes)
+		if len(tr.Spans) != 3 || len(l.Descendants) != 2 || len(l.Ancestors) != 1 || len(pes.Items) != 2 {
+			return fmt.Errorf("%d spans, %d ancestors and %d descendants, %d platform events", len(tr.Spans), len(l.Ancestors), len(l.Descendants), len(pes.Items))
+		}
+		return nil
+	})
 	ctx := browser(t)
 	if err := chromedp.Do(ctx, chromedp.Navigate(url+"/")); err != nil {
 		t.Fatal(err)

@@ -85,6 +85,11 @@ func TestAPIAnswersFromRealRecords(t *testing.T) {
 		if len(traces.Items) != len(seed.TraceIDs) {
 			return fmt.Errorf("%d traces listed, want %d", len(traces.Items), len(seed.TraceIDs))
 		}
+		for _, tr := range traces.Items {
+			if tr.Spans != 3 {
+				return fmt.Errorf("trace %s has %d of its 3 spans", tr.TraceID, tr.Spans)
+			}
+		}
 		return nil
 	})
 	first := traces.Items[0]
@@ -207,7 +212,8 @@ func TestAPIAnswersFromRealRecords(t *testing.T) {
 	var ov api.Overview
 	kittest.Eventually(t, "the overview shows shop", func() error {
 		testutil.Get(t, url+"/v1/overview", &ov)
-		if len(ov.Deployments) != 1 || len(ov.Deployments[0].Functions) != 2 {
+		if len(ov.Deployments) != 1 || len(ov.Deployments[0].Functions) != 2 ||
+			ov.Deployments[0].Functions[0].Replicas != 1 || ov.Deployments[0].Functions[1].DeadLetters != 1 {
 			return fmt.Errorf("overview = %+v", ov)
 		}
 		return nil

@@ -40,8 +40,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	for _, build := range [][]string{
-		{filepath.Join(repo(), "deploy", "build-images.sh"), "broker", "deployer", "gateway", "cli"},
-		{filepath.Join(repo(), "deploy", "images", "build.sh"), "python"}, // the functions' image
+		{filepath.Join(repo(), "deploy", "build-images.sh"), "broker", "deployer", "gateway", "loadmon", "cli"},
+		{filepath.Join(repo(), "deploy", "images", "build.sh"), "python", "node"}, // the functions' images
 	} {
 		if out, err := exec.Command(build[0], build[1:]...).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n%s", build[0], err, out)

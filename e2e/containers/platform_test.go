@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -34,6 +35,9 @@ type platform struct {
 	network string
 	volume  string // the broker's data
 	broker  *testcontainers.DockerContainer
+	// brokerAddr is the current broker container's ip:9092, for clients
+	// that outlive a broker replacement (see follow).
+	brokerAddr atomic.Pointer[string]
 	// services are the other containers by name (deployer, gateway).
 	services map[string]*testcontainers.DockerContainer
 	// deployments is the prefix of this platform's deployment names.
@@ -113,11 +117,14 @@ func start(t *testing.T, ctx context.Context, services ...string) *platform {
 		t.Fatalf("Docker socket: %v", err)
 	}
 	gid := strconv.Itoa(int(st.Sys().(*syscall.Stat_t).Gid))
-	ports := map[string]int{"deployer": 8081, "gateway": 8080}
+	ports := map[string]int{"deployer": 8081, "gateway": 8080, "loadmon": 8084}
 	env := map[string]map[string]string{
 		"deployer": {"BUTTER_DEPLOYER_ADDR": "0.0.0.0:8081", "BUTTER_RUNTIME": "docker", "BUTTER_DATA": data,
 			"BUTTER_DOCKER_NETWORK": p.network, "BUTTER_DOCKER_BROKERS": "broker:9092"},
 		"gateway": {"BUTTER_GATEWAY_ADDR": "0.0.0.0:8080", "BUTTER_GATEWAY_GRACE": "2s"},
+		// A short tick and cooldown, as docs/loadmon.md measures with, so
+		// scale tests see 0 → 4 → 0 in seconds, not minutes.
+		"loadmon": {"BUTTER_LOADMON_ADDR": "0.0.0.0:8084", "BUTTER_LOADMON_INTERVAL": "250ms", "BUTTER_LOADMON_COOLDOWN": "2s"},
 	}
 	opts := map[string][]testcontainers.CustomizeRequestOption{
 		"deployer": {testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
@@ -183,6 +190,12 @@ func (p *platform) startBroker(t *testing.T, ctx context.Context) *testcontainer
 		"BUTTER_BROKER_ADMIN_PASSWORD": adminPassword,
 	}, testcontainers.WithMounts(testcontainers.VolumeMount(p.volume, "/data")))
 	p.waitReady(t, ctx, c, 8085)
+	ip, err := c.ContainerIP(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ip + ":9092"
+	p.brokerAddr.Store(&addr)
 	return c
 }
 

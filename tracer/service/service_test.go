@@ -430,3 +430,33 @@ func TestLineageOfBatchResults(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowOverview receives the overview again and again as
+// server-sent events.
+func TestFollowOverview(t *testing.T) {
+	t.Parallel()
+	brokers := testutil.Broker(t)
+	url := start(t, brokers)
+	ctx, cancel := context.WithTimeout(context.Background(), kittest.Timeout)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/v1/overview?follow=1", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	var times []time.Time
+	for len(times) < 2 && sc.Scan() {
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			var ov api.Overview
+			if err := json.Unmarshal([]byte(data), &ov); err != nil {
+				t.Fatalf("followed overview %s: %v", data, err)
+			}
+			times = append(times, ov.Time)
+		}
+	}
+	if len(times) != 2 || !times[1].After(times[0]) {
+		t.Fatalf("followed overviews at %v, want two, the second later", times)
+	}
+}

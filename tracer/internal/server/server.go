@@ -221,12 +221,50 @@ func (s *Server) platformEvents(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, page)
 }
 
+// overviewEvery is how often a followed overview is sent again.
+const overviewEvery = 2 * time.Second
+
 func (s *Server) overview(w http.ResponseWriter, r *http.Request) error {
 	ov, err := s.cfg.Store.Overview(r.Context(), time.Now(), s.cfg.Lag)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, ov)
+	if f := r.URL.Query().Get("follow"); f != "1" && f != "true" {
+		return writeJSON(w, ov)
+	}
+	// follow=1: the overview as a server-sent event every overviewEvery,
+	// its figures being rates and counts over time rather than rows.
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		return errors.New("response writer cannot flush")
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	t := time.NewTicker(overviewEvery)
+	defer t.Stop()
+	for {
+		b, err := json.Marshal(ov)
+		if err != nil {
+			return nil
+		}
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+			return nil
+		}
+		fl.Flush()
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-t.C:
+		}
+		if ov, err = s.cfg.Store.Overview(r.Context(), time.Now(), s.cfg.Lag); err != nil {
+			if r.Context().Err() == nil {
+				s.cfg.Logger.Warn("follow overview failed", kit.KeyError, err)
+			}
+			return nil
+		}
+	}
 }
 
 func (s *Server) streams(w http.ResponseWriter, r *http.Request) error {

@@ -98,7 +98,7 @@ const rateHistory = {}; // deployment/function → recent events/s, for sparklin
 
 async function overviewPage() {
   const table = h("table", {},
-    h("caption", {}, "Deployments and their functions (refreshed every 2 s)"),
+    h("caption", {}, "Deployments and their functions (live, every 2 s)"),
     h("thead", {}, h("tr", {},
       ...["Deployment", "Function", "Inputs → out", "Replicas", "Lag", "In/s", "Out/s", "Throughput", "Errors", "Dead letters", "p50", "p99"]
         .map((c, i) => h("th", { scope: "col", class: i >= 3 && i != 7 ? "num" : null }, c)))),
@@ -106,9 +106,7 @@ async function overviewPage() {
   const empty = h("p", { class: "muted", hidden: true }, "No deployments yet. Deploy one with ",
     h("code", {}, "butter deploy DIR"), ".");
   main.replaceChildren(h("h2", {}, "Overview"), table, empty);
-  every(2000, async () => {
-    let ov;
-    try { ov = await api("/v1/overview"); } catch (e) { say(e.message); return; }
+  follow("/v1/overview?follow=1", (ov) => {
     const rows = [];
     for (const d of ov.deployments) {
       d.functions.forEach((f, i) => {
@@ -133,7 +131,7 @@ async function overviewPage() {
     }
     table.tBodies[0].replaceChildren(...rows);
     empty.hidden = ov.deployments.length > 0;
-    say("updated " + fmtTime(ov.time));
+    say("live, updated " + fmtTime(ov.time));
   });
 }
 

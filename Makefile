@@ -23,6 +23,8 @@ build:
 	@mkdir -p $(BIN)
 	cd cli && $(GO) build -o ../$(BIN)/butter ./cmd/butter
 	cd broker-bridge && $(GO) build -o ../$(BIN)/butter-broker ./cmd/butter-broker
+	cd broker-bridge && $(GO) build -o ../$(BIN)/butter-bridge ./cmd/butter-bridge
+	cd broker-bridge && $(GO) build -o ../$(BIN)/vcsim ./cmd/vcsim
 	cd deployer && $(GO) build -o ../$(BIN)/butter-deployer ./cmd/butter-deployer
 	cd fnbox && $(GO) build -o ../$(BIN)/fnbox ./cmd/fnbox
 	cd gateway && $(GO) build -o ../$(BIN)/butter-gateway ./cmd/butter-gateway

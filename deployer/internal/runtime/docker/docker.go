@@ -410,9 +410,9 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 		runDesc = codeMount + "/" + gobuild.RunDescriptor
 	}
 	args, env := r.args(runDesc, id, spec, r.login(spec.Deployment))
-	lim := instanceLimits(desc, spec.Functions, r.cfg.MemoryOverhead)
-	if lim.nodeHeapMiB > 0 {
-		env = append(env, "NODE_OPTIONS=--max-old-space-size="+strconv.FormatInt(lim.nodeHeapMiB, 10))
+	lim := runtime.InstanceLimits(desc, spec.Functions, r.cfg.MemoryOverhead)
+	if lim.NodeHeapMiB > 0 {
+		env = append(env, "NODE_OPTIONS=--max-old-space-size="+strconv.FormatInt(lim.NodeHeapMiB, 10))
 	}
 	pids := r.cfg.PidsMax
 	noNewPrivs := "no-new-privileges"
@@ -424,13 +424,13 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 		CapDrop:        []string{"ALL"},
 		SecurityOpt:    []string{noNewPrivs},
 		Resources: container.Resources{
-			Memory:    lim.memory,
-			NanoCPUs:  lim.milliCPU * 1_000_000,
+			Memory:    lim.Memory,
+			NanoCPUs:  lim.MilliCPU * 1_000_000,
 			PidsLimit: &pids,
 		},
 	}
-	if lim.memory > 0 {
-		hc.MemorySwap = lim.memory // no swap: over the limit is an OOM kill
+	if lim.Memory > 0 {
+		hc.MemorySwap = lim.Memory // no swap: over the limit is an OOM kill
 	}
 	labels := map[string]string{
 		LabelDeployment: spec.Deployment,

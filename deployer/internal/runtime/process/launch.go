@@ -38,9 +38,9 @@ func (r *Runtime) launch(cmd *exec.Cmd, id, dir string, spec runtime.InstanceSpe
 	if err != nil {
 		return nil, err
 	}
-	if l.nodeHeapMiB > 0 {
+	if l.NodeHeapMiB > 0 {
 		// Later entries win: this one overrides the deployer's own.
-		cmd.Env = append(cmd.Env, "NODE_OPTIONS="+strings.TrimSpace(os.Getenv("NODE_OPTIONS")+" --max-old-space-size="+strconv.FormatInt(l.nodeHeapMiB, 10)))
+		cmd.Env = append(cmd.Env, "NODE_OPTIONS="+strings.TrimSpace(os.Getenv("NODE_OPTIONS")+" --max-old-space-size="+strconv.FormatInt(l.NodeHeapMiB, 10)))
 	}
 	cmd.Args = append(cmd.Args, "--"+control.ReadyFileFlag, r.readyPath(id))
 	attr := &syscall.SysProcAttr{Setpgid: true}

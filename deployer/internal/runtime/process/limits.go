@@ -43,46 +43,16 @@ import (
 // be enforced on this machine. Restarting cannot fix it.
 var ErrLimits = errors.New("resource limits cannot be enforced here")
 
-// limits is what one instance may use.
+// limits is what one instance may use: the runtime-wide limits plus a
+// pids cap.
 type limits struct {
-	memory   int64 // bytes; 0 is no limit
-	milliCPU int64 // thousandths of a core; 0 is no limit
-	pids     int64 // processes and threads; 0 is no limit
-	// nodeHeapMiB is node's --max-old-space-size; 0 leaves node's default.
-	nodeHeapMiB int64
+	runtime.Limits
+	pids int64 // processes and threads; 0 is no limit
 }
 
 // instanceLimits sums the limits of the functions an instance hosts.
 func instanceLimits(desc *descriptor.Descriptor, functions []string, overhead, pids int64) limits {
-	l := limits{pids: pids}
-	var mem, cpu int64
-	memAll, cpuAll, any := true, true, false
-	for _, f := range desc.Functions {
-		if !slices.Contains(functions, f.Name) {
-			continue
-		}
-		any = true
-		if m := f.Limits.MemoryBytes(); m > 0 {
-			mem += m
-		} else {
-			memAll = false
-		}
-		if c := f.Limits.MilliCPU(); c > 0 {
-			cpu += c
-		} else {
-			cpuAll = false
-		}
-	}
-	if any && memAll {
-		l.memory = mem + overhead
-		if desc.Platform == descriptor.PlatformNode {
-			l.nodeHeapMiB = max(16, mem*3/4>>20)
-		}
-	}
-	if any && cpuAll {
-		l.milliCPU = cpu
-	}
-	return l
+	return limits{Limits: runtime.InstanceLimits(desc, functions, overhead), pids: pids}
 }
 
 // Cgroup kinds, as Enforcement reports them.
@@ -222,7 +192,7 @@ func enableControllers(dir string) error {
 // directories (none for CgroupNone).
 func (c *cgroups) create(id string, l limits) ([]string, error) {
 	if c.kind == CgroupNone {
-		if l.memory > 0 || l.milliCPU > 0 {
+		if l.Memory > 0 || l.MilliCPU > 0 {
 			return nil, fmt.Errorf("%w: %w: no writable cgroup (%s); remove limits from the descriptor or run the deployer where cgroups are writable (docs/deployer.md)", runtime.ErrBroken, ErrLimits, c.why)
 		}
 		return nil, nil
@@ -244,14 +214,14 @@ func (c *cgroups) create(id string, l limits) ([]string, error) {
 			return nil, fmt.Errorf("create cgroup of instance %s: %w", id, err)
 		}
 		dirs = append(dirs, dir)
-		if l.memory > 0 {
-			if err := write(dir, "memory.max", strconv.FormatInt(l.memory, 10)); err != nil {
+		if l.Memory > 0 {
+			if err := write(dir, "memory.max", strconv.FormatInt(l.Memory, 10)); err != nil {
 				return fail(err)
 			}
 			_ = write(dir, "memory.swap.max", "0") // absent without swap accounting
 		}
-		if l.milliCPU > 0 {
-			if err := write(dir, "cpu.max", fmt.Sprintf("%d 100000", l.milliCPU*100)); err != nil {
+		if l.MilliCPU > 0 {
+			if err := write(dir, "cpu.max", fmt.Sprintf("%d 100000", l.MilliCPU*100)); err != nil {
 				return fail(err)
 			}
 		}
@@ -270,16 +240,16 @@ func (c *cgroups) create(id string, l limits) ([]string, error) {
 		dirs = append(dirs, dir)
 		var err error
 		switch {
-		case ctrl == "memory" && l.memory > 0:
-			err = write(dir, "memory.limit_in_bytes", strconv.FormatInt(l.memory, 10))
+		case ctrl == "memory" && l.Memory > 0:
+			err = write(dir, "memory.limit_in_bytes", strconv.FormatInt(l.Memory, 10))
 			if err == nil && fileExists(filepath.Join(dir, "memory.memsw.limit_in_bytes")) {
 				// Swap would let a function run past its limit, slowly.
-				err = write(dir, "memory.memsw.limit_in_bytes", strconv.FormatInt(l.memory, 10))
+				err = write(dir, "memory.memsw.limit_in_bytes", strconv.FormatInt(l.Memory, 10))
 			}
-		case ctrl == "cpu" && l.milliCPU > 0:
+		case ctrl == "cpu" && l.MilliCPU > 0:
 			err = write(dir, "cpu.cfs_period_us", "100000")
 			if err == nil {
-				err = write(dir, "cpu.cfs_quota_us", strconv.FormatInt(l.milliCPU*100, 10))
+				err = write(dir, "cpu.cfs_quota_us", strconv.FormatInt(l.MilliCPU*100, 10))
 			}
 		case ctrl == "pids" && l.pids > 0:
 			err = write(dir, "pids.max", strconv.FormatInt(l.pids, 10))

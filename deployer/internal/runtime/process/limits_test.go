@@ -204,10 +204,10 @@ functions:
 		t.Fatal(err)
 	}
 	l := instanceLimits(d, []string{"a", "b"}, 128<<20, 100)
-	if want := (limits{memory: (64 + 32 + 128) << 20, milliCPU: 500, pids: 100, nodeHeapMiB: 72}); l != want {
+	if want := (limits{Limits: runtime.Limits{Memory: (64 + 32 + 128) << 20, MilliCPU: 500, NodeHeapMiB: 72}, pids: 100}); l != want {
 		t.Errorf("limits of a and b = %+v, want %+v", l, want)
 	}
-	if l := instanceLimits(d, []string{"a", "c"}, 128<<20, 100); l.memory != 0 || l.milliCPU != 0 || l.nodeHeapMiB != 0 {
+	if l := instanceLimits(d, []string{"a", "c"}, 128<<20, 100); l.Memory != 0 || l.MilliCPU != 0 || l.NodeHeapMiB != 0 {
 		t.Errorf("with unlimited c = %+v, want no memory or cpu limit", l)
 	}
 

@@ -104,6 +104,34 @@ func (c *KafkaConfig) RegisterFlags(fs *flag.FlagSet) {
 	c.envErr = errors.Join(errTLS, errInsecure)
 }
 
+// Args renders c as the flags RegisterFlags reads, for a process this one
+// starts (the deployer's fnbox instances): the password goes in env as
+// BUTTER_SASL_PASSWORD, never in args, which show in ps.
+func (c KafkaConfig) Args() (args, env []string) {
+	args = []string{"--brokers", strings.Join(c.Brokers, ",")}
+	add := func(flag, v string) {
+		if v != "" {
+			args = append(args, flag, v)
+		}
+	}
+	add("--topic-prefix", c.TopicPrefix)
+	add("--sasl-mechanism", c.SASLMechanism)
+	add("--sasl-user", c.SASLUser)
+	add("--tls-ca", c.TLSCAFile)
+	add("--tls-cert", c.TLSCertFile)
+	add("--tls-key", c.TLSKeyFile)
+	if c.TLS {
+		args = append(args, "--tls")
+	}
+	if c.TLSInsecureSkipVerify {
+		args = append(args, "--tls-insecure")
+	}
+	if c.SASLPassword != "" {
+		env = append(env, "BUTTER_SASL_PASSWORD="+c.SASLPassword)
+	}
+	return args, env
+}
+
 // Namespace returns the topic namespace of TopicPrefix.
 func (c KafkaConfig) Namespace() topics.Namespace { return topics.Namespace(c.TopicPrefix) }
 

@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -257,4 +258,34 @@ func selfSigned(t *testing.T) (string, tls.Certificate) {
 		t.Fatal(err)
 	}
 	return file, pair
+}
+
+// TestArgsRoundTrip: a child process given Args (and its env) parses back
+// the same Kafka settings, with the password only in env.
+func TestArgsRoundTrip(t *testing.T) {
+	want := KafkaConfig{
+		Brokers: []string{"a:9092", "b:9092"}, TopicPrefix: "t1.",
+		SASLMechanism: "SCRAM-SHA-256", SASLUser: "butter-fn.x", SASLPassword: "s3cret",
+		TLS: true, TLSCAFile: "/ca.pem", TLSCertFile: "/c.pem", TLSKeyFile: "/k.pem", TLSInsecureSkipVerify: true,
+	}
+	args, env := want.Args()
+	for _, a := range args {
+		if strings.Contains(a, want.SASLPassword) {
+			t.Fatalf("password in args %q", args)
+		}
+	}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	var got KafkaConfig
+	fs := flag.NewFlagSet("child", flag.ContinueOnError)
+	got.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	got.envErr = nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("parsed back %+v, want %+v", got, want)
+	}
 }

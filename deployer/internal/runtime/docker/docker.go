@@ -493,28 +493,13 @@ func (r *Runtime) args(desc, id string, spec runtime.InstanceSpec, k kit.KafkaCo
 		"--functions", strings.Join(spec.Functions, ","),
 		"--instance", id,
 		"--admin", "127.0.0.1:0",
-		"--brokers", strings.Join(k.Brokers, ","),
 		"--" + control.SlotFlag, strconv.Itoa(spec.Slot),
 		"--" + control.ReadyFileFlag, stateMount + "/" + readyName,
 	}
-	add := func(flag, v string) {
-		if v != "" {
-			args = append(args, flag, v)
-		}
-	}
-	add("--topic-prefix", k.TopicPrefix)
-	add("--sasl-mechanism", k.SASLMechanism)
-	add("--sasl-user", k.SASLUser)
-	if k.TLS {
-		args = append(args, "--tls")
-	}
-	if k.TLSInsecureSkipVerify {
-		args = append(args, "--tls-insecure")
-	}
-	if k.SASLPassword != "" {
-		env = append(env, "BUTTER_SASL_PASSWORD="+k.SASLPassword)
-	}
-	return args, env
+	// TLS files are not mounted into containers (docs/docker.md).
+	k.TLSCAFile, k.TLSCertFile, k.TLSKeyFile = "", "", ""
+	kargs, kenv := k.Args()
+	return append(args, kargs...), append(env, kenv...)
 }
 
 // secretEnv returns spec's secretEnv decrypted, as NAME=value entries.

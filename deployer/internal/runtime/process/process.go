@@ -424,27 +424,8 @@ func (r *Runtime) args(dir, desc, id string, functions []string, k kit.KafkaConf
 		"--instance", id,
 		"--admin", "127.0.0.1:0",
 	}
-	args = append(args, "--brokers", strings.Join(k.Brokers, ","))
-	add := func(flag, v string) {
-		if v != "" {
-			args = append(args, flag, v)
-		}
-	}
-	add("--topic-prefix", k.TopicPrefix)
-	add("--sasl-mechanism", k.SASLMechanism)
-	add("--sasl-user", k.SASLUser)
-	add("--tls-ca", k.TLSCAFile)
-	add("--tls-cert", k.TLSCertFile)
-	add("--tls-key", k.TLSKeyFile)
-	if k.TLS {
-		args = append(args, "--tls")
-	}
-	if k.TLSInsecureSkipVerify {
-		args = append(args, "--tls-insecure")
-	}
-	if k.SASLPassword != "" {
-		env = append(env, "BUTTER_SASL_PASSWORD="+k.SASLPassword)
-	}
+	kargs, env := k.Args()
+	args = append(args, kargs...)
 	return args, env
 }
 

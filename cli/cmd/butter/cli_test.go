@@ -355,7 +355,7 @@ func TestUpExistingCluster(t *testing.T) {
 	data := t.TempDir()
 	props := filepath.Join(kdata, "client.properties")
 	_, sc := startButterEnv(t, []string{"BUTTER_UP_BROKERS=" + addr, "BUTTER_CLIENT_CONFIG=" + props}, "  broker  ",
-		"up", "--data", data, "--admin-addr", "", "--deployer-addr", "127.0.0.1:0", "--loadmon-addr", "127.0.0.1:0", "--tracer-addr", "127.0.0.1:0")
+		"up", "--data", data, "--admin-addr", "", "--deployer-addr", "127.0.0.1:0", "--loadmon-addr", "127.0.0.1:0", "--tracer-addr", "127.0.0.1:0", "--bridge-addr", "127.0.0.1:0")
 	if want := addr + " (existing cluster, from BUTTER_UP_BROKERS)"; !strings.Contains(sc.Text(), want) {
 		t.Fatalf("up printed %q, want %q", sc.Text(), want)
 	}

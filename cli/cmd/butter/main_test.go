@@ -88,7 +88,7 @@ func startPlatformEnv(t *testing.T, env []string, extra ...string) *platform {
 	t.Helper()
 	p := &platform{t: t, broker: freeAddr(t), deployer: freeAddr(t), gateway: freeAddr(t), data: t.TempDir()}
 	p.up, _ = startButterEnv(t, env, "Ctrl-C stops", append([]string{"up", "--data", p.data, "--broker-addr", p.broker,
-		"--admin-addr", "", "--deployer-addr", p.deployer, "--gateway-addr", p.gateway, "--loadmon-addr", "127.0.0.1:0"}, extra...)...)
+		"--admin-addr", "", "--deployer-addr", p.deployer, "--gateway-addr", p.gateway, "--loadmon-addr", "127.0.0.1:0", "--bridge-addr", "127.0.0.1:0"}, extra...)...)
 	return p
 }
 
@@ -341,7 +341,7 @@ func TestPublishTailKcat(t *testing.T) {
 func TestUp(t *testing.T) {
 	addr := freeAddr(t)
 	data := t.TempDir()
-	cmd, sc := startButter(t, "admin on http://", "up", "--data", data, "--broker-addr", addr, "--admin-addr", "127.0.0.1:0", "--deployer-addr", "127.0.0.1:0")
+	cmd, sc := startButter(t, "admin on http://", "up", "--data", data, "--broker-addr", addr, "--admin-addr", "127.0.0.1:0", "--deployer-addr", "127.0.0.1:0", "--bridge-addr", "127.0.0.1:0")
 	admin := strings.Fields(strings.TrimPrefix(sc.Text(), "admin on "))[0]
 	if !sc.Scan() || sc.Text() != "butter is up" {
 		t.Fatalf("up printed %q, want butter is up", sc.Text())

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/otel"
 
+	bridgesvc "github.com/buttercompass/butter/broker-bridge/bridge/service"
 	"github.com/buttercompass/butter/broker-bridge/broker"
 	deployersvc "github.com/buttercompass/butter/deployer/service"
 	gatewaysvc "github.com/buttercompass/butter/gateway/service"
@@ -31,6 +32,7 @@ func (a *app) upCmd() *cobra.Command {
 		tm  = timersvc.DefaultConfig()
 		lm  = loadmonsvc.DefaultConfig()
 		tc  = tracersvc.DefaultConfig()
+		br  = bridgesvc.DefaultConfig()
 	)
 	tfs := flag.NewFlagSet("telemetry", flag.ContinueOnError)
 	traceSample := kit.RegisterTraceSample(tfs)
@@ -40,7 +42,7 @@ func (a *app) upCmd() *cobra.Command {
 		Long: `Start Butter Compass in one process: the embedded broker (unless up's own
 --brokers or BUTTER_UP_BROKERS points at an existing Kafka cluster;
 BUTTER_BROKERS, the client commands' setting, does not) and every platform
-service: deployer, gateway, timer, loadmon and tracer. Prints the endpoints
+service: deployer, gateway, timer, loadmon, tracer and bridge. Prints the endpoints
 and writes them to <data>/context.json, where the other butter commands find
 them; Ctrl-C stops cleanly.`,
 		Example: `  butter up
@@ -98,7 +100,7 @@ them; Ctrl-C stops cleanly.`,
 			if err != nil {
 				return err
 			}
-			logins := map[string]kit.KafkaConfig{access.DeployerUser: a.kafka, access.GatewayUser: a.kafka, access.TimerUser: a.kafka, access.LoadmonUser: a.kafka, access.TracerUser: a.kafka}
+			logins := map[string]kit.KafkaConfig{access.DeployerUser: a.kafka, access.GatewayUser: a.kafka, access.TimerUser: a.kafka, access.LoadmonUser: a.kafka, access.TracerUser: a.kafka, access.BridgeUser: a.kafka}
 			if external || cfg.Secure {
 				if logins, err = a.principals(ctx, cl, access.Services()...); err != nil {
 					return err
@@ -119,6 +121,11 @@ them; Ctrl-C stops cleanly.`,
 			tm.Kafka, tm.Logger = logins[access.TimerUser], a.logger()
 			lm.Kafka, lm.Logger = logins[access.LoadmonUser], a.logger()
 			tc.Kafka, tc.Logger, tc.DataDir = logins[access.TracerUser], a.logger(), filepath.Join(cfg.DataDir, "tracer")
+			// The bridge opens the secrets the deployer sealed: the same key.
+			br.Kafka, br.Logger, br.SecretKeyFile = logins[access.BridgeUser], a.logger(), dep.SecretKeyFile
+			if br.SecretKeyFile == "" {
+				br.SecretKeyFile = filepath.Join(cfg.DataDir, "secret.key")
+			}
 			if cfg.DataDir == "" {
 				// An in-memory broker: the tracer's index is as fleeting.
 				if tc.DataDir, err = os.MkdirTemp("", "butter-tracer"); err != nil {
@@ -173,8 +180,18 @@ them; Ctrl-C stops cleanly.`,
 				loadmon.Close()
 				return err
 			}
+			bridge, err := bridgesvc.New(br)
+			if err != nil {
+				deployer.Close()
+				gateway.Close()
+				timer.Close()
+				loadmon.Close()
+				tracer.Close()
+				return err
+			}
 			parts := []func(context.Context) error{serveAdmin}
-			for _, s := range []kit.Service{deployer, gateway, timer, loadmon, tracer} {
+			// The bridge after the deployer, which makes the secret key.
+			for _, s := range []kit.Service{deployer, gateway, timer, loadmon, tracer, bridge} {
 				defer s.Close()
 				if err := s.Provision(ctx); err != nil {
 					return err
@@ -182,7 +199,7 @@ them; Ctrl-C stops cleanly.`,
 				parts = append(parts, s.Serve)
 			}
 			ctxFile, err := a.writeUpContext(cfg, external, map[string]string{"deployer": deployer.Addr(), "gateway": gateway.Addr(),
-				"timer": timer.Addr(), "loadmon": loadmon.Addr(), "tracer": tracer.Addr()})
+				"timer": timer.Addr(), "loadmon": loadmon.Addr(), "tracer": tracer.Addr(), "bridge": bridge.Addr()})
 			if err != nil {
 				return err
 			}
@@ -195,6 +212,7 @@ them; Ctrl-C stops cleanly.`,
 			fmt.Fprintf(a.io.Out, "  timer     http://%s/v1/timers\n", timer.Addr())
 			fmt.Fprintf(a.io.Out, "  loadmon   http://%s/metrics\n", loadmon.Addr())
 			fmt.Fprintf(a.io.Out, "  tracer    http://%s/ (web UI; /v1/traces)\n", tracer.Addr())
+			fmt.Fprintf(a.io.Out, "  bridge    http://%s/v1/webhooks/{deployment}/{bridge}\n", bridge.Addr())
 			if ctxFile != "" {
 				fmt.Fprintf(a.io.Out, "  context   %s (butter commands find every part here; elsewhere: BUTTER_CONTEXT=%s)\n", ctxFile, ctxFile)
 			}
@@ -214,6 +232,7 @@ them; Ctrl-C stops cleanly.`,
 	addServiceFlags(cmd, "timer", tm.RegisterFlags)
 	addServiceFlags(cmd, "loadmon", lm.RegisterFlags)
 	addServiceFlags(cmd, "tracer", tc.RegisterFlags)
+	addServiceFlags(cmd, "bridge", br.RegisterFlags)
 	d := broker.DefaultConfig()
 	cmd.Flags().StringVar(&cfg.DataDir, "data", kit.EnvOr("BUTTER_DATA", d.DataDir), "platform data `dir` (env BUTTER_DATA)")
 	cmd.Flags().StringVar(&cfg.Addr, "broker-addr", kit.EnvOr("BUTTER_BROKER_ADDR", d.Addr), "embedded broker `host:port` (env BUTTER_BROKER_ADDR)")
@@ -224,7 +243,8 @@ them; Ctrl-C stops cleanly.`,
 	sec := flag.NewFlagSet("security", flag.ContinueOnError)
 	cfg.RegisterSecurityFlags(sec)
 	cmd.Flags().AddGoFlagSet(sec)
-	cmd.Flags().StringVar(&cfg.AdminAddr, "admin-addr", kit.EnvOr("BUTTER_BRIDGE_ADMIN", d.AdminAddr), "serve /livez, /readyz, /metrics on `host:port`; empty for none (env BUTTER_BRIDGE_ADMIN)")
+	// :8085 is the bridge's (DESIGN §9); up's own admin endpoint is :8086.
+	cmd.Flags().StringVar(&cfg.AdminAddr, "admin-addr", kit.EnvOr("BUTTER_UP_ADMIN", "127.0.0.1:8086"), "serve up's /livez, /readyz, /metrics on `host:port`; empty for none (env BUTTER_UP_ADMIN)")
 	cfg.Retention = d.Retention
 	return cmd
 }
@@ -246,6 +266,8 @@ func addServiceFlags(cmd *cobra.Command, prefix string, register func(*flag.Flag
 			// as for butter deployer.
 			if f.Name != "secret-key-file" {
 				f.Name = prefix + "-" + f.Name
+			} else if cmd.Flags().Lookup(f.Name) != nil {
+				return // the deployer's, which the bridge shares
 			}
 			cmd.Flags().AddGoFlag(f)
 		}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/buttercompass/butter/proto/kit/kittest"
+	"github.com/buttercompass/butter/tracer/api"
 )
 
 // collector is an OTLP/HTTP trace receiver: it keeps every span posted to
@@ -94,7 +97,8 @@ func (c *collector) find(trace, service, name string) string {
 func TestTraceAcrossServices(t *testing.T) {
 	t.Parallel()
 	c, url := newCollector(t)
-	p := startPlatformEnv(t, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + url, "OTEL_BSP_SCHEDULE_DELAY=100"})
+	tracer := freeAddr(t)
+	p := startPlatformEnv(t, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + url, "OTEL_BSP_SCHEDULE_DELAY=100"}, "--tracer-addr", tracer)
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "butter.yaml"), `name: chain
 platform: node
@@ -154,4 +158,35 @@ exports.back = async (event) => ({ seen: event.data });
 		return nil
 	})
 	t.Logf("trace %s: %s", trace, strings.Join(path, " ← "))
+
+	// The tracer, fed through _butter.traces, has the same chain.
+	kittest.Eventually(t, "the tracer's trace has invoke back ← invoke front ← gateway", func() error {
+		resp, err := http.Get("http://" + tracer + "/v1/traces/" + trace)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var tr api.Trace
+		if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil {
+			return fmt.Errorf("GET /v1/traces/%s = %d: %v", trace, resp.StatusCode, err)
+		}
+		spans := map[string]api.Span{}
+		for _, s := range tr.Spans {
+			spans[s.SpanID] = s
+		}
+		for _, s := range tr.Spans {
+			if s.Service != "fnbox" || s.Name != "invoke back" {
+				continue
+			}
+			var names []string
+			for a, ok := s, true; ok; a, ok = spans[a.ParentSpanID] {
+				names = append(names, a.Service+": "+a.Name)
+				if a.Service == "gateway" && a.ParentSpanID == caller && slices.Contains(names, "fnbox: invoke front") {
+					return nil
+				}
+			}
+			return fmt.Errorf("tracer ancestry of invoke back: %s", strings.Join(names, " ← "))
+		}
+		return fmt.Errorf("no invoke back span among %d", len(tr.Spans))
+	})
 }

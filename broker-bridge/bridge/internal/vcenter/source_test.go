@@ -12,8 +12,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/vmware/govmomi"
+	"github.com/vmware/govmomi/event"
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/buttercompass/butter/broker-bridge/broker"
 	"github.com/buttercompass/butter/proto/bridges"
@@ -171,4 +173,103 @@ func waitTask(ctx context.Context, t interface {
 		return err
 	}
 	return t.Wait(ctx)
+}
+
+// BenchmarkVCenterToStream posts events to the simulator from 4
+// goroutines while a source with full pages (1000) reads them, and reports
+// the simulator's generation rate and the rate at which the events were
+// committed on the stream. The bridge keeps up when the two are equal.
+func BenchmarkVCenterToStream(b *testing.B) {
+	const total = 8000
+	kcfg := startBrokerB(b, "vc-events")
+	m := simulator.VPX()
+	if err := m.Create(); err != nil {
+		b.Fatal(err)
+	}
+	defer m.Remove()
+	m.Service.TLS = new(tls.Config)
+	s := m.Service.NewServer()
+	defer s.Close()
+	u := *s.URL
+	pass, _ := u.User.Password()
+	user := u.User.Username()
+	u.User = nil
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		_ = Run(ctx, Config{Deployment: "vc", Bridge: "vcenter",
+			Spec:     descriptor.VCenterSource{URL: u.String(), Insecure: true, Username: user, PageSize: 1000, Poll: descriptor.Duration(20 * time.Millisecond)},
+			Password: pass, Stream: "vc-events", Checkpoints: topics.Checkpoints, Kafka: kcfg,
+			TransactionalID: bridges.TransactionalID("", "vc", "vcenter"), Logger: slog.New(slog.DiscardHandler)})
+	}()
+	c, err := govmomi.NewClient(ctx, s.URL, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	vm, err := find.NewFinder(c.Client).VirtualMachine(ctx, "DC0_H0_VM0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	em := event.NewManager(c.Client)
+	post := func() error {
+		return em.PostEvent(ctx, &types.GeneralUserEvent{GeneralEvent: types.GeneralEvent{Event: types.Event{Vm: &types.VmEventArgument{Vm: vm.Reference()}}, Message: "m"}})
+	}
+	rd, err := kcfg.NewClient(kgo.ConsumeTopics("vc-events"), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rd.Close()
+	// Wait until the source reads.
+	n := 0
+	for n == 0 {
+		if err := post(); err != nil {
+			b.Fatal(err)
+		}
+		pctx, pcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		n += rd.PollFetches(pctx).NumRecords()
+		pcancel()
+	}
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range total / 4 {
+				if err := post(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	posted := time.Since(start)
+	got := 0
+	for got < total {
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		got += rd.PollFetches(pctx).NumRecords()
+		pcancel()
+		if time.Since(start) > time.Minute {
+			b.Fatalf("%d of %d events on the stream after a minute", got, total)
+		}
+	}
+	all := time.Since(start)
+	b.ReportMetric(total/posted.Seconds(), "posted/s")
+	b.ReportMetric(total/all.Seconds(), "streamed/s")
+}
+
+func startBrokerB(b *testing.B, stream string) kit.KafkaConfig {
+	br, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(br.Close)
+	for _, s := range []topics.Spec{{Name: topics.Checkpoints, Partitions: 1, Compact: true, Retention: topics.Forever}, topics.Stream(stream)} {
+		if err := br.CreateTopic(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return br.Kafka()
 }

@@ -119,6 +119,7 @@ func (d *decoder) route(path string, n *yaml.Node) *Route {
 		{"timeout", func(p string, v *yaml.Node) { r.Timeout, _ = d.duration(p, v) }},
 		{"maxBody", func(p string, v *yaml.Node) { r.MaxBody, _ = d.byteSize(p, v) }},
 		{"auth", func(p string, v *yaml.Node) { r.Auth = d.auth(p, v) }},
+		{"mode", func(p string, v *yaml.Node) { r.Mode, _ = d.str(p, v) }},
 	})
 	return r
 }

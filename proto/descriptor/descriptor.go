@@ -159,7 +159,24 @@ type Route struct {
 	// Auth, if set, requires callers to authenticate. Nil means the route
 	// is public.
 	Auth *RouteAuth `json:"auth,omitempty"`
+	// Mode says what a request is: RouteModeHTTP (the default, also "")
+	// wraps any request in a butter.http.request event; RouteModeCloudEvents
+	// takes a CloudEvent request as the request event itself and answers
+	// with the reply event in HTTP binary mode.
+	Mode string `json:"mode,omitempty"`
 }
+
+// Route modes.
+const (
+	// RouteModeHTTP wraps any HTTP request in a butter.http.request event.
+	RouteModeHTTP = "http"
+	// RouteModeCloudEvents serves CloudEvents over HTTP (binary or
+	// structured): the request is the event, the reply is an event.
+	RouteModeCloudEvents = "cloudevents"
+)
+
+// CloudEvents reports whether the route is in RouteModeCloudEvents.
+func (r *Route) CloudEvents() bool { return r.Mode == RouteModeCloudEvents }
 
 // Allows reports whether the route serves HTTP method m.
 func (r *Route) Allows(m string) bool {

@@ -390,6 +390,9 @@ func (c checker) route(p string, r *Route, fn int, contexts map[string]int) {
 	if c.present(p+".maxBody") && r.MaxBody <= 0 {
 		c.report(p+".maxBody", "must be more than 0")
 	}
+	if r.Mode != "" && r.Mode != RouteModeHTTP && r.Mode != RouteModeCloudEvents {
+		c.report(p+".mode", "%q is not a route mode: use %s or %s", r.Mode, RouteModeHTTP, RouteModeCloudEvents)
+	}
 	if a := r.Auth; a != nil {
 		ap := p + ".auth"
 		if !a.APIKey && a.JWT == nil && !c.d.broken[ap+".jwt"] && !c.d.broken[ap+".apiKey"] {

@@ -49,7 +49,7 @@ func main() {
 		cfg.IdleFunctions = *idle
 	}
 	if !*raw {
-		cfg.Extra = append(append(bench.Services(), bench.Functions()...), bench.Platform()...)
+		cfg.Extra = append(append(append(bench.Services(), bench.Functions()...), bench.Platform()...), bench.Tracer()...)
 	}
 	if *only != "" {
 		re, err := regexp.Compile(*only)

@@ -34,29 +34,8 @@ func noopEvents(cfg Config, platform string, batch int) int {
 // from out.
 func noopMeasurement(platform string, batch int) func(context.Context, *Env, *Report) error {
 	return func(ctx context.Context, env *Env, rep *Report) error {
-		n := noopEvents(env.Config, platform, batch)
-		name := fmt.Sprintf("bench-noop-%s-b%d", platform, batch)
-		ctx, cancel := context.WithTimeoutCause(ctx, env.Config.FnTimeout,
-			fmt.Errorf("%s took longer than %s (Config.FnTimeout)", name, env.Config.FnTimeout))
-		defer cancel()
-		ctx, cancelCause := context.WithCancelCause(ctx)
-		defer cancelCause(nil)
-
-		f, err := env.newFunction(ctx, name, platform, batch)
+		n, elapsed, err := runNoop(ctx, env, fmt.Sprintf("bench-noop-%s-b%d", platform, batch), platform, batch)
 		if err != nil {
-			return err
-		}
-		if err := produceEvents(ctx, env, f.in, n); err != nil {
-			return err
-		}
-		res, err := newResults(env, f.out, nil)
-		if err != nil {
-			return err
-		}
-		defer res.close()
-
-		var elapsed time.Duration
-		if err := runUntil(ctx, env, f, res, n, cancelCause, &elapsed); err != nil {
 			return err
 		}
 		rep.Note(fmt.Sprintf("**no-op <platform>, batch <b>**: real fnbox (`fnbox/box` in-process, with the platforms of "+
@@ -70,4 +49,32 @@ func noopMeasurement(platform string, batch int) func(context.Context, *Env, *Re
 			"at batch 500 a ratio near or above 1 means the function is no longer what limits fnbox.", env.Config.FnEvents, env.Config.ExecEvents, RowPipeline))
 		return rep.Add(Row{Name: NoopRow(platform, batch), Value: rate(n, elapsed), Unit: UnitEventsPerSecond, Limit: RowPipeline, Count: n})
 	}
+}
+
+// runNoop runs the no-op function of platform at batch as deployment name
+// over noopEvents events and returns how many and how long they took.
+func runNoop(ctx context.Context, env *Env, name, platform string, batch int) (int, time.Duration, error) {
+	n := noopEvents(env.Config, platform, batch)
+	ctx, cancel := context.WithTimeoutCause(ctx, env.Config.FnTimeout,
+		fmt.Errorf("%s took longer than %s (Config.FnTimeout)", name, env.Config.FnTimeout))
+	defer cancel()
+	ctx, cancelCause := context.WithCancelCause(ctx)
+	defer cancelCause(nil)
+
+	f, err := env.newFunction(ctx, name, platform, batch)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := produceEvents(ctx, env, f.in, n); err != nil {
+		return 0, 0, err
+	}
+	res, err := newResults(env, f.out, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer res.close()
+
+	var elapsed time.Duration
+	err = runUntil(ctx, env, f, res, n, cancelCause, &elapsed)
+	return n, elapsed, err
 }

@@ -33,17 +33,22 @@ type waiter struct {
 func newWaiters() *waiters { return &waiters{m: map[string]waiter{}} }
 
 // add registers id, answered by source, before its request is produced,
-// so a fast reply is never missed; cancel unregisters.
-func (ws *waiters) add(id, source string) (<-chan event.Event, func()) {
+// so a fast reply is never missed; cancel unregisters. It reports false,
+// registering nothing, when id is already waiting.
+func (ws *waiters) add(id, source string) (<-chan event.Event, func(), bool) {
 	ch := make(chan event.Event, 1)
 	ws.mu.Lock()
+	if _, dup := ws.m[id]; dup {
+		ws.mu.Unlock()
+		return nil, nil, false
+	}
 	ws.m[id] = waiter{ch: ch, source: source}
 	ws.mu.Unlock()
 	return ch, func() {
 		ws.mu.Lock()
 		delete(ws.m, id)
 		ws.mu.Unlock()
-	}
+	}, true
 }
 
 // deliver hands e to the waiter of id and reports whether there was one

@@ -266,20 +266,14 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	data, err := json.Marshal(httpevent.NewRequest(r, body, rt.Spec.Auth != nil, dec.Identity))
-	if err != nil {
-		kit.WriteProblem(w, kit.Problem{Status: http.StatusBadRequest, Title: "unencodable request", Detail: err.Error(), Instance: r.URL.Path})
+	ev, ok := s.requestEvent(w, r, rt, body, dec.Identity, async)
+	if !ok {
 		return
 	}
-	ev := envelope.New(httpevent.Source(rt.Context), httpevent.TypeRequest)
 	ev.SetExtension(envelope.ExtReplyTo, topics.Replies)
 	deadline := start.Add(rt.Spec.Timeout.Std())
 	envelope.SetDeadline(&ev, deadline)
 	envelope.InjectTrace(ctx, &ev)
-	if err := ev.SetData(event.ApplicationJSON, data); err != nil {
-		kit.WriteProblem(w, kit.Problem{Status: http.StatusBadRequest, Title: "unencodable request", Detail: err.Error(), Instance: r.URL.Path})
-		return
-	}
 	rec, err := envelope.ToRecord(s.ns.Topic(rt.Spec.Stream), ev)
 	if err != nil {
 		kit.WriteProblem(w, kit.Problem{Status: http.StatusInternalServerError, Title: "cannot encode request event", Detail: err.Error(), Instance: r.URL.Path})
@@ -293,7 +287,14 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	replies, cancel := s.waiters.add(ev.ID(), obs.Source(rt.Deployment, rt.Function))
+	replies, cancel, ok := s.waiters.add(ev.ID(), obs.Source(rt.Deployment, rt.Function))
+	if !ok {
+		// Only in cloudevents mode, where the caller picks the id: two
+		// requests waiting on one id could not tell their replies apart.
+		kit.WriteProblem(w, kit.Problem{Status: http.StatusConflict, Title: "duplicate event id",
+			Detail: "a request with event id " + ev.ID() + " is already waiting for its reply: give every event its own id", Instance: r.URL.Path})
+		return
+	}
 	defer cancel()
 	pctx, pcancel := context.WithDeadline(ctx, deadline)
 	defer pcancel()
@@ -305,6 +306,10 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request) {
 	defer timer.Stop()
 	select {
 	case reply := <-replies:
+		if rt.Spec.CloudEvents() {
+			s.eventResponse(ctx, reply, r.URL.Path).Write(w)
+			return
+		}
 		s.replyResponse(reply, r.URL.Path).Write(w)
 	case <-timer.C:
 		kit.WriteProblem(w, kit.Problem{Status: http.StatusGatewayTimeout, Title: "function did not answer in time",
@@ -419,6 +424,50 @@ func sameAuth(a, b *descriptor.RouteAuth) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return bytes.Equal(ja, jb)
+}
+
+// requestEvent builds the request event of r: in cloudevents mode the
+// CloudEvent r carries, otherwise a butter.http.request event wrapping r.
+// It answers the problem itself when it reports false.
+func (s *Server) requestEvent(w http.ResponseWriter, r *http.Request, rt routes.Route, body []byte, who *httpevent.Identity, async bool) (event.Event, bool) {
+	if rt.Spec.CloudEvents() {
+		if async {
+			// The caller picks CloudEvent ids, and a status URL named
+			// by a guessable id would be readable by anyone guessing it.
+			kit.WriteProblem(w, kit.Problem{Status: http.StatusBadRequest, Title: "async request on a cloudevents route",
+				Detail: "route " + rt.Context + " is in cloudevents mode, which answers synchronously: drop Prefer: respond-async and " + HeaderCallback, Instance: r.URL.Path})
+			return event.Event{}, false
+		}
+		ev, err := httpevent.EventFromRequest(r, body)
+		if err != nil {
+			kit.WriteProblem(w, kit.Problem{Status: http.StatusBadRequest, Title: "not a CloudEvent",
+				Detail: "route " + rt.Context + " is in cloudevents mode: " + err.Error(), Instance: r.URL.Path})
+			return event.Event{}, false
+		}
+		return ev, true
+	}
+	data, err := json.Marshal(httpevent.NewRequest(r, body, rt.Spec.Auth != nil, who))
+	if err == nil {
+		ev := envelope.New(httpevent.Source(rt.Context), httpevent.TypeRequest)
+		if err = ev.SetData(event.ApplicationJSON, data); err == nil {
+			return ev, true
+		}
+	}
+	kit.WriteProblem(w, kit.Problem{Status: http.StatusBadRequest, Title: "unencodable request", Detail: err.Error(), Instance: r.URL.Path})
+	return event.Event{}, false
+}
+
+// eventResponse answers a reply event as a CloudEvent in HTTP binary
+// mode (cloudevents mode); a function failure is still a problem.
+func (s *Server) eventResponse(ctx context.Context, reply event.Event, instance string) httpevent.Response {
+	if reply.Type() == obs.TypeError {
+		return s.replyResponse(reply, instance)
+	}
+	resp, err := httpevent.EventResponse(ctx, reply)
+	if err != nil {
+		return problemResponse(kit.Problem{Status: http.StatusBadGateway, Title: "bad function result", Detail: err.Error(), Instance: instance})
+	}
+	return resp
 }
 
 // replyResponse turns a reply event into the HTTP response.

@@ -119,10 +119,15 @@ func TestPowerCycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The source reads from the vCenter's now on its first start; wait
-	// for its first checkpoint-less page by waiting for the owner marker
-	// to be read, then cycle the VM.
-	waitOwned(t, kcfg)
+	// The source reads from the vCenter's clock at its first start, once
+	// its collector exists: wait until a probe event reaches the stream.
+	em := event.NewManager(c.Client)
+	readAll(t, kcfg, "vc-events", func(rs []*kgo.Record) bool {
+		if len(rs) == 0 {
+			_ = em.PostEvent(ctx, &types.GeneralUserEvent{GeneralEvent: types.GeneralEvent{Event: types.Event{Vm: &types.VmEventArgument{Vm: vm.Reference()}}, Message: "probe"}})
+		}
+		return len(rs) > 0
+	})
 	for _, op := range []func(context.Context) error{
 		func(ctx context.Context) error { t, err := vm.PowerOff(ctx); return waitTask(ctx, t, err) },
 		func(ctx context.Context) error { t, err := vm.PowerOn(ctx); return waitTask(ctx, t, err) },
@@ -155,16 +160,6 @@ func TestPowerCycle(t *testing.T) {
 	}
 }
 
-func waitOwned(t *testing.T, kcfg kit.KafkaConfig) {
-	readAll(t, kcfg, topics.Checkpoints, func(rs []*kgo.Record) bool {
-		for _, r := range rs {
-			if string(r.Key) == bridges.OwnerKey("vc", "vcenter") {
-				return true
-			}
-		}
-		return false
-	})
-}
 
 func waitTask(ctx context.Context, t interface {
 	Wait(context.Context) error

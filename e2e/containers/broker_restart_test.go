@@ -1,7 +1,6 @@
 package containers_test
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"fmt"
@@ -40,30 +39,10 @@ func TestBrokerKilledAndReplaced(t *testing.T) {
 	// A python function behind a route, deployed as a user would: the
 	// deployer runs it in a container of its own on the network.
 	name := p.deployments + "-double"
-	var zipped bytes.Buffer
-	zw := zip.NewWriter(&zipped)
-	for file, text := range map[string]string{
+	p.deploy(t, ctx, map[string]string{
 		"butter.yaml": fmt.Sprintf("name: %s\nplatform: python\nfunctions:\n  - fn: handler.py:double\n    bindings:\n      route: { context: /double, timeout: %s }\n", name, routeTimeout),
 		"handler.py":  "import json\n\ndef double(event, context):\n    return {\"double\": 2 * json.loads(event[\"data\"][\"body\"])[\"n\"]}\n",
-	} {
-		w, _ := zw.Create(file)
-		_, _ = w.Write([]byte(text))
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.url(t, ctx, p.services["deployer"], 8081, "/v1/deployments"), &zipped)
-	req.Header.Set("Content-Type", "application/zip")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("deploy: %s: %s", resp.Status, body)
-	}
+	})
 	route := p.url(t, ctx, p.services["gateway"], 8080, "/double")
 	client := &http.Client{Timeout: routeTimeout + hang}
 	call := func() (int, time.Duration, error) {

@@ -62,7 +62,7 @@ func Main(args []string) int {
 		}
 		return 2
 	}
-	c.kafka.ClientID = "butter-fnbox"
+	c.kafka.ClientID = engine.ClientID(engine.DefaultClientID, c.instance)
 	registerPlatforms()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -116,18 +116,20 @@ func run(ctx context.Context, c config) error {
 	defer func() { _ = shutdownTelemetry(context.WithoutCancel(ctx)) }()
 
 	admin := kit.NewAdmin(c.admin)
+	// Listen first: the address (often a random port) goes into every
+	// heartbeat, so scrapers and `butter get` can find /metrics.
+	if err := admin.Listen(); err != nil {
+		return err
+	}
 	b, err := box.New(box.Config{
 		Kafka: c.kafka, Deployment: desc, Dir: c.code, Functions: fns,
-		Instance: c.instance, Logger: log, Metrics: admin.Registry(),
+		Instance: c.instance, Admin: admin.Addr(), Logger: log, Metrics: admin.Registry(),
 		Slot: c.slot, TxnTimeout: c.txnTimeout, RebalanceTimeout: c.rebalanceTimeout,
 	})
 	if err != nil {
 		return err
 	}
 	admin.AddReadyCheck("fnbox", b.Ready)
-	if err := admin.Listen(); err != nil {
-		return err
-	}
 	log.Info("fnbox starting", "deployment", desc.Name, "instance", c.instance, "admin", admin.Addr())
 
 	// An orphaned instance stops like a signalled one: in-flight events

@@ -52,6 +52,9 @@ type Config struct {
 	Functions []string
 	// Instance identifies this fnbox; default DefaultInstance().
 	Instance string
+	// Admin is the host:port of the admin server serving this box's
+	// Metrics, reported in heartbeats; empty when there is none.
+	Admin string
 	// Slot, TxnTimeout and RebalanceTimeout are engine.Config's: the
 	// fencing slot of exactly-once functions and the delivery timeouts.
 	Slot                         string
@@ -116,6 +119,7 @@ func New(cfg Config) (*Box, error) {
 		Deployment:        cfg.Deployment,
 		Functions:         cfg.Functions,
 		Instance:          cfg.Instance,
+		Admin:             cfg.Admin,
 		Slot:              cfg.Slot,
 		TxnTimeout:        cfg.TxnTimeout,
 		RebalanceTimeout:  cfg.RebalanceTimeout,

@@ -3,9 +3,11 @@ package box
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/broker-bridge/broker"
@@ -44,7 +46,7 @@ func TestBoxHeartbeats(t *testing.T) {
 		t.Fatalf("New without a node platform: %v, want ErrUnknownPlatform", err)
 	}
 	bx, err := New(Config{
-		Kafka: kafka, Deployment: d, Instance: "i-1", HeartbeatInterval: 100 * time.Millisecond,
+		Kafka: kafka, Deployment: d, Instance: "i-1", Admin: "127.0.0.1:9464", HeartbeatInterval: 100 * time.Millisecond,
 		Runtime: runtime.Funcs{"run": func(context.Context, runtime.Invocation, runtime.Host) (runtime.Result, error) {
 			return runtime.Result{}, nil
 		}},
@@ -77,7 +79,8 @@ func TestBoxHeartbeats(t *testing.T) {
 		found := false
 		fs.EachRecord(func(r *kgo.Record) {
 			h, err := obs.ParseHeartbeat(r)
-			if err == nil && h.Deployment == "hb" && h.Function == "run" && h.Instance == "i-1" && len(h.Partitions) == 2 {
+			if err == nil && h.Deployment == "hb" && h.Function == "run" && h.Instance == "i-1" && len(h.Partitions) == 2 &&
+				h.Admin == "127.0.0.1:9464" {
 				found = true
 			}
 		})
@@ -87,5 +90,19 @@ func TestBoxHeartbeats(t *testing.T) {
 	}
 	if err := bx.Ready(ctx); err != nil {
 		t.Errorf("ready: %v", err)
+	}
+	// The group member is told apart by its client id.
+	described, err := kadm.NewClient(cl).DescribeGroups(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, g := range described.Sorted() {
+		for _, m := range g.Members {
+			ids = append(ids, m.ClientID)
+		}
+	}
+	if !slices.Contains(ids, "butter-fnbox-i-1") {
+		t.Errorf("group members' client ids %v, want butter-fnbox-i-1", ids)
 	}
 }

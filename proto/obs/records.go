@@ -79,6 +79,10 @@ type Heartbeat struct {
 	// Stopping is set on the last heartbeat of an instance shutting down,
 	// so loadmon need not wait for the beats to stop.
 	Stopping bool `json:"stopping,omitempty"`
+	// Admin is the host:port of the instance's admin server (/livez,
+	// /readyz, /metrics), for scrapers and `butter get`; empty when the
+	// instance serves none.
+	Admin string `json:"admin,omitempty"`
 }
 
 // HeartbeatInterval is how often fnbox sends a Heartbeat.

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,23 @@ import (
 	"github.com/buttercompass/butter/proto/topics"
 )
 
+// DefaultClientID is the Kafka client id prefix of an engine whose
+// KafkaConfig names none.
+const DefaultClientID = "butter-fnbox"
+
+// ClientID returns the Kafka client id of instance: prefix (default
+// DefaultClientID) and the instance id, so broker logs, metrics and quotas
+// tell the instances of a function apart.
+func ClientID(prefix, instance string) string {
+	if prefix == "" || prefix == kit.DefaultClientID {
+		prefix = DefaultClientID
+	}
+	if instance == "" || strings.HasSuffix(prefix, "-"+instance) {
+		return prefix
+	}
+	return prefix + "-" + instance
+}
+
 // Config configures an Engine.
 type Config struct {
 	// Kafka says how to reach the cluster and under which topic prefix.
@@ -42,6 +60,9 @@ type Config struct {
 	// heartbeats and logs, and in the transactional id of exactly-once
 	// functions when Slot is empty.
 	Instance string
+	// Admin is the host:port of the instance's admin server (its
+	// /metrics), reported in heartbeats; empty when it serves none.
+	Admin string
 	// Slot is the instance's fencing slot (control.SlotFlag), given by the
 	// deployer: exactly-once functions use the transactional id
 	// control.TransactionalID(group, slot), so a restart in the same slot
@@ -161,6 +182,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.CrashLimit <= 0 {
 		cfg.CrashLimit = DefaultCrashLimit
 	}
+	cfg.Kafka.ClientID = ClientID(cfg.Kafka.ClientID, cfg.Instance)
 	slot, err := control.ParseSlot(cfg.Slot)
 	if err != nil {
 		return nil, fmt.Errorf("create engine: %w", err)

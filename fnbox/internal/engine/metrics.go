@@ -156,6 +156,7 @@ func (r *runner) heartbeats(ctx context.Context) {
 	send := func(ctx context.Context, stopping bool) {
 		h := r.stats.heartbeat()
 		h.Deployment, h.Function, h.Instance, h.Stopping = r.e.cfg.Deployment.Name, r.fn.Name, r.e.cfg.Instance, stopping
+		h.Admin = r.e.cfg.Admin
 		rec, err := h.Record(r.e.ns.Topic(topics.Heartbeats))
 		if err != nil {
 			r.log.Error("encode heartbeat", kit.KeyError, err)

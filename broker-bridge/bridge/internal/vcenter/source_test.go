@@ -160,7 +160,6 @@ func TestPowerCycle(t *testing.T) {
 	}
 }
 
-
 func waitTask(ctx context.Context, t interface {
 	Wait(context.Context) error
 }, err error) error {

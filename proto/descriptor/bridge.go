@@ -28,6 +28,30 @@ type BridgeSource struct {
 	VCenter *VCenterSource `json:"vcenter,omitempty"`
 	// Webhook accepts HTTP posts on /v1/webhooks/<deployment>/<bridge>.
 	Webhook *WebhookSource `json:"webhook,omitempty"`
+	// Kafka mirrors a topic of another Kafka cluster.
+	Kafka *KafkaSource `json:"kafka,omitempty"`
+}
+
+// KafkaSource mirrors one topic of another Kafka cluster into the
+// stream, exactly once: records and the source offsets they cover commit
+// in one transaction of this cluster.
+type KafkaSource struct {
+	// Brokers are the other cluster's seed brokers, host:port.
+	Brokers []string `json:"brokers"`
+	// Topic is the topic read there.
+	Topic string `json:"topic"`
+	// Offset is where a mirror without a checkpoint starts: first
+	// (default) or latest.
+	Offset string `json:"offset"`
+	// TLS dials the other cluster over TLS; Insecure skips verifying its
+	// certificate (tests only).
+	TLS      bool `json:"tls,omitempty"`
+	Insecure bool `json:"insecure,omitempty"`
+	// SASLMechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty for
+	// none. Username and PasswordFrom (a secretEnv name) log in.
+	SASLMechanism string `json:"saslMechanism,omitempty"`
+	Username      string `json:"username,omitempty"`
+	PasswordFrom  string `json:"passwordFrom,omitempty"`
 }
 
 // VCenterSource reads the events of one vCenter (or ESXi host) through an
@@ -99,6 +123,7 @@ type HTTPSink struct {
 const (
 	BridgeVCenter = "vcenter"
 	BridgeWebhook = "webhook"
+	BridgeKafka   = "kafka"
 	BridgeHTTP    = "http"
 )
 
@@ -109,11 +134,19 @@ func (b *Bridge) Kind() string {
 		return BridgeVCenter
 	case b.Source != nil && b.Source.Webhook != nil:
 		return BridgeWebhook
+	case b.Source != nil && b.Source.Kafka != nil:
+		return BridgeKafka
 	case b.Sink != nil && b.Sink.HTTP != nil:
 		return BridgeHTTP
 	}
 	return ""
 }
+
+// Starts of a Kafka mirror without a checkpoint.
+const (
+	OffsetFirstName  = "first"
+	OffsetLatestName = "latest"
+)
 
 // Bridge defaults.
 const (
@@ -155,6 +188,7 @@ func (d *decoder) bridges(path string, n *yaml.Node) []Bridge {
 				if d.object(p, v, []field{
 					{"vcenter", func(p string, v *yaml.Node) { s.VCenter = d.vcenter(p, v) }},
 					{"webhook", func(p string, v *yaml.Node) { s.Webhook = d.webhook(p, v) }},
+					{"kafka", func(p string, v *yaml.Node) { s.Kafka = d.kafkaSource(p, v) }},
 				}) {
 					b.Source = s
 				}
@@ -199,6 +233,26 @@ func (d *decoder) webhook(path string, n *yaml.Node) *WebhookSource {
 		{"secretFrom", func(p string, v *yaml.Node) { s.SecretFrom, _ = d.str(p, v) }},
 		{"signatureHeader", func(p string, v *yaml.Node) { s.SignatureHeader, _ = d.str(p, v) }},
 		{"maxBody", func(p string, v *yaml.Node) { s.MaxBody, _ = d.byteSize(p, v) }},
+	}) {
+		return nil
+	}
+	return s
+}
+
+func (d *decoder) kafkaSource(path string, n *yaml.Node) *KafkaSource {
+	s := &KafkaSource{}
+	if !d.object(path, n, []field{
+		{"brokers", func(p string, v *yaml.Node) { s.Brokers, _ = d.strList(p, v) }},
+		{"topic", func(p string, v *yaml.Node) { s.Topic, _ = d.str(p, v) }},
+		{"offset", func(p string, v *yaml.Node) { s.Offset, _ = d.str(p, v) }},
+		{"tls", func(p string, v *yaml.Node) { s.TLS, _ = d.boolean(p, v) }},
+		{"insecure", func(p string, v *yaml.Node) { s.Insecure, _ = d.boolean(p, v) }},
+		{"saslMechanism", func(p string, v *yaml.Node) { s.SASLMechanism, _ = d.str(p, v) }},
+		{"username", func(p string, v *yaml.Node) { s.Username, _ = d.str(p, v) }},
+		{"password", func(p string, v *yaml.Node) {
+			d.fail(v, p, "a password is never written in a descriptor: put it in secretEnv (which the deployer seals) and name that entry with passwordFrom")
+		}},
+		{"passwordFrom", func(p string, v *yaml.Node) { s.PasswordFrom, _ = d.str(p, v) }},
 	}) {
 		return nil
 	}
@@ -252,7 +306,7 @@ func (c checker) bridges(desc *Descriptor) {
 		case c.present(p + ".sink"):
 			c.bridgeSink(p+".sink", b.Sink)
 		default:
-			c.report(p, "needs a source (vcenter or webhook) or a sink (http)")
+			c.report(p, "needs a source (vcenter, webhook or kafka) or a sink (http)")
 		}
 	}
 }
@@ -261,9 +315,38 @@ func (c checker) bridgeSource(desc *Descriptor, p string, s *BridgeSource) {
 	if s == nil {
 		return
 	}
-	if (s.VCenter != nil) == (s.Webhook != nil) {
-		c.report(p, "needs exactly one of vcenter and webhook")
+	n := 0
+	for _, set := range []bool{s.VCenter != nil, s.Webhook != nil, s.Kafka != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		c.report(p, "needs exactly one of vcenter, webhook and kafka")
 		return
+	}
+	if k := s.Kafka; k != nil {
+		kp := p + ".kafka"
+		if len(k.Brokers) == 0 {
+			c.report(kp+".brokers", "required: the other cluster's seed brokers, like [kafka-1:9092]")
+		}
+		if !c.present(kp + ".topic") {
+			c.report(kp+".topic", "required: the topic to mirror")
+		}
+		if c.present(kp+".offset") && k.Offset != OffsetFirstName && k.Offset != OffsetLatestName {
+			c.report(kp+".offset", "%q is not a start: use first or latest", k.Offset)
+		}
+		switch k.SASLMechanism {
+		case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		default:
+			c.report(kp+".saslMechanism", "%q is not a SASL mechanism: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", k.SASLMechanism)
+		}
+		if k.SASLMechanism != "" && (k.Username == "" || k.PasswordFrom == "") {
+			c.report(kp, "saslMechanism needs username and passwordFrom")
+		}
+		if c.present(kp + ".passwordFrom") {
+			c.secretRef(desc, kp+".passwordFrom", k.PasswordFrom)
+		}
 	}
 	if v := s.VCenter; v != nil {
 		vp := p + ".vcenter"
@@ -357,6 +440,9 @@ func bridgeDefaults(desc *Descriptor, retriesSet func(i int) bool) {
 			v := b.Source.VCenter
 			v.PageSize = or(v.PageSize, DefaultVCenterPageSize)
 			v.Poll = or(v.Poll, DefaultVCenterPoll)
+		}
+		if b.Source != nil && b.Source.Kafka != nil {
+			b.Source.Kafka.Offset = or(b.Source.Kafka.Offset, OffsetFirstName)
 		}
 		if b.Source != nil && b.Source.Webhook != nil {
 			w := b.Source.Webhook

@@ -25,8 +25,12 @@ bridges:
     stream: vc-events
     sink:
       http: {url: "http://127.0.0.1:9999/in", retries: 0}
+  - name: mirror
+    source:
+      kafka: {brokers: ["other:9092"], topic: orders, saslMechanism: SCRAM-SHA-256, username: u, passwordFrom: VC_PASSWORD}
+    stream: orders-copy
 `)
-	if len(d.Bridges) != 3 {
+	if len(d.Bridges) != 4 {
 		t.Fatalf("bridges = %+v", d.Bridges)
 	}
 	v := d.Bridges[0].Source.VCenter
@@ -41,6 +45,9 @@ bridges:
 	h := d.Bridges[2].Sink.HTTP
 	if d.Bridges[2].Kind() != BridgeHTTP || h.Retries != 0 || h.DeadLetter != "vc-notify-dlq" || time.Duration(h.Backoff) != 200*time.Millisecond {
 		t.Errorf("sink = %+v", h)
+	}
+	if k := d.Bridges[3].Source.Kafka; d.Bridges[3].Kind() != BridgeKafka || k.Offset != "first" || k.Topic != "orders" || k.Brokers[0] != "other:9092" {
+		t.Errorf("kafka = %+v", k)
 	}
 	// The stored JSON form parses back to the same bridges.
 	b, err := json.Marshal(d)
@@ -78,12 +85,15 @@ bridges:
   - name: w
     stream: s
     source: {webhook: {}, vcenter: {}}
+  - name: k
+    stream: s
+    source: {kafka: {topic: t, offset: 5, saslMechanism: GSSAPI}}
 `), []string{
 		`t.yaml:8:16 bridges[0].source.vcenter.passwordFrom: required: the secretEnv entry holding the password`,
 		`t.yaml:8:22 bridges[0].source.vcenter.url: "ftp://x" is not an http(s) URL`,
 		`t.yaml:8:56 bridges[0].source.vcenter.password: a password is never written in a descriptor: put it in secretEnv (which the deployer seals) and name that entry with passwordFrom`,
 		`t.yaml:9:13 bridges[0].stream: "_butter.events" is an internal stream: functions may read it but not write to it`,
-		`t.yaml:10:5 bridges[1]: needs a source (vcenter or webhook) or a sink (http)`,
+		`t.yaml:10:5 bridges[1]: needs a source (vcenter, webhook or kafka) or a sink (http)`,
 		`t.yaml:10:11 bridges[1].name: "vcenter" is already the name of bridges[0]`,
 		`t.yaml:12:5 bridges[2]: has both source and sink: a bridge is one or the other; make two bridges`,
 		`t.yaml:12:11 bridges[2].name: "Bad" is not a valid name: use 1-63 characters of a-z, 0-9 and -, starting with a letter`,
@@ -91,6 +101,10 @@ bridges:
 		`t.yaml:17:18 bridges[3].sink.http.url: required: the endpoint events are posted to`,
 		`t.yaml:17:28 bridges[3].sink.http.retries: must not be negative`,
 		`t.yaml:17:32 bridges[3].sink.http.colour: unknown field; the fields here are url, retries, backoff, maxBackoff, timeout, deadLetter`,
-		`t.yaml:20:13 bridges[4].source: needs exactly one of vcenter and webhook`,
+		`t.yaml:20:13 bridges[4].source: needs exactly one of vcenter, webhook and kafka`,
+		`t.yaml:23:21 bridges[5].source.kafka: saslMechanism needs username and passwordFrom`,
+		`t.yaml:23:21 bridges[5].source.kafka.brokers: required: the other cluster's seed brokers, like [kafka-1:9092]`,
+		`t.yaml:23:40 bridges[5].source.kafka.offset: "5" is not a start: use first or latest`,
+		`t.yaml:23:58 bridges[5].source.kafka.saslMechanism: "GSSAPI" is not a SASL mechanism: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512`,
 	})
 }

@@ -22,13 +22,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/event"
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/types"
 
+	"github.com/buttercompass/butter/broker-bridge/bridge/internal/txn"
 	"github.com/buttercompass/butter/proto/bridges"
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/envelope"
@@ -39,9 +39,6 @@ import (
 // collector starts: events created in the same second as the last one
 // read, or with a clock step back, are read again and skipped by key.
 const Overlap = 5 * time.Minute
-
-// txnTimeout bounds one page's transaction on the broker.
-const txnTimeout = 20 * time.Second
 
 // Config is one vCenter source.
 type Config struct {
@@ -93,17 +90,12 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	s := &source{cfg: cfg, log: cfg.Logger.With("deployment", cfg.Deployment, "bridge", cfg.Bridge)}
-	cl, err := cfg.Kafka.NewClient(
-		kgo.TransactionalID(cfg.TransactionalID),
-		kgo.TransactionTimeout(txnTimeout),
-		kgo.RecordDeliveryTimeout(txnTimeout),
-		kgo.ProducerBatchMaxBytes(4<<20),
-	)
+	w, err := txn.New(cfg.Kafka, cfg.TransactionalID, cfg.Checkpoints, cfg.Deployment, cfg.Bridge)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	s.cl = cl
+	defer w.Close()
+	s.w = w
 	for {
 		err := s.resume(ctx)
 		if ctx.Err() != nil {
@@ -123,12 +115,12 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // ErrFenced means another instance of the source took it over.
-var ErrFenced = errors.New("fenced: another bridge replica runs this source")
+var ErrFenced = txn.ErrFenced
 
 type source struct {
 	cfg Config
 	log *slog.Logger
-	cl  *kgo.Client
+	w   *txn.Writer
 	cp  *bridges.Checkpoint // last committed, nil before the first
 }
 
@@ -136,10 +128,18 @@ type source struct {
 // from the checkpoint until an error.
 func (s *source) resume(ctx context.Context) error {
 	if s.cp == nil {
-		cp, err := s.takeOver(ctx)
+		raw, err := s.w.TakeOver(ctx)
 		if err != nil {
 			return err
 		}
+		cp := &bridges.Checkpoint{LastKey: -1}
+		if raw != nil {
+			if err := json.Unmarshal(raw, cp); err != nil {
+				s.log.Warn("unreadable checkpoint; starting from the vCenter's now", kit.KeyError, err)
+				cp = &bridges.Checkpoint{LastKey: -1}
+			}
+		}
+		s.log.Info("vcenter source owned", "instance", cp.InstanceUUID, "last_key", cp.LastKey)
 		s.cp = cp
 	}
 	u, err := url.Parse(s.cfg.Spec.URL)
@@ -238,95 +238,12 @@ func (s *source) commit(ctx context.Context, a about, cp *bridges.Checkpoint, ev
 		return nil
 	}
 	next.Updated = time.Now().UTC()
-	v, _ := json.Marshal(next)
-	recs = append(recs, &kgo.Record{Topic: s.cfg.Checkpoints, Key: []byte(bridges.CheckpointKey(s.cfg.Deployment, s.cfg.Bridge)), Value: v})
-	if _, err := s.transact(ctx, recs); err != nil {
+	if err := s.w.Commit(ctx, recs, next); err != nil {
 		return err
 	}
 	*cp = next
 	s.cp = &next
-	s.cfg.Metrics.Events.WithLabelValues(s.cfg.Deployment, s.cfg.Bridge).Add(float64(len(recs) - 1))
+	s.cfg.Metrics.Events.WithLabelValues(s.cfg.Deployment, s.cfg.Bridge).Add(float64(len(recs)))
 	s.cfg.Metrics.Lag.WithLabelValues(s.cfg.Deployment, s.cfg.Bridge).Set(time.Since(next.LastCreatedTime).Seconds())
 	return nil
-}
-
-// takeOver commits an owner marker with the bridge's transactional id,
-// which fences an earlier instance and aborts its open transaction, then
-// reads _butter.checkpoints up to the marker: the checkpoint found is the
-// last one any instance committed.
-func (s *source) takeOver(ctx context.Context) (*bridges.Checkpoint, error) {
-	marker, _ := json.Marshal(map[string]any{"since": time.Now().UTC()})
-	res, err := s.transact(ctx, []*kgo.Record{{Topic: s.cfg.Checkpoints, Key: []byte(bridges.OwnerKey(s.cfg.Deployment, s.cfg.Bridge)), Value: marker}})
-	if err != nil {
-		return nil, fmt.Errorf("take over: %w", err)
-	}
-	at := res[0].Record
-	rd, err := s.cfg.Kafka.NewClient(
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{at.Topic: {at.Partition: kgo.NewOffset().AtStart()}}),
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rd.Close()
-	want := bridges.CheckpointKey(s.cfg.Deployment, s.cfg.Bridge)
-	cp := &bridges.Checkpoint{LastKey: -1}
-	for {
-		fs := rd.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if err := fs.Err0(); err != nil {
-			return nil, fmt.Errorf("read checkpoints: %w", err)
-		}
-		done := false
-		fs.EachRecord(func(r *kgo.Record) {
-			if r.Partition == at.Partition && string(r.Key) == want && r.Value != nil {
-				var c bridges.Checkpoint
-				if json.Unmarshal(r.Value, &c) == nil {
-					cp = &c
-				}
-			}
-			if r.Partition == at.Partition && r.Offset >= at.Offset {
-				done = true
-			}
-		})
-		if done {
-			s.log.Info("vcenter source owned", "instance", cp.InstanceUUID, "last_key", cp.LastKey)
-			return cp, nil
-		}
-	}
-}
-
-// transact produces recs in one transaction and commits it, ending it
-// with a context of its own so a stopping source never leaves one open.
-func (s *source) transact(ctx context.Context, recs []*kgo.Record) (kgo.ProduceResults, error) {
-	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), txnTimeout)
-	defer cancel()
-	if err := s.cl.BeginTransaction(); err != nil {
-		return nil, fmt.Errorf("begin transaction: %w", err)
-	}
-	res := s.cl.ProduceSync(tctx, recs...)
-	if err := res.FirstErr(); err != nil {
-		actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), txnTimeout)
-		defer acancel()
-		_ = s.cl.AbortBufferedRecords(actx)
-		if aerr := s.cl.EndTransaction(actx, kgo.TryAbort); aerr != nil {
-			return nil, fenced(fmt.Errorf("produce in transaction: %w; abort it: %w", err, aerr))
-		}
-		return nil, fenced(fmt.Errorf("produce in transaction: %w", err))
-	}
-	if err := s.cl.EndTransaction(tctx, kgo.TryCommit); err != nil {
-		return nil, fenced(fmt.Errorf("commit transaction: %w", err))
-	}
-	return res, nil
-}
-
-// fenced marks err as ErrFenced when the broker says a newer instance of
-// the transactional id exists.
-func fenced(err error) error {
-	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) {
-		return fmt.Errorf("%w: %w", ErrFenced, err)
-	}
-	return err
 }

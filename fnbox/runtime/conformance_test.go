@@ -10,6 +10,7 @@ import (
 	"github.com/buttercompass/butter/fnbox/runtime"
 	rtexec "github.com/buttercompass/butter/fnbox/runtime/exec"
 	"github.com/buttercompass/butter/fnbox/runtime/httprt"
+	"github.com/buttercompass/butter/fnbox/runtime/runtimetest"
 	"github.com/buttercompass/butter/fnbox/runtime/stdio"
 )
 
@@ -28,12 +29,12 @@ func fixture(platform string) string {
 
 func TestConformanceNode(t *testing.T) {
 	need(t, "node", "install Node.js 20+: apt-get install -y nodejs")
-	runtime.RunConformance(t, runtime.Conformance{Name: "node", Dir: fixture("node"), Start: stdio.Start})
+	runtimetest.RunConformance(t, runtimetest.Conformance{Name: "node", Dir: fixture("node"), Start: stdio.Start})
 }
 
 func TestConformancePython(t *testing.T) {
 	need(t, "python3", "install Python 3: apt-get install -y python3")
-	runtime.RunConformance(t, runtime.Conformance{Name: "python", Dir: fixture("python"), Start: stdio.Start})
+	runtimetest.RunConformance(t, runtimetest.Conformance{Name: "python", Dir: fixture("python"), Start: stdio.Start})
 }
 
 func TestConformanceExec(t *testing.T) {
@@ -46,7 +47,7 @@ func TestConformanceExec(t *testing.T) {
 		t.Fatalf("find the python3 interpreter: %v", err)
 	}
 	t.Setenv("PATH", filepath.Dir(strings.TrimSpace(string(out)))+string(os.PathListSeparator)+os.Getenv("PATH"))
-	runtime.RunConformance(t, runtime.Conformance{
+	runtimetest.RunConformance(t, runtimetest.Conformance{
 		Name: "exec", Dir: fixture("exec"), Start: rtexec.Start, StdoutIsResult: true,
 	})
 }
@@ -54,12 +55,12 @@ func TestConformanceExec(t *testing.T) {
 func TestConformanceHTTP(t *testing.T) {
 	// The http fixture is a python http.server; http itself needs no language.
 	need(t, "python3", "install Python 3: apt-get install -y python3")
-	runtime.RunConformance(t, runtime.Conformance{Name: "http", Dir: fixture("http"), Start: httprt.Start})
+	runtimetest.RunConformance(t, runtimetest.Conformance{Name: "http", Dir: fixture("http"), Start: httprt.Start})
 }
 
 func TestConformanceGo(t *testing.T) {
 	need(t, "go", "install Go: https://go.dev/dl")
-	runtime.RunConformance(t, runtime.Conformance{Name: "go", Dir: buildGoFixture(t, "go"), Start: httprt.Start})
+	runtimetest.RunConformance(t, runtimetest.Conformance{Name: "go", Dir: buildGoFixture(t, "go"), Start: httprt.Start})
 }
 
 // TestConformanceSDKGo runs the suite against http functions that are
@@ -67,7 +68,7 @@ func TestConformanceGo(t *testing.T) {
 // with CloudEvents: a function nobody here wrote the protocol of.
 func TestConformanceSDKGo(t *testing.T) {
 	need(t, "go", "install Go: https://go.dev/dl")
-	runtime.RunConformance(t, runtime.Conformance{Name: "sdkgo", Dir: buildGoFixture(t, "sdkgo"), Start: httprt.Start})
+	runtimetest.RunConformance(t, runtimetest.Conformance{Name: "sdkgo", Dir: buildGoFixture(t, "sdkgo"), Start: httprt.Start})
 }
 
 // buildGoFixture copies a Go fixture's descriptors into a temporary
@@ -106,7 +107,7 @@ func buildGoFixture(t *testing.T, name string) string {
 // TestConformanceTestHost checks the suite's own Host refuses what fnbox
 // refuses, so the emit-undeclared case means something.
 func TestConformanceTestHost(t *testing.T) {
-	h := runtime.NewTestHost(nil)
+	h := runtimetest.NewTestHost(nil)
 	if err := h.Emit(t.Context(), runtime.Emit{Stream: "anything"}); err == nil {
 		t.Error("TestHost with no function accepted an emit")
 	}

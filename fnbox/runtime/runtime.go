@@ -4,7 +4,8 @@
 // function's context API (emit, request, log) through a Host.
 //
 // The platforms live in subpackages, one each, and every one of them must
-// pass the one conformance suite in this package's tests.
+// pass the one conformance suite, runtimetest.RunConformance (a test-only
+// package, so `testing` is never linked into fnbox).
 package runtime
 
 import (

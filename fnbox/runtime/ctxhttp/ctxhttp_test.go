@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buttercompass/butter/fnbox/runtime"
+	"github.com/buttercompass/butter/fnbox/runtime/runtimetest"
 	"github.com/buttercompass/butter/proto/descriptor"
 )
 
@@ -45,7 +45,7 @@ func post(t *testing.T, s *Server, id, op, ct, body string) (int, string, string
 func TestAPI(t *testing.T) {
 	s := newServer(t)
 	fn := &descriptor.Function{Bindings: descriptor.Bindings{Out: "out", Emits: []string{"audit"}}}
-	h := runtime.NewTestHost(fn)
+	h := runtimetest.NewTestHost(fn)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	id, done := s.Register(ctx, h)
@@ -88,7 +88,7 @@ func TestAPI(t *testing.T) {
 		t.Errorf("emit 2 = %+v", e)
 	}
 	logs := h.Logs()
-	want := []runtime.LogLine{{Level: slog.LevelWarn, Msg: "careful"}, {Level: slog.LevelInfo, Msg: "just text"}}
+	want := []runtimetest.LogLine{{Level: slog.LevelWarn, Msg: "careful"}, {Level: slog.LevelInfo, Msg: "just text"}}
 	if len(logs) != 2 || logs[0] != want[0] || logs[1] != want[1] {
 		t.Errorf("logs %+v, want %+v", logs, want)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/buttercompass/butter/proto/kit/kittest"
 
 	"github.com/buttercompass/butter/fnbox/runtime"
+	"github.com/buttercompass/butter/fnbox/runtime/runtimetest"
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/envelope"
 )
@@ -97,7 +98,7 @@ func TestTimeoutKillsGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := envelope.New("/unit", "t")
-	_, err = rt.Invoke(context.Background(), runtime.Invocation{Function: "f", Events: []envelope.Delivery{{Event: e}}, Deadline: time.Now().Add(2 * time.Second)}, runtime.NewTestHost(nil)) // time for a loaded machine to start sh and its child
+	_, err = rt.Invoke(context.Background(), runtime.Invocation{Function: "f", Events: []envelope.Delivery{{Event: e}}, Deadline: time.Now().Add(2 * time.Second)}, runtimetest.NewTestHost(nil)) // time for a loaded machine to start sh and its child
 	if !errors.Is(err, runtime.ErrTimeout) {
 		t.Fatalf("error %v, want ErrTimeout", err)
 	}
@@ -128,7 +129,7 @@ func TestStdinAndEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	res, err := rt.Invoke(context.Background(), runtime.Invocation{Function: "f", Events: []envelope.Delivery{{Event: e, Stream: "in", Partition: 3, Offset: 9}}, Deadline: deadline}, runtime.NewTestHost(nil))
+	res, err := rt.Invoke(context.Background(), runtime.Invocation{Function: "f", Events: []envelope.Delivery{{Event: e, Stream: "in", Partition: 3, Offset: 9}}, Deadline: deadline}, runtimetest.NewTestHost(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +157,7 @@ func TestExitCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = rt.Invoke(context.Background(), runtime.Invocation{Function: "f", Events: []envelope.Delivery{{Event: envelope.New("/u", "t")}}}, runtime.NewTestHost(nil))
+	_, err = rt.Invoke(context.Background(), runtime.Invocation{Function: "f", Events: []envelope.Delivery{{Event: envelope.New("/u", "t")}}}, runtimetest.NewTestHost(nil))
 	var fe *runtime.FunctionError
 	if !errors.As(err, &fe) || !strings.Contains(fe.Message, "exit status 4") {
 		t.Errorf("error %v, want a FunctionError naming exit status 4", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/buttercompass/butter/fnbox/runtime"
+	"github.com/buttercompass/butter/fnbox/runtime/runtimetest"
 	"github.com/buttercompass/butter/proto/envelope"
 )
 
@@ -135,7 +136,7 @@ func invokeAll(t *testing.T, rt runtime.Runtime, fn string, ds ...envelope.Deliv
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	return rt.Invoke(ctx, runtime.Invocation{Function: fn, Events: ds, Deadline: time.Now().Add(15 * time.Second)}, runtime.NewTestHost(nil))
+	return rt.Invoke(ctx, runtime.Invocation{Function: fn, Events: ds, Deadline: time.Now().Add(15 * time.Second)}, runtimetest.NewTestHost(nil))
 }
 
 // wantSeen fails unless the function saw d's event with every attribute,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/buttercompass/butter/fnbox/runtime"
 	"github.com/buttercompass/butter/fnbox/runtime/httprt"
+	"github.com/buttercompass/butter/fnbox/runtime/runtimetest"
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/envelope"
 )
@@ -94,7 +95,7 @@ func invoke(rt runtime.Runtime, fn, contentType, data string) (runtime.Result, e
 	d := envelope.Delivery{Event: e, Stream: "orders", Partition: 2, Offset: 42}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return rt.Invoke(ctx, runtime.Invocation{Function: fn, Events: []envelope.Delivery{d}, Deadline: time.Now().Add(5 * time.Second)}, runtime.NewTestHost(nil))
+	return rt.Invoke(ctx, runtime.Invocation{Function: fn, Events: []envelope.Delivery{d}, Deadline: time.Now().Add(5 * time.Second)}, runtimetest.NewTestHost(nil))
 }
 
 func TestBinaryMode(t *testing.T) {

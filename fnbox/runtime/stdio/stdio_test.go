@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/buttercompass/butter/fnbox/runtime"
+	"github.com/buttercompass/butter/fnbox/runtime/runtimetest"
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/envelope"
 )
@@ -63,7 +64,7 @@ func start(t *testing.T, platform string, fns map[string]string) (runtime.Runtim
 func invoke(rt runtime.Runtime, fn string, d envelope.Delivery) (runtime.Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return rt.Invoke(ctx, runtime.Invocation{Function: fn, Events: []envelope.Delivery{d}, Deadline: time.Now().Add(10 * time.Second)}, runtime.NewTestHost(nil))
+	return rt.Invoke(ctx, runtime.Invocation{Function: fn, Events: []envelope.Delivery{d}, Deadline: time.Now().Add(10 * time.Second)}, runtimetest.NewTestHost(nil))
 }
 
 func event(t *testing.T, ct string, data []byte) envelope.Delivery {
@@ -138,7 +139,7 @@ func TestStuckHostIsReplaced(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
 			d, _ := ctx.Deadline()
-			_, err = rt.Invoke(ctx, runtime.Invocation{Function: "spin", Events: []envelope.Delivery{event(t, "application/json", []byte("1"))}, Deadline: d}, runtime.NewTestHost(nil))
+			_, err = rt.Invoke(ctx, runtime.Invocation{Function: "spin", Events: []envelope.Delivery{event(t, "application/json", []byte("1"))}, Deadline: d}, runtimetest.NewTestHost(nil))
 			if !errors.Is(err, runtime.ErrTimeout) {
 				t.Fatalf("spin: %v, want a timeout", err)
 			}
@@ -207,7 +208,7 @@ func TestNodeNestedExportAndClose(t *testing.T) {
 		t.Fatalf("nested = %q, %v", res.Data, err)
 	}
 	done := make(chan error, 1)
-	host := runtime.NewTestHost(nil)
+	host := runtimetest.NewTestHost(nil)
 	go func() {
 		inv := runtime.Invocation{Function: "wait", Events: []envelope.Delivery{event(t, "application/json", []byte("1"))},
 			Deadline: time.Now().Add(10 * time.Second)}

@@ -1,5 +1,5 @@
 // Command handler is the conformance fixture for the go platform:
-// `handler <case>` serves one suite case (see runtime.Conformance) with the
+// `handler <case>` serves one suite case (see runtimetest.Conformance) with the
 // Go SDK.
 package main
 

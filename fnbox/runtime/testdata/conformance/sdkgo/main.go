@@ -1,6 +1,6 @@
 // Command handler is the conformance fixture for http functions written
 // with CloudEvents sdk-go: `handler <case>` serves one suite case (see
-// runtime.Conformance) with sdk-go's client.StartReceiver, answering with
+// runtimetest.Conformance) with sdk-go's client.StartReceiver, answering with
 // CloudEvents; the context API is called over HTTP as any language would.
 package main
 

@@ -1,4 +1,8 @@
-package runtime
+// Package runtimetest holds what the runtime platforms are tested with: the
+// one conformance suite every platform must pass (RunConformance) and an
+// in-memory Host (TestHost). It imports testing, so only tests import it:
+// cli/cmd/butter/deps_test.go checks that no production binary links it.
+package runtimetest
 
 import (
 	"bytes"
@@ -16,6 +20,7 @@ import (
 
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/buttercompass/butter/fnbox/runtime"
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/envelope"
 )
@@ -55,7 +60,7 @@ type Conformance struct {
 	// Dir is the fixture directory (see above).
 	Dir string
 	// Start starts the platform's runtime, e.g. stdio.Start.
-	Start func(ctx context.Context, spec Spec) (Runtime, error)
+	Start func(ctx context.Context, spec runtime.Spec) (runtime.Runtime, error)
 	// StdoutIsResult is set for platforms whose stdout carries the result
 	// (exec): the suite then does not look for stdout lines in Spec.Stdout.
 	StdoutIsResult bool
@@ -102,7 +107,7 @@ func RunConformance(t *testing.T, c Conformance) {
 type suite struct {
 	c              Conformance
 	desc           *descriptor.Descriptor
-	rt             Runtime
+	rt             runtime.Runtime
 	stdout, stderr *SyncBuffer
 	seq            int
 	mu             sync.Mutex
@@ -118,7 +123,7 @@ func newSuite(t *testing.T, c Conformance) *suite {
 	logs := &SyncBuffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), suiteTimeout)
 	defer cancel()
-	rt, err := c.Start(ctx, Spec{
+	rt, err := c.Start(ctx, runtime.Spec{
 		Deployment: desc, Dir: c.Dir, Env: map[string]string{"CONFORMANCE": "1"},
 		Stdout: s.stdout, Stderr: s.stderr,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -160,19 +165,19 @@ func (s *suite) event(data any) envelope.Delivery {
 }
 
 // invoke runs fn on events with a deadline d from now and a fresh Host.
-func (s *suite) invoke(t *testing.T, fn string, d time.Duration, events ...envelope.Delivery) (Result, *TestHost, error) {
+func (s *suite) invoke(t *testing.T, fn string, d time.Duration, events ...envelope.Delivery) (runtime.Result, *TestHost, error) {
 	t.Helper()
 	return s.invokeIn(t, context.Background(), fn, d, events...)
 }
 
 // invokeIn is invoke within ctx (which may carry a span).
-func (s *suite) invokeIn(t *testing.T, ctx context.Context, fn string, d time.Duration, events ...envelope.Delivery) (Result, *TestHost, error) {
+func (s *suite) invokeIn(t *testing.T, ctx context.Context, fn string, d time.Duration, events ...envelope.Delivery) (runtime.Result, *TestHost, error) {
 	t.Helper()
 	f := s.function(t, fn)
 	h := NewTestHost(f)
 	ctx, cancel := context.WithTimeout(ctx, suiteTimeout)
 	defer cancel()
-	res, err := s.rt.Invoke(ctx, Invocation{Function: fn, Events: events, Deadline: time.Now().Add(d)}, h)
+	res, err := s.rt.Invoke(ctx, runtime.Invocation{Function: fn, Events: events, Deadline: time.Now().Add(d)}, h)
 	return res, h, err
 }
 
@@ -188,7 +193,7 @@ func (s *suite) function(t *testing.T, name string) *descriptor.Function {
 }
 
 // wantJSON checks that res is JSON equal to want.
-func wantJSON(t *testing.T, res Result, err error, want string) {
+func wantJSON(t *testing.T, res runtime.Result, err error, want string) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("Invoke: %v", err)
@@ -240,7 +245,7 @@ func testNothing(t *testing.T, s *suite) {
 // context, so spans it makes itself are children of the invocation.
 func testTrace(t *testing.T, s *suite) {
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{TraceHeader: tp})
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{runtime.TraceHeader: tp})
 	res, _, err := s.invokeIn(t, ctx, "trace", 10*time.Second, s.event(1))
 	wantJSON(t, res, err, `{"traceparent": "`+tp+`"}`)
 	res, _, err = s.invoke(t, "trace", 10*time.Second, s.event(1))
@@ -299,9 +304,9 @@ func testRequest(t *testing.T, s *suite) {
 
 func testFail(t *testing.T, s *suite) {
 	_, _, err := s.invoke(t, "fail", 10*time.Second, s.event(map[string]any{"why": "bad input"}))
-	var fe *FunctionError
+	var fe *runtime.FunctionError
 	if !errors.As(err, &fe) {
-		t.Fatalf("error %v (%T), want a *FunctionError", err, err)
+		t.Fatalf("error %v (%T), want a *runtime.FunctionError", err, err)
 	}
 	if !strings.Contains(fe.Message, "boom: bad input") {
 		t.Errorf("message %q, want it to contain \"boom: bad input\"", fe.Message)
@@ -340,8 +345,8 @@ func testDeadline(t *testing.T, s *suite) {
 func testTimeout(t *testing.T, s *suite) {
 	start := time.Now()
 	_, _, err := s.invoke(t, "slow", 300*time.Millisecond, s.event(map[string]any{"sleepMs": 3000}))
-	if !errors.Is(err, ErrTimeout) {
-		t.Fatalf("error %v, want ErrTimeout", err)
+	if !errors.Is(err, runtime.ErrTimeout) {
+		t.Fatalf("error %v, want runtime.ErrTimeout", err)
 	}
 	if el := time.Since(start); el > 2*time.Second {
 		t.Errorf("Invoke returned after %v; the deadline was 300ms", el)
@@ -412,9 +417,9 @@ func testBatch(t *testing.T, s *suite) {
 func testUnknownFunction(t *testing.T, s *suite) {
 	ctx, cancel := context.WithTimeout(context.Background(), suiteTimeout)
 	defer cancel()
-	_, err := s.rt.Invoke(ctx, Invocation{Function: "no-such-function", Events: []envelope.Delivery{s.event(1)}, Deadline: time.Now().Add(time.Second)}, NewTestHost(nil))
-	if !errors.Is(err, ErrUnknownFunction) {
-		t.Errorf("error %v, want ErrUnknownFunction", err)
+	_, err := s.rt.Invoke(ctx, runtime.Invocation{Function: "no-such-function", Events: []envelope.Delivery{s.event(1)}, Deadline: time.Now().Add(time.Second)}, NewTestHost(nil))
+	if !errors.Is(err, runtime.ErrUnknownFunction) {
+		t.Errorf("error %v, want runtime.ErrUnknownFunction", err)
 	}
 }
 
@@ -426,13 +431,13 @@ func testLoadError(t *testing.T, s *suite) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), suiteTimeout)
 	defer cancel()
-	rt, err := s.c.Start(ctx, Spec{Deployment: desc, Dir: dir})
+	rt, err := s.c.Start(ctx, runtime.Spec{Deployment: desc, Dir: dir})
 	if err == nil {
 		rt.Close(ctx)
 		t.Fatal("Start succeeded on code that does not load")
 	}
-	if !errors.Is(err, ErrLoad) {
-		t.Errorf("error %v, want it to wrap ErrLoad", err)
+	if !errors.Is(err, runtime.ErrLoad) {
+		t.Errorf("error %v, want it to wrap runtime.ErrLoad", err)
 	}
 	// The file is what the user must open: handler.js of handler.js:bad,
 	// the command of a command line.

@@ -1,4 +1,4 @@
-package runtime
+package runtimetest
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/buttercompass/butter/fnbox/runtime"
 	"github.com/buttercompass/butter/proto/descriptor"
 )
 
@@ -19,8 +20,8 @@ import (
 type TestHost struct {
 	fn       *descriptor.Function
 	mu       sync.Mutex
-	emits    []Emit
-	requests []Emit
+	emits    []runtime.Emit
+	requests []runtime.Emit
 	logs     []LogLine
 }
 
@@ -30,7 +31,7 @@ type LogLine struct {
 	Msg   string
 }
 
-var _ Host = (*TestHost)(nil)
+var _ runtime.Host = (*TestHost)(nil)
 
 // NewTestHost returns a TestHost for fn; a nil fn declares no streams.
 func NewTestHost(fn *descriptor.Function) *TestHost { return &TestHost{fn: fn} }
@@ -41,9 +42,9 @@ func (h *TestHost) declared(stream string) bool {
 }
 
 // Emit records e, or refuses it with ErrUndeclaredStream.
-func (h *TestHost) Emit(ctx context.Context, e Emit) error {
+func (h *TestHost) Emit(ctx context.Context, e runtime.Emit) error {
 	if !h.declared(e.Stream) {
-		return fmt.Errorf("emit to %q: %w", e.Stream, ErrUndeclaredStream)
+		return fmt.Errorf("emit to %q: %w", e.Stream, runtime.ErrUndeclaredStream)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("emit to %q: %w", e.Stream, err)
@@ -55,12 +56,12 @@ func (h *TestHost) Emit(ctx context.Context, e Emit) error {
 }
 
 // Request records e and answers {"reply": data}.
-func (h *TestHost) Request(ctx context.Context, e Emit) (Result, error) {
+func (h *TestHost) Request(ctx context.Context, e runtime.Emit) (runtime.Result, error) {
 	if !h.declared(e.Stream) {
-		return Result{}, fmt.Errorf("request on %q: %w", e.Stream, ErrUndeclaredStream)
+		return runtime.Result{}, fmt.Errorf("request on %q: %w", e.Stream, runtime.ErrUndeclaredStream)
 	}
 	if err := ctx.Err(); err != nil {
-		return Result{}, fmt.Errorf("request on %q: %w", e.Stream, err)
+		return runtime.Result{}, fmt.Errorf("request on %q: %w", e.Stream, err)
 	}
 	h.mu.Lock()
 	h.requests = append(h.requests, e)
@@ -72,7 +73,7 @@ func (h *TestHost) Request(ctx context.Context, e Emit) (Result, error) {
 	if len(e.Data) == 0 {
 		data = []byte("null")
 	}
-	return Result{Data: fmt.Appendf(nil, `{"reply":%s}`, data), ContentType: "application/json"}, nil
+	return runtime.Result{Data: fmt.Appendf(nil, `{"reply":%s}`, data), ContentType: "application/json"}, nil
 }
 
 // Log records a log line.
@@ -83,14 +84,14 @@ func (h *TestHost) Log(_ context.Context, level slog.Level, msg string) {
 }
 
 // Emits returns the emits recorded so far.
-func (h *TestHost) Emits() []Emit {
+func (h *TestHost) Emits() []runtime.Emit {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return slices.Clone(h.emits)
 }
 
 // Requests returns the requests recorded so far.
-func (h *TestHost) Requests() []Emit {
+func (h *TestHost) Requests() []runtime.Emit {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return slices.Clone(h.requests)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/buttercompass/butter/broker-bridge/bridge/internal/mirror"
 	"github.com/buttercompass/butter/broker-bridge/bridge/internal/sink"
 	"github.com/buttercompass/butter/broker-bridge/bridge/internal/vcenter"
 	"github.com/buttercompass/butter/proto/bridges"
@@ -86,7 +87,7 @@ func (s *Service) supervise(ctx context.Context, key string, w want) {
 			return
 		}
 		wait := s.cfg.Retry
-		if errors.Is(err, vcenter.ErrFenced) {
+		if errors.Is(err, vcenter.ErrFenced) || errors.Is(err, mirror.ErrFenced) {
 			// Another replica took the source over: it owns it until the
 			// group says otherwise, so do not fence it back at once.
 			wait = s.cfg.SessionTimeout
@@ -128,6 +129,24 @@ func (s *Service) wants() map[string]want {
 					TransactionalID: bridges.TransactionalID(s.ns, desc.Name, b.Name), Logger: s.log, Metrics: s.vcm, Retry: s.cfg.Retry}
 				out[key] = want{fingerprint: fingerprint(b, password), stream: b.Stream,
 					run: func(ctx context.Context) error { return vcenter.Run(ctx, cfg) }}
+			case descriptor.BridgeKafka:
+				if !owner {
+					continue
+				}
+				spec := *b.Source.Kafka
+				var password string
+				if spec.PasswordFrom != "" {
+					var err error
+					if password, err = s.key.Value(desc, spec.PasswordFrom); err != nil {
+						s.log.Error("kafka mirror cannot start", "bridge", key, kit.KeyError, err)
+						continue
+					}
+				}
+				cfg := mirror.Config{Deployment: desc.Name, Bridge: b.Name, Spec: spec, Password: password,
+					Stream: s.ns.Topic(b.Stream), Checkpoints: s.ns.Topic(topics.Checkpoints), Kafka: s.cfg.Kafka,
+					TransactionalID: bridges.TransactionalID(s.ns, desc.Name, b.Name), Logger: s.log, Mirrored: s.mirrorm}
+				out[key] = want{fingerprint: fingerprint(b, password), stream: b.Stream,
+					run: func(ctx context.Context) error { return mirror.Run(ctx, cfg) }}
 			case descriptor.BridgeHTTP:
 				spec := *b.Sink.HTTP
 				cfg := sink.Config{Deployment: desc.Name, Bridge: b.Name, Spec: spec, Topic: s.ns.Topic(b.Stream),

@@ -1,6 +1,6 @@
 // Package service runs the bridge (DESIGN §7): it reads the bridges of
 // every deployment from _butter.deployments and runs them — vCenter
-// sources on the one replica that owns them, webhooks on every replica,
+// sources and Kafka mirrors on the one replica that owns them, webhooks on every replica,
 // sinks shared by consumer group — with /livez, /readyz, /metrics and the
 // webhook endpoint on one port. It is public so `butter up` can run the
 // bridge in-process; cmd/butter-bridge is the same thing as its own binary.
@@ -20,8 +20,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/buttercompass/butter/broker-bridge/bridge/internal/mirror"
 	"github.com/buttercompass/butter/broker-bridge/bridge/internal/secret"
 	"github.com/buttercompass/butter/broker-bridge/bridge/internal/sink"
 	"github.com/buttercompass/butter/broker-bridge/bridge/internal/vcenter"
@@ -112,6 +114,7 @@ type Service struct {
 	admin    *kit.Admin
 	vcm      *vcenter.Metrics
 	sinkm    *sink.Metrics
+	mirrorm  *prometheus.CounterVec
 
 	mu      sync.Mutex
 	desired map[string]*descriptor.Descriptor // deployment → descriptor with bridges
@@ -204,6 +207,7 @@ func (s *Service) Provision(ctx context.Context) error {
 	s.admin = kit.NewAdmin(s.cfg.Addr)
 	s.vcm = vcenter.NewMetrics(s.admin.Registry())
 	s.sinkm = sink.NewMetrics(s.admin.Registry())
+	s.mirrorm = mirror.NewMetrics(s.admin.Registry())
 	s.admin.AddReadyCheck("kafka", kit.KafkaReady(s.kafka))
 	s.admin.AddReadyCheck("group", func(context.Context) error {
 		select {

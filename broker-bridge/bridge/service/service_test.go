@@ -50,6 +50,14 @@ func TestTwoReplicas(t *testing.T) {
 	pass, _ := u.User.Password()
 	u.User = nil
 
+	remote, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(remote.Close)
+	if err := remote.CreateTopic(topics.Spec{Name: "orders", Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
 	desc := fmt.Sprintf(`name: vc
 platform: node
 secretEnv: {VC_PASSWORD: %q, HOOK_TOKEN: tok}
@@ -61,7 +69,10 @@ bridges:
   - name: hooks
     source: {webhook: {tokenFrom: HOOK_TOKEN}}
     stream: hook-events
-`, pass, u.String(), vc.URL.User.Username())
+  - name: mirror
+    source: {kafka: {brokers: [%q], topic: orders}}
+    stream: orders-copy
+`, pass, u.String(), vc.URL.User.Username(), remote.Addr())
 	if err := b.CreateTopic(control.DeploymentsSpec()); err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +120,16 @@ bridges:
 		}
 		return nil
 	})
+	rcl, err := remote.Kafka().NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rcl.Close)
+	for i := range 10 {
+		if err := rcl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte(fmt.Sprint("order", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rd, err := kcfg.NewClient(kgo.ConsumeTopics("vc-events", "hook-events"), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -132,6 +153,9 @@ bridges:
 						_ = e.DataAs(&data)
 						msgs[data.Message] = true
 					}
+				} else if r.Topic == "orders-copy" {
+					ids[string(r.Value)]++
+					msgs[string(r.Value)] = true
 				} else {
 					msgs["hook:"+string(e.Data())] = true
 				}
@@ -165,7 +189,7 @@ bridges:
 		return nil
 	})
 	rd.Close()
-	rd, _ = kcfg.NewClient(kgo.ConsumeTopics("vc-events", "hook-events"), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	rd, _ = kcfg.NewClient(kgo.ConsumeTopics("vc-events", "hook-events", "orders-copy"), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	post(1, 40)
 
 	// A webhook on the replica that does not own the source.
@@ -183,7 +207,7 @@ bridges:
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("webhook: %s", resp.Status)
 	}
-	read(41)
+	read(51)
 
 	// The owner stops; the other takes the source over from the checkpoint.
 	stops[1-other]()
@@ -194,7 +218,13 @@ bridges:
 		return nil
 	})
 	post(40, 80)
-	read(81)
+	// The new owner resumes the mirror from its checkpoint too.
+	for i := 10; i < 20; i++ {
+		if err := rcl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte(fmt.Sprint("order", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read(101)
 	for id, n := range ids {
 		if n != 1 {
 			t.Errorf("event %s on the stream %d times", id, n)

@@ -229,3 +229,50 @@ func TestDeletedStreamIsRecreated(t *testing.T) {
 	}
 	testutil.CheckExactlyOnce(t, stayTicks.Poll(t), stay.ID, time.Second)
 }
+
+// TestGroupCommitsWhatItRead runs a manager in the group: once it has
+// fired and the catalog read its writes, kadm shows the timer group with
+// a commit on every partition and no lag, where it used to show a lag
+// growing with every tick.
+func TestGroupCommitsWhatItRead(t *testing.T) {
+	brokers := testutil.Broker(t)
+	m := newManager(t, brokers, "a")
+	m.cfg.CommitInterval = 100 * time.Millisecond
+	m.cfg.SessionTimeout, m.cfg.HeartbeatInterval = 6*time.Second, 500*time.Millisecond
+	cl := testutil.Client(t, brokers)
+	s := timers.Schedule{ID: "lag", Schedule: "@every 1s", Stream: "lag-ticks", CatchUp: "none", Created: time.Now().UTC()}
+	putSchedules(t, cl, s)
+	reader := testutil.ReadTicks(t, brokers, s.Stream)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, 0) }()
+	t.Cleanup(func() { cancel(); <-done })
+	reader.WaitFor(t, 2)
+
+	adm := kadm.NewClient(cl)
+	kittest.Eventually(t, "timer group caught up with lag 0", func() error {
+		lags, err := adm.Lag(context.Background(), m.cfg.Group)
+		if err != nil {
+			return err
+		}
+		l, ok := lags[m.cfg.Group]
+		if !ok || l.Error() != nil {
+			return fmt.Errorf("group lag: %v", l.Error())
+		}
+		parts := 0
+		for _, pl := range l.Lag[topics.Timers] {
+			if pl.Err != nil {
+				return pl.Err
+			}
+			if pl.End.Offset > 0 && pl.Commit.At < 0 {
+				return fmt.Errorf("partition %d (end %d) has no commit", pl.Partition, pl.End.Offset)
+			}
+			parts++
+		}
+		if parts != int(topics.DefaultPartitions) || l.Lag.Total() != 0 {
+			return fmt.Errorf("%d partitions, total lag %d", parts, l.Lag.Total())
+		}
+		return nil
+	})
+}

@@ -16,12 +16,17 @@ package firing
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/buttercompass/butter/proto/kit"
@@ -60,11 +65,18 @@ type Config struct {
 	// Tracer makes a span per tick, the root of the tick's trace (its
 	// traceparent goes on the tick event). Default: the global provider's.
 	Tracer trace.Tracer
+	// CommitInterval is how often the group commits, for each owned
+	// partition, the position the catalog has read and applied, so lag
+	// tools see the group caught up; default DefaultCommitInterval.
+	CommitInterval time.Duration
 	// Metrics receive the firing metrics.
 	Metrics *Metrics
 	// Logger receives logs.
 	Logger *slog.Logger
 }
+
+// DefaultCommitInterval is Config.CommitInterval's default.
+const DefaultCommitInterval = 5 * time.Second
 
 // Manager keeps this replica in the group and runs an owner per assigned
 // partition.
@@ -92,6 +104,9 @@ type ownerRun struct {
 
 // New returns a manager; Run joins the group.
 func New(cfg Config) *Manager {
+	if cfg.CommitInterval <= 0 {
+		cfg.CommitInterval = DefaultCommitInterval
+	}
 	hard, cancel := context.WithCancel(context.Background())
 	return &Manager{cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, hard: hard, cancelHard: cancel,
 		owners: map[int32]*ownerRun{}, joined: make(chan struct{})}
@@ -153,10 +168,26 @@ func (m *Manager) Run(ctx context.Context, drain time.Duration) error {
 		}
 	}()
 
+	commits, stopCommits := context.WithCancel(m.hard)
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		m.commitLoop(commits, cl)
+	}()
+
 	<-ctx.Done()
 	deadline := time.Now().Add(drain)
-	m.log.Info("draining: firing ticks due before leaving the group", "until", deadline.UTC(), "partitions", m.Owned())
-	m.release(m.Owned(), deadline)
+	owned := m.Owned()
+	m.log.Info("draining: firing ticks due before leaving the group", "until", deadline.UTC(), "partitions", owned)
+	m.release(owned, deadline)
+	stopCommits()
+	<-committed
+	// The last states are written: commit them while still a member.
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	if err := m.commitRead(fctx, cl, owned, nil); err != nil {
+		m.log.Warn("commit timer group offsets", kit.KeyError, err)
+	}
+	fcancel()
 	cl.Close() // leaves the group: the others take over now, not after a session timeout
 	m.cancelHard()
 	<-polled
@@ -233,4 +264,78 @@ func (m *Manager) release(parts []int32, deadline time.Time) {
 	for _, o := range wait {
 		<-o.done
 	}
+}
+
+// commitLoop commits the read positions of the owned partitions every
+// CommitInterval until ctx is done.
+func (m *Manager) commitLoop(ctx context.Context, cl *kgo.Client) {
+	t := time.NewTicker(m.cfg.CommitInterval)
+	defer t.Stop()
+	done := map[int32]int64{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := m.commitRead(ctx, cl, m.Owned(), done); err != nil && ctx.Err() == nil {
+			m.log.Warn("commit timer group offsets", kit.KeyError, err)
+		}
+	}
+}
+
+// commitRead commits, for each of parts, the partition's last stable
+// offset once the catalog has read and applied everything before it. The
+// group never fetches (the catalog reads the topic), but without commits
+// lag tools would show it ever further behind. done holds what was
+// committed already and is updated; nil commits regardless.
+func (m *Manager) commitRead(ctx context.Context, cl *kgo.Client, parts []int32, done map[int32]int64) error {
+	if len(parts) == 0 {
+		return nil
+	}
+	topic := m.cfg.TimersTopic
+	stable, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
+	if err == nil {
+		err = stable.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("list stable offsets of %s: %w", topic, err)
+	}
+	offs := map[int32]kgo.EpochOffset{}
+	for _, p := range parts {
+		o, ok := stable.Lookup(topic, p)
+		if !ok || o.Offset <= 0 || (done != nil && done[p] == o.Offset) {
+			continue
+		}
+		// Only what the catalog applied: a position not read yet waits
+		// for the next round.
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := m.cfg.Catalog.WaitRead(wctx, p, o.Offset-1)
+		cancel()
+		if err != nil {
+			continue
+		}
+		offs[p] = kgo.EpochOffset{Epoch: -1, Offset: o.Offset}
+	}
+	if len(offs) == 0 {
+		return nil
+	}
+	var cerr error
+	cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{topic: offs},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				cerr = err
+				return
+			}
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					if perr := kerr.ErrorForCode(p.ErrorCode); perr != nil {
+						cerr = errors.Join(cerr, fmt.Errorf("partition %d: %w", p.Partition, perr))
+					} else if done != nil {
+						done[p.Partition] = offs[p.Partition].Offset
+					}
+				}
+			}
+		})
+	return cerr
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -74,6 +75,40 @@ def handle(event, context):
 	if r := d("deploy", dir); !strings.Contains(r.stdout, "count is running") {
 		t.Fatalf("deploy: %s", r.stdout)
 	}
+	// Every running instance says where its /metrics is, from its
+	// heartbeats, and serves them there.
+	kittest.Eventually(t, "butter get -o json shows each instance's admin address", func() error {
+		var st struct {
+			Instances []struct {
+				ID, State, Admin string
+			} `json:"instances"`
+		}
+		if err := json.Unmarshal([]byte(d("get", "count", "-o", "json").stdout), &st); err != nil {
+			return err
+		}
+		running := 0
+		for _, in := range st.Instances {
+			if in.State != "running" {
+				continue
+			}
+			running++
+			if in.Admin == "" {
+				return fmt.Errorf("instance %s has no admin address yet", in.ID)
+			}
+			res, err := http.Get("http://" + in.Admin + "/metrics")
+			if err != nil {
+				return err
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				return fmt.Errorf("GET %s/metrics: %d", in.Admin, res.StatusCode)
+			}
+		}
+		if running == 0 {
+			return fmt.Errorf("no running instance in %+v", st)
+		}
+		return nil
+	})
 
 	inputs := tailJSON(t, b, "numbers", n)
 	results := tailJSON(t, b, "counted", n)

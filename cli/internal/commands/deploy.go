@@ -20,9 +20,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"sigs.k8s.io/yaml"
 
 	"github.com/buttercompass/butter/proto/descriptor"
+	"github.com/buttercompass/butter/proto/obs"
+	"github.com/buttercompass/butter/proto/topics"
 )
 
 func (a *app) deployCmd() *cobra.Command {
@@ -362,7 +366,7 @@ reached).`}
 		if _, err := c.do(cmd.Context(), "GET", "/v1/deployments/"+args[0], "", nil, &raw); err != nil {
 			return unknown(err, "deployment", args[0], "butter ls")
 		}
-		raw = a.withLag(cmd.Context(), raw)
+		raw = a.withAdmins(cmd.Context(), a.withLag(cmd.Context(), raw))
 		if output == "json" {
 			var buf bytes.Buffer
 			_ = json.Indent(&buf, raw, "", "  ")
@@ -484,6 +488,89 @@ func (a *app) withLag(ctx context.Context, raw json.RawMessage) json.RawMessage 
 	for g, m := range groups {
 		if l, ok := lags[g]; ok && l.FetchErr == nil {
 			m["lag"] = l.Lag.Total()
+		}
+	}
+	out, err := json.Marshal(st)
+	if err != nil {
+		return raw
+	}
+	return out
+}
+
+// withAdmins adds each running instance's admin address ("admin": where
+// its /metrics is served) to a deployment's status, from the instances'
+// latest heartbeats on _butter.heartbeats. Instances without a recent
+// heartbeat are left as they are.
+func (a *app) withAdmins(ctx context.Context, raw json.RawMessage) json.RawMessage {
+	var st map[string]any
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return raw
+	}
+	name, _ := st["name"].(string)
+	insts, _ := st["instances"].([]any)
+	if name == "" || len(insts) == 0 {
+		return raw
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	adm, err := a.admin()
+	if err != nil {
+		return raw
+	}
+	topic := a.kafka.Namespace().Topic(topics.Heartbeats)
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil || ends.Error() != nil {
+		return raw
+	}
+	left := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[o.Partition] = o.Offset
+		}
+	})
+	// Three heartbeat intervals back: every live instance has beaten since.
+	starts, err := adm.ListOffsetsAfterMilli(ctx, time.Now().Add(-3*obs.HeartbeatInterval).UnixMilli(), topic)
+	if err != nil || starts.Error() != nil {
+		return raw
+	}
+	offs := map[int32]kgo.Offset{}
+	starts.Each(func(o kadm.ListedOffset) {
+		if end, ok := left[o.Partition]; ok && o.Offset < end {
+			offs[o.Partition] = kgo.NewOffset().At(o.Offset)
+		} else {
+			delete(left, o.Partition)
+		}
+	})
+	if len(offs) == 0 {
+		return raw
+	}
+	cl, err := a.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offs}))
+	if err != nil {
+		return raw
+	}
+	admins := map[string]string{}
+	for len(left) > 0 && ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset+1 >= left[r.Partition] {
+				delete(left, r.Partition)
+			}
+			h, err := obs.ParseHeartbeat(r)
+			if err != nil || h.Deployment != name {
+				return
+			}
+			if h.Stopping || h.Admin == "" {
+				delete(admins, h.Instance)
+				return
+			}
+			admins[h.Instance] = h.Admin
+		})
+	}
+	for _, i := range insts {
+		m, _ := i.(map[string]any)
+		id, _ := m["id"].(string)
+		if addr, ok := admins[id]; ok && m != nil {
+			m["admin"] = addr
 		}
 	}
 	out, err := json.Marshal(st)

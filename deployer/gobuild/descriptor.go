@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"path"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/buttercompass/butter/proto/descriptor"
 )

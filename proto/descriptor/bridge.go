@@ -3,7 +3,7 @@ package descriptor
 import (
 	"slices"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Bridge is one entry of the bridges: section (DESIGN §7): a source that

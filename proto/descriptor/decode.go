@@ -1,7 +1,7 @@
 package descriptor
 
 import (
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // This file maps each section of the descriptor (DESIGN §4) onto its Go

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // RawYAML is a section of the descriptor kept as written, for the part of

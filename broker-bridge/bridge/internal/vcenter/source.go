@@ -58,6 +58,12 @@ type Config struct {
 	// Retry is the wait after a vCenter error before reconnecting.
 	// Default 1s.
 	Retry time.Duration
+	// Refresh replaces a collector that has returned only empty pages
+	// for this long with a new one from the checkpoint: vCenter (and
+	// vcsim) have collectors that stop seeing new events, and a new one
+	// costs one call and finds them (keys already read are skipped).
+	// Default 5m.
+	Refresh time.Duration
 }
 
 // Metrics of every vCenter source of a process.
@@ -65,17 +71,20 @@ type Metrics struct {
 	Events *prometheus.CounterVec // produced, by deployment and bridge
 	Lag    *prometheus.GaugeVec   // seconds from the last event's creation to its commit
 	Errors *prometheus.CounterVec // vCenter or Kafka errors that restarted the reading
+	// Refreshes counts collectors replaced after Refresh of empty pages.
+	Refreshes *prometheus.CounterVec
 }
 
 // NewMetrics registers the source metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "butter_bridge_vcenter_events_total", Help: "vCenter events written to their stream."}, []string{"deployment", "bridge"}),
-		Lag:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "butter_bridge_vcenter_lag_seconds", Help: "Age of the last vCenter event when its page committed."}, []string{"deployment", "bridge"}),
-		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "butter_bridge_vcenter_errors_total", Help: "Errors that made a vCenter source reconnect."}, []string{"deployment", "bridge"}),
+		Events:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "butter_bridge_vcenter_events_total", Help: "vCenter events written to their stream."}, []string{"deployment", "bridge"}),
+		Lag:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "butter_bridge_vcenter_lag_seconds", Help: "Age of the last vCenter event when its page committed."}, []string{"deployment", "bridge"}),
+		Errors:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "butter_bridge_vcenter_errors_total", Help: "Errors that made a vCenter source reconnect."}, []string{"deployment", "bridge"}),
+		Refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "butter_bridge_vcenter_collector_refreshes_total", Help: "Event collectors replaced after returning only empty pages for the refresh period."}, []string{"deployment", "bridge"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Events, m.Lag, m.Errors)
+		reg.MustRegister(m.Events, m.Lag, m.Errors, m.Refreshes)
 	}
 	return m
 }
@@ -85,6 +94,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.Retry == 0 {
 		cfg.Retry = time.Second
+	}
+	if cfg.Refresh == 0 {
+		cfg.Refresh = 5 * time.Minute
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
@@ -173,10 +185,26 @@ func (s *source) resume(ctx context.Context) error {
 		}
 		cp = bridges.Checkpoint{InstanceUUID: a.instanceUUID, LastKey: -1, LastCreatedTime: now.Add(Overlap)}
 	}
+	for {
+		err := s.collect(ctx, vc, a, &cp)
+		if !errors.Is(err, errQuiet) {
+			return err
+		}
+		s.cfg.Metrics.Refreshes.WithLabelValues(s.cfg.Deployment, s.cfg.Bridge).Inc()
+		s.log.Debug("vcenter collector quiet; replacing it", "after", s.cfg.Refresh.String(), "last_key", cp.LastKey)
+	}
+}
+
+// errQuiet ends a collector that returned only empty pages for Refresh.
+var errQuiet = errors.New("collector quiet")
+
+// collect opens a collector from cp and reads it until an error, moving
+// cp with every committed page.
+func (s *source) collect(ctx context.Context, vc *govmomi.Client, a about, cp *bridges.Checkpoint) error {
 	begin := cp.LastCreatedTime.Add(-Overlap)
 	mgr := event.NewManager(vc.Client)
 	hc, err := mgr.CreateCollectorForEvents(ctx, types.EventFilterSpec{
-		Entity: &types.EventFilterSpecByEntity{Entity: sc.RootFolder, Recursion: types.EventFilterSpecRecursionOptionAll},
+		Entity: &types.EventFilterSpecByEntity{Entity: vc.ServiceContent.RootFolder, Recursion: types.EventFilterSpecRecursionOptionAll},
 		Time:   &types.EventFilterSpecByTime{BeginTime: &begin},
 	})
 	if err != nil {
@@ -189,16 +217,22 @@ func (s *source) resume(ctx context.Context) error {
 	}()
 	s.log.Info("vcenter source reading", "url", s.cfg.Spec.URL, "instance", a.instanceUUID, "after_key", cp.LastKey, "since", begin)
 	page := int32(s.cfg.Spec.PageSize)
+	lastEvents := time.Now()
 	for {
 		evs, err := hc.ReadNextEvents(ctx, page)
 		if err != nil {
 			return fmt.Errorf("read events: %w", err)
 		}
-		if err := s.commit(ctx, a, &cp, evs); err != nil {
+		if err := s.commit(ctx, a, cp, evs); err != nil {
 			return err
 		}
 		if len(evs) == int(page) {
 			continue // drain: full pages come back to back
+		}
+		if len(evs) > 0 {
+			lastEvents = time.Now()
+		} else if time.Since(lastEvents) >= s.cfg.Refresh {
+			return errQuiet
 		}
 		select {
 		case <-ctx.Done():

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/event"
@@ -43,11 +45,18 @@ func startBroker(t *testing.T, stream string) kit.KafkaConfig {
 	return b.Kafka()
 }
 
+// createModel serialises simulator.Model.Create, which writes
+// package-level state of the simulator (its license list).
+var createModel sync.Mutex
+
 // startVCSim runs the govmomi simulator's vCenter model over HTTPS.
 func startVCSim(t *testing.T) *simulator.Server {
 	t.Helper()
 	m := simulator.VPX()
-	if err := m.Create(); err != nil {
+	createModel.Lock()
+	err := m.Create()
+	createModel.Unlock()
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Remove)
@@ -59,6 +68,11 @@ func startVCSim(t *testing.T) *simulator.Server {
 
 // runSource runs a source on the simulator until the test ends.
 func runSource(t *testing.T, kcfg kit.KafkaConfig, s *simulator.Server, stream string) {
+	t.Helper()
+	runSourceWith(t, kcfg, s, stream, 0, nil)
+}
+
+func runSourceWith(t *testing.T, kcfg kit.KafkaConfig, s *simulator.Server, stream string, refresh time.Duration, m *Metrics) {
 	t.Helper()
 	u := *s.URL
 	pass, _ := u.User.Password()
@@ -74,7 +88,7 @@ func runSource(t *testing.T, kcfg kit.KafkaConfig, s *simulator.Server, stream s
 			Spec:     descriptor.VCenterSource{URL: u.String(), Insecure: true, Username: user, PageSize: 100, Poll: descriptor.Duration(50 * time.Millisecond)},
 			Password: pass, Stream: stream, Checkpoints: topics.Checkpoints,
 			Kafka: kcfg, TransactionalID: bridges.TransactionalID("", "vc", "vcenter"),
-			Logger: slog.New(slog.DiscardHandler), Retry: 100 * time.Millisecond,
+			Logger: slog.New(slog.DiscardHandler), Retry: 100 * time.Millisecond, Refresh: refresh, Metrics: m,
 		})
 		if err != nil {
 			t.Errorf("Run: %v", err)
@@ -266,4 +280,71 @@ func startBrokerB(b *testing.B, stream string) kit.KafkaConfig {
 		}
 	}
 	return br.Kafka()
+}
+
+// TestQuietCollectorReplaced: a collector that returned only empty pages
+// for Refresh is replaced by one from the checkpoint, and events posted
+// around the replacements are each on the stream once.
+func TestQuietCollectorReplaced(t *testing.T) {
+	t.Parallel()
+	kcfg := startBroker(t, "vc-events")
+	s := startVCSim(t)
+	m := NewMetrics(nil)
+	runSourceWith(t, kcfg, s, "vc-events", 100*time.Millisecond, m)
+	ctx := context.Background()
+	c, err := govmomi.NewClient(ctx, s.URL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := find.NewFinder(c.Client).VirtualMachine(ctx, "DC0_H0_VM0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	em := event.NewManager(c.Client)
+	post := func(msg string) {
+		if err := em.PostEvent(ctx, &types.GeneralUserEvent{GeneralEvent: types.GeneralEvent{Event: types.Event{Vm: &types.VmEventArgument{Vm: vm.Reference()}}, Message: msg}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readAll(t, kcfg, "vc-events", func(rs []*kgo.Record) bool {
+		if len(rs) == 0 {
+			post("probe")
+		}
+		return len(rs) > 0
+	})
+	refreshes := func() float64 { return testutil.ToFloat64(m.Refreshes.WithLabelValues("vc", "vcenter")) }
+	for burst := range 3 {
+		for i := range 5 {
+			post(fmt.Sprint("b", burst, "-", i))
+		}
+		before := refreshes()
+		kittest.Eventually(t, "a collector replaced", func() error {
+			if refreshes() < before+1 {
+				return fmt.Errorf("%v refreshes", refreshes())
+			}
+			return nil
+		})
+	}
+	ids := map[string]int{}
+	readAll(t, kcfg, "vc-events", func(rs []*kgo.Record) bool {
+		clear(ids)
+		msgs := 0
+		for _, r := range rs {
+			e := envelope.FromRecord(r).Event
+			ids[e.ID()]++
+			var d struct {
+				Message string `json:"message"`
+			}
+			_ = e.DataAs(&d)
+			if strings.HasPrefix(d.Message, "b") {
+				msgs++
+			}
+		}
+		return msgs >= 15
+	})
+	for id, n := range ids {
+		if n != 1 {
+			t.Errorf("event %s on the stream %d times", id, n)
+		}
+	}
 }

@@ -202,3 +202,56 @@ func runSink(t *testing.T, kcfg kit.KafkaConfig, spec descriptor.HTTPSink) {
 		}
 	})
 }
+
+// BenchmarkSink: b.N events on a 4-partition stream posted to a local
+// receiver that answers 204 at once.
+func BenchmarkSink(b *testing.B) {
+	br, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer br.Close()
+	for _, s := range []string{"out", "out-dlq"} {
+		if err := br.CreateTopic(topics.Stream(s)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cl, err := br.Kafka().NewClient()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	recs := make([]*kgo.Record, b.N)
+	for i := range recs {
+		e := envelope.New("/bench", "t")
+		e.SetID(strconv.Itoa(i))
+		e.SetExtension(envelope.ExtPartitionKey, strconv.Itoa(i%16))
+		recs[i], _ = envelope.ToRecord("out", e)
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	var mu sync.Mutex
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+		mu.Lock()
+		defer mu.Unlock()
+		if n++; n == b.N {
+			close(done)
+		}
+	}))
+	defer srv.Close()
+	b.ResetTimer()
+	start := time.Now()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		_ = Run(ctx, Config{Deployment: "d", Bridge: "b", Topic: "out", DeadLetter: "out-dlq", Group: "bench",
+			Spec:  descriptor.HTTPSink{URL: srv.URL, Retries: 1, Backoff: descriptor.Duration(time.Millisecond), MaxBackoff: descriptor.Duration(time.Millisecond), Timeout: descriptor.Duration(5 * time.Second)},
+			Kafka: br.Kafka(), Logger: slog.New(slog.DiscardHandler)})
+	}()
+	<-done
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}

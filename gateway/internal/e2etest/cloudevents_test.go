@@ -28,7 +28,7 @@ import (
 // can tell the event reached the function as the caller sent it.
 const ceHandler = `exports.echo = async (event) => ({
   type: event.type, source: event.source, id: event.id, subject: event.subject,
-  tenant: event.extensions.tenant, replyto: event.extensions.replyto, data: event.data,
+  tenant: event.extensions.tenant, replyto: event.extensions.replyto, traceparent: event.extensions.traceparent, data: event.data,
 });
 `
 
@@ -124,6 +124,7 @@ func TestCloudEventsRouteWithSDKClient(t *testing.T) {
 				req.SetType("com.example.order.placed")
 				req.SetSubject("order-7")
 				req.SetExtension("tenant", "acme")
+				req.SetExtension("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 				if err := req.SetData(cloudevents.ApplicationJSON, map[string]any{"sku": "a-1", "qty": 2}); err != nil {
 					return err
 				}
@@ -146,8 +147,8 @@ func TestCloudEventsRouteWithSDKClient(t *testing.T) {
 				t.Errorf("reply causationid %q, want the request's id", got)
 			}
 			var seen struct {
-				Type, Source, ID, Subject, Tenant, Replyto string
-				Data                                       struct {
+				Type, Source, ID, Subject, Tenant, Replyto, Traceparent string
+				Data                                                    struct {
 					SKU string
 					Qty int
 				}
@@ -158,6 +159,11 @@ func TestCloudEventsRouteWithSDKClient(t *testing.T) {
 			if seen.Type != "com.example.order.placed" || seen.Source != "https://example.com/shop" || seen.Subject != "order-7" ||
 				seen.Tenant != "acme" || seen.Replyto == "" || seen.Data.SKU != "a-1" || seen.Data.Qty != 2 {
 				t.Fatalf("the function saw %s", reply.Data())
+			}
+			// The gateway's span (and so the event's traceparent) continues
+			// the caller's trace in binary mode, where it is a header.
+			if mode.name == "binary" && !strings.HasPrefix(seen.Traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-") {
+				t.Errorf("request event traceparent %q, want the caller's trace", seen.Traceparent)
 			}
 		})
 	}

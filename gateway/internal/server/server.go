@@ -207,6 +207,11 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := kit.Propagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	if tp := r.Header.Get("ce-traceparent"); rt.Spec.CloudEvents() && tp != "" && r.Header.Get("traceparent") == "" {
+		// A binary-mode CloudEvent carries its distributed-tracing
+		// extension as ce-traceparent: the request continues that trace.
+		ctx = kit.Propagator().Extract(r.Context(), propagation.MapCarrier{"traceparent": tp, "tracestate": r.Header.Get("ce-tracestate")})
+	}
 	ctx, span := s.tracer.Start(ctx, r.Method+" "+rt.Context, trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
 			attribute.String("http.route", rt.Context), attribute.String(kit.KeyDeployment, rt.Deployment), attribute.String(kit.KeyFn, rt.Function)))

@@ -217,7 +217,8 @@ func (s *Service) Provision(ctx context.Context) error {
 			return errors.New("not yet in the bridge owners group")
 		}
 	})
-	s.admin.Handle(webhook.Pattern, &webhook.Handler{Lookup: s.lookup, Kafka: s.kafka, Log: s.log, Metrics: webhook.NewMetrics(s.admin.Registry())})
+	s.admin.Handle(webhook.Pattern, &webhook.Handler{Lookup: s.lookup, Kafka: s.kafka, Log: s.log, Metrics: webhook.NewMetrics(s.admin.Registry()),
+		Events: control.NewRecorder(s.kafka, s.ns.Topic(topics.Events), "/butter/bridge")})
 	return s.admin.Listen()
 }
 

@@ -21,6 +21,8 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
@@ -28,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/envelope"
 	"github.com/buttercompass/butter/proto/kit"
@@ -54,7 +57,17 @@ type Handler struct {
 	Kafka   *kgo.Client
 	Log     *slog.Logger
 	Metrics *prometheus.CounterVec // requests by deployment, bridge and status
+	// Events, if set, records each 401 as an auth.reject platform event
+	// (DESIGN §8), at most maxRejects at a time so a flood of bad
+	// requests cannot pile up goroutines.
+	Events *control.Recorder
+
+	rejects chan struct{}
+	once    sync.Once
 }
+
+// maxRejects bounds the auth.reject events being written at once.
+const maxRejects = 16
 
 // NewMetrics registers the webhook request counter on reg.
 func NewMetrics(reg prometheus.Registerer) *prometheus.CounterVec {
@@ -77,6 +90,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p = kit.Problem{Status: code, Detail: err.Error()}
 		}
 		p.Instance = r.URL.Path
+		if code == http.StatusUnauthorized {
+			h.reject(r, dep, br, p.Detail)
+		}
 		if code >= 500 {
 			h.Log.Warn("webhook failed", "deployment", dep, "bridge", br, kit.KeyError, err)
 		}
@@ -84,6 +100,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(code)
+}
+
+// reject records a refused credential on _butter.events.
+func (h *Handler) reject(r *http.Request, dep, br, reason string) {
+	if h.Events == nil {
+		return
+	}
+	h.once.Do(func() { h.rejects = make(chan struct{}, maxRejects) })
+	select {
+	case h.rejects <- struct{}{}:
+	default:
+		h.Log.Warn("auth rejection not recorded: too many at once", "path", r.URL.Path)
+		return
+	}
+	data := control.AuthReject{Method: r.Method, Path: r.URL.Path, Reason: reason, Remote: r.RemoteAddr}
+	go func() {
+		defer func() { <-h.rejects }()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := h.Events.Emit(ctx, control.TypeAuthReject, control.Info{
+			Resource: control.Resource(control.KindAuth, "webhook/"+dep+"/"+br), Actor: control.ActorAnonymous,
+			Category: control.CategoryAlarm, Severity: control.SeverityWarning,
+		}, data); err != nil {
+			h.Log.Warn("record auth rejection", kit.KeyError, err)
+		}
+	}()
 }
 
 func problem(status int, format string, args ...any) (int, error) {

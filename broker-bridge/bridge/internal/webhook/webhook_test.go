@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/broker-bridge/broker"
+	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/envelope"
 	"github.com/buttercompass/butter/proto/kit/kittest"
@@ -36,8 +37,10 @@ func TestWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	if err := b.CreateTopic(topics.Stream("hooks")); err != nil {
-		t.Fatal(err)
+	for _, s := range []topics.Spec{topics.Stream("hooks"), {Name: topics.Events, Partitions: 1}} {
+		if err := b.CreateTopic(s); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cl, err := b.Kafka().NewClient()
 	if err != nil {
@@ -48,7 +51,7 @@ func TestWebhook(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.Handle(Pattern, &Handler{Kafka: cl, Log: slog.New(slog.DiscardHandler), Lookup: func(d, br string) (*Target, bool) {
 		return target, d == "gh" && br == "push"
-	}})
+	}, Events: control.NewRecorder(cl, topics.Events, "/butter/bridge")})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
@@ -110,6 +113,27 @@ func TestWebhook(t *testing.T) {
 		})
 		if n := types["com.example.push"] + types["t.binary"] + types["t.structured"] + types["t.batch"]; n != 5 || len(types) != 4 {
 			return fmt.Errorf("types %v", types)
+		}
+		return nil
+	})
+	// Both 401s are on _butter.events as auth.reject alarms.
+	ev, err := b.Kafka().NewClient(kgo.ConsumeTopics(topics.Events), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close()
+	rejects := 0
+	kittest.Eventually(t, "2 auth.reject events", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		ev.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			e := envelope.FromRecord(r).Event
+			if e.Type() == control.TypeAuthReject && e.Subject() == "auth/webhook/gh/push" {
+				rejects++
+			}
+		})
+		if rejects < 2 {
+			return fmt.Errorf("%d", rejects)
 		}
 		return nil
 	})

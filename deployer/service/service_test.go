@@ -318,12 +318,12 @@ func TestLifecycleEventsAndRebuild(t *testing.T) {
 		if !control.IsOutcome(ev.Type()) {
 			continue
 		}
-		parent, ok := byID[control.Ext(ev, envelope.ExtCausationID)]
-		if !ok || parent.Type()+control.SuffixCompleted != ev.Type() || control.Ext(ev, envelope.ExtCorrelationID) != parent.ID() {
+		parent, ok := byID[envelope.Extension(ev, envelope.ExtCausationID)]
+		if !ok || parent.Type()+control.SuffixCompleted != ev.Type() || envelope.Extension(ev, envelope.ExtCorrelationID) != parent.ID() {
 			t.Errorf("%s not linked to its action", ev.Type())
 		}
-		if control.Ext(ev, control.ExtActor) != control.ActorToken || control.Ext(ev, control.ExtResource) != "deployment/orders" {
-			t.Errorf("%s: actor %q resource %q", ev.Type(), control.Ext(ev, control.ExtActor), control.Ext(ev, control.ExtResource))
+		if envelope.Extension(ev, control.ExtActor) != control.ActorToken || envelope.Extension(ev, control.ExtResource) != "deployment/orders" {
+			t.Errorf("%s: actor %q resource %q", ev.Type(), envelope.Extension(ev, control.ExtActor), envelope.Extension(ev, control.ExtResource))
 		}
 	}
 }
@@ -393,7 +393,7 @@ func TestReplayResetsOffsets(t *testing.T) {
 	}
 	evs := readEvents(t, e.kafka, 8)
 	if evs[2].Type() != control.TypeDeploymentReplay || evs[3].Type() != control.TypeDeploymentReplayCompleted ||
-		control.Ext(evs[3], envelope.ExtCausationID) != evs[2].ID() {
+		envelope.Extension(evs[3], envelope.ExtCausationID) != evs[2].ID() {
 		t.Errorf("replay events: %s, %s", evs[2].Type(), evs[3].Type())
 	}
 }

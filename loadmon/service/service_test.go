@@ -405,7 +405,7 @@ func countScaledEvents(t *testing.T, brokers string) int {
 		fs := cl.PollFetches(ctx)
 		fs.EachRecord(func(r *kgo.Record) {
 			if ev := envelope.FromRecord(r); !ev.Raw && ev.Event.Type() == control.TypeDeploymentScaled &&
-				control.Ext(ev.Event, control.ExtCategory) == control.CategoryState {
+				envelope.Extension(ev.Event, control.ExtCategory) == control.CategoryState {
 				n++
 			}
 		})

@@ -166,16 +166,16 @@ func TestRecorderChain(t *testing.T) {
 	if first.Type() != TypeDeploymentDelete || second.Type() != TypeDeploymentDeleteFailed {
 		t.Fatalf("types %s, %s", first.Type(), second.Type())
 	}
-	if Ext(second, envelope.ExtCausationID) != first.ID() || Ext(second, envelope.ExtCorrelationID) != first.ID() ||
-		Ext(first, envelope.ExtCorrelationID) != first.ID() {
+	if envelope.Extension(second, envelope.ExtCausationID) != first.ID() || envelope.Extension(second, envelope.ExtCorrelationID) != first.ID() ||
+		envelope.Extension(first, envelope.ExtCorrelationID) != first.ID() {
 		t.Errorf("chain ids wrong: first %s, second causation %s correlation %s", first.ID(),
-			Ext(second, envelope.ExtCausationID), Ext(second, envelope.ExtCorrelationID))
+			envelope.Extension(second, envelope.ExtCausationID), envelope.Extension(second, envelope.ExtCorrelationID))
 	}
 	for _, e := range []struct{ name, got, want string }{
-		{"actor", Ext(second, ExtActor), ActorAnonymous},
-		{"category", Ext(first, ExtCategory), CategoryAction},
-		{"severity", Ext(second, ExtSeverity), SeverityError},
-		{"resource", Ext(second, ExtResource), "deployment/orders"},
+		{"actor", envelope.Extension(second, ExtActor), ActorAnonymous},
+		{"category", envelope.Extension(first, ExtCategory), CategoryAction},
+		{"severity", envelope.Extension(second, ExtSeverity), SeverityError},
+		{"resource", envelope.Extension(second, ExtResource), "deployment/orders"},
 		{"key", string(recs[0].Key), "deployment/orders"},
 	} {
 		if e.got != e.want {

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/buttercompass/butter/proto/envelope"
 )
@@ -139,8 +138,8 @@ func Child(parent event.Event, source, typ string, info Info, data any) (event.E
 // map[string]any.
 func Outcome(action event.Event, cause error, data any) (event.Event, error) {
 	info := Info{
-		Resource: Ext(action, ExtResource),
-		Actor:    Ext(action, ExtActor),
+		Resource: envelope.Extension(action, ExtResource),
+		Actor:    envelope.Extension(action, ExtActor),
 		Category: CategoryAction,
 		Severity: SeverityInfo,
 	}
@@ -181,22 +180,6 @@ func fill(e *event.Event, info Info, data any) error {
 		}
 	}
 	return nil
-}
-
-// Ext returns extension name of e as a string, "" when absent.
-func Ext(e event.Event, name string) string {
-	if e.Context == nil {
-		return ""
-	}
-	v, ok := e.Extensions()[strings.ToLower(name)]
-	if !ok || v == nil {
-		return ""
-	}
-	s, err := types.Format(v)
-	if err != nil {
-		return ""
-	}
-	return s
 }
 
 // IsOutcome reports whether typ is a .completed or .failed type.

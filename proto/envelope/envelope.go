@@ -10,6 +10,7 @@
 package envelope
 
 import (
+	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -128,12 +129,12 @@ func Child(parent event.Event, source, typ string) event.Event {
 	}
 	e.SetExtension(ExtCausationID, parent.ID())
 	correlation := parent.ID()
-	if v, ok := stringExtension(parent, ExtCorrelationID); ok && v != "" {
+	if v := Extension(parent, ExtCorrelationID); v != "" {
 		correlation = v
 	}
 	e.SetExtension(ExtCorrelationID, correlation)
 	for _, name := range []string{ExtTraceparent, ExtTracestate} {
-		if v, ok := stringExtension(parent, name); ok && v != "" {
+		if v := Extension(parent, name); v != "" {
 			e.SetExtension(name, v)
 		}
 	}
@@ -150,15 +151,20 @@ func extension(e event.Event, name string) (any, bool) {
 	return v, ok && v != nil
 }
 
-// stringExtension returns the canonical string form of extension name.
-func stringExtension(e event.Event, name string) (string, bool) {
-	v, ok := extension(e, name)
+// Extension returns extension name of e in its canonical string form (the
+// CloudEvents type system's: a string as is, an integer in decimal, a time
+// in RFC 3339, a binary in base64), or "" when e has no such extension or
+// is a zero Event. Attribute names are lower-case in CloudEvents, so name is
+// matched case-insensitively. It is the one extension lookup of the
+// platform: services use it rather than indexing Extensions() themselves.
+func Extension(e event.Event, name string) string {
+	v, ok := extension(e, strings.ToLower(name))
 	if !ok {
-		return "", false
+		return ""
 	}
 	s, err := types.Format(v)
 	if err != nil {
-		return "", false
+		return ""
 	}
-	return s, true
+	return s
 }

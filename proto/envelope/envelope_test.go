@@ -107,3 +107,27 @@ func TestChild(t *testing.T) {
 		}
 	}
 }
+
+func TestExtension(t *testing.T) {
+	t.Parallel()
+	e := New("/s", "t")
+	e.SetExtension(ExtPartitionKey, "k1")
+	e.SetExtension("attempt", 3)
+	e.SetExtension(ExtDeadline, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	for _, c := range []struct {
+		e    event.Event
+		name string
+		want string
+	}{
+		{e, ExtPartitionKey, "k1"},
+		{e, "PartitionKey", "k1"},                // names are case-insensitive
+		{e, "attempt", "3"},                      // integers in decimal
+		{e, ExtDeadline, "2026-01-02T03:04:05Z"}, // times in RFC 3339
+		{e, "absent", ""},                        // absent
+		{event.Event{}, ExtPartitionKey, ""},     // a zero Event does not panic
+	} {
+		if got := Extension(c.e, c.name); got != c.want {
+			t.Errorf("Extension(%q) = %q, want %q", c.name, got, c.want)
+		}
+	}
+}

@@ -72,7 +72,7 @@ func ToRecord(topic string, e event.Event, opts ...RecordOption) (*kgo.Record, e
 	}
 	ec := e.Context
 	r := &kgo.Record{Topic: topic}
-	if k, ok := stringExtension(e, ExtPartitionKey); ok && k != "" {
+	if k := Extension(e, ExtPartitionKey); k != "" {
 		r.Key = []byte(k)
 	} else if s := ec.GetSubject(); s != "" {
 		r.Key = []byte(s)

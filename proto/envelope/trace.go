@@ -46,8 +46,7 @@ var _ propagation.TextMapCarrier = carrier{}
 
 // Get returns the canonical string form of extension key, or "".
 func (c carrier) Get(key string) string {
-	v, _ := stringExtension(*c.e, key)
-	return v
+	return Extension(*c.e, key)
 }
 
 // Set stores value as extension key.

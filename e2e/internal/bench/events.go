@@ -82,12 +82,6 @@ func recordSize(r *kgo.Record) int {
 	return n
 }
 
-// extension returns the string extension name of e, "" when absent.
-func extension(e event.Event, name string) string {
-	s, _ := e.Extensions()[name].(string)
-	return s
-}
-
 // promiseErrors collects the errors of asynchronous produces; the first
 // is kept, the rest counted.
 type promiseErrors struct {

@@ -100,7 +100,7 @@ func roundTrip(ctx context.Context, cl *kgo.Client, timeout time.Duration) (time
 			return 0, fmt.Errorf("consume %s: %w", topicReplies, err)
 		}
 		for r := range fs.RecordsAll() {
-			if extension(envelope.FromRecord(r).Event, envelope.ExtCausationID) == req.ID() {
+			if envelope.Extension(envelope.FromRecord(r).Event, envelope.ExtCausationID) == req.ID() {
 				return time.Since(start), nil
 			}
 		}
@@ -121,7 +121,7 @@ func respond(ctx context.Context, cl *kgo.Client) error {
 		}
 		for r := range fs.RecordsAll() {
 			d := envelope.FromRecord(r)
-			to := extension(d.Event, envelope.ExtReplyTo)
+			to := envelope.Extension(d.Event, envelope.ExtReplyTo)
 			if to == "" {
 				return fmt.Errorf("request %s has no %s extension", d.Event.ID(), envelope.ExtReplyTo)
 			}

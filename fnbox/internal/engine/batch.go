@@ -79,7 +79,7 @@ func (r *runner) units(pb *partBatch, size int) []unit {
 			r.stats.done(1)
 			continue
 		}
-		if d.Invalid != nil || stringExt(d.Event, envelope.ExtReplyTo) != "" || stringExt(d.Event, envelope.ExtDeadline) != "" ||
+		if d.Invalid != nil || envelope.Extension(d.Event, envelope.ExtReplyTo) != "" || envelope.Extension(d.Event, envelope.ExtDeadline) != "" ||
 			r.suspectAt(tp{pb.topic, pb.partition}, rec.Offset) {
 			flush()
 			cur = []int{i}

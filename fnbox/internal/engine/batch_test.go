@@ -126,14 +126,14 @@ functions:
 			// listing them all when there are several.
 			covered := map[string]int{}
 			for _, d := range e.read("out", len(calls), true) {
-				ids := []string{stringExt(d.Event, envelope.ExtCausationID)}
-				if list := stringExt(d.Event, obs.ExtBatchIDs); list != "" {
+				ids := []string{envelope.Extension(d.Event, envelope.ExtCausationID)}
+				if list := envelope.Extension(d.Event, obs.ExtBatchIDs); list != "" {
 					ids = nil
 					if err := json.Unmarshal([]byte(list), &ids); err != nil {
 						t.Fatalf("result %s: %s: %v", d.Event.ID(), obs.ExtBatchIDs, err)
 					}
-					if ids[0] != stringExt(d.Event, envelope.ExtCausationID) {
-						t.Fatalf("result caused by %s lists %s first", stringExt(d.Event, envelope.ExtCausationID), ids[0])
+					if ids[0] != envelope.Extension(d.Event, envelope.ExtCausationID) {
+						t.Fatalf("result caused by %s lists %s first", envelope.Extension(d.Event, envelope.ExtCausationID), ids[0])
 					}
 				}
 				if string(d.Event.Data()) != fmt.Sprint(len(ids)) {
@@ -235,10 +235,10 @@ functions:
 		} else if !inFailed[id] {
 			t.Errorf("%s dead-lettered, but its batch succeeded", id)
 		}
-		if got := stringExt(d.Event, obs.ExtDLQAttempts); got != wantAttempts {
+		if got := envelope.Extension(d.Event, obs.ExtDLQAttempts); got != wantAttempts {
 			t.Errorf("%s: attempts %s, want %s", id, got, wantAttempts)
 		}
-		if got := stringExt(d.Event, obs.ExtDLQError); !strings.Contains(got, wantErr) {
+		if got := envelope.Extension(d.Event, obs.ExtDLQError); !strings.Contains(got, wantErr) {
 			t.Errorf("%s: error %q, want %q", id, got, wantErr)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/buttercompass/butter/fnbox/runtime"
+	"github.com/buttercompass/butter/proto/envelope"
 	"github.com/buttercompass/butter/proto/obs"
 )
 
@@ -46,7 +47,7 @@ functions:
 
 	dlq := e.read("budget-f-dlq", 1, false)
 	out := e.read("out", 4, false)
-	if got := stringExt(dlq[0].Event, obs.ExtDLQAttempts); dlq[0].Event.ID() != "b-0" || got != "4" {
+	if got := envelope.Extension(dlq[0].Event, obs.ExtDLQAttempts); dlq[0].Event.ID() != "b-0" || got != "4" {
 		t.Fatalf("dead letter %s with %s attempts, want b-0 with 4 (retries go on across polls)", dlq[0].Event.ID(), got)
 	}
 	if n := rec.count("b-0"); n != 4 {

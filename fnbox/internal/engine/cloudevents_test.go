@@ -83,11 +83,11 @@ func TestInvalidCloudEventDeadLettered(t *testing.T) {
 			t.Fatalf("dead letter %d is not a CloudEvent: %v", i, d.Invalid)
 		}
 		ev := d.Event
-		if msg := stringExt(ev, obs.ExtDLQError); !strings.Contains(msg, want) || !strings.Contains(msg, "invalid CloudEvent") {
+		if msg := envelope.Extension(ev, obs.ExtDLQError); !strings.Contains(msg, want) || !strings.Contains(msg, "invalid CloudEvent") {
 			t.Errorf("dead letter %d error %q, want it to name %s", i, msg, want)
 		}
-		if stringExt(ev, obs.ExtDLQAttempts) != "0" || stringExt(ev, obs.ExtDLQOffset) != []string{"0", "2"}[i] {
-			t.Errorf("dead letter %d: attempts %s offset %s", i, stringExt(ev, obs.ExtDLQAttempts), stringExt(ev, obs.ExtDLQOffset))
+		if envelope.Extension(ev, obs.ExtDLQAttempts) != "0" || envelope.Extension(ev, obs.ExtDLQOffset) != []string{"0", "2"}[i] {
+			t.Errorf("dead letter %d: attempts %s offset %s", i, envelope.Extension(ev, obs.ExtDLQAttempts), envelope.Extension(ev, obs.ExtDLQOffset))
 		}
 		if ev.Type() != envelope.TypeRaw || string(ev.Data()) != []string{"1", "3"}[i] {
 			t.Errorf("dead letter %d = %v, want the record as butter.raw", i, ev)
@@ -140,7 +140,7 @@ functions:
 	want := map[string]string{"i-0": "cust-1", "i-1": "own"}
 	for _, stream := range []string{"out", "audit"} {
 		for _, r := range e.readRecords(stream, 2) {
-			cause := stringExt(envelope.FromRecord(r).Event, envelope.ExtCausationID)
+			cause := envelope.Extension(envelope.FromRecord(r).Event, envelope.ExtCausationID)
 			if string(r.Key) != want[cause] {
 				t.Errorf("%s record caused by %s keyed %q, want %q", stream, cause, r.Key, want[cause])
 			}
@@ -190,21 +190,21 @@ functions:
 	}
 	for _, d := range out {
 		ev := d.Event
-		cause := stringExt(ev, envelope.ExtCausationID)
+		cause := envelope.Extension(ev, envelope.ExtCausationID)
 		if ev.Type() != "com.example.reply" || ev.Source() != "/replier" || ev.Subject() != "about-"+cause ||
-			stringExt(ev, "tenant") != "acme" || stringExt(ev, "offset") != "" {
+			envelope.Extension(ev, "tenant") != "acme" || envelope.Extension(ev, "offset") != "" {
 			t.Errorf("output %v, want the reply's attributes", ev)
 		}
-		if ev.ID() == "constant" || stringExt(ev, envelope.ExtCorrelationID) != cause {
-			t.Errorf("output id %q correlation %q: fnbox's own, please", ev.ID(), stringExt(ev, envelope.ExtCorrelationID))
+		if ev.ID() == "constant" || envelope.Extension(ev, envelope.ExtCorrelationID) != cause {
+			t.Errorf("output id %q correlation %q: fnbox's own, please", ev.ID(), envelope.Extension(ev, envelope.ExtCorrelationID))
 		}
 		switch cause {
 		case "i-0":
-			if tp := stringExt(ev, envelope.ExtTraceparent); !strings.Contains(tp, "4bf92f3577b34da6a3ce929d0e0e4736") {
+			if tp := envelope.Extension(ev, envelope.ExtTraceparent); !strings.Contains(tp, "4bf92f3577b34da6a3ce929d0e0e4736") {
 				t.Errorf("traceparent %q, want the input's trace", tp)
 			}
-			if string(ev.Data()) != `{"ok":true}` || stringExt(ev, envelope.ExtPartitionKey) != "cust-1" {
-				t.Errorf("output data %q partitionkey %q", ev.Data(), stringExt(ev, envelope.ExtPartitionKey))
+			if string(ev.Data()) != `{"ok":true}` || envelope.Extension(ev, envelope.ExtPartitionKey) != "cust-1" {
+				t.Errorf("output data %q partitionkey %q", ev.Data(), envelope.Extension(ev, envelope.ExtPartitionKey))
 			}
 		case "i-1":
 			if len(ev.Data()) != 0 {

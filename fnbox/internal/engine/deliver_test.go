@@ -40,19 +40,19 @@ func TestResultsReachOut(t *testing.T) {
 	}
 	for _, d := range out {
 		ev := d.Event
-		if ev.Type() != obs.TypeResult || ev.Subject() != stringExt(ev, envelope.ExtCausationID) {
+		if ev.Type() != obs.TypeResult || ev.Subject() != envelope.Extension(ev, envelope.ExtCausationID) {
 			t.Fatalf("result %s: type %q subject %q", ev.ID(), ev.Type(), ev.Subject())
 		}
-		switch cause := stringExt(ev, envelope.ExtCausationID); cause {
+		switch cause := envelope.Extension(ev, envelope.ExtCausationID); cause {
 		case "o-0":
-			if tp := stringExt(ev, envelope.ExtTraceparent); len(tp) != 55 || tp[3:35] != "4bf92f3577b34da6a3ce929d0e0e4736" {
+			if tp := envelope.Extension(ev, envelope.ExtTraceparent); len(tp) != 55 || tp[3:35] != "4bf92f3577b34da6a3ce929d0e0e4736" {
 				t.Errorf("traceparent of o-0's result = %q, want trace 4bf92f...", tp)
 			}
-			if c := stringExt(ev, envelope.ExtCorrelationID); c != "o-0" {
+			if c := envelope.Extension(ev, envelope.ExtCorrelationID); c != "o-0" {
 				t.Errorf("correlationid = %q, want o-0", c)
 			}
 		case "o-1":
-			if c := stringExt(ev, envelope.ExtCorrelationID); c != "root-1" {
+			if c := envelope.Extension(ev, envelope.ExtCorrelationID); c != "root-1" {
 				t.Errorf("correlationid = %q, want root-1 carried", c)
 			}
 		}

@@ -63,17 +63,17 @@ func TestRetriesThenDeadLetter(t *testing.T) {
 		if permanent(id) {
 			wantAttempts, wantErr = "1", "function failed: bad input"
 		}
-		if got := stringExt(ev, obs.ExtDLQAttempts); got != wantAttempts {
+		if got := envelope.Extension(ev, obs.ExtDLQAttempts); got != wantAttempts {
 			t.Errorf("%s: attempts %s, want %s", id, got, wantAttempts)
 		}
 		if got := rec.count(id); strings.TrimSpace(wantAttempts) != string(rune('0'+got)) {
 			t.Errorf("%s: invoked %d times, want %s", id, got, wantAttempts)
 		}
-		if got := stringExt(ev, obs.ExtDLQError); got != wantErr {
+		if got := envelope.Extension(ev, obs.ExtDLQError); got != wantErr {
 			t.Errorf("%s: error %q, want %q", id, got, wantErr)
 		}
-		if stringExt(ev, obs.ExtDLQStream) != "in" || stringExt(ev, obs.ExtDLQFunction) != "fail/f" ||
-			stringExt(ev, obs.ExtDLQPartition) == "" || stringExt(ev, obs.ExtDLQOffset) == "" {
+		if envelope.Extension(ev, obs.ExtDLQStream) != "in" || envelope.Extension(ev, obs.ExtDLQFunction) != "fail/f" ||
+			envelope.Extension(ev, obs.ExtDLQPartition) == "" || envelope.Extension(ev, obs.ExtDLQOffset) == "" {
 			t.Errorf("%s: dead-letter extensions %v", id, ev.Extensions())
 		}
 		if ev.Type() != "t" || string(ev.Data()) == "" {
@@ -134,10 +134,10 @@ func TestExpiredDeadlineDeadLettersWithoutInvoking(t *testing.T) {
 	if len(dlq) != 1 || dlq[0].Event.ID() != "d-0" {
 		t.Fatalf("dead letters %v, want d-0", dlq)
 	}
-	if got := stringExt(dlq[0].Event, obs.ExtDLQError); got != obs.ErrDeadlineExpired {
+	if got := envelope.Extension(dlq[0].Event, obs.ExtDLQError); got != obs.ErrDeadlineExpired {
 		t.Errorf("error %q, want %q", got, obs.ErrDeadlineExpired)
 	}
-	if stringExt(dlq[0].Event, obs.ExtDLQAttempts) != "0" || rec.count("d-0") != 0 {
+	if envelope.Extension(dlq[0].Event, obs.ExtDLQAttempts) != "0" || rec.count("d-0") != 0 {
 		t.Errorf("expired event was invoked %d times", rec.count("d-0"))
 	}
 	if rec.count("d-1") != 1 {
@@ -200,7 +200,7 @@ functions:
 	}})
 	got := e.read("audit", 1, false)
 	ev := got[0].Event
-	if ev.Type() != "com.example.audit" || stringExt(ev, envelope.ExtCausationID) != "i-0" || stringExt(ev, envelope.ExtPartitionKey) != "k1" {
+	if ev.Type() != "com.example.audit" || envelope.Extension(ev, envelope.ExtCausationID) != "i-0" || envelope.Extension(ev, envelope.ExtPartitionKey) != "k1" {
 		t.Errorf("emitted %v", ev)
 	}
 	if err, _ := undeclared.Load().(error); !errors.Is(err, runtime.ErrUndeclaredStream) {
@@ -226,10 +226,10 @@ func TestDeadlinePassingDuringRetriesStopsThem(t *testing.T) {
 		return runtime.Result{}, errors.New("boom")
 	}})
 	dlq := e.read("fail-f-dlq", 1, false)
-	if got := stringExt(dlq[0].Event, obs.ExtDLQError); got != obs.ErrDeadlineExpired {
+	if got := envelope.Extension(dlq[0].Event, obs.ExtDLQError); got != obs.ErrDeadlineExpired {
 		t.Errorf("error %q, want %q", got, obs.ErrDeadlineExpired)
 	}
-	attempts := stringExt(dlq[0].Event, obs.ExtDLQAttempts)
+	attempts := envelope.Extension(dlq[0].Event, obs.ExtDLQAttempts)
 	// 50 retries with full jitter up to 300ms take seconds: the deadline
 	// comes first.
 	if n := calls.Load(); attempts != fmt.Sprint(n) || n >= 51 {

@@ -110,7 +110,7 @@ functions:
 		}
 	})
 	replies := e.read("my-replies", 1, false)
-	if len(replies) != 1 || stringExt(replies[0].Event, envelope.ExtCausationID) != "q-0" || replies[0].Event.Type() != obs.TypeResult {
+	if len(replies) != 1 || envelope.Extension(replies[0].Event, envelope.ExtCausationID) != "q-0" || replies[0].Event.Type() != obs.TypeResult {
 		t.Fatalf("replies %v, want one caused by q-0", replies)
 	}
 	if string(replies[0].Event.Data()) != `{"svc":0}` {

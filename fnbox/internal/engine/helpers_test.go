@@ -229,7 +229,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func causes(ds []envelope.Delivery) map[string]int {
 	out := map[string]int{}
 	for _, d := range ds {
-		out[stringExt(d.Event, envelope.ExtCausationID)]++
+		out[envelope.Extension(d.Event, envelope.ExtCausationID)]++
 	}
 	return out
 }

@@ -62,7 +62,7 @@ func (h *host) event(e runtime.Emit, defaultType string) (event.Event, error) {
 	}
 	// Keyed like its input unless the function says otherwise, so events
 	// of one key stay in order downstream.
-	if key := cmp.Or(e.Key, stringExt(h.in.Event, envelope.ExtPartitionKey)); key != "" {
+	if key := cmp.Or(e.Key, envelope.Extension(h.in.Event, envelope.ExtPartitionKey)); key != "" {
 		ev.SetExtension(envelope.ExtPartitionKey, key)
 	}
 	envelope.InjectTrace(h.trace, &ev)

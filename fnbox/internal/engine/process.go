@@ -358,7 +358,7 @@ func (r *runner) writeResult(ctx, traceCtx context.Context, out *producer, ds []
 // topic or a user stream, never another internal topic (the deployments,
 // the API keys): a reply there would be a forged control record.
 func (r *runner) replyTo(d envelope.Delivery) string {
-	to := stringExt(d.Event, envelope.ExtReplyTo)
+	to := envelope.Extension(d.Event, envelope.ExtReplyTo)
 	if to == "" || to == topics.Replies {
 		return to
 	}
@@ -385,7 +385,7 @@ func (r *runner) resultRecord(traceCtx context.Context, topic string, d envelope
 func (r *runner) resultEvent(traceCtx context.Context, d envelope.Delivery, typ string, data []byte, contentType string) event.Event {
 	e := envelope.Child(d.Event, r.source, typ)
 	e.SetSubject(d.Event.ID())
-	if pk := stringExt(d.Event, envelope.ExtPartitionKey); pk != "" {
+	if pk := envelope.Extension(d.Event, envelope.ExtPartitionKey); pk != "" {
 		e.SetExtension(envelope.ExtPartitionKey, pk)
 	}
 	envelope.InjectTrace(traceCtx, &e)
@@ -423,7 +423,7 @@ func adoptReply(result *event.Event, reply, in event.Event) {
 		if err != nil || platformExtensions[name] {
 			continue
 		}
-		if (name == envelope.ExtReplyTo || name == envelope.ExtDeadline) && s == stringExt(in, name) {
+		if (name == envelope.ExtReplyTo || name == envelope.ExtDeadline) && s == envelope.Extension(in, name) {
 			continue
 		}
 		result.SetExtension(name, s)
@@ -516,29 +516,13 @@ func matches(filter map[string]string, e event.Event) bool {
 		case "time":
 			got = types.FormatTime(e.Time())
 		default:
-			got = stringExt(e, name)
+			got = envelope.Extension(e, name)
 		}
 		if got != want {
 			return false
 		}
 	}
 	return true
-}
-
-// stringExt returns extension name of e in its string form, or "".
-func stringExt(e event.Event, name string) string {
-	if e.Context == nil {
-		return ""
-	}
-	v, ok := e.Extensions()[name]
-	if !ok || v == nil {
-		return ""
-	}
-	s, err := types.Format(v)
-	if err != nil {
-		return ""
-	}
-	return s
 }
 
 // setData sets data with its content type, guessing JSON or bytes when the

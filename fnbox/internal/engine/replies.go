@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/cloudevents/sdk-go/v2/types"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/proto/envelope"
@@ -71,12 +70,8 @@ func (r *replies) run(ctx context.Context) {
 		}
 		fs.EachRecord(func(rec *kgo.Record) {
 			d := envelope.FromRecord(rec)
-			v, ok := d.Event.Extensions()[envelope.ExtCausationID]
-			if !ok {
-				return
-			}
-			id, err := types.ToString(v)
-			if err != nil {
+			id := envelope.Extension(d.Event, envelope.ExtCausationID)
+			if id == "" {
 				return
 			}
 			r.mu.Lock()

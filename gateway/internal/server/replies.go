@@ -169,7 +169,7 @@ func (s *Server) RunReplies(ctx context.Context, cl *kgo.Client, pos ReplyPositi
 			if d.Raw {
 				return
 			}
-			id := extString(d.Event, envelope.ExtCausationID)
+			id := envelope.Extension(d.Event, envelope.ExtCausationID)
 			if id == "" {
 				return
 			}
@@ -183,13 +183,4 @@ func (s *Server) RunReplies(ctx context.Context, cl *kgo.Client, pos ReplyPositi
 			}
 		})
 	}
-}
-
-func extString(e event.Event, name string) string {
-	v, ok := e.Extensions()[name]
-	if !ok || v == nil {
-		return ""
-	}
-	s, _ := v.(string)
-	return s
 }

@@ -163,7 +163,7 @@ func event(r *kgo.Record) api.StreamEvent {
 		ev.Attributes["datacontenttype"] = ct
 	}
 	for name := range e.Extensions() {
-		ev.Attributes[name] = control.Ext(e, name)
+		ev.Attributes[name] = envelope.Extension(e, name)
 	}
 	data := e.Data()
 	switch {

@@ -90,9 +90,9 @@ func (d *decoder) add(b *store.Batch, r *kgo.Record) error {
 		e := dl.Event
 		pe := api.PlatformEvent{
 			Offset: r.Offset, ID: e.ID(), Type: e.Type(), Source: e.Source(), Time: eventTime(e.Time(), r),
-			Resource: control.Ext(e, control.ExtResource), Actor: control.Ext(e, control.ExtActor),
-			Category: control.Ext(e, control.ExtCategory), Severity: control.Ext(e, control.ExtSeverity),
-			CausationID: control.Ext(e, envelope.ExtCausationID), CorrelationID: control.Ext(e, envelope.ExtCorrelationID),
+			Resource: envelope.Extension(e, control.ExtResource), Actor: envelope.Extension(e, control.ExtActor),
+			Category: envelope.Extension(e, control.ExtCategory), Severity: envelope.Extension(e, control.ExtSeverity),
+			CausationID: envelope.Extension(e, envelope.ExtCausationID), CorrelationID: envelope.Extension(e, envelope.ExtCorrelationID),
 		}
 		if data := e.Data(); len(data) > 0 && json.Valid(data) {
 			pe.Data = json.RawMessage(data)
@@ -107,18 +107,18 @@ func (d *decoder) add(b *store.Batch, r *kgo.Record) error {
 			ID: e.ID(), Type: e.Type(), Source: e.Source(), Subject: e.Subject(), Time: eventTime(e.Time(), r),
 		}
 		if !dl.Raw {
-			ev.CausationID = control.Ext(e, envelope.ExtCausationID)
-			ev.CorrelationID = control.Ext(e, envelope.ExtCorrelationID)
-			ev.TraceID = traceID(control.Ext(e, envelope.ExtTraceparent))
+			ev.CausationID = envelope.Extension(e, envelope.ExtCausationID)
+			ev.CorrelationID = envelope.Extension(e, envelope.ExtCorrelationID)
+			ev.TraceID = traceID(envelope.Extension(e, envelope.ExtTraceparent))
 			if rest, ok := strings.CutPrefix(ev.Source, "butter://"); ok {
 				ev.Function = rest
 			}
-			if ids := control.Ext(e, obs.ExtBatchIDs); ids != "" {
+			if ids := envelope.Extension(e, obs.ExtBatchIDs); ids != "" {
 				_ = json.Unmarshal([]byte(ids), &ev.BatchIDs)
 			}
-			ev.DeadLetter = control.Ext(e, obs.ExtDLQError)
+			ev.DeadLetter = envelope.Extension(e, obs.ExtDLQError)
 			if ev.DeadLetter != "" {
-				ev.DeadLetterFunction = control.Ext(e, obs.ExtDLQFunction)
+				ev.DeadLetterFunction = envelope.Extension(e, obs.ExtDLQFunction)
 			}
 		}
 		b.Events = append(b.Events, ev)

@@ -1,6 +1,7 @@
 package kit
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -12,16 +13,11 @@ import (
 // fn's last error. Tests wait for conditions this way, never by sleeping.
 func checkFor(t *testing.T, timeout, every time.Duration, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s: %v", timeout, err)
-		}
-		time.Sleep(every)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var err error
+	if Poll(ctx, every, func() bool { err = fn(); return err == nil }) != nil {
+		t.Fatalf("condition not met after %s: %v", timeout, err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/buttercompass/butter/proto/access"
+	"github.com/buttercompass/butter/proto/kit"
 )
 
 // PasswordEnv is the variable `butter principals` reads a platform
@@ -74,10 +75,7 @@ func (a *app) makePrincipals(ctx context.Context) error {
 			if err == nil || errors.Is(err, access.ErrNotAllowed) || ctx.Err() != nil {
 				break
 			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
+			kit.Sleep(ctx, time.Second)
 		}
 		if err != nil {
 			return fmt.Errorf("make the principal %s: %w", l.user, err)

@@ -188,20 +188,19 @@ func (a *API) reset(ctx context.Context, deployment string, targets []target, fr
 func (a *API) waitEmpty(ctx context.Context, group string) error {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.GroupEmptyTimeout)
 	defer cancel()
-	for {
-		described, err := a.cfg.Admin.DescribeGroups(ctx, group)
-		if err == nil {
-			g := described[group]
-			if g.Err != nil || len(g.Members) == 0 || slices.Contains([]string{"Empty", "Dead", ""}, g.State) {
-				return nil
-			}
+	var err error
+	empty := func() bool {
+		var described kadm.DescribedGroups
+		if described, err = a.cfg.Admin.DescribeGroups(ctx, group); err != nil {
+			return false
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("consumer group %s still has members (an fnbox outside this deployer?): %w", group, errors.Join(errBusy, err, ctx.Err()))
-		case <-time.After(100 * time.Millisecond):
-		}
+		g := described[group]
+		return g.Err != nil || len(g.Members) == 0 || slices.Contains([]string{"Empty", "Dead", ""}, g.State)
 	}
+	if kit.Poll(ctx, 100*time.Millisecond, empty) != nil {
+		return fmt.Errorf("consumer group %s still has members (an fnbox outside this deployer?): %w", group, errors.Join(errBusy, err, ctx.Err()))
+	}
+	return nil
 }
 
 // offsets resolves from to an offset per partition of topic.

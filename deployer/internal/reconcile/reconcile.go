@@ -10,8 +10,9 @@
 // one at 1 on replica 0 only; a function at 0 runs nowhere, and a
 // deployment whose functions are all at 0 runs nothing (loadmon wakes it
 // on lag; Config.Positions pins where it will start reading). A
-// crashed replica is restarted after an exponential backoff (BackoffBase
-// doubling to BackoffMax); its last error is kept for status. An update
+// crashed replica is restarted after an exponential backoff with jitter
+// (kit.Backoff: BackoffBase doubling to BackoffMax, each wait drawn from
+// the upper half of its step); its last error is kept for status. An update
 // starts the new version's replica before stopping the old one.
 package reconcile
 
@@ -45,8 +46,9 @@ type Config struct {
 	// Events, if set, records instance.crash alarms.
 	Events *control.Recorder
 	Logger *slog.Logger
-	// BackoffBase is the wait before restarting a replica after its first
-	// crash, doubling per consecutive crash. Default 1s.
+	// BackoffBase is the step before restarting a replica after its first
+	// crash, doubling per consecutive crash; each wait is drawn from
+	// [step/2, step] (kit.Backoff). Default 1s.
 	BackoffBase time.Duration
 	// BackoffMax caps the backoff. Default 30s.
 	BackoffMax time.Duration
@@ -595,11 +597,8 @@ func (r *Reconciler) failed(k slotKey, msg string, now time.Time) int {
 	defer r.mu.Unlock()
 	s.failures++
 	s.lastError = msg
-	backoff := r.cfg.BackoffBase << min(s.failures-1, 20)
-	if backoff > r.cfg.BackoffMax || backoff <= 0 {
-		backoff = r.cfg.BackoffMax
-	}
-	s.next = now.Add(backoff)
+	// Jittered, so replicas that crashed together do not restart together.
+	s.next = now.Add(kit.Backoff{Base: r.cfg.BackoffBase, Max: r.cfg.BackoffMax}.Delay(s.failures))
 	return s.failures
 }
 

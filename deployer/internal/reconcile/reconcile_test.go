@@ -323,8 +323,9 @@ func TestCrashRestartsWithBackoff(t *testing.T) {
 		gaps = append(gaps, time.Since(killed))
 		victim = next
 	}
-	// Backoff 200ms, 400ms, 800ms: each restart waits at least its step.
-	for i, want := range []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond} {
+	// Backoff steps 200ms, 400ms, 800ms, jittered within the upper half of
+	// each step: each restart waits at least half its step.
+	for i, want := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
 		if gaps[i] < want {
 			t.Errorf("restart %d after %s, want at least %s", i+1, gaps[i], want)
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -189,13 +188,9 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 			"crashes", crashed, "limit", limit)
 		return deadLetterAll(obs.ErrCrashed, st.attempts)
 	}
-	if wait := time.Until(st.notBefore); wait > 0 {
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			r.keepRetry(key, st)
-			return false, nil
-		}
+	if !kit.Sleep(ctx, time.Until(st.notBefore)) {
+		r.keepRetry(key, st)
+		return false, nil
 	}
 	r.stats.begin(len(ds))
 	defer r.stats.end(len(ds))
@@ -240,9 +235,7 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 		log.Info("invocation failed; retrying", "attempt", attempt, "in", wait, kit.KeyError, err)
 		r.logFailure(ds[0], obs.LevelWarn, fmt.Sprintf("invocation failed (attempt %d of %d), retrying in %s: %v",
 			attempt, r.fn.Delivery.Retries+1, wait.Round(time.Millisecond), err))
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
+		if !kit.Sleep(ctx, wait) {
 			// The poll is over (its time is up, or fnbox is stopping):
 			// the backoff goes on outside it.
 			st.notBefore = until
@@ -482,15 +475,7 @@ func (r *runner) logFailure(d envelope.Delivery, level, msg string) {
 // many instances do not stampede together.
 func (r *runner) backoff(attempt int) time.Duration {
 	d := r.fn.Delivery
-	ceil := d.Backoff.Std()
-	for i := 1; i < attempt && ceil < d.MaxBackoff.Std(); i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, d.MaxBackoff.Std())
-	if ceil <= 0 {
-		return 0
-	}
-	return time.Duration(rand.Int64N(int64(ceil) + 1))
+	return kit.Backoff{Base: d.Backoff.Std(), Max: d.MaxBackoff.Std(), FullJitter: true}.Delay(attempt)
 }
 
 // matches reports whether e has every attribute or extension of filter

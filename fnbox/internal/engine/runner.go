@@ -105,8 +105,8 @@ func (r *runner) pollSize() int { return max(r.e.cfg.MaxPollRecords, r.fn.Delive
 // one resumes from the committed offsets, which is what at-least-once
 // needs: nothing after the failure was committed.
 func (r *runner) run(ctx context.Context, rt runtime.Runtime) error {
-	wait := time.Second
-	for {
+	restart := kit.Backoff{Base: time.Second, Max: 30 * time.Second}
+	for failures := 1; ; failures++ {
 		var err error
 		if r.exactlyOnce() {
 			err = r.consumeTxn(ctx, rt)
@@ -119,13 +119,11 @@ func (r *runner) run(ctx context.Context, rt runtime.Runtime) error {
 		if ctx.Err() != nil {
 			return err
 		}
+		wait := restart.Delay(failures)
 		r.log.Error("consumer failed; restarting from the committed offsets", kit.KeyError, err, "in", wait)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
+		if !kit.Sleep(ctx, wait) {
 			return nil
 		}
-		wait = min(2*wait, 30*time.Second)
 	}
 }
 

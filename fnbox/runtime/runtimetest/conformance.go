@@ -23,6 +23,7 @@ import (
 	"github.com/buttercompass/butter/fnbox/runtime"
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/envelope"
+	"github.com/buttercompass/butter/proto/kit"
 )
 
 // Conformance describes one platform for RunConformance: every platform
@@ -379,7 +380,10 @@ func testLog(t *testing.T, s *suite) {
 	}
 	for _, w := range want {
 		line := w.name + "-line " + tag
-		if !poll(5*time.Second, func() bool { return strings.Contains(w.buf.String(), line) }) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := kit.Poll(ctx, 10*time.Millisecond, func() bool { return strings.Contains(w.buf.String(), line) })
+		cancel()
+		if err != nil {
 			t.Errorf("%s never got %q; it has:\n%s", w.name, line, w.buf)
 		}
 	}
@@ -448,19 +452,5 @@ func testLoadError(t *testing.T, s *suite) {
 	file, _, _ = strings.Cut(file, ":")
 	if !strings.Contains(err.Error(), file) {
 		t.Errorf("error %q does not name the file %q", err, file)
-	}
-}
-
-// poll calls cond until it holds or d passed.
-func poll(d time.Duration, cond func() bool) bool {
-	end := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(end) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

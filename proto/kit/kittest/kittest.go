@@ -4,6 +4,7 @@ package kittest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,26 +13,23 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/buttercompass/butter/proto/kit"
 )
 
 // Timeout bounds every wait in tests: generous for -race on a busy
 // two-core machine, and polling returns as soon as the condition holds.
 const Timeout = 90 * time.Second
 
-// Eventually polls cond every 20ms until it returns nil, failing the test
-// with cond's last error after Timeout.
+// Eventually polls cond every 20ms (kit.Poll) until it returns nil,
+// failing the test with cond's last error after Timeout.
 func Eventually(t testing.TB, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(Timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %s: %v", what, Timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	var err error
+	if kit.Poll(ctx, 20*time.Millisecond, func() bool { err = cond(); return err == nil }) != nil {
+		t.Fatalf("%s: still failing after %s: %v", what, Timeout, err)
 	}
 }
 

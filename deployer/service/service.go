@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -322,30 +321,21 @@ func (s *Service) fitDeploymentsTopic(ctx context.Context, topic string) error {
 // Addr is the bound API address.
 func (s *Service) Addr() string { return s.admin.Addr() }
 
-// Serve runs the API and the reconciler until ctx is done, then drains:
+// Serve runs the API and the reconciler until ctx is done or any of them
+// (the admin server included) stops (kit.Admin.Supervise), then drains:
 // /readyz turns 503, the reconciler stops instances (unless
 // KeepInstances) and the server finishes in-flight requests.
 func (s *Service) Serve(ctx context.Context) error {
-	rctx, cancelRec := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelRec()
-	var wg sync.WaitGroup
-	var recErr, adminErr error
-	wg.Go(func() { recErr = s.rec.Run(rctx) })
-	actx, cancelAdmin := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelAdmin()
-	wg.Go(func() { adminErr = s.admin.Serve(actx) })
-
-	var storeErr error
-	select {
-	case <-ctx.Done():
-	case storeErr = <-s.storeDone:
-		storeErr = fmt.Errorf("follow desired state: %w", storeErr)
-	}
-	s.admin.SetDraining()
-	cancelAdmin()
-	cancelRec()
-	wg.Wait()
-	return errors.Join(storeErr, recErr, adminErr)
+	return s.admin.Supervise(ctx,
+		kit.Part{Name: "reconciler", Run: s.rec.Run},
+		kit.Part{Name: "follow desired state", Run: func(ctx context.Context) error {
+			select {
+			case <-ctx.Done():
+				return nil
+			case err := <-s.storeDone:
+				return err
+			}
+		}})
 }
 
 // Close releases the clients and stops tailing instance logs.

@@ -194,40 +194,20 @@ func (s *Service) Addr() string { return s.admin.Addr() }
 // Owner reports whether this replica is the one deciding now.
 func (s *Service) Owner() bool { return s.monitor.Owner() }
 
-// Serve decides until ctx is done, then leaves the election group (another
+// Serve decides until ctx is done or any part (the admin server included)
+// stops (kit.Admin.Supervise), then leaves the election group (another
 // replica takes over at once) and stops the admin server.
 func (s *Service) Serve(ctx context.Context) error {
-	actx, cancelAdmin := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelAdmin()
-	adminDone := make(chan error, 1)
-	go func() { adminDone <- s.admin.Serve(actx) }()
-	mctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	defer stop()
-	runDone := make(chan error, 1)
-	go func() { runDone <- s.monitor.Run(mctx) }()
-
-	var followErr, runErr error
-	ran := false
-	select {
-	case <-ctx.Done():
-	case followErr = <-s.followDone:
-		if followErr == nil {
-			followErr = errors.New("stopped reading deployments and heartbeats")
-		}
-		followErr = fmt.Errorf("follow topics: %w", followErr)
-	case runErr = <-runDone:
-		ran = true
-		if runErr != nil {
-			runErr = fmt.Errorf("decide: %w", runErr)
-		}
-	}
-	s.admin.SetDraining()
-	stop()
-	if !ran {
-		runErr = <-runDone
-	}
-	cancelAdmin()
-	return errors.Join(followErr, runErr, <-adminDone)
+	return s.admin.Supervise(ctx,
+		kit.Part{Name: "decide", Run: s.monitor.Run},
+		kit.Part{Name: "follow deployments and heartbeats", Run: func(ctx context.Context) error {
+			select {
+			case <-ctx.Done():
+				return nil
+			case err := <-s.followDone:
+				return err
+			}
+		}})
 }
 
 // Close releases the clients.

@@ -253,40 +253,24 @@ func (s *Service) ensureStream(ctx context.Context, stream string) error {
 // Addr is the bound API address.
 func (s *Service) Addr() string { return s.admin.Addr() }
 
-// Serve fires ticks and serves the API until ctx is done, then drains:
+// Serve fires ticks and serves the API until ctx is done or any of them
+// (the admin server included) stops (kit.Admin.Supervise), then drains:
 // /readyz turns 503, ticks due within Drain are fired (and the in-flight
 // transaction finished) before the replica leaves the group, then the
 // server finishes in-flight requests.
 func (s *Service) Serve(ctx context.Context) error {
-	actx, cancelAdmin := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelAdmin()
-	adminDone := make(chan error, 1)
-	go func() { adminDone <- s.admin.Serve(actx) }()
-	fctx, stopFiring := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopFiring()
-	firingDone := make(chan error, 1)
-	go func() { firingDone <- s.firing.Run(fctx, s.cfg.Drain) }()
-
-	var catalogErr, fireErr error
-	fired := false
-	select {
-	case <-ctx.Done():
-	case catalogErr = <-s.catalogDone:
-		catalogErr = fmt.Errorf("follow timer schedules: %w", catalogErr)
-	case fireErr = <-firingDone:
-		// Firing stopped on its own (it could not join the group): a
-		// replica that fires nothing must not look alive.
-		fired = true
-		fireErr = fmt.Errorf("fire schedules: %w", fireErr)
-	}
-	s.admin.SetDraining()
-	stopFiring()
-	// The API stays up through the drain, so probes see "draining".
-	if !fired {
-		fireErr = <-firingDone
-	}
-	cancelAdmin()
-	return errors.Join(catalogErr, fireErr, <-adminDone)
+	// Firing stopping on its own (it could not join the group) stops the
+	// replica too: a replica that fires nothing must not look alive.
+	return s.admin.Supervise(ctx,
+		kit.Part{Name: "fire schedules", Run: func(ctx context.Context) error { return s.firing.Run(ctx, s.cfg.Drain) }},
+		kit.Part{Name: "follow timer schedules", Run: func(ctx context.Context) error {
+			select {
+			case <-ctx.Done():
+				return nil
+			case err := <-s.catalogDone:
+				return err
+			}
+		}})
 }
 
 // Close releases the clients.

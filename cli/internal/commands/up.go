@@ -189,14 +189,15 @@ them; Ctrl-C stops cleanly.`,
 				tracer.Close()
 				return err
 			}
-			parts := []func(context.Context) error{serveAdmin}
+			parts := []kit.Part{{Name: "up admin server", Run: serveAdmin}}
 			// The bridge after the deployer, which makes the secret key.
-			for _, s := range []kit.Service{deployer, gateway, timer, loadmon, tracer, bridge} {
+			names := []string{"deployer", "gateway", "timer", "loadmon", "tracer", "bridge"}
+			for i, s := range []kit.Service{deployer, gateway, timer, loadmon, tracer, bridge} {
 				defer s.Close()
 				if err := s.Provision(ctx); err != nil {
 					return err
 				}
-				parts = append(parts, s.Serve)
+				parts = append(parts, kit.Part{Name: names[i], Run: s.Serve})
 			}
 			ctxFile, err := a.writeUpContext(cfg, external, map[string]string{"deployer": deployer.Addr(), "gateway": gateway.Addr(),
 				"timer": timer.Addr(), "loadmon": loadmon.Addr(), "tracer": tracer.Addr(), "bridge": bridge.Addr()})
@@ -217,8 +218,8 @@ them; Ctrl-C stops cleanly.`,
 				fmt.Fprintf(a.io.Out, "  context   %s (butter commands find every part here; elsewhere: BUTTER_CONTEXT=%s)\n", ctxFile, ctxFile)
 			}
 			fmt.Fprintln(a.io.Out, "Ctrl-C stops.")
-			// Every part serves until ctx is done; the first to fail stops all.
-			err = runAll(ctx, parts...)
+			// Every part serves until ctx is done; the first to stop stops all.
+			err = kit.Supervise(ctx, parts...)
 			fmt.Fprintln(a.io.Out, "butter stopped")
 			return err
 		},
@@ -272,23 +273,4 @@ func addServiceFlags(cmd *cobra.Command, prefix string, register func(*flag.Flag
 			cmd.Flags().AddGoFlag(f)
 		}
 	})
-}
-
-// runAll runs every part until ctx is done or one of them fails, which
-// stops the others.
-func runAll(ctx context.Context, parts ...func(context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make(chan error, len(parts))
-	for _, run := range parts {
-		go func() { errs <- run(ctx) }()
-	}
-	var first error
-	for range parts {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-			cancel()
-		}
-	}
-	return first
 }

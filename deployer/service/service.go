@@ -328,14 +328,7 @@ func (s *Service) Addr() string { return s.admin.Addr() }
 func (s *Service) Serve(ctx context.Context) error {
 	return s.admin.Supervise(ctx,
 		kit.Part{Name: "reconciler", Run: s.rec.Run},
-		kit.Part{Name: "follow desired state", Run: func(ctx context.Context) error {
-			select {
-			case <-ctx.Done():
-				return nil
-			case err := <-s.storeDone:
-				return err
-			}
-		}})
+		kit.Watch("follow desired state", s.storeDone))
 }
 
 // Close releases the clients and stops tailing instance logs.

@@ -200,14 +200,7 @@ func (s *Service) Owner() bool { return s.monitor.Owner() }
 func (s *Service) Serve(ctx context.Context) error {
 	return s.admin.Supervise(ctx,
 		kit.Part{Name: "decide", Run: s.monitor.Run},
-		kit.Part{Name: "follow deployments and heartbeats", Run: func(ctx context.Context) error {
-			select {
-			case <-ctx.Done():
-				return nil
-			case err := <-s.followDone:
-				return err
-			}
-		}})
+		kit.Watch("follow deployments and heartbeats", s.followDone))
 }
 
 // Close releases the clients.

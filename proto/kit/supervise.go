@@ -19,6 +19,20 @@ type Part struct {
 	Run func(ctx context.Context) error
 }
 
+// Watch is a Part for work already started elsewhere that reports its end
+// on done (a follower started by a service's New): it ends when ctx does,
+// or with what done delivers.
+func Watch(name string, done <-chan error) Part {
+	return Part{Name: name, Run: func(ctx context.Context) error {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-done:
+			return err
+		}
+	}}
+}
+
 // Supervise runs parts until ctx is done or one of them returns, whatever
 // it returns: a part that stops on its own (an error, or nil before ctx
 // ended) stops the others, so a service never goes on half alive. Every

@@ -106,3 +106,14 @@ func TestAdminSuperviseDrainsBeforeStoppingParts(t *testing.T) {
 		t.Fatal("the worker was stopped before /readyz turned to draining")
 	}
 }
+
+func TestWatchEndsTheRun(t *testing.T) {
+	t.Parallel()
+	done := make(chan error, 1)
+	done <- errors.New("follower failed")
+	var stopped atomic.Int32
+	err := Supervise(context.Background(), waitPart("a", &stopped), Watch("follow", done))
+	if err == nil || !strings.Contains(err.Error(), "follow: follower failed") || stopped.Load() != 1 {
+		t.Fatalf("Supervise = %v with %d stopped, want the follower's error and 1 stopped", err, stopped.Load())
+	}
+}

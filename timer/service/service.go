@@ -263,14 +263,7 @@ func (s *Service) Serve(ctx context.Context) error {
 	// replica too: a replica that fires nothing must not look alive.
 	return s.admin.Supervise(ctx,
 		kit.Part{Name: "fire schedules", Run: func(ctx context.Context) error { return s.firing.Run(ctx, s.cfg.Drain) }},
-		kit.Part{Name: "follow timer schedules", Run: func(ctx context.Context) error {
-			select {
-			case <-ctx.Done():
-				return nil
-			case err := <-s.catalogDone:
-				return err
-			}
-		}})
+		kit.Watch("follow timer schedules", s.catalogDone))
 }
 
 // Close releases the clients.

@@ -150,37 +150,14 @@ func (s *Service) Provision(context.Context) error {
 // Addr is the bound address.
 func (s *Service) Addr() string { return s.admin.Addr() }
 
-// Serve ingests and answers until ctx is done. On shutdown /readyz turns
+// Serve ingests and answers until ctx is done or any part (the admin
+// server included) stops (kit.Admin.Supervise). On shutdown /readyz turns
 // 503, ingestion stops after the batch in hand is committed, then the
 // server finishes in-flight requests (follow streams end).
 func (s *Service) Serve(ctx context.Context) error {
-	actx, cancelAdmin := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelAdmin()
-	adminDone := make(chan error, 1)
-	go func() { adminDone <- s.admin.Serve(actx) }()
-	ictx, stopIngest := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopIngest()
-	ingestDone := make(chan error, 1)
-	go func() { ingestDone <- s.ingest.Run(ictx) }()
-	go s.pruneLoop(ictx)
-
-	var ingestErr error
-	stopped := false
-	select {
-	case <-ctx.Done():
-	case ingestErr = <-ingestDone:
-		stopped = true
-		if ingestErr != nil {
-			ingestErr = fmt.Errorf("index topics: %w", ingestErr)
-		}
-	}
-	s.admin.SetDraining()
-	stopIngest()
-	if !stopped {
-		ingestErr = <-ingestDone
-	}
-	cancelAdmin()
-	return errors.Join(ingestErr, <-adminDone)
+	return s.admin.Supervise(ctx,
+		kit.Part{Name: "index topics", Run: s.ingest.Run},
+		kit.Part{Name: "prune", Run: func(ctx context.Context) error { s.pruneLoop(ctx); return nil }})
 }
 
 // pruneLoop deletes rows past their topic's retention.

@@ -158,6 +158,17 @@ exports.back = async (event) => ({ seen: event.data });
 		return nil
 	})
 	t.Logf("trace %s: %s", trace, strings.Join(path, " ← "))
+	// Writing front's reply is a produce span under its invoke.
+	kittest.Eventually(t, "produce front under invoke front", func() error {
+		front, produce := c.find(trace, "fnbox", "invoke front"), c.find(trace, "fnbox", "produce front")
+		if front == "" || produce == "" {
+			return fmt.Errorf("invoke front %q, produce front %q", front, produce)
+		}
+		if got := c.ancestors(produce); len(got) < 2 || got[0].parent != front {
+			return fmt.Errorf("produce front's parent is %q, want invoke front %s", got[0].parent, front)
+		}
+		return nil
+	})
 
 	// The tracer, fed through _butter.traces, has the same chain.
 	kittest.Eventually(t, "the tracer's trace has invoke back ← invoke front ← gateway", func() error {

@@ -338,9 +338,24 @@ func (r *runner) writeResult(ctx, traceCtx context.Context, out *producer, ds []
 		}
 		recs = append(recs, rec)
 	}
+	if len(recs) == 0 {
+		return nil
+	}
+	// The produce span follows invoke in the event's trace: the time to
+	// get the outputs acknowledged (or into the transaction).
+	_, span := tracer().Start(traceCtx, "produce "+r.fn.Name, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("butter.deployment", r.e.cfg.Deployment.Name),
+			attribute.String("butter.function", r.fn.Name),
+			attribute.String("messaging.destination.name", recs[0].Topic),
+			attribute.Int("messaging.batch.message_count", len(recs)),
+		))
+	defer span.End()
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outputTimeout)
 	defer cancel()
 	if err := out.send(pctx, recs...); err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
 		return fmt.Errorf("write result of event %s: %w", d.Event.ID(), err)
 	}
 	return nil

@@ -57,7 +57,7 @@ func newRecord(topic string, seq int) (*kgo.Record, error) {
 // delivery d: caused by it, on its key so order holds, with its data.
 func child(topic, source, typ string, d envelope.Delivery) (*kgo.Record, error) {
 	e := envelope.Child(d.Event, source, typ)
-	if k, ok := d.Event.Extensions()[envelope.ExtPartitionKey]; ok {
+	if k := envelope.Extension(d.Event, envelope.ExtPartitionKey); k != "" {
 		e.SetExtension(envelope.ExtPartitionKey, k)
 	}
 	if data := d.Event.Data(); len(data) > 0 {

@@ -135,7 +135,7 @@ func (c *Cluster) RespondAs(stream, source, group string, h Handler) {
 // (nil when r asks for no reply).
 func Reply(r *kgo.Record, source string, h Handler) (*kgo.Record, error) {
 	d := envelope.FromRecord(r)
-	to, _ := d.Event.Extensions()[envelope.ExtReplyTo].(string)
+	to := envelope.Extension(d.Event, envelope.ExtReplyTo)
 	if to == "" {
 		return nil, nil
 	}

@@ -27,6 +27,7 @@ import (
 const (
 	RowTracerIngest   = "tracer ingest"
 	RowTracerGetP99   = "tracer GET /v1/traces/{id} p99"
+	RowTracerPageP50  = "tracer overview page load p50"
 	RowTracingOff     = "no-op node, batch 1, tracing sample 0"
 	RowTracingOn      = "no-op node, batch 1, tracing sample 1"
 	tracerSpansFactor = 5 // spans stored per Config.Events
@@ -153,6 +154,26 @@ func measureTracer(ctx context.Context, env *Env, rep *Report) error {
 		}
 		lat = append(lat, time.Since(t0))
 	}
+	// The overview page as a browser loads it: the HTML, its stylesheet
+	// and script, then the overview the script asks for.
+	var pages []time.Duration
+	for range tracerLookups / 5 {
+		t0 := time.Now()
+		for _, path := range []string{"/", "/app.css", "/app.js", "/v1/overview"} {
+			resp, err := http.Get(base + path)
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("GET %s = %d", path, resp.StatusCode)
+			}
+		}
+		pages = append(pages, time.Since(t0))
+	}
+	rep.Note(fmt.Sprintf("**%s**: the overview page as a browser loads it (`/`, `/app.css`, `/app.js`, then "+
+		"`/v1/overview`), sequentially over loopback, %d times from the same index; no browser rendering.", RowTracerPageP50, len(pages)))
 	rep.Note(fmt.Sprintf("**%s**: %d spans (%d to a trace, as the OpenTelemetry SDK's batch exporter writes them to "+
 		"`_butter.traces`: %d records) are stored first; the clock runs from starting a tracer (in-process, its SQLite "+
 		"index empty) to its having indexed every record. **%s**: then %d sequential `GET /v1/traces/{id}` of random "+
@@ -161,6 +182,7 @@ func measureTracer(ctx context.Context, env *Env, rep *Report) error {
 	return rep.Add(
 		Row{Name: RowTracerIngest, Value: rate(n, ingest), Unit: "spans/s", Count: n, NoLimit: true},
 		Row{Name: RowTracerGetP99, Value: ms(percentile(lat, 0.99)), Unit: UnitMilliseconds, Count: len(lat), NoLimit: true},
+		Row{Name: RowTracerPageP50, Value: ms(percentile(pages, 0.5)), Unit: UnitMilliseconds, Count: len(pages), NoLimit: true},
 	)
 }
 

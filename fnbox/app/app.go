@@ -142,15 +142,12 @@ func run(ctx context.Context, c config) error {
 			orphaned(err)
 		}
 	}()
-	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
-	adminErr := make(chan error, 1)
-	go func() { adminErr <- admin.Serve(adminCtx) }()
 	go announceReady(ctx, b, c.readyFile, control.ReadyFile{PID: os.Getpid(), Instance: c.instance, Admin: admin.Addr()}, log)
-	go func() { <-ctx.Done(); admin.SetDraining() }()
-
-	err = runBox(ctx, b, log)
-	stopAdmin()
-	err = errors.Join(err, <-adminErr)
+	// The box and the admin server under kit's supervisor: either stopping
+	// stops the other, /readyz turns 503 before the box drains.
+	err = admin.Supervise(ctx, kit.Part{Name: "box", Run: func(bctx context.Context) error {
+		return runBox(bctx, ctx, b, log)
+	}})
 	if cause := context.Cause(ctx); errors.Is(cause, errOrphan) {
 		err = errors.Join(err, cause)
 	}

@@ -140,10 +140,11 @@ func watchOrphan(ctx context.Context, kafka kit.KafkaConfig, deployment string, 
 // with it up (a deleted deployment) the box stops well within this.
 const orphanStop = 3 * time.Second
 
-// runBox runs b until ctx is done. When ctx was cancelled for being
+// runBox runs b until ctx (the supervisor's, cancelled after life) is
+// done. When life, the instance's context, was cancelled for being
 // orphaned, it returns at most orphanStop later, whether or not b stopped:
 // exiting ends the function processes too.
-func runBox(ctx context.Context, b *box.Box, log *slog.Logger) error {
+func runBox(ctx, life context.Context, b *box.Box, log *slog.Logger) error {
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
 	select {
@@ -151,7 +152,7 @@ func runBox(ctx context.Context, b *box.Box, log *slog.Logger) error {
 		return err
 	case <-ctx.Done():
 	}
-	if !errors.Is(context.Cause(ctx), errOrphan) {
+	if !errors.Is(context.Cause(life), errOrphan) {
 		return <-done
 	}
 	t := time.NewTimer(orphanStop)

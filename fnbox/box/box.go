@@ -10,9 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
 	"slices"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -78,13 +76,7 @@ type Config struct {
 
 // DefaultInstance is the instance id of an fnbox not given one:
 // hostname-pid.
-func DefaultInstance() string {
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		h = "fnbox"
-	}
-	return h + "-" + strconv.Itoa(os.Getpid())
-}
+func DefaultInstance() string { return kit.ProcessName("fnbox") }
 
 // Box is one fnbox: create it with New, then Run it once.
 type Box struct {

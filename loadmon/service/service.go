@@ -19,7 +19,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -128,8 +127,7 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	if cfg.Replica == "" {
-		host, _ := os.Hostname()
-		cfg.Replica = host + "-" + strconv.Itoa(os.Getpid())
+		cfg.Replica = kit.ProcessName("butter-loadmon")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configure loadmon: %w", err)

@@ -123,3 +123,14 @@ func splitList(s string) []string {
 	}
 	return out
 }
+
+// ProcessName names this process among its replicas: hostname-pid, or
+// fallback-pid when the hostname is unknown. Services use it as the
+// default replica or instance id.
+func ProcessName(fallback string) string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = fallback
+	}
+	return h + "-" + strconv.Itoa(os.Getpid())
+}

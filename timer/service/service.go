@@ -17,7 +17,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -146,8 +145,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.HeartbeatInterval = d.HeartbeatInterval
 	}
 	if cfg.Replica == "" {
-		host, _ := os.Hostname()
-		cfg.Replica = host + "-" + strconv.Itoa(os.Getpid())
+		cfg.Replica = kit.ProcessName("butter-timer")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configure timer: %w", err)

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,8 +140,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.Retry = d.Retry
 	}
 	if cfg.Replica == "" {
-		host, _ := os.Hostname()
-		cfg.Replica = host + "-" + strconv.Itoa(os.Getpid())
+		cfg.Replica = kit.ProcessName("butter-bridge")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configure bridge: %w", err)

@@ -105,6 +105,12 @@ func limit(r *http.Request) (int, error) {
 	return n, nil
 }
 
+// following reports ?follow=1 (or true): answer as server-sent events.
+func following(r *http.Request) bool {
+	f := r.URL.Query().Get("follow")
+	return f == "1" || f == "true"
+}
+
 // since reads ?since= as an RFC 3339 time or a duration back from now
 // ("15m").
 func since(r *http.Request) (time.Time, error) {
@@ -185,7 +191,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) error {
 	}
 	f := store.LogFilter{Deployment: q.Get("deployment"), Function: q.Get("function"), Since: t, Level: q.Get("level"),
 		Q: q.Get("q"), Limit: n, Cursor: q.Get("cursor")}
-	if q.Get("follow") == "1" || q.Get("follow") == "true" {
+	if following(r) {
 		return follow(s, w, r, func(ctx context.Context, after int64) ([]api.Log, int64, error) {
 			return s.cfg.Store.FollowLogs(ctx, f, after)
 		})
@@ -209,7 +215,7 @@ func (s *Server) platformEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	f := store.PEventFilter{Type: q.Get("type"), Resource: q.Get("resource"), Actor: q.Get("actor"),
 		CorrelationID: q.Get("correlationid"), Since: t, Limit: n, Cursor: q.Get("cursor")}
-	if q.Get("follow") == "1" || q.Get("follow") == "true" {
+	if following(r) {
 		return follow(s, w, r, func(ctx context.Context, after int64) ([]api.PlatformEvent, int64, error) {
 			return s.cfg.Store.FollowPlatformEvents(ctx, f, after)
 		})
@@ -229,7 +235,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if f := r.URL.Query().Get("follow"); f != "1" && f != "true" {
+	if !following(r) {
 		return writeJSON(w, ov)
 	}
 	// follow=1: the overview as a server-sent event every overviewEvery,

@@ -399,32 +399,11 @@ func (s *Store) logs(ctx context.Context, q string, args ...any) ([]logRow, erro
 
 // Logs lists log lines, latest first.
 func (s *Store) Logs(ctx context.Context, f LogFilter) (api.Page[api.Log], error) {
-	page := api.Page[api.Log]{Items: []api.Log{}}
 	w, err := f.where()
 	if err != nil {
-		return page, err
+		return api.Page[api.Log]{Items: []api.Log{}}, err
 	}
-	var ct int64
-	var cp int32
-	var co int64
-	if ok, err := parseCursor(f.Cursor, &ct, &cp, &co); err != nil {
-		return page, err
-	} else if ok {
-		w.add("(time_ns, part, off) < (?, ?, ?)", ct, cp, co)
-	}
-	rows, err := s.logs(ctx, w.String()+` ORDER BY time_ns DESC, part DESC, off DESC LIMIT ?`, append(w.args, f.Limit+1)...)
-	if err != nil {
-		return page, err
-	}
-	for i, r := range rows {
-		if i == f.Limit {
-			last := rows[i-1]
-			page.Next = cursor(last.timeNs, last.part, last.off)
-			break
-		}
-		page.Items = append(page.Items, r.Log)
-	}
-	return page, nil
+	return latestFirst(ctx, s.logs, w, f.Cursor, f.Limit)
 }
 
 // FollowLogs returns the lines matching f stored after position after
@@ -435,32 +414,7 @@ func (s *Store) FollowLogs(ctx context.Context, f LogFilter, after int64) ([]api
 	if err != nil {
 		return nil, after, err
 	}
-	var rows []logRow
-	if after < 0 {
-		// The tail: the latest lines, then everything stored later.
-		if err := s.db.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) FROM logs`).Scan(&after); err != nil {
-			return nil, 0, fmt.Errorf("read logs: %w", err)
-		}
-		w.add("rowid <= ?", after)
-		rows, err = s.logs(ctx, w.String()+` ORDER BY rowid DESC LIMIT ?`, append(w.args, f.Limit)...)
-		for i, j := 0, len(rows)-1; i < j; i, j = i+1, j-1 {
-			rows[i], rows[j] = rows[j], rows[i]
-		}
-	} else {
-		w.add("rowid > ?", after)
-		rows, err = s.logs(ctx, w.String()+` ORDER BY rowid LIMIT ?`, append(w.args, api.MaxLimit)...)
-		if len(rows) > 0 {
-			after = rows[len(rows)-1].rowid
-		}
-	}
-	if err != nil {
-		return nil, after, err
-	}
-	out := make([]api.Log, len(rows))
-	for i, r := range rows {
-		out[i] = r.Log
-	}
-	return out, after, nil
+	return follow(ctx, s, s.logs, "logs", w, after, f.Limit)
 }
 
 // PEventFilter selects platform events.
@@ -525,58 +479,10 @@ func (s *Store) pevents(ctx context.Context, q string, args ...any) ([]peRow, er
 
 // PlatformEvents lists platform events, latest first.
 func (s *Store) PlatformEvents(ctx context.Context, f PEventFilter) (api.Page[api.PlatformEvent], error) {
-	page := api.Page[api.PlatformEvent]{Items: []api.PlatformEvent{}}
-	w := f.where()
-	var ct int64
-	var cp int32
-	var co int64
-	if ok, err := parseCursor(f.Cursor, &ct, &cp, &co); err != nil {
-		return page, err
-	} else if ok {
-		w.add("(time_ns, part, off) < (?, ?, ?)", ct, cp, co)
-	}
-	rows, err := s.pevents(ctx, w.String()+` ORDER BY time_ns DESC, part DESC, off DESC LIMIT ?`, append(w.args, f.Limit+1)...)
-	if err != nil {
-		return page, err
-	}
-	for i, r := range rows {
-		if i == f.Limit {
-			last := rows[i-1]
-			page.Next = cursor(last.timeNs, last.part, last.Offset)
-			break
-		}
-		page.Items = append(page.Items, r.PlatformEvent)
-	}
-	return page, nil
+	return latestFirst(ctx, s.pevents, f.where(), f.Cursor, f.Limit)
 }
 
 // FollowPlatformEvents is FollowLogs for platform events.
 func (s *Store) FollowPlatformEvents(ctx context.Context, f PEventFilter, after int64) ([]api.PlatformEvent, int64, error) {
-	w := f.where()
-	var rows []peRow
-	var err error
-	if after < 0 {
-		if err := s.db.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) FROM pevents`).Scan(&after); err != nil {
-			return nil, 0, fmt.Errorf("read platform events: %w", err)
-		}
-		w.add("rowid <= ?", after)
-		rows, err = s.pevents(ctx, w.String()+` ORDER BY rowid DESC LIMIT ?`, append(w.args, f.Limit)...)
-		for i, j := 0, len(rows)-1; i < j; i, j = i+1, j-1 {
-			rows[i], rows[j] = rows[j], rows[i]
-		}
-	} else {
-		w.add("rowid > ?", after)
-		rows, err = s.pevents(ctx, w.String()+` ORDER BY rowid LIMIT ?`, append(w.args, api.MaxLimit)...)
-		if len(rows) > 0 {
-			after = rows[len(rows)-1].rowid
-		}
-	}
-	if err != nil {
-		return nil, after, err
-	}
-	out := make([]api.PlatformEvent, len(rows))
-	for i, r := range rows {
-		out[i] = r.PlatformEvent
-	}
-	return out, after, nil
+	return follow(ctx, s, s.pevents, "pevents", f.where(), after, f.Limit)
 }

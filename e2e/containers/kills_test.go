@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/buttercompass/butter/proto/kit"
 )
 
 // fn is one deployment of the kill and scale tests: a function reading
@@ -134,15 +136,16 @@ func TestFunctionsSurviveKills(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil && time.Since(killedAt) < 2*time.Minute {
-				ids, _ := running(ctx, f.deployment)
-				if slices.ContainsFunc(ids, func(id string) bool { return !slices.Contains(killed[f.deployment], id) }) {
-					t.Logf("%s (%s): docker kill → replacement container running in %v", f.deployment, f.platform, time.Since(killedAt).Round(time.Millisecond))
-					return
-				}
-				time.Sleep(100 * time.Millisecond)
+			pctx, cancel := context.WithDeadline(ctx, killedAt.Add(2*time.Minute))
+			defer cancel()
+			if err := kit.Poll(pctx, 100*time.Millisecond, func() bool {
+				ids, _ := running(pctx, f.deployment)
+				return slices.ContainsFunc(ids, func(id string) bool { return !slices.Contains(killed[f.deployment], id) })
+			}); err != nil {
+				t.Errorf("%s: no replacement container 2 minutes after docker kill", f.deployment)
+				return
 			}
-			t.Errorf("%s: no replacement container 2 minutes after docker kill", f.deployment)
+			t.Logf("%s (%s): docker kill → replacement container running in %v", f.deployment, f.platform, time.Since(killedAt).Round(time.Millisecond))
 		}()
 	}
 	wg.Wait()

@@ -384,21 +384,22 @@ func TestComposeUp(t *testing.T) {
 	}
 	route := fmt.Sprintf("http://%s:8080/double", containerIP(t, ctx, project, "gateway"))
 	var answer string
-	for answer == "" {
+	var lastErr error
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	if err := kit.Poll(pctx, 250*time.Millisecond, func() bool {
 		resp, err := (&http.Client{Timeout: 15 * time.Second}).Post(route, "application/json", strings.NewReader(`{"n":21}`))
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				answer = string(b)
-			}
+		if lastErr = err; err != nil {
+			return false
 		}
-		if ctx.Err() != nil || time.Since(deployed) > 3*time.Minute {
-			t.Fatalf("no 200 from the python function's route 3 minutes after the deploy (last: %v)", err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			answer = string(b)
 		}
-		if answer == "" {
-			time.Sleep(250 * time.Millisecond)
-		}
+		return answer != ""
+	}); err != nil {
+		t.Fatalf("no 200 from the python function's route 3 minutes after the deploy (last: %v)", lastErr)
 	}
 	if !strings.Contains(answer, `"double":42`) && !strings.Contains(answer, `"double": 42`) {
 		t.Fatalf("route answered %s, want double 42", answer)

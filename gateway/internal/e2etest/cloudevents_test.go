@@ -17,9 +17,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/buttercompass/butter/gateway/internal/testutil"
-	"github.com/buttercompass/butter/gateway/service"
 	"github.com/buttercompass/butter/proto/control"
-	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/kit/kittest"
 	"github.com/buttercompass/butter/proto/obs"
 )
@@ -58,46 +56,9 @@ func TestCloudEventsRouteWithSDKClient(t *testing.T) {
 	c := testutil.NewCluster(t)
 	c.Deploy("ce", ceDescriptor)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	box := exec.CommandContext(ctx, fnboxBin, "--code", code, "--descriptor", filepath.Join(code, control.DescriptorFile),
-		"--functions", "echo", "--instance", "ce-1", "--admin", "127.0.0.1:0", "--brokers", c.Broker.Addr())
-	logs := &kittest.Buffer{}
-	box.Stdout, box.Stderr = logs, logs
-	if err := box.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = box.Wait()
-		if t.Failed() {
-			t.Logf("fnbox output:\n%s", logs.String())
-		}
-	})
+	logs := startFnbox(t, code, "echo", "ce-1", c)
 
-	cfg := service.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.Kafka = kit.KafkaConfig{Brokers: []string{c.Broker.Addr()}}
-	cfg.Grace = 5 * time.Second
-	cfg.Logger, _ = kit.NewLogger(io.Discard, "info")
-	gw, err := service.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pctx, pcancel := context.WithTimeout(context.Background(), testutil.Timeout)
-	defer pcancel()
-	if err := gw.Provision(pctx); err != nil {
-		gw.Close()
-		t.Fatal(err)
-	}
-	sctx, scancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- gw.Serve(sctx) }()
-	t.Cleanup(func() {
-		scancel()
-		<-done
-		gw.Close()
-	})
-	target := "http://" + gw.Addr() + "/ce"
+	target := startGateway(t, c) + "/ce"
 	kittest.Eventually(t, "fnbox ready", func() error {
 		if !strings.Contains(logs.String(), control.ReadyMessage) {
 			return fmt.Errorf("no %q yet", control.ReadyMessage)

@@ -1,7 +1,6 @@
 package e2etest
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,14 +12,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/buttercompass/butter/proto/kit/kittest"
 
 	"github.com/buttercompass/butter/gateway/internal/testutil"
-	"github.com/buttercompass/butter/gateway/service"
 	"github.com/buttercompass/butter/proto/control"
-	"github.com/buttercompass/butter/proto/kit"
 )
 
 // fnboxBin is the real fnbox, built by TestMain.
@@ -51,46 +47,9 @@ func TestHTTPHelloWithRealFnbox(t *testing.T) {
 	c := testutil.NewCluster(t)
 	c.Deploy("hello", string(desc))
 
-	ctx, cancel := context.WithCancel(context.Background())
-	box := exec.CommandContext(ctx, fnboxBin, "--code", code, "--descriptor", filepath.Join(code, control.DescriptorFile),
-		"--functions", "hello", "--instance", "e2e-1", "--admin", "127.0.0.1:0", "--brokers", c.Broker.Addr())
-	logs := &kittest.Buffer{}
-	box.Stdout, box.Stderr = logs, logs
-	if err := box.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = box.Wait()
-		if t.Failed() {
-			t.Logf("fnbox output:\n%s", logs.String())
-		}
-	})
+	logs := startFnbox(t, code, "hello", "e2e-1", c)
 
-	cfg := service.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.Kafka = kit.KafkaConfig{Brokers: []string{c.Broker.Addr()}}
-	cfg.Grace = 5 * time.Second
-	cfg.Logger, _ = kit.NewLogger(io.Discard, "info")
-	gw, err := service.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pctx, pcancel := context.WithTimeout(context.Background(), testutil.Timeout)
-	defer pcancel()
-	if err := gw.Provision(pctx); err != nil {
-		gw.Close()
-		t.Fatal(err)
-	}
-	sctx, scancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- gw.Serve(sctx) }()
-	t.Cleanup(func() {
-		scancel()
-		<-done
-		gw.Close()
-	})
-	base := "http://" + gw.Addr()
+	base := startGateway(t, c)
 
 	kittest.Eventually(t, "fnbox ready", func() error {
 		if !strings.Contains(logs.String(), control.ReadyMessage) {

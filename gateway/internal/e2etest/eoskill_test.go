@@ -1,7 +1,6 @@
 package e2etest
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -14,9 +13,7 @@ import (
 	"time"
 
 	"github.com/buttercompass/butter/gateway/internal/testutil"
-	"github.com/buttercompass/butter/gateway/service"
 	"github.com/buttercompass/butter/proto/control"
-	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/kit/kittest"
 )
 
@@ -87,29 +84,7 @@ func TestExactlyOnceRouteAnswersAfterKill(t *testing.T) {
 	first, admin := start()
 	kittest.WaitReady(t, "fnbox", "http://"+admin)
 
-	cfg := service.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.Kafka = kit.KafkaConfig{Brokers: []string{c.Broker.Addr()}}
-	cfg.Grace = 5 * time.Second
-	cfg.Logger, _ = kit.NewLogger(io.Discard, "info")
-	gw, err := service.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pctx, pcancel := context.WithTimeout(context.Background(), testutil.Timeout)
-	defer pcancel()
-	if err := gw.Provision(pctx); err != nil {
-		gw.Close()
-		t.Fatal(err)
-	}
-	sctx, scancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- gw.Serve(sctx) }()
-	t.Cleanup(func() {
-		scancel()
-		<-done
-		gw.Close()
-	})
+	gwURL := startGateway(t, c)
 
 	type answer struct {
 		status int
@@ -118,7 +93,7 @@ func TestExactlyOnceRouteAnswersAfterKill(t *testing.T) {
 	}
 	answered := make(chan answer, 1)
 	go func() {
-		res, err := http.Post("http://"+gw.Addr()+"/slow", "text/plain", strings.NewReader("ada"))
+		res, err := http.Post(gwURL+"/slow", "text/plain", strings.NewReader("ada"))
 		if err != nil {
 			answered <- answer{err: err}
 			return

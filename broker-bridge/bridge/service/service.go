@@ -337,10 +337,14 @@ func (s *Service) Addr() string { return s.admin.Addr() }
 // Serve runs the bridges until ctx is done, then stops them (each ends
 // its transaction or commits its offsets) and leaves the group.
 func (s *Service) Serve(ctx context.Context) error {
-	actx, cancelAdmin := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelAdmin()
-	adminDone := make(chan error, 1)
-	go func() { adminDone <- s.admin.Serve(actx) }()
+	return s.admin.Supervise(ctx, kit.Watch("follow deployments", s.followDone), kit.Part{Name: "bridges", Run: s.run})
+}
+
+// run takes part in the owners' group (membership alone elects who runs
+// the single-owner bridges) and runs the deployments' bridges until ctx is
+// done. It stops every bridge before leaving the group, so a new owner
+// starts sources only once these have stopped.
+func (s *Service) run(ctx context.Context) error {
 	gctx, stopGroup := context.WithCancel(ctx)
 	defer stopGroup()
 	groupDone := make(chan struct{})
@@ -354,25 +358,18 @@ func (s *Service) Serve(ctx context.Context) error {
 		}
 	}()
 	r := &runners{m: map[string]*runner{}}
-	var err error
-	for err == nil {
+	for {
 		select {
 		case <-ctx.Done():
-		case err = <-s.followDone:
-			err = fmt.Errorf("follow deployments: %w", err)
+			r.stopAll()
+			stopGroup()
+			<-groupDone
+			s.owners.LeaveGroup()
+			return nil
 		case <-s.changed:
 			s.reconcile(ctx, r)
-			continue
 		}
-		break
 	}
-	s.admin.SetDraining()
-	r.stopAll()
-	stopGroup()
-	<-groupDone
-	s.owners.LeaveGroup()
-	cancelAdmin()
-	return errors.Join(err, <-adminDone)
 }
 
 // Close releases the clients.

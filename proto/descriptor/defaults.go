@@ -42,7 +42,7 @@ const (
 	// ordering is partition: the simplest code to get right.
 	DefaultPartitionConcurrency = 1
 	// DefaultUnorderedConcurrency is the events in flight per instance when
-	// ordering is none, the point of which is concurrency.
+	// ordering is key or none, the point of which is concurrency.
 	DefaultUnorderedConcurrency = 16
 	// DefaultTimezone reads schedules in UTC so they mean the same on every
 	// machine.
@@ -212,7 +212,7 @@ func applyDefaults(desc *Descriptor, retriesSet func(i int) bool) {
 
 // defaultConcurrency is the concurrency a function gets for an ordering.
 func defaultConcurrency(ordering string) int {
-	if ordering == OrderingNone {
+	if ordering == OrderingNone || ordering == OrderingKey {
 		return DefaultUnorderedConcurrency
 	}
 	return DefaultPartitionConcurrency

@@ -260,7 +260,9 @@ type Delivery struct {
 	// "<deployment>-<function>-dlq", so no failure is ever dropped.
 	DeadLetter string `json:"deadLetter"`
 	// Ordering is partition (default: events of a partition one at a time,
-	// retries block it) or none (a partition's events run concurrently).
+	// retries block it), key (events of one record key one at a time, in
+	// offset order, different keys concurrently; a retry blocks its key)
+	// or none (a partition's events run concurrently).
 	Ordering string `json:"ordering"`
 	// Guarantee is at-least-once (default) or exactly-once (Kafka
 	// transactions from input to out and emits).
@@ -272,6 +274,7 @@ type Delivery struct {
 // Delivery orderings and guarantees.
 const (
 	OrderingPartition = "partition" // one event at a time per partition, in order
+	OrderingKey       = "key"       // one event at a time per record key, in order
 	OrderingNone      = "none"      // a partition's events concurrently
 
 	AtLeastOnce = "at-least-once" // commit after success; a crash redelivers
@@ -288,7 +291,7 @@ type Scale struct {
 	// Max is the most instances. Default the larger of 8 and Min.
 	Max int `json:"max"`
 	// Concurrency is how many events one instance processes at once.
-	// Default 1 with ordering partition, 16 with ordering none.
+	// Default 1 with ordering partition, 16 with ordering key or none.
 	Concurrency int `json:"concurrency"`
 	// LagPerReplica is the consumer lag one instance is expected to
 	// carry: loadmon runs ceil(lag / LagPerReplica) instances at least

@@ -119,7 +119,7 @@ func TestBadDescriptor(t *testing.T) {
 		`testdata/bad.yaml:17:14 functions[0].bindings.emits: expected a list, got a string`,
 		`testdata/bad.yaml:18:17 functions[0].delivery.retires: unknown field (did you mean "retries"?)`,
 		`testdata/bad.yaml:18:38 functions[0].delivery.backoff: 30 is not a duration: add a unit, like 30s or 30ms`,
-		`testdata/bad.yaml:18:52 functions[0].delivery.ordering: "random" is not an ordering: use partition or none`,
+		`testdata/bad.yaml:18:52 functions[0].delivery.ordering: "random" is not an ordering: use partition, key or none`,
 		`testdata/bad.yaml:18:67 functions[0].delivery.batch: must be at least 1`,
 		`testdata/bad.yaml:19:19 functions[0].scale.min: 4 is more than max 2`,
 		`testdata/bad.yaml:19:43 functions[0].scale.concurrency: must be at least 1`,

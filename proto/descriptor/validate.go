@@ -461,7 +461,7 @@ func (c checker) timezone(p, tz string) {
 }
 
 var (
-	orderings  = []string{OrderingPartition, OrderingNone}
+	orderings  = []string{OrderingPartition, OrderingKey, OrderingNone}
 	guarantees = []string{AtLeastOnce, ExactlyOnce}
 )
 
@@ -496,7 +496,7 @@ func (c checker) delivery(p string, dl *Delivery) {
 	switch {
 	case c.present(p+".guarantee") && !slices.Contains(guarantees, dl.Guarantee):
 		c.report(p+".guarantee", "%q is not a guarantee: use %s", dl.Guarantee, orList(guarantees))
-	case dl.Guarantee == ExactlyOnce && dl.Ordering == OrderingNone:
+	case dl.Guarantee == ExactlyOnce && dl.Ordering != "" && dl.Ordering != OrderingPartition:
 		// Transactions commit a partition's offsets in order; events
 		// finishing out of order could not be committed exactly once.
 		c.report(p+".guarantee", "exactly-once needs ordering: partition")

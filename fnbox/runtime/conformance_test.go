@@ -16,7 +16,7 @@ import (
 
 // need fails the test when a language is missing: a skipped suite would
 // look green on a machine that cannot run functions at all.
-func need(t *testing.T, command, hint string) {
+func need(t testing.TB, command, hint string) {
 	t.Helper()
 	if _, err := exec.LookPath(command); err != nil {
 		t.Fatalf("%s is not on PATH, so this platform cannot be tested: %s", command, hint)
@@ -74,7 +74,7 @@ func TestConformanceSDKGo(t *testing.T) {
 // buildGoFixture copies a Go fixture's descriptors into a temporary
 // directory and builds its main.go there as ./handler, the command its
 // butter.yaml names: fnbox builds nothing for platform go yet.
-func buildGoFixture(t *testing.T, name string) string {
+func buildGoFixture(t testing.TB, name string) string {
 	t.Helper()
 	src, err := filepath.Abs(fixture(name))
 	if err != nil {

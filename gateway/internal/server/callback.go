@@ -4,138 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
-	"net/url"
-	"syscall"
-	"time"
+
+	"github.com/buttercompass/butter/proto/egress"
 )
 
-// errPrivate refuses a callback to an address inside the network.
-var errPrivate = errors.New("callback address is loopback, private or link-local (see --allow-private-callbacks)")
-
-// publicAddr reports whether a is an address callbacks may reach without
-// AllowPrivateCallbacks: not loopback, private, link-local, unspecified or
-// multicast, so a caller cannot make the gateway POST to the services
-// beside it (cloud metadata endpoints included).
-func publicAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	if v4, ok := embeddedIPv4(a); ok {
-		return publicAddr(v4)
-	}
-	if !a.IsValid() || a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() ||
-		a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast() || a.IsMulticast() || a.IsUnspecified() {
-		return false
-	}
-	for _, p := range nonPublic {
-		if p.Contains(a) {
-			return false
-		}
-	}
-	return true
-}
-
-// nonPublic are the IANA special-purpose ranges netip has no predicate
-// for: "this network", carrier-grade NAT (where some clouds keep their
-// metadata service), IETF protocol assignments, benchmarking, the
-// documentation nets and the reserved 240/4.
-var nonPublic = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),
-	netip.MustParsePrefix("100.64.0.0/10"),
-	netip.MustParsePrefix("192.0.0.0/24"),
-	netip.MustParsePrefix("192.0.2.0/24"),
-	netip.MustParsePrefix("198.18.0.0/15"),
-	netip.MustParsePrefix("198.51.100.0/24"),
-	netip.MustParsePrefix("203.0.113.0/24"),
-	netip.MustParsePrefix("240.0.0.0/4"),
-	netip.MustParsePrefix("2001:db8::/32"),
-	netip.MustParsePrefix("100::/64"),
-	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use NAT64
-}
-
-// Prefixes of IPv6 addresses that carry an IPv4 one: well-known NAT64
-// (the last 32 bits) and 6to4 (bits 16-47).
-var (
-	nat64   = netip.MustParsePrefix("64:ff9b::/96")
-	sixToF4 = netip.MustParsePrefix("2002::/16")
-)
-
-// embeddedIPv4 returns the IPv4 address a NAT64 or 6to4 address reaches.
-func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
-	if !a.Is6() {
-		return netip.Addr{}, false
-	}
-	b := a.As16()
-	switch {
-	case nat64.Contains(a):
-		return netip.AddrFrom4([4]byte(b[12:16])), true
-	case sixToF4.Contains(a):
-		return netip.AddrFrom4([4]byte(b[2:6])), true
-	}
-	return netip.Addr{}, false
-}
-
-// callbackClient returns the client that sends callbacks: based on c (nil
-// for a client with a 10s timeout), it never follows redirects and, unless
-// allowPrivate, connects only to public addresses, checked on the address
-// actually dialled so a name resolving differently later is caught too.
+// callbackClient returns the client that sends callbacks: egress.Client,
+// which never follows redirects and, unless allowPrivate, dials only
+// public addresses.
 func callbackClient(c *http.Client, allowPrivate bool) *http.Client {
-	var out http.Client
-	if c != nil {
-		out = *c
-	} else {
-		out = http.Client{Timeout: 10 * time.Second}
-	}
-	out.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	if allowPrivate || c != nil && c.Transport != nil {
-		return &out
-	}
-	d := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
-		ap, err := netip.ParseAddrPort(address)
-		if err != nil {
-			return fmt.Errorf("callback address %s: %w", address, err)
-		}
-		if !publicAddr(ap.Addr()) {
-			return fmt.Errorf("%s: %w", address, errPrivate)
-		}
-		return nil
-	}}
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.Proxy = nil // the check must see the callback's address, not a proxy's
-	t.DialContext = d.DialContext
-	out.Transport = t
-	return &out
+	return egress.Client(c, allowPrivate)
 }
 
 // checkCallback refuses a callback URL that is not an absolute http(s) URL
 // or, unless allowPrivate, whose host is or resolves to an address that is
-// not public.
+// not public (egress.CheckURL).
 func checkCallback(ctx context.Context, raw string, allowPrivate bool) error {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return errors.New("must be an absolute http or https URL")
+	err := egress.CheckURL(ctx, raw, allowPrivate)
+	if errors.Is(err, egress.ErrPrivate) {
+		return fmt.Errorf("callback %w (see --allow-private-callbacks)", err)
 	}
-	if allowPrivate {
-		return nil
-	}
-	host := u.Hostname()
-	if a, err := netip.ParseAddr(host); err == nil {
-		if !publicAddr(a) {
-			return errPrivate
-		}
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	if err != nil {
-		return fmt.Errorf("cannot resolve %s: %w", host, err)
-	}
-	for _, a := range addrs {
-		if !publicAddr(a) {
-			return errPrivate
-		}
-	}
-	return nil
+	return err
 }

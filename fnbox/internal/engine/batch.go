@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/fnbox/runtime"
+	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/envelope"
 )
 
@@ -58,12 +59,17 @@ func batchOf(fs kgo.Fetches) []*partBatch {
 func (r *runner) units(pb *partBatch, size int) []unit {
 	size = max(1, size)
 	pb.ds = make([]envelope.Delivery, len(pb.recs))
+	byKey := r.fn.Delivery.Ordering == descriptor.OrderingKey
 	var us []unit
-	var cur []int
-	flush := func() {
-		if len(cur) > 0 {
-			us = append(us, unit{pb: pb, idx: cur})
-			cur = nil
+	// cur is the unit being filled, per record key under ordering key
+	// (a unit never mixes keys, so a key's invocations stay in order
+	// whatever the other keys do), under the one key "" otherwise.
+	cur := map[string][]int{}
+	var keys []string // of cur, in order of first appearance
+	flush := func(k string) {
+		if len(cur[k]) > 0 {
+			us = append(us, unit{pb: pb, idx: cur[k]})
+			cur[k] = nil
 		}
 	}
 	for i, rec := range pb.recs {
@@ -79,21 +85,34 @@ func (r *runner) units(pb *partBatch, size int) []unit {
 			r.stats.done(1)
 			continue
 		}
+		k := ""
+		if byKey {
+			k = string(rec.Key)
+		}
+		if _, seen := cur[k]; !seen {
+			keys = append(keys, k)
+			cur[k] = nil
+		}
 		if d.Invalid != nil || envelope.Extension(d.Event, envelope.ExtReplyTo) != "" || envelope.Extension(d.Event, envelope.ExtDeadline) != "" ||
 			r.suspectAt(tp{pb.topic, pb.partition}, rec.Offset) {
-			flush()
-			cur = []int{i}
-			flush()
+			flush(k)
+			cur[k] = []int{i}
+			flush(k)
 			continue
 		}
-		cur = append(cur, i)
-		if len(cur) == size {
-			flush()
+		cur[k] = append(cur[k], i)
+		if len(cur[k]) == size {
+			flush(k)
 		}
 	}
-	flush()
+	for _, k := range keys {
+		flush(k)
+	}
 	return us
 }
+
+// key is the record key a unit's events share under ordering key.
+func (u unit) key() string { return string(u.pb.recs[u.idx[0]].Key) }
 
 func (pb *partBatch) markDone(i int) {
 	pb.mu.Lock()
@@ -141,8 +160,9 @@ func allDone(parts []*partBatch) bool {
 }
 
 // runBatch processes a poll: partitions in parallel, each partition's
-// invocations one after another (ordering partition) or concurrently
-// (ordering none), all bounded by the function's concurrency, which counts
+// invocations one after another (ordering partition), one after another
+// per record key with the keys concurrently (ordering key), or
+// concurrently (ordering none), all bounded by the function's concurrency, which counts
 // invocations (a batch of delivery.batch events is one). When ctx is done
 // no new invocation starts, and one waiting for a retry is abandoned
 // undone; invocations already running finish. It returns the first error
@@ -189,35 +209,58 @@ func (r *runner) runBatch(ctx context.Context, rt runtime.Runtime, out *producer
 		}
 		return done
 	}
+	// chain runs units one after the other; a unit not done stops it, so
+	// the events after it wait: order holds.
+	chain := func(us []unit) {
+		for _, u := range us {
+			if stopped() || !acquire() {
+				return
+			}
+			ok := one(u)
+			release()
+			if !ok {
+				return
+			}
+		}
+	}
 	for _, pb := range parts {
 		wg.Go(func() {
 			us := r.units(pb, r.fn.Delivery.Batch)
 			// A suspect partition goes one event after the other even
 			// without ordering: each invocation's marker names it alone.
-			if r.ordered() || r.suspectAt(tp{pb.topic, pb.partition}, pb.recs[0].Offset) {
+			suspect := r.suspectAt(tp{pb.topic, pb.partition}, pb.recs[0].Offset)
+			switch {
+			case suspect || r.ordered() && !r.byKey(): // ordering partition
+				chain(us)
+			case r.byKey():
+				// One chain per record key, the chains concurrently.
+				var keys []string
+				chains := map[string][]unit{}
+				for _, u := range us {
+					k := u.key()
+					if _, ok := chains[k]; !ok {
+						keys = append(keys, k)
+					}
+					chains[k] = append(chains[k], u)
+				}
+				var inner sync.WaitGroup
+				for _, k := range keys {
+					inner.Go(func() { chain(chains[k]) })
+				}
+				inner.Wait()
+			default:
+				var inner sync.WaitGroup
 				for _, u := range us {
 					if stopped() || !acquire() {
-						return
+						break
 					}
-					ok := one(u)
-					release()
-					if !ok {
-						return // later events wait: order holds
-					}
+					inner.Go(func() {
+						defer release()
+						one(u)
+					})
 				}
-				return
+				inner.Wait()
 			}
-			var inner sync.WaitGroup
-			for _, u := range us {
-				if stopped() || !acquire() {
-					break
-				}
-				inner.Go(func() {
-					defer release()
-					one(u)
-				})
-			}
-			inner.Wait()
 		})
 	}
 	wg.Wait()

@@ -94,6 +94,7 @@ func newRunner(e *Engine, f descriptor.Function) *runner {
 
 func (r *runner) exactlyOnce() bool { return r.fn.Delivery.Guarantee == descriptor.ExactlyOnce }
 func (r *runner) ordered() bool     { return r.fn.Delivery.Ordering != descriptor.OrderingNone }
+func (r *runner) byKey() bool       { return r.fn.Delivery.Ordering == descriptor.OrderingKey }
 
 // pollSize is the most records one poll takes: MaxPollRecords, raised to
 // delivery.batch so that a full batch can come out of a single poll (a

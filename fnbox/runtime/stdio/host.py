@@ -2,6 +2,12 @@
 # process and talks to fnbox in JSON lines on fd 4 (fnbox -> host) and fd 3
 # (host -> fnbox), leaving stdout and stderr to the user's code. The
 # protocol is described in package stdio (protocol.go).
+#
+# Where the time goes, per event: a sync handler (the common case) never
+# touches the asyncio loop. The reader thread hands its invocation straight
+# to a worker thread, which runs it and writes the reply itself, in one
+# write(2). Only async handlers, and answers to their context calls, go
+# through the loop.
 import asyncio
 import base64
 import concurrent.futures
@@ -11,22 +17,30 @@ import inspect
 import itertools
 import json
 import os
+import queue
 import sys
 import threading
 import time
 import traceback
 
-_out = open(3, "wb")
 _out_lock = threading.Lock()
 _handlers = {}
+_sync = {}  # function name -> True when its handler is a plain function
 _modules = {}
 _calls = {}
 _tasks = {}
+_running = set()  # sync invocations in worker threads, by id
+_cancelled = set()  # those of them fnbox gave up on: their reply is dropped
 _call_ids = itertools.count(1)
 _loop = None
 # Sync handlers run in threads so one blocking handler does not stall the
-# others; the pool is large because handlers mostly wait on I/O.
-_pool = concurrent.futures.ThreadPoolExecutor(max_workers=int(os.environ.get("BUTTER_PYTHON_THREADS", "64")))
+# others; the pool is large because handlers mostly wait on I/O. Threads
+# start on demand and wait on one queue.
+_max_workers = int(os.environ.get("BUTTER_PYTHON_THREADS", "64"))
+_work = queue.SimpleQueue()
+_workers_lock = threading.Lock()
+_workers = 0
+_idle = 0
 
 
 def _default(o):
@@ -37,11 +51,18 @@ def _default(o):
     raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
 
-def send(msg):
-    line = (json.dumps(msg, default=_default, separators=(",", ":")) + "\n").encode()
+_encode_json = json.JSONEncoder(separators=(",", ":"), default=_default).encode
+
+
+def _write(line):
     with _out_lock:
-        _out.write(line)
-        _out.flush()
+        view = memoryview(line)
+        while view:
+            view = view[os.write(3, view):]
+
+
+def send(msg):
+    _write((_encode_json(msg) + "\n").encode())
 
 
 def is_json_type(ct):
@@ -98,6 +119,8 @@ def _in_loop():
 class Context:
     """The function's view of fnbox: emit, request, log, deadline."""
 
+    __slots__ = ("invocation_id", "function_name", "_deadline_ms", "traceparent", "tracestate")
+
     def __init__(self, inv):
         self.invocation_id = inv["id"]
         self.function_name = inv["fn"]
@@ -105,8 +128,13 @@ class Context:
         # W3C trace context of fnbox's invoke span: parent your own spans on it.
         self.traceparent = inv.get("traceparent")
         self.tracestate = inv.get("tracestate")
-        self.deadline = (datetime.datetime.fromtimestamp(self._deadline_ms / 1000, tz=datetime.timezone.utc)
-                         if self._deadline_ms else None)
+
+    @property
+    def deadline(self):
+        # Computed when read: most handlers never look at it.
+        if not self._deadline_ms:
+            return None
+        return datetime.datetime.fromtimestamp(self._deadline_ms / 1000, tz=datetime.timezone.utc)
 
     def remaining_ms(self):
         if not self._deadline_ms:
@@ -141,10 +169,11 @@ class Context:
             async def wait():
                 return convert(await fut)
             return wait()
-        # A sync handler in a worker thread: block until fnbox answers.
+        # A sync handler in a worker thread: block until fnbox answers (the
+        # reader thread completes the future).
         cf = concurrent.futures.Future()
-        _loop.call_soon_threadsafe(_calls.__setitem__, cid, cf)
-        _loop.call_soon_threadsafe(send, msg)
+        _calls[cid] = cf
+        send(msg)
         return convert(cf.result())
 
 
@@ -191,66 +220,164 @@ def load(fn, d):
     return None
 
 
+def _reply(inv, result):
+    """The reply line of an invocation that returned result."""
+    enc = encode(result)
+    return (_encode_json({"id": inv["id"], "result": enc.get("data"), "contentType": enc.get("contentType"),
+                          "base64": enc.get("base64", False)}) + "\n").encode()
+
+
+def _error_reply(inv, e):
+    return (_encode_json({"id": inv["id"], "error": {"message": str(e) or type(e).__name__,
+                                                     "stack": traceback.format_exc()}}) + "\n").encode()
+
+
+def _arg(inv):
+    events = [Event(e) for e in inv["events"]]
+    return events if inv.get("batch") or len(events) != 1 else events[0]
+
+
+async def _await(aw):
+    return await aw
+
+
+def _run_sync(inv):
+    """Runs a sync handler's invocation in this worker thread and replies."""
+    try:
+        result = _handlers[inv["fn"]](_arg(inv), Context(inv))
+        if inspect.isawaitable(result):
+            result = asyncio.run_coroutine_threadsafe(_await(result), _loop).result()
+        line = _reply(inv, result)  # fails here, as the function's error, if unsendable
+    except BaseException as e:  # noqa: BLE001 - the function's failure, reported to fnbox
+        line = _error_reply(inv, e)
+    with _workers_lock:
+        _running.discard(inv["id"])
+        if inv["id"] in _cancelled:
+            _cancelled.discard(inv["id"])
+            return  # fnbox gave up on it (deadline) and ignores any reply
+    _write(line)
+
+
+def _worker():
+    global _idle
+    while True:
+        inv = _work.get()
+        with _workers_lock:
+            _idle -= 1
+        _run_sync(inv)
+        with _workers_lock:
+            _idle += 1
+
+
+def _submit(inv):
+    """Hands a sync invocation to an idle worker, starting one if none is."""
+    global _workers, _idle
+    with _workers_lock:
+        start = _idle == 0 and _workers < _max_workers
+        if start:
+            _workers += 1
+            _idle += 1
+        _running.add(inv["id"])
+    if start:
+        threading.Thread(target=_worker, daemon=True).start()
+    _work.put(inv)
+
+
 async def invoke(inv):
     try:
         h = _handlers.get(inv["fn"])
         if h is None:
             raise LookupError(f"unknown function {inv['fn']}")
-        events = [Event(e) for e in inv["events"]]
-        arg = events if inv.get("batch") or len(events) != 1 else events[0]
-        ctx = Context(inv)
-        if inspect.iscoroutinefunction(h):
-            result = await h(arg, ctx)
-        else:
-            result = await _loop.run_in_executor(_pool, h, arg, ctx)
-            if inspect.isawaitable(result):
-                result = await result
-        enc = encode(result)
-        reply = {"id": inv["id"], "result": enc.get("data"), "contentType": enc.get("contentType"),
-                 "base64": enc.get("base64", False)}
-        json.dumps(reply, default=_default)  # fail here, as the function's error, if unsendable
+        result = await h(_arg(inv), Context(inv))
+        line = _reply(inv, result)  # fails here, as the function's error, if unsendable
     except asyncio.CancelledError:
         return  # fnbox gave up on it (deadline) and ignores any reply
     except BaseException as e:  # noqa: BLE001 - the function's failure, reported to fnbox
-        reply = {"id": inv["id"], "error": {"message": str(e) or type(e).__name__,
-                                            "stack": traceback.format_exc()}}
+        line = _error_reply(inv, e)
     finally:
         _tasks.pop(inv["id"], None)
-    send(reply)
+    _write(line)
+
+
+def _load(msg):
+    # The deployment's own modules import each other as top-level names.
+    sys.path.insert(0, msg["dir"])
+    errors = [e for e in (load(fn, msg["dir"]) for fn in msg["load"]) if e]
+    for name, h in _handlers.items():
+        _sync[name] = not inspect.iscoroutinefunction(h)
+    send({"loadErrors": errors} if errors else {"ready": True})
+
+
+def _answer(msg):
+    fut = _calls.pop(msg["call"], None)
+    if fut is None or fut.done():
+        return
+    err = msg.get("error")
+    if err:
+        fut.set_exception(ButterError(err.get("message"), err.get("code")))
+    else:
+        fut.set_result(msg)
+
+
+def _cancel(iid):
+    task = _tasks.get(iid)
+    if task:
+        task.cancel()
 
 
 def handle(msg):
-    if "load" in msg:
-        # The deployment's own modules import each other as top-level names.
-        sys.path.insert(0, msg["dir"])
-        errors = [e for e in (load(fn, msg["dir"]) for fn in msg["load"]) if e]
-        send({"loadErrors": errors} if errors else {"ready": True})
-    elif msg.get("call"):
-        fut = _calls.pop(msg["call"], None)
-        if fut is None or fut.done():
-            return
-        err = msg.get("error")
-        if err:
-            fut.set_exception(ButterError(err.get("message"), err.get("code")))
+    """Dispatches one message from fnbox; runs in the reader thread."""
+    if msg.get("id") and "fn" in msg:
+        if _sync.get(msg["fn"]):
+            _submit(msg)
         else:
-            fut.set_result(msg)
+            _loop.call_soon_threadsafe(_start_task, msg)
+    elif msg.get("call"):
+        fut = _calls.get(msg["call"])
+        if isinstance(fut, concurrent.futures.Future):
+            _answer(msg)  # a worker thread waits on it: no need for the loop
+        else:
+            _loop.call_soon_threadsafe(_answer, msg)
     elif msg.get("cancel"):
-        task = _tasks.get(msg["cancel"])
-        if task:
-            task.cancel()
-    elif msg.get("id"):
-        _tasks[msg["id"]] = _loop.create_task(invoke(msg))
+        iid = msg["cancel"]
+        with _workers_lock:
+            if iid in _running:
+                _cancelled.add(iid)
+        _loop.call_soon_threadsafe(_cancel, iid)
+    elif "load" in msg:
+        # On the loop's thread, as module code may look for the loop; the
+        # invocations come only after the answer.
+        done = threading.Event()
+
+        def run():
+            try:
+                _load(msg)
+            finally:
+                done.set()
+        _loop.call_soon_threadsafe(run)
+        done.wait()
+
+
+def _start_task(msg):
+    _tasks[msg["id"]] = _loop.create_task(invoke(msg))
 
 
 def read_input():
-    with open(4, "rb") as f:
-        for line in f:
+    buf = b""
+    while True:
+        chunk = os.read(4, 1 << 16)
+        if not chunk:
+            break
+        buf += chunk
+        if b"\n" not in chunk:
+            continue
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
             if line.strip():
-                _loop.call_soon_threadsafe(handle, json.loads(line))
+                handle(json.loads(line))
     # fnbox closed our input: it wants us gone, in-flight work or not.
     with _out_lock:
-        _out.flush()
-    os._exit(0)
+        os._exit(0)
 
 
 def main():

@@ -5,7 +5,6 @@
 "use strict";
 const net = require("net");
 const path = require("path");
-const readline = require("readline");
 const util = require("util");
 const { pathToFileURL } = require("url");
 
@@ -133,14 +132,14 @@ function toEvent(e) {
 
 async function invoke(inv) {
   const h = handlers.get(inv.fn);
-  let reply;
+  let line;
   try {
     if (!h) throw new Error(`unknown function ${inv.fn}`);
     const events = inv.events.map(toEvent);
     const result = await h(events.length === 1 && !inv.batch ? events[0] : events, makeContext(inv));
     const enc = encode(result);
-    reply = { id: inv.id, result: enc.data, contentType: enc.contentType, base64: enc.base64 };
-    JSON.stringify(reply); // fail here, as the function's error, if the result cannot be sent
+    // Encoded here, so a result that cannot be sent fails as the function's error.
+    line = JSON.stringify({ id: inv.id, result: enc.data, contentType: enc.contentType, base64: enc.base64 }) + "\n";
   } catch (err) {
     let message, stack;
     if (err instanceof Error) {
@@ -149,43 +148,86 @@ async function invoke(inv) {
     } else {
       message = typeof err === "string" ? err : util.inspect(err);
     }
-    reply = { id: inv.id, error: { message, stack } };
+    line = JSON.stringify({ id: inv.id, error: { message, stack } }) + "\n";
   }
-  send(reply);
+  out.write(line);
 }
 
-async function main() {
-  const rl = readline.createInterface({ input: new net.Socket({ fd: 4, readable: true, writable: false }), crlfDelay: Infinity });
-  for await (const line of rl) {
-    if (!line) continue;
-    const msg = JSON.parse(line);
-    if (msg.load) {
-      const errors = [];
-      for (const fn of msg.load) {
-        const e = await load(fn, msg.dir);
-        if (e) errors.push(e);
-      }
-      send(errors.length ? { loadErrors: errors } : { ready: true });
-    } else if (msg.call) {
-      const p = pendingCalls.get(msg.call);
-      if (!p) continue;
-      pendingCalls.delete(msg.call);
-      if (msg.error) {
-        const err = new Error(msg.error.message);
-        err.code = msg.error.code;
-        p.reject(err);
-      } else {
-        p.resolve(msg);
-      }
-    } else if (msg.id) {
-      invoke(msg);
+async function handle(msg) {
+  if (msg.load) {
+    const errors = [];
+    for (const fn of msg.load) {
+      const e = await load(fn, msg.dir);
+      if (e) errors.push(e);
     }
+    send(errors.length ? { loadErrors: errors } : { ready: true });
+  } else if (msg.call) {
+    const p = pendingCalls.get(msg.call);
+    if (!p) return;
+    pendingCalls.delete(msg.call);
+    if (msg.error) {
+      const err = new Error(msg.error.message);
+      err.code = msg.error.code;
+      p.reject(err);
+    } else {
+      p.resolve(msg);
+    }
+  } else if (msg.id) {
+    invoke(msg);
   }
-  // fnbox closed our input: it wants us gone, in-flight work or not.
-  out.end(() => process.exit(0));
 }
 
-main().catch((err) => {
-  console.error("butter node host failed:", err);
-  process.exit(70);
-});
+// main reads fnbox's messages: lines split by hand from each chunk (an
+// async line iterator costs a promise per line). Messages wait while the
+// functions load, as module code may be asynchronous (import()).
+function main() {
+  const input = new net.Socket({ fd: 4, readable: true, writable: false });
+  let rest = "";
+  let loading = null; // the load in progress; later messages wait for it
+  const queued = [];
+  const dispatch = (line) => {
+    if (!line) return;
+    const msg = JSON.parse(line);
+    if (loading) {
+      queued.push(msg);
+    } else if (msg.load) {
+      loading = handle(msg).finally(() => {
+        loading = null;
+        for (const m of queued.splice(0)) handle(m);
+      });
+    } else {
+      handle(msg);
+    }
+  };
+  input.setEncoding("utf8");
+  input.on("data", (chunk) => {
+    let start = 0;
+    let nl = chunk.indexOf("\n");
+    if (nl < 0) {
+      rest += chunk;
+      return;
+    }
+    if (rest) {
+      dispatch(rest + chunk.slice(0, nl));
+      rest = "";
+      start = nl + 1;
+      nl = chunk.indexOf("\n", start);
+    }
+    while (nl >= 0) {
+      dispatch(chunk.slice(start, nl));
+      start = nl + 1;
+      nl = chunk.indexOf("\n", start);
+    }
+    rest = chunk.slice(start);
+  });
+  input.on("end", () => {
+    // fnbox closed our input: it wants us gone, in-flight work or not.
+    out.end(() => process.exit(0));
+  });
+  input.on("error", (err) => {
+    console.error("butter node host: reading from fnbox:", err);
+    process.exit(70);
+  });
+}
+
+main();

@@ -92,7 +92,8 @@ func (c *collector) find(trace, service, name string) string {
 // TestTraceAcrossServices: a request with a traceparent to a route whose
 // function emits to a stream read by a second function makes one trace:
 // the gateway's span under the caller's, the first function's invoke under
-// the gateway's, the second's under the first's — and every span reaches
+// the gateway's, the second's under the receive (fetch) span of its event,
+// itself under the first's — and every span reaches
 // the OTLP/HTTP collector at OTEL_EXPORTER_OTLP_ENDPOINT.
 func TestTraceAcrossServices(t *testing.T) {
 	t.Parallel()
@@ -158,6 +159,21 @@ exports.back = async (event) => ({ seen: event.data });
 		return nil
 	})
 	t.Logf("trace %s: %s", trace, strings.Join(path, " ← "))
+	// fnbox's fetch span: invoke back's parent is the receive of its
+	// event from chain-mid, itself a child of the span that wrote it.
+	kittest.Eventually(t, "invoke back under receive chain-mid", func() error {
+		back, receive := c.find(trace, "fnbox", "invoke back"), c.find(trace, "fnbox", "receive chain-mid")
+		if back == "" || receive == "" {
+			return fmt.Errorf("invoke back %q, receive chain-mid %q", back, receive)
+		}
+		if got := c.ancestors(back); len(got) < 2 || got[0].parent != receive {
+			return fmt.Errorf("invoke back's parent is %q, want receive chain-mid %s", got[0].parent, receive)
+		}
+		if got := c.ancestors(receive); len(got) < 2 || got[1].service != "fnbox" || !strings.HasSuffix(got[1].name, " front") {
+			return fmt.Errorf("receive chain-mid's parent is not a span of front in fnbox: %v", got)
+		}
+		return nil
+	})
 	// Writing front's reply is a produce span under its invoke.
 	kittest.Eventually(t, "produce front under invoke front", func() error {
 		front, produce := c.find(trace, "fnbox", "invoke front"), c.find(trace, "fnbox", "produce front")

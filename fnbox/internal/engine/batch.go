@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -19,6 +20,7 @@ type partBatch struct {
 	partition int32
 	recs      []*kgo.Record
 	ds        []envelope.Delivery // recs decoded, same indexes
+	polled    time.Time           // when the poll returned the records: fetch spans start there
 
 	mu   sync.Mutex
 	done []bool
@@ -35,13 +37,14 @@ type unit struct {
 // batchOf splits a poll by partition, keeping each partition's order.
 func batchOf(fs kgo.Fetches) []*partBatch {
 	var parts []*partBatch
+	now := time.Now()
 	fs.EachPartition(func(p kgo.FetchTopicPartition) {
 		if len(p.Records) == 0 {
 			return
 		}
 		parts = append(parts, &partBatch{
 			topic: p.Topic, partition: p.Partition, recs: p.Records,
-			done: make([]bool, len(p.Records)),
+			done: make([]bool, len(p.Records)), polled: now,
 		})
 	})
 	return parts

@@ -88,6 +88,18 @@ func (p *producer) send(ctx context.Context, recs ...*kgo.Record) error {
 	return nil
 }
 
+// sendBounded is send given outputTimeout, even while shutting down:
+// finishing in-flight work includes its outputs. Buffering (txn) and
+// async sends do not wait, so they skip making the timeout.
+func (p *producer) sendBounded(ctx context.Context, recs ...*kgo.Record) error {
+	if p.txn || p.async {
+		return p.send(ctx, recs...)
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outputTimeout)
+	defer cancel()
+	return p.send(pctx, recs...)
+}
+
 // flush writes what a txn producer buffered, in the open transaction.
 func (p *producer) flush(ctx context.Context) error {
 	p.mu.Lock()
@@ -165,9 +177,14 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 			u.pb.markDone(i)
 		}
 	}
-	log := r.logger(ds[0])
-	if len(ds) > 1 {
-		log = log.With("batch", len(ds))
+	// The logger is made when something is logged: slog's With costs
+	// allocations on every event otherwise.
+	log := func() *slog.Logger {
+		l := r.logger(ds[0])
+		if len(ds) > 1 {
+			l = l.With("batch", len(ds))
+		}
+		return l
 	}
 	deadLetterAll := func(msg string, attempts int) (bool, error) {
 		for _, i := range live {
@@ -184,7 +201,7 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 	st := r.takeRetry(key)
 	crashed := r.crashesAt(key.tp, key.offset)
 	if limit := r.crashLimit(); crashed >= limit {
-		log.Warn("event crashed fnbox or its runtime as many times as the crash limit; dead-lettering without invoking",
+		log().Warn("event crashed fnbox or its runtime as many times as the crash limit; dead-lettering without invoking",
 			"crashes", crashed, "limit", limit)
 		return deadLetterAll(obs.ErrCrashed, st.attempts)
 	}
@@ -194,15 +211,16 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 	}
 	r.stats.begin(len(ds))
 	defer r.stats.end(len(ds))
+	fetched := r.fetchSpan(ctx, u.pb, live)
 	for attempt := st.attempts + 1; ; attempt++ {
 		if dl, ok := envelope.Deadline(ds[0].Event); ok && attempt > 1 && !time.Now().Before(dl) {
 			// An event with a deadline is invoked alone (see units); its
 			// requester has given up, so a retry would only be wasted work.
-			log.Info("event deadline passed while retrying; dead-lettering", "deadline", dl, "attempts", attempt-1)
+			log().Info("event deadline passed while retrying; dead-lettering", "deadline", dl, "attempts", attempt-1)
 			return deadLetterAll(obs.ErrDeadlineExpired, attempt-1)
 		}
 		leave := r.enterInvoke(ctx, u.pb, key.offset)
-		ictx, res, emits, err := r.invoke(ctx, rt, ds)
+		ictx, res, emits, err := r.invoke(ctx, fetched, rt, ds)
 		leave()
 		if err == nil {
 			if err := r.writeResult(ctx, ictx, out, ds, res, emits); err != nil {
@@ -217,13 +235,13 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 		if errors.Is(err, runtime.ErrCrashed) {
 			st.crashes++
 			if limit := r.crashLimit(); crashed+st.crashes >= limit {
-				log.Warn("invocation crashed the function's host as many times as the crash limit; dead-lettering",
+				log().Warn("invocation crashed the function's host as many times as the crash limit; dead-lettering",
 					"crashes", crashed+st.crashes, "limit", limit, kit.KeyError, err)
 				return deadLetterAll(obs.ErrCrashed, attempt)
 			}
 		}
 		if runtime.IsPermanent(err) || attempt > r.fn.Delivery.Retries {
-			log.Warn("invocation failed; dead-lettering", "attempts", attempt, kit.KeyError, err)
+			log().Warn("invocation failed; dead-lettering", "attempts", attempt, kit.KeyError, err)
 			msg := err.Error()
 			if errors.Is(err, runtime.ErrCrashed) {
 				msg = obs.ErrCrashed
@@ -232,7 +250,7 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 		}
 		wait := r.backoff(attempt)
 		until := time.Now().Add(wait)
-		log.Info("invocation failed; retrying", "attempt", attempt, "in", wait, kit.KeyError, err)
+		log().Info("invocation failed; retrying", "attempt", attempt, "in", wait, kit.KeyError, err)
 		r.logFailure(ds[0], obs.LevelWarn, fmt.Sprintf("invocation failed (attempt %d of %d), retrying in %s: %v",
 			attempt, r.fn.Delivery.Retries+1, wait.Round(time.Millisecond), err))
 		if !kit.Sleep(ctx, wait) {
@@ -254,9 +272,9 @@ func (r *runner) logger(d envelope.Delivery) *slog.Logger {
 // partition in offset order). The invocation gets its own context:
 // shutting down lets it finish within its deadline, the earliest of now +
 // delivery.timeout and the events' deadlines. The returned context carries
-// the invocation's span, for the trace of its outputs; a batch continues
-// the trace of its first event.
-func (r *runner) invoke(ctx context.Context, rt runtime.Runtime, ds []envelope.Delivery) (context.Context, runtime.Result, []*kgo.Record, error) {
+// the invocation's span, for the trace of its outputs; its parent is the
+// fetch span in parent (see fetchSpan).
+func (r *runner) invoke(ctx, parent context.Context, rt runtime.Runtime, ds []envelope.Delivery) (context.Context, runtime.Result, []*kgo.Record, error) {
 	deadline := time.Now().Add(r.fn.Delivery.Timeout.Std())
 	for _, d := range ds {
 		if dl, ok := envelope.Deadline(d.Event); ok && dl.Before(deadline) {
@@ -264,8 +282,7 @@ func (r *runner) invoke(ctx context.Context, rt runtime.Runtime, ds []envelope.D
 		}
 	}
 	d := ds[0]
-	sctx := envelope.ExtractTrace(context.WithoutCancel(ctx), d.Event)
-	sctx, span := tracer().Start(sctx, "invoke "+r.fn.Name,
+	sctx, span := tracer().Start(parent, "invoke "+r.fn.Name,
 		trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
 			attribute.String("butter.deployment", r.e.cfg.Deployment.Name),
@@ -300,6 +317,41 @@ func (r *runner) invoke(ctx context.Context, rt runtime.Runtime, ds []envelope.D
 		return sctx, runtime.Result{}, nil, err
 	}
 	return sctx, res, emits, nil
+}
+
+// fetchSpan makes the span of receiving the events live of pb (indexes
+// into pb.ds): from the poll returning them to their invocation starting,
+// which is now. Its parent is the first event's traceparent (a batch
+// continues the trace of its first event); it is named and described
+// after OpenTelemetry's messaging conventions ("receive <stream>"). kotel's
+// hooks are not used: they set their own trace headers on the records,
+// which fight the CloudEvents traceparent extension. The returned context
+// carries the span, without ctx's cancellation, for the invoke spans.
+func (r *runner) fetchSpan(ctx context.Context, pb *partBatch, live []int) context.Context {
+	d, rec := pb.ds[live[0]], pb.recs[live[0]]
+	pctx := envelope.ExtractTrace(context.WithoutCancel(ctx), d.Event)
+	attrs := []attribute.KeyValue{
+		attribute.String("messaging.system", "kafka"),
+		attribute.String("messaging.operation.type", "receive"),
+		attribute.String("messaging.operation.name", "poll"),
+		attribute.String("messaging.destination.name", d.Stream),
+		attribute.Int("messaging.destination.partition.id", int(d.Partition)),
+		attribute.Int64("messaging.kafka.offset", d.Offset),
+		attribute.String("messaging.consumer.group.name", r.group),
+		attribute.String("messaging.message.id", d.Event.ID()),
+		attribute.Int("messaging.batch.message_count", len(live)),
+		attribute.String("butter.deployment", r.e.cfg.Deployment.Name),
+		attribute.String("butter.function", r.fn.Name),
+	}
+	if len(rec.Key) > 0 {
+		attrs = append(attrs, attribute.String("messaging.kafka.message.key", string(rec.Key)))
+	}
+	sctx, span := tracer().Start(pctx, "receive "+d.Stream,
+		trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithTimestamp(pb.polled),
+		trace.WithAttributes(attrs...))
+	span.End()
+	return sctx
 }
 
 // writeResult writes the one result of the invocation of ds to out and,
@@ -351,9 +403,7 @@ func (r *runner) writeResult(ctx, traceCtx context.Context, out *producer, ds []
 			attribute.Int("messaging.batch.message_count", len(recs)),
 		))
 	defer span.End()
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outputTimeout)
-	defer cancel()
-	if err := out.send(pctx, recs...); err != nil {
+	if err := out.sendBounded(ctx, recs...); err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
 		return fmt.Errorf("write result of event %s: %w", d.Event.ID(), err)

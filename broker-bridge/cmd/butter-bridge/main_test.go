@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -145,49 +146,68 @@ func TestKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rd.Close()
-	// The first start reads from the vCenter's now: wait until it reads.
+	// A reader follows the stream (read_committed) for the whole test.
+	var mu sync.Mutex
 	seen := map[int]int{}    // event key → times on the stream
 	last := map[string]int{} // record key (entity) → last event key
 	msgs := map[string]bool{}
-	poll := func() {
-		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		defer cancel()
-		rd.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
-			e := envelope.FromRecord(r).Event
-			k, _ := strconv.Atoi(e.ID())
-			seen[k]++
-			if k <= last[string(r.Key)] {
-				t.Errorf("entity %s: event %d after %d", r.Key, k, last[string(r.Key)])
-			}
-			last[string(r.Key)] = k
-			var data struct {
-				Message string `json:"message"`
-			}
-			_ = e.DataAs(&data)
-			msgs[data.Message] = true
-		})
-	}
+	var stored atomic.Int64 // distinct "m<i>" messages on the stream
+	rctx, stopReading := context.WithCancel(ctx)
+	reading := make(chan struct{})
+	go func() {
+		defer close(reading)
+		for rctx.Err() == nil {
+			fs := rd.PollFetches(rctx)
+			mu.Lock()
+			fs.EachRecord(func(r *kgo.Record) {
+				e := envelope.FromRecord(r).Event
+				k, _ := strconv.Atoi(e.ID())
+				seen[k]++
+				if k <= last[string(r.Key)] {
+					t.Errorf("entity %s: event %d after %d", r.Key, k, last[string(r.Key)])
+				}
+				last[string(r.Key)] = k
+				var data struct {
+					Message string `json:"message"`
+				}
+				_ = e.DataAs(&data)
+				if strings.HasPrefix(data.Message, "m") && !msgs[data.Message] {
+					stored.Add(1)
+				}
+				msgs[data.Message] = true
+			})
+			mu.Unlock()
+		}
+	}()
+	defer func() { stopReading(); <-reading }()
+	// The first start reads from the vCenter's now: wait until it reads.
 	kittest.Eventually(t, "the bridge reads", func() error {
 		if err := postTo(vms[0], "probe"); err != nil {
 			return err
 		}
-		poll()
-		if len(seen) == 0 {
+		mu.Lock()
+		defer mu.Unlock()
+		if !msgs["probe"] {
 			return fmt.Errorf("nothing on the stream")
 		}
 		return nil
 	})
 
-	// Post events at a steady rate (vcsim keeps the last 1000 only, so
-	// the rate must not outrun a restart) and kill the bridge 3 times.
-	const total = 1200
+	// Post 10,000 events as fast as vcsim takes them and kill the bridge
+	// 3 times. govmomi's simulator keeps only the last 1,000 events
+	// (simulator/history_collector.go: maxPageSize = 1000, an unexported
+	// constant that also prunes the history), where a real vCenter keeps
+	// its event history in its database; so the poster stays at most
+	// window events ahead of the stream, and waits while the bridge is
+	// down, instead of letting vcsim drop events no bridge could read.
+	const total, window = 10000, 600
 	var posted atomic.Int64
 	postDone := make(chan error, 1)
 	go func() {
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
 		for i := range total {
-			<-tick.C
+			for posted.Load()-stored.Load() >= window {
+				time.Sleep(5 * time.Millisecond)
+			}
 			if err := postTo(vms[i%len(vms)], fmt.Sprint("m", i)); err != nil {
 				postDone <- err
 				return
@@ -196,6 +216,7 @@ func TestKill(t *testing.T) {
 		}
 		postDone <- nil
 	}()
+	began := time.Now()
 	for k := 1; k <= 3; k++ {
 		kittest.Eventually(t, "events posted", func() error {
 			if n := posted.Load(); n < int64(k*total/4) {
@@ -204,25 +225,23 @@ func TestKill(t *testing.T) {
 			return nil
 		})
 		bridge.kill()
-		t.Logf("kill %d after %d events posted", k, posted.Load())
+		t.Logf("kill %d after %d events posted, %d on the stream", k, posted.Load(), stored.Load())
 		bridge = start(t, "bridge on ", bin, bridgeArgs...)
 	}
 	if err := <-postDone; err != nil {
 		t.Fatal(err)
 	}
 	kittest.Eventually(t, "every event on the stream", func() error {
-		poll()
-		n := 0
-		for i := range total {
-			if msgs[fmt.Sprint("m", i)] {
-				n++
-			}
-		}
-		if n < total {
+		if n := stored.Load(); n < total {
 			return fmt.Errorf("%d of %d", n, total)
 		}
 		return nil
 	})
+	t.Logf("%d events posted and on the stream in %s", total, time.Since(began).Round(time.Millisecond))
+	stopReading()
+	<-reading
+	mu.Lock()
+	defer mu.Unlock()
 	for k, n := range seen {
 		if n != 1 {
 			t.Errorf("event %d on the stream %d times", k, n)

@@ -33,7 +33,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"mime"
@@ -78,7 +77,6 @@ type Runtime struct {
 	logger *slog.Logger
 	env    []string
 	api    *ctxhttp.Server
-	client *http.Client
 	fns    map[string]*function
 
 	gate runtime.Gate
@@ -114,8 +112,6 @@ func Start(ctx context.Context, spec runtime.Spec) (runtime.Runtime, error) {
 	spec.Dir = dir
 	r := &Runtime{
 		spec: spec, logger: spec.Logger, fns: map[string]*function{},
-		// No client timeout: each call's ctx carries its deadline.
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}},
 	}
 	if r.logger == nil {
 		r.logger = slog.New(slog.DiscardHandler)
@@ -250,20 +246,14 @@ func (r *Runtime) invoke(ctx context.Context, f *function, inv runtime.Invocatio
 	stop := context.AfterFunc(p.exitCtx, func() { cancel(errServerExited) })
 	defer stop()
 
-	resp, err := r.client.Do(req.WithContext(rctx))
+	// One keep-alive connection per call in flight, written and read on
+	// this goroutine (see conns); rctx cancels it.
+	resp, body, err := p.conns.do(rctx, req)
 	if err != nil {
 		if p.exitedSoon(ctx) {
 			return runtime.Result{}, p.exitFailure()
 		}
 		return runtime.Result{}, fmt.Errorf("invoke %q: %w", inv.Function, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResult+1))
-	if err != nil {
-		if p.exitedSoon(ctx) {
-			return runtime.Result{}, p.exitFailure()
-		}
-		return runtime.Result{}, fmt.Errorf("invoke %q: read answer: %w", inv.Function, err)
 	}
 	return answer(resp, body)
 }
@@ -363,7 +353,13 @@ func (r *Runtime) Close(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
-	r.client.CloseIdleConnections()
+	for _, f := range r.fns {
+		f.mu.Lock()
+		if f.proc != nil {
+			f.proc.conns.close()
+		}
+		f.mu.Unlock()
+	}
 	if r.api != nil {
 		errs = append(errs, r.api.Close(ctx))
 	}

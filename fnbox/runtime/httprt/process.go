@@ -21,6 +21,7 @@ type process struct {
 	cmd    *osexec.Cmd
 	argv   []string
 	url    string
+	conns  *conns
 	stderr *runtime.LineWriter
 	stdout *runtime.LineWriter
 	// exitCtx is cancelled when the process exited; err is then its exit
@@ -39,7 +40,8 @@ func startProcess(ctx context.Context, argv []string, dir string, env []string, 
 	cmd := osexec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = append(env, EnvPort+"="+strconv.Itoa(port))
-	p := &process{cmd: cmd, argv: argv, url: "http://127.0.0.1:" + strconv.Itoa(port),
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	p := &process{cmd: cmd, argv: argv, url: "http://" + addr, conns: &conns{addr: addr},
 		stdout: &runtime.LineWriter{Dst: stdout}, stderr: &runtime.LineWriter{Dst: stderr}}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	// Own process group, so stopping the server stops what it started too.
@@ -54,11 +56,12 @@ func startProcess(ctx context.Context, argv []string, dir string, env []string, 
 	p.exitCtx = exitCtx
 	go func() {
 		p.err = cmd.Wait() // written before exited: read after <-exitCtx.Done()
+		p.conns.close()
 		p.stdout.Flush()
 		p.stderr.Flush()
 		exited()
 	}()
-	if err := p.waitReady(ctx, "127.0.0.1:"+strconv.Itoa(port)); err != nil {
+	if err := p.waitReady(ctx, addr); err != nil {
 		p.kill()
 		return nil, err
 	}

@@ -61,6 +61,8 @@ const (
 func Services() []Measurement {
 	return []Measurement{
 		{Name: "gateway", Run: measureGateway},
+		{Name: "gateway via butter up", Run: measureButterUp},
+		{Name: "of-watchdog and direct echo (peers)", Run: measurePeers},
 		{Name: "timer", Run: measureTimer},
 	}
 }
@@ -120,9 +122,8 @@ func gatewayRounds(ctx context.Context, env *Env, f *function, yaml string, box 
 		return err
 	}
 
-	tr := &http.Transport{MaxIdleConns: cfg.GatewayClients, MaxIdleConnsPerHost: cfg.GatewayClients, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	c := &caller{hc: &http.Client{Transport: tr, Timeout: cfg.ReplyTimeout}, url: "http://" + gw.addr + gatewayContext}
+	c := newCaller("http://"+gw.addr+gatewayContext, cfg.GatewayClients, cfg.ReplyTimeout, nil)
+	defer c.hc.CloseIdleConnections()
 	if err := c.waitRoute(ctx, cfg.ReplyTimeout); err != nil {
 		return fmt.Errorf("%w%s", err, gw.logs)
 	}
@@ -168,6 +169,27 @@ func (e *Env) newRouteFunction() (*function, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	yaml, err := writeRouteFunction(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	desc, err := descriptor.ParseFile(filepath.Join(dir, "butter.yaml"))
+	if err != nil {
+		return nil, "", fmt.Errorf("bench descriptor of %s: %w", gatewayDeployment, err)
+	}
+	f := &function{platform: gatewayPlatform, batch: 1, dir: dir, desc: desc}
+	for _, s := range desc.Functions[0].StreamNames() {
+		if err := e.Broker.CreateTopic(topics.Stream(e.Kafka.Namespace().Topic(s))); err != nil {
+			return nil, "", fmt.Errorf("create route stream %s: %w", s, err)
+		}
+	}
+	return f, yaml, nil
+}
+
+// writeRouteFunction writes the no-op function of gatewayPlatform bound to
+// the route gatewayContext into dir, handler and butter.yaml, and returns
+// the descriptor's text.
+func writeRouteFunction(dir string) (string, error) {
 	yaml := fmt.Sprintf(`# No-op function of the bench (e2e/internal/bench) on a gateway route.
 name: %s
 platform: %s
@@ -183,20 +205,10 @@ functions:
 `, gatewayDeployment, gatewayPlatform, fnName, fnName, gatewayContext, gatewayConcurrency)
 	for file, text := range map[string]string{"handler.js": noopJS, "butter.yaml": yaml} {
 		if err := os.WriteFile(filepath.Join(dir, file), []byte(text), 0o644); err != nil {
-			return nil, "", fmt.Errorf("write code of %s: %w", gatewayDeployment, err)
+			return "", fmt.Errorf("write code of %s: %w", gatewayDeployment, err)
 		}
 	}
-	desc, err := descriptor.ParseFile(filepath.Join(dir, "butter.yaml"))
-	if err != nil {
-		return nil, "", fmt.Errorf("bench descriptor of %s: %w", gatewayDeployment, err)
-	}
-	f := &function{platform: gatewayPlatform, batch: 1, dir: dir, desc: desc}
-	for _, s := range desc.Functions[0].StreamNames() {
-		if err := e.Broker.CreateTopic(topics.Stream(e.Kafka.Namespace().Topic(s))); err != nil {
-			return nil, "", fmt.Errorf("create route stream %s: %w", s, err)
-		}
-	}
-	return f, yaml, nil
+	return yaml, nil
 }
 
 // deploy stores deployment name with descriptor yaml on
@@ -297,11 +309,20 @@ func serve(ctx context.Context, what, addr string, serveFn func(context.Context)
 type caller struct {
 	hc  *http.Client
 	url string
+	// want is the answer's body; nil means gatewayAnswer.
+	want []byte
+}
+
+// newCaller returns a caller of url with a keep-alive transport of up to
+// clients connections; close it with hc.CloseIdleConnections.
+func newCaller(url string, clients int, timeout time.Duration, want []byte) *caller {
+	tr := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients, DisableCompression: true}
+	return &caller{hc: &http.Client{Transport: tr, Timeout: timeout}, url: url, want: want}
 }
 
 // errNotAnswered is wrapped when the gateway answers a request with
 // something other than the no-op function's result.
-var errNotAnswered = errors.New("the gateway did not answer with the function's result")
+var errNotAnswered = errors.New("the server did not answer with the expected result")
 
 // call makes one request and returns how long it took, from sending to
 // reading the whole body.
@@ -322,7 +343,11 @@ func (c *caller) call(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read response: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK || !bytes.Equal(bytes.TrimSpace(body), []byte(gatewayAnswer)) {
+	want := c.want
+	if want == nil {
+		want = []byte(gatewayAnswer)
+	}
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(bytes.TrimSpace(body), want) {
 		return 0, fmt.Errorf("%w: %s %s", errNotAnswered, resp.Status, bytes.TrimSpace(body))
 	}
 	return d, nil

@@ -15,7 +15,6 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
-	"github.com/google/uuid"
 )
 
 // Extensions the platform sets and reads (DESIGN §3). Values travel as
@@ -85,11 +84,17 @@ type Delivery struct {
 // New returns an event with a fresh id (uuid), the given source and type,
 // time now (UTC, so it survives encoding unchanged) and specversion 1.0.
 func New(source, typ string) event.Event {
-	e := event.New(event.CloudEventsVersionV1)
-	e.SetID(uuid.NewString())
-	e.SetSource(source)
-	e.SetType(typ)
-	e.SetTime(time.Now().UTC())
+	ec := &event.EventContextV1{
+		ID:   newID(),
+		Type: strings.TrimSpace(typ),
+		Time: &types.Timestamp{Time: time.Now().UTC()},
+	}
+	e := event.Event{Context: ec}
+	if p := parseSource(source); p.parsed {
+		ec.Source = p.ref
+	} else {
+		e.SetSource(source) // records why, for Validate
+	}
 	return e
 }
 
@@ -127,28 +132,44 @@ func Child(parent event.Event, source, typ string) event.Event {
 	if parent.Context == nil {
 		return e
 	}
-	e.SetExtension(ExtCausationID, parent.ID())
-	correlation := parent.ID()
-	if v := Extension(parent, ExtCorrelationID); v != "" {
-		correlation = v
-	}
-	e.SetExtension(ExtCorrelationID, correlation)
-	for _, name := range []string{ExtTraceparent, ExtTracestate} {
-		if v := Extension(parent, name); v != "" {
-			e.SetExtension(name, v)
+	// The extensions are set directly rather than through SetExtension:
+	// their names are known to be valid, and a parent's string value is
+	// shared rather than converted again.
+	ext := make(map[string]any, 5)
+	var cause any = parent.ID()
+	ext[ExtCausationID] = cause
+	ext[ExtCorrelationID] = cause
+	for _, name := range []string{ExtCorrelationID, ExtTraceparent, ExtTracestate} {
+		if v, ok := canonical(parent, name); ok {
+			ext[name] = v
 		}
 	}
+	e.Context.(*event.EventContextV1).Extensions = ext
 	return e
+}
+
+// canonical returns extension name of e in its canonical string form, as
+// an any holding a non-empty string, and false when it has none or it is
+// empty. A string value is returned as it is, without a new allocation.
+func canonical(e event.Event, name string) (any, bool) {
+	v, ok := extension(e, name)
+	if !ok {
+		return nil, false
+	}
+	if s, isString := v.(string); isString {
+		return v, s != ""
+	}
+	s, err := types.Format(v)
+	if err != nil || s == "" {
+		return nil, false
+	}
+	return s, true
 }
 
 // extension returns the extension name of e; it tolerates a zero Event,
 // whose methods would panic on the nil context.
 func extension(e event.Event, name string) (any, bool) {
-	if e.Context == nil {
-		return nil, false
-	}
-	v, ok := e.Context.GetExtensions()[name]
-	return v, ok && v != nil
+	return extensionValue(e, name)
 }
 
 // Extension returns extension name of e in its canonical string form (the

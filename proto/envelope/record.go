@@ -67,6 +67,11 @@ func ToRecord(topic string, e event.Event, opts ...RecordOption) (*kgo.Record, e
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if !cfg.structured {
+		if r, ok := encodeBinaryFast(topic, e); ok {
+			return r, nil
+		}
+	}
 	if err := validate(e); err != nil {
 		return nil, fmt.Errorf("encode event for topic %q: %w", topic, err)
 	}
@@ -211,6 +216,9 @@ var errNotCloudEvent = errors.New("not a CloudEvent")
 
 // decode reads r in the content mode its headers say (see FromRecord).
 func decode(r *kgo.Record) (event.Event, error) {
+	if e, ok := decodeBinaryFast(r); ok {
+		return e, nil
+	}
 	attrs := map[string]string{}
 	contentType, hasContentType, hasCE := "", false, false
 	for _, h := range r.Headers {

@@ -33,3 +33,21 @@ func BenchmarkInvoke(b *testing.B) {
 		runtimetest.BenchInvoke(b, runtimetest.Conformance{Name: "exec", Dir: fixture("exec"), Start: rtexec.Start})
 	})
 }
+
+// BenchmarkStart measures starting each platform's runtime and its first
+// invocation, the runtime's share of a cold start:
+// go test -run '^$' -bench Start ./runtime/
+func BenchmarkStart(b *testing.B) {
+	b.Run("node", func(b *testing.B) {
+		need(b, "node", "install Node.js 20+: apt-get install -y nodejs")
+		runtimetest.BenchStart(b, runtimetest.Conformance{Name: "node", Dir: fixture("node"), Start: stdio.Start})
+	})
+	b.Run("python", func(b *testing.B) {
+		need(b, "python3", "install Python 3: apt-get install -y python3")
+		runtimetest.BenchStart(b, runtimetest.Conformance{Name: "python", Dir: fixture("python"), Start: stdio.Start})
+	})
+	b.Run("go", func(b *testing.B) {
+		need(b, "go", "install Go: https://go.dev/dl")
+		runtimetest.BenchStart(b, runtimetest.Conformance{Name: "go", Dir: buildGoFixture(b, "go"), Start: httprt.Start})
+	})
+}

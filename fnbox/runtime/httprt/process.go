@@ -84,7 +84,11 @@ func freePort() (int, error) {
 func (p *process) waitReady(ctx context.Context, addr string) error {
 	timeout := time.NewTimer(ReadyTimeout)
 	defer timeout.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
+	// Polled often at first: a Go server listens within milliseconds, and
+	// each tick of waiting is cold start. Slower servers are polled every
+	// 20ms.
+	wait := time.Millisecond
+	tick := time.NewTimer(wait)
 	defer tick.Stop()
 	name := filepath.Base(p.argv[0])
 	cmdline := strings.Join(append([]string{name}, p.argv[1:]...), " ")
@@ -93,6 +97,8 @@ func (p *process) waitReady(ctx context.Context, addr string) error {
 			c.Close()
 			return nil
 		}
+		wait = min(2*wait, 20*time.Millisecond)
+		tick.Reset(wait)
 		select {
 		case <-p.exitCtx.Done():
 			msg := p.stderr.Last()

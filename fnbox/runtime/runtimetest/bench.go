@@ -75,3 +75,38 @@ func BenchInvoke(b *testing.B, c Conformance) {
 		invoke()
 	}
 }
+
+// BenchStart measures starting c's runtime on its fixture's "nothing"
+// function and invoking it once: the runtime's share of a cold start.
+func BenchStart(b *testing.B, c Conformance) {
+	b.Helper()
+	desc, err := descriptor.ParseFile(filepath.Join(c.Dir, "butter.yaml"))
+	if err != nil {
+		b.Fatalf("parse %s fixture: %v", c.Name, err)
+	}
+	e := envelope.New("/bench", "com.example.bench")
+	if err := e.SetData("application/json", []byte(`{"n":1}`)); err != nil {
+		b.Fatal(err)
+	}
+	d := envelope.Delivery{Event: e, Stream: "input", Offset: 1, Timestamp: time.Now()}
+	for b.Loop() {
+		ctx, cancel := context.WithTimeout(context.Background(), suiteTimeout)
+		rt, err := c.Start(ctx, runtime.Spec{
+			Deployment: desc, Dir: c.Dir, Functions: []string{"nothing"},
+			Stdout: &SyncBuffer{}, Stderr: &SyncBuffer{}, Logger: slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			cancel()
+			b.Fatalf("start %s runtime: %v", c.Name, err)
+		}
+		if _, err := rt.Invoke(ctx, runtime.Invocation{Function: "nothing", Events: []envelope.Delivery{d}, Deadline: time.Now().Add(10 * time.Second)}, NewTestHost(nil)); err != nil {
+			b.Fatalf("invoke: %v", err)
+		}
+		b.StopTimer()
+		if err := rt.Close(ctx); err != nil {
+			b.Errorf("close %s runtime: %v", c.Name, err)
+		}
+		cancel()
+		b.StartTimer()
+	}
+}

@@ -54,19 +54,24 @@ type KafkaSource struct {
 	PasswordFrom  string `json:"passwordFrom,omitempty"`
 }
 
-// VCenterSource reads the events of one vCenter (or ESXi host) through an
-// EventHistoryCollector on its root folder.
+// VCenterSource reads the events of one vCenter (or ESXi host), or of
+// several (VCenters), through an EventHistoryCollector on each one's root
+// folder.
 type VCenterSource struct {
 	// URL is the SDK endpoint, like https://vc.example.com/sdk. It is the
-	// CloudEvents source of every event.
-	URL string `json:"url"`
+	// CloudEvents source of every event. Empty when VCenters is set.
+	URL string `json:"url,omitempty"`
 	// Insecure skips TLS certificate verification (vcsim, lab vCenters).
 	Insecure bool `json:"insecure,omitempty"`
 	// Username logs in.
-	Username string `json:"username"`
+	Username string `json:"username,omitempty"`
 	// PasswordFrom names the secretEnv entry holding the password, so the
 	// password is stored sealed like every secret (docs/security.md).
-	PasswordFrom string `json:"passwordFrom"`
+	PasswordFrom string `json:"passwordFrom,omitempty"`
+	// VCenters, instead of URL, Insecure, Username and PasswordFrom, lists
+	// several vCenters read by this one bridge into its stream, each with
+	// a checkpoint of its own keyed by its About.InstanceUuid.
+	VCenters []VCenterEndpoint `json:"vcenters,omitempty"`
 	// Types, if set, passes only events whose class (like
 	// VmPoweredOnEvent) or EventTypeId is listed.
 	Types []string `json:"types,omitempty"`
@@ -74,6 +79,23 @@ type VCenterSource struct {
 	PageSize int `json:"pageSize"`
 	// Poll is the wait after an empty page. Default 1s.
 	Poll Duration `json:"poll"`
+}
+
+// VCenterEndpoint is one vCenter of a VCenterSource's list.
+type VCenterEndpoint struct {
+	URL          string `json:"url"`
+	Insecure     bool   `json:"insecure,omitempty"`
+	Username     string `json:"username"`
+	PasswordFrom string `json:"passwordFrom"`
+}
+
+// Endpoints are the vCenters the source reads: VCenters, or the one given
+// by URL.
+func (v *VCenterSource) Endpoints() []VCenterEndpoint {
+	if len(v.VCenters) > 0 {
+		return v.VCenters
+	}
+	return []VCenterEndpoint{{URL: v.URL, Insecure: v.Insecure, Username: v.Username, PasswordFrom: v.PasswordFrom}}
 }
 
 // WebhookSource accepts events posted over HTTP.
@@ -98,7 +120,16 @@ type WebhookSource struct {
 type BridgeSink struct {
 	// HTTP posts each event to a URL in CloudEvents binary mode.
 	HTTP *HTTPSink `json:"http,omitempty"`
+	// Kafka writes each record to a topic of another Kafka cluster.
+	Kafka *KafkaSink `json:"kafka,omitempty"`
 }
+
+// KafkaSink mirrors the stream to one topic of another Kafka cluster:
+// keys, values, headers and timestamps kept, in order per key. It has the
+// fields of KafkaSource, read the other way: Topic is written there, and
+// Offset is where a sink without committed positions starts reading the
+// stream here (first, the default, or latest).
+type KafkaSink KafkaSource
 
 // HTTPSink posts a stream's events to an endpoint, in order per partition.
 type HTTPSink struct {
@@ -117,6 +148,11 @@ type HTTPSink struct {
 	// DeadLetter receives events that failed every attempt. Default
 	// "<deployment>-<bridge>-dlq".
 	DeadLetter string `json:"deadLetter"`
+	// AllowPrivate lets URL reach loopback, private, link-local and other
+	// non-public addresses (proto/egress). Default false: such a URL is
+	// refused, so a descriptor cannot make the bridge post into the
+	// network it runs in (cloud metadata endpoints included).
+	AllowPrivate bool `json:"allowPrivate,omitempty"`
 }
 
 // Source kinds, for messages and metrics.
@@ -125,9 +161,12 @@ const (
 	BridgeWebhook = "webhook"
 	BridgeKafka   = "kafka"
 	BridgeHTTP    = "http"
+	// BridgeKafkaSink is a sink.kafka bridge (BridgeKafka is the source).
+	BridgeKafkaSink = "kafka-sink"
 )
 
-// Kind names what the bridge is: vcenter, webhook or http.
+// Kind names what the bridge is: vcenter, webhook, kafka, http or
+// kafka-sink.
 func (b *Bridge) Kind() string {
 	switch {
 	case b.Source != nil && b.Source.VCenter != nil:
@@ -138,6 +177,8 @@ func (b *Bridge) Kind() string {
 		return BridgeKafka
 	case b.Sink != nil && b.Sink.HTTP != nil:
 		return BridgeHTTP
+	case b.Sink != nil && b.Sink.Kafka != nil:
+		return BridgeKafkaSink
 	}
 	return ""
 }
@@ -197,6 +238,11 @@ func (d *decoder) bridges(path string, n *yaml.Node) []Bridge {
 				s := &BridgeSink{}
 				if d.object(p, v, []field{
 					{"http", func(p string, v *yaml.Node) { s.HTTP = d.httpSink(p, v) }},
+					{"kafka", func(p string, v *yaml.Node) {
+						if k := d.kafkaSource(p, v); k != nil {
+							s.Kafka = (*KafkaSink)(k)
+						}
+					}},
 				}) {
 					b.Sink = s
 				}
@@ -219,10 +265,38 @@ func (d *decoder) vcenter(path string, n *yaml.Node) *VCenterSource {
 		{"types", func(p string, v *yaml.Node) { s.Types, _ = d.strList(p, v) }},
 		{"pageSize", func(p string, v *yaml.Node) { s.PageSize, _ = d.integer(p, v) }},
 		{"poll", func(p string, v *yaml.Node) { s.Poll, _ = d.duration(p, v) }},
+		{"vcenters", func(p string, v *yaml.Node) { s.VCenters = d.vcenterList(p, v) }},
 	}) {
 		return nil
 	}
 	return s
+}
+
+func (d *decoder) vcenterList(path string, n *yaml.Node) []VCenterEndpoint {
+	if n.Kind != yaml.SequenceNode {
+		d.expected(n, path, "a list")
+		return nil
+	}
+	out := make([]VCenterEndpoint, len(n.Content))
+	for i, item := range n.Content {
+		p := index(path, i)
+		v := d.resolve(item)
+		if v == nil {
+			return out
+		}
+		d.pos[p] = d.at(item)
+		e := &out[i]
+		d.object(p, v, []field{
+			{"url", func(p string, v *yaml.Node) { e.URL, _ = d.str(p, v) }},
+			{"insecure", func(p string, v *yaml.Node) { e.Insecure, _ = d.boolean(p, v) }},
+			{"username", func(p string, v *yaml.Node) { e.Username, _ = d.str(p, v) }},
+			{"password", func(p string, v *yaml.Node) {
+				d.fail(v, p, "a password is never written in a descriptor: put it in secretEnv (which the deployer seals) and name that entry with passwordFrom")
+			}},
+			{"passwordFrom", func(p string, v *yaml.Node) { e.PasswordFrom, _ = d.str(p, v) }},
+		})
+	}
+	return out
 }
 
 func (d *decoder) webhook(path string, n *yaml.Node) *WebhookSource {
@@ -268,6 +342,7 @@ func (d *decoder) httpSink(path string, n *yaml.Node) *HTTPSink {
 		{"maxBackoff", func(p string, v *yaml.Node) { s.MaxBackoff, _ = d.duration(p, v) }},
 		{"timeout", func(p string, v *yaml.Node) { s.Timeout, _ = d.duration(p, v) }},
 		{"deadLetter", func(p string, v *yaml.Node) { s.DeadLetter, _ = d.str(p, v) }},
+		{"allowPrivate", func(p string, v *yaml.Node) { s.AllowPrivate, _ = d.boolean(p, v) }},
 	}) {
 		return nil
 	}
@@ -304,9 +379,9 @@ func (c checker) bridges(desc *Descriptor) {
 		case c.present(p + ".source"):
 			c.bridgeSource(desc, p+".source", b.Source)
 		case c.present(p + ".sink"):
-			c.bridgeSink(p+".sink", b.Sink)
+			c.bridgeSink(desc, p+".sink", b.Sink)
 		default:
-			c.report(p, "needs a source (vcenter, webhook or kafka) or a sink (http)")
+			c.report(p, "needs a source (vcenter, webhook or kafka) or a sink (http or kafka)")
 		}
 	}
 }
@@ -325,43 +400,28 @@ func (c checker) bridgeSource(desc *Descriptor, p string, s *BridgeSource) {
 		c.report(p, "needs exactly one of vcenter, webhook and kafka")
 		return
 	}
-	if k := s.Kafka; k != nil {
-		kp := p + ".kafka"
-		if len(k.Brokers) == 0 {
-			c.report(kp+".brokers", "required: the other cluster's seed brokers, like [kafka-1:9092]")
-		}
-		if !c.present(kp + ".topic") {
-			c.report(kp+".topic", "required: the topic to mirror")
-		}
-		if c.present(kp+".offset") && k.Offset != OffsetFirstName && k.Offset != OffsetLatestName {
-			c.report(kp+".offset", "%q is not a start: use first or latest", k.Offset)
-		}
-		switch k.SASLMechanism {
-		case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-		default:
-			c.report(kp+".saslMechanism", "%q is not a SASL mechanism: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", k.SASLMechanism)
-		}
-		if k.SASLMechanism != "" && (k.Username == "" || k.PasswordFrom == "") {
-			c.report(kp, "saslMechanism needs username and passwordFrom")
-		}
-		if c.present(kp + ".passwordFrom") {
-			c.secretRef(desc, kp+".passwordFrom", k.PasswordFrom)
-		}
+	if s.Kafka != nil {
+		c.kafkaPeer(desc, p+".kafka", s.Kafka, "the topic to mirror")
 	}
 	if v := s.VCenter; v != nil {
 		vp := p + ".vcenter"
-		if !c.present(vp + ".url") {
-			c.report(vp+".url", "required: the SDK endpoint, like https://vc.example.com/sdk")
+		if len(v.VCenters) > 0 {
+			for _, f := range []string{"url", "insecure", "username", "passwordFrom"} {
+				if c.present(vp + "." + f) {
+					c.report(vp+"."+f, "set it on each entry of vcenters, or drop vcenters for a single vCenter")
+				}
+			}
+			urls := map[string]int{}
+			for i, e := range v.VCenters {
+				ep := index(vp+".vcenters", i)
+				c.vcenterEndpoint(desc, ep, e)
+				if j, dup := urls[e.URL]; dup && e.URL != "" {
+					c.report(ep+".url", "%q is already vcenters[%d]", e.URL, j)
+				}
+				urls[e.URL] = i
+			}
 		} else {
-			c.httpURL(vp+".url", v.URL)
-		}
-		if !c.present(vp + ".username") {
-			c.report(vp+".username", "required: the user the bridge logs in as")
-		}
-		if !c.present(vp + ".passwordFrom") {
-			c.report(vp+".passwordFrom", "required: the secretEnv entry holding the password")
-		} else {
-			c.secretRef(desc, vp+".passwordFrom", v.PasswordFrom)
+			c.vcenterEndpoint(desc, vp, v.Endpoints()[0])
 		}
 		if c.present(vp+".pageSize") && (v.PageSize < 1 || v.PageSize > MaxVCenterPageSize) {
 			c.report(vp+".pageSize", "%d is out of range: use 1 to %d", v.PageSize, MaxVCenterPageSize)
@@ -384,6 +444,48 @@ func (c checker) bridgeSource(desc *Descriptor, p string, s *BridgeSource) {
 	}
 }
 
+// vcenterEndpoint checks one vCenter's url, username and passwordFrom at
+// path vp.
+func (c checker) vcenterEndpoint(desc *Descriptor, vp string, e VCenterEndpoint) {
+	if !c.present(vp + ".url") {
+		c.report(vp+".url", "required: the SDK endpoint, like https://vc.example.com/sdk")
+	} else {
+		c.httpURL(vp+".url", e.URL)
+	}
+	if !c.present(vp + ".username") {
+		c.report(vp+".username", "required: the user the bridge logs in as")
+	}
+	if !c.present(vp + ".passwordFrom") {
+		c.report(vp+".passwordFrom", "required: the secretEnv entry holding the password")
+	} else {
+		c.secretRef(desc, vp+".passwordFrom", e.PasswordFrom)
+	}
+}
+
+// kafkaPeer checks the other cluster of a Kafka source or sink at kp.
+func (c checker) kafkaPeer(desc *Descriptor, kp string, k *KafkaSource, topic string) {
+	if len(k.Brokers) == 0 {
+		c.report(kp+".brokers", "required: the other cluster's seed brokers, like [kafka-1:9092]")
+	}
+	if !c.present(kp + ".topic") {
+		c.report(kp+".topic", "required: %s", topic)
+	}
+	if c.present(kp+".offset") && k.Offset != OffsetFirstName && k.Offset != OffsetLatestName {
+		c.report(kp+".offset", "%q is not a start: use first or latest", k.Offset)
+	}
+	switch k.SASLMechanism {
+	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+	default:
+		c.report(kp+".saslMechanism", "%q is not a SASL mechanism: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", k.SASLMechanism)
+	}
+	if k.SASLMechanism != "" && (k.Username == "" || k.PasswordFrom == "") {
+		c.report(kp, "saslMechanism needs username and passwordFrom")
+	}
+	if c.present(kp + ".passwordFrom") {
+		c.secretRef(desc, kp+".passwordFrom", k.PasswordFrom)
+	}
+}
+
 // secretRef checks that name is an entry of secretEnv.
 func (c checker) secretRef(desc *Descriptor, p, name string) {
 	if _, ok := desc.SecretEnv[name]; !ok {
@@ -400,12 +502,16 @@ func (c checker) secretRef(desc *Descriptor, p, name string) {
 	}
 }
 
-func (c checker) bridgeSink(p string, s *BridgeSink) {
+func (c checker) bridgeSink(desc *Descriptor, p string, s *BridgeSink) {
 	if s == nil {
 		return
 	}
-	if s.HTTP == nil {
-		c.report(p, "needs http")
+	if (s.HTTP == nil) == (s.Kafka == nil) {
+		c.report(p, "needs exactly one of http and kafka")
+		return
+	}
+	if s.Kafka != nil {
+		c.kafkaPeer(desc, p+".kafka", (*KafkaSource)(s.Kafka), "the topic written on the other cluster")
 		return
 	}
 	hp := p + ".http"
@@ -443,6 +549,9 @@ func bridgeDefaults(desc *Descriptor, retriesSet func(i int) bool) {
 		}
 		if b.Source != nil && b.Source.Kafka != nil {
 			b.Source.Kafka.Offset = or(b.Source.Kafka.Offset, OffsetFirstName)
+		}
+		if b.Sink != nil && b.Sink.Kafka != nil {
+			b.Sink.Kafka.Offset = or(b.Sink.Kafka.Offset, OffsetFirstName)
 		}
 		if b.Source != nil && b.Source.Webhook != nil {
 			w := b.Source.Webhook

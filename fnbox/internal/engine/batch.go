@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -172,6 +173,7 @@ func allDone(parts []*partBatch) bool {
 // that makes the rest of the poll unsafe to commit (an output not
 // acknowledged).
 func (r *runner) runBatch(ctx context.Context, rt runtime.Runtime, out *producer, parts []*partBatch) error {
+	out.startWriter()
 	var (
 		wg    sync.WaitGroup
 		errMu sync.Mutex
@@ -267,5 +269,8 @@ func (r *runner) runBatch(ctx context.Context, rt runtime.Runtime, out *producer
 		})
 	}
 	wg.Wait()
+	if err := out.drain(); err != nil && (first == nil || errors.Is(first, errWriterFailed)) {
+		first = err
+	}
 	return first
 }

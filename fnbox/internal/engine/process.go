@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -53,6 +54,61 @@ type producer struct {
 	mu       sync.Mutex
 	first    error
 	buffered []*kgo.Record // txn: written by flush
+
+	// queue feeds the writer started by startWriter (see later);
+	// writeErr is its first failure, read once drain returned.
+	queue    chan func() error
+	written  chan struct{}
+	writeErr error
+	failed   atomic.Bool // writeErr is set
+}
+
+// startWriter starts the goroutine that runs the work given to later, in
+// the order given; drain stops it.
+func (p *producer) startWriter() {
+	p.queue = make(chan func() error, 256)
+	p.written = make(chan struct{})
+	go func() {
+		defer close(p.written)
+		for f := range p.queue {
+			if p.writeErr == nil {
+				if p.writeErr = f(); p.writeErr != nil {
+					p.failed.Store(true)
+				}
+			}
+		}
+	}()
+}
+
+// later runs f, the writing of an invocation's results, on the writer
+// when one runs (in order: a partition's results keep their order), else
+// at once. It returns f's error when f ran at once, and errWriterFailed
+// once an earlier f failed on the writer, so the poll stops: nothing
+// after that may be committed (drain returns the failure itself).
+func (p *producer) later(f func() error) error {
+	if p.queue == nil {
+		return f()
+	}
+	if p.failed.Load() {
+		return errWriterFailed
+	}
+	p.queue <- f
+	return nil
+}
+
+// errWriterFailed stops a poll whose results could not be written.
+var errWriterFailed = errors.New("an earlier result of the poll could not be written")
+
+// drain waits until the writer ran everything given to later and returns
+// its first failure.
+func (p *producer) drain() error {
+	if p.queue == nil {
+		return nil
+	}
+	close(p.queue)
+	<-p.written
+	p.queue = nil
+	return p.writeErr
 }
 
 // send writes recs; unless async it waits for every acknowledgement.
@@ -223,11 +279,20 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 		ictx, res, emits, err := r.invoke(ctx, fetched, rt, ds)
 		leave()
 		if err == nil {
-			if err := r.writeResult(ctx, ictx, out, ds, res, emits); err != nil {
+			// Building and handing over the results goes on beside the
+			// next invocation (see producer.later); the events count as
+			// done once that is through, and the poll commits nothing
+			// before every acknowledgement is in.
+			if err := out.later(func() error {
+				if err := r.writeResult(ctx, ictx, out, ds, res, emits); err != nil {
+					return err
+				}
+				markDone()
+				r.stats.done(len(ds))
+				return nil
+			}); err != nil {
 				return false, err
 			}
-			markDone()
-			r.stats.done(len(ds))
 			return true, nil
 		}
 		r.stats.failure()

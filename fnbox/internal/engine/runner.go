@@ -36,6 +36,10 @@ type runner struct {
 
 	joined atomic.Bool
 
+	// assigned is how many partitions the group gives this instance now
+	// (see pollSize).
+	assigned atomic.Int64
+
 	// polls is how many records a poll takes now (0: not yet set); only
 	// the consuming goroutine uses it. See adaptPoll.
 	polls int
@@ -98,8 +102,22 @@ func (r *runner) byKey() bool       { return r.fn.Delivery.Ordering == descripto
 
 // pollSize is the most records one poll takes: MaxPollRecords, raised to
 // delivery.batch so that a full batch can come out of a single poll (a
-// batch never waits for a later poll).
-func (r *runner) pollSize() int { return max(r.e.cfg.MaxPollRecords, r.fn.Delivery.Batch) }
+// batch never waits for a later poll), and to delivery.batch for each
+// partition assigned (up to batchPollPartitions of them), so that a poll
+// spread over several partitions still gives full batches: a poll of 500
+// over 4 partitions made batches of 125, four times the invocations (and
+// results) a batch of 500 asks for, which is what a replay pays most.
+func (r *runner) pollSize() int {
+	n := max(r.e.cfg.MaxPollRecords, r.fn.Delivery.Batch)
+	if b := r.fn.Delivery.Batch; b > 1 {
+		n = max(n, b*min(int(r.assigned.Load()), batchPollPartitions))
+	}
+	return n
+}
+
+// batchPollPartitions caps how many partitions' full batches one poll
+// takes (see pollSize).
+const batchPollPartitions = 8
 
 // run consumes until ctx is done. A consumer that fails (a commit the
 // group refuses, a produce that cannot be acknowledged) is closed and a new
@@ -220,6 +238,7 @@ func (r *runner) groupOpts(cl **kgo.Client) []kgo.Opt {
 		kgo.SessionTimeout(10 * time.Second),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			r.stats.setAssigned(r.e.ns, m, true)
+			r.assigned.Add(int64(countPartitions(m)))
 			if len(m) == 0 {
 				r.joined.Store(true) // nothing to position: ready as it is
 			}
@@ -238,15 +257,22 @@ func (r *runner) groupOpts(cl **kgo.Client) []kgo.Opt {
 // next owner redoes them), so invoking more of it is wasted.
 func (r *runner) revoked(m map[string][]int32) {
 	r.stats.setAssigned(r.e.ns, m, false)
+	r.assigned.Add(-int64(countPartitions(m)))
 	r.forget(m)
-	if n := 0; r.exactlyOnce() {
-		for _, ps := range m {
-			n += len(ps)
-		}
-		if stop := r.stopPoll.Load(); stop != nil && n > 0 {
+	if r.exactlyOnce() && countPartitions(m) > 0 {
+		if stop := r.stopPoll.Load(); stop != nil {
 			(*stop)()
 		}
 	}
+}
+
+// countPartitions is how many partitions m names.
+func countPartitions(m map[string][]int32) int {
+	n := 0
+	for _, ps := range m {
+		n += len(ps)
+	}
+	return n
 }
 
 // consume is the at-least-once loop. Rebalances are blocked while a poll
@@ -256,6 +282,7 @@ func (r *runner) revoked(m map[string][]int32) {
 // is committed, the rest is polled again (a retry goes on where it was,
 // see retryState) and a waiting rebalance goes through in between.
 func (r *runner) consume(ctx context.Context, rt runtime.Runtime) error {
+	r.assigned.Store(0) // a new member: its assignment comes in the callbacks
 	var cl *kgo.Client
 	cl, err := r.e.cfg.Kafka.NewClient(append(r.groupOpts(&cl), kgo.BlockRebalanceOnPoll())...)
 	if err != nil {
@@ -396,6 +423,7 @@ func (r *runner) commitSync(ctx context.Context, cl *kgo.Client, offsets map[str
 // restarted instance's InitProducerID (same slot, same transactional id)
 // aborts it at once, or the broker does after txnTimeout.
 func (r *runner) consumeTxn(ctx context.Context, rt runtime.Runtime) error {
+	r.assigned.Store(0) // a new member: its assignment comes in the callbacks
 	var cl *kgo.Client
 	base, err := r.e.cfg.Kafka.Opts()
 	if err != nil {

@@ -98,7 +98,7 @@ func startHost(ctx context.Context, r *Runtime) (*hostProc, error) {
 		return nil, fmt.Errorf("create host pipe: %w", err)
 	}
 	args := append(append([]string{}, r.plat.args...), r.script)
-	cmd := exec.Command(r.plat.command, args...)
+	cmd := exec.Command(r.prog, args...)
 	cmd.Dir = r.spec.Dir
 	cmd.Env = r.env
 	cmd.ExtraFiles = []*os.File{fromHostW, toHostR} // fd 3, fd 4

@@ -72,6 +72,7 @@ type Runtime struct {
 	env    []string
 	tmp    string // holds the host script
 	script string
+	prog   string // the interpreter: plat.command, or what a pyenv shim would run
 
 	mu   sync.Mutex // guards proc; held while a host starts
 	proc *hostProc
@@ -117,6 +118,9 @@ func Start(ctx context.Context, spec runtime.Spec) (runtime.Runtime, error) {
 		return nil, fmt.Errorf("start %s runtime: none of the functions %v is in deployment %q", plat.name, spec.Functions, spec.Deployment.Name)
 	}
 	r.env = buildEnv(spec, plat.env)
+	var extra []string
+	r.prog, extra = interpreter(plat.command, dir, r.env)
+	r.env = append(r.env, extra...)
 
 	r.tmp, err = os.MkdirTemp("", "butter-"+plat.name+"-host-")
 	if err != nil {

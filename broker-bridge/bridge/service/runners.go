@@ -86,6 +86,13 @@ func (s *Service) supervise(ctx context.Context, key string, w want) {
 		if ctx.Err() != nil {
 			return
 		}
+		if errors.Is(err, sink.ErrRefused) {
+			// Only a new descriptor (which restarts the bridge) can change
+			// the URL: say so once and wait for it.
+			s.log.Error("bridge refused", "bridge", key, kit.KeyError, err)
+			<-ctx.Done()
+			return
+		}
 		wait := s.cfg.Retry
 		if errors.Is(err, vcenter.ErrFenced) || errors.Is(err, mirror.ErrFenced) {
 			// Another replica took the source over: it owns it until the

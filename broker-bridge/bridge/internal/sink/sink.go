@@ -6,6 +6,11 @@
 // dead-letter stream with the failure as extensions, and the partition
 // moves on. Offsets are committed only after a 2xx (or the dead letter
 // was acknowledged): a crash re-posts, never skips (at-least-once).
+//
+// The URL is the descriptor's: unless the sink allows private addresses,
+// it must be public (proto/egress, the gateway's callback guard), checked
+// at start on the URL and on every address dialled, and redirects are not
+// followed.
 package sink
 
 import (
@@ -24,6 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/proto/descriptor"
+	"github.com/buttercompass/butter/proto/egress"
 	"github.com/buttercompass/butter/proto/envelope"
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/obs"
@@ -40,7 +46,9 @@ type Config struct {
 	Kafka   kit.KafkaConfig
 	Logger  *slog.Logger
 	Metrics *Metrics
-	// Client posts; default a client with Spec.Timeout.
+	// Client posts; default a client with Spec.Timeout. Either way it is
+	// wrapped by egress.Client (no redirects; public addresses only unless
+	// Spec.AllowPrivate), except a Client with its own Transport.
 	Client *http.Client
 }
 
@@ -65,14 +73,26 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// ErrRefused means the sink's URL is refused by the SSRF guard (or is not
+// an http(s) URL): starting again does not help until the descriptor
+// changes.
+var ErrRefused = errors.New("sink refused")
+
 // Run posts the stream's events until ctx is done.
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
+	if err := egress.CheckURL(ctx, cfg.Spec.URL, cfg.Spec.AllowPrivate); err != nil {
+		if errors.Is(err, egress.ErrPrivate) {
+			err = fmt.Errorf("%w (set allowPrivate: true on the sink to allow it)", err)
+		}
+		return fmt.Errorf("%w: sink url %s: %w", ErrRefused, cfg.Spec.URL, err)
+	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: time.Duration(cfg.Spec.Timeout)}
 	}
+	cfg.Client = egress.Client(cfg.Client, cfg.Spec.AllowPrivate)
 	log := cfg.Logger.With("deployment", cfg.Deployment, "bridge", cfg.Bridge)
 	cl, err := cfg.Kafka.NewClient(
 		kgo.ConsumerGroup(cfg.Group),

@@ -2,12 +2,14 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 
 	"github.com/buttercompass/butter/broker-bridge/broker"
 	"github.com/buttercompass/butter/proto/descriptor"
+	"github.com/buttercompass/butter/proto/egress"
 	"github.com/buttercompass/butter/proto/envelope"
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/kit/kittest"
@@ -80,7 +83,7 @@ func TestRecoveringReceiver(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Config{Deployment: "d", Bridge: "notify", Topic: "out", DeadLetter: "out-dlq", Group: "butter-bridge.d.notify",
-			Spec:  descriptor.HTTPSink{URL: srv.URL, Retries: 5, Backoff: descriptor.Duration(10 * time.Millisecond), MaxBackoff: descriptor.Duration(50 * time.Millisecond), Timeout: descriptor.Duration(5 * time.Second)},
+			Spec:  descriptor.HTTPSink{URL: srv.URL, Retries: 5, Backoff: descriptor.Duration(10 * time.Millisecond), MaxBackoff: descriptor.Duration(50 * time.Millisecond), Timeout: descriptor.Duration(5 * time.Second), AllowPrivate: true},
 			Kafka: b.Kafka(), Logger: slog.New(slog.DiscardHandler)})
 	}()
 	t.Cleanup(func() {
@@ -143,7 +146,7 @@ func TestDeadLetter(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	produce(t, b.Kafka(), "out", 3)
-	runSink(t, b.Kafka(), descriptor.HTTPSink{URL: srv.URL, Retries: 1, Backoff: descriptor.Duration(time.Millisecond), MaxBackoff: descriptor.Duration(time.Millisecond), Timeout: descriptor.Duration(5 * time.Second)})
+	runSink(t, b.Kafka(), descriptor.HTTPSink{URL: srv.URL, Retries: 1, Backoff: descriptor.Duration(time.Millisecond), MaxBackoff: descriptor.Duration(time.Millisecond), Timeout: descriptor.Duration(5 * time.Second), AllowPrivate: true})
 	rd, err := b.Kafka().NewClient(kgo.ConsumeTopics("out-dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -249,9 +252,51 @@ func BenchmarkSink(b *testing.B) {
 	defer cancel()
 	go func() {
 		_ = Run(ctx, Config{Deployment: "d", Bridge: "b", Topic: "out", DeadLetter: "out-dlq", Group: "bench",
-			Spec:  descriptor.HTTPSink{URL: srv.URL, Retries: 1, Backoff: descriptor.Duration(time.Millisecond), MaxBackoff: descriptor.Duration(time.Millisecond), Timeout: descriptor.Duration(5 * time.Second)},
+			Spec:  descriptor.HTTPSink{URL: srv.URL, Retries: 1, Backoff: descriptor.Duration(time.Millisecond), MaxBackoff: descriptor.Duration(time.Millisecond), Timeout: descriptor.Duration(5 * time.Second), AllowPrivate: true},
 			Kafka: br.Kafka(), Logger: slog.New(slog.DiscardHandler)})
 	}()
 	<-done
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}
+
+// TestGuardRefusesPrivate: a sink whose URL is loopback, private or
+// link-local (a cloud metadata endpoint) does not start unless it sets
+// allowPrivate, and its receiver gets nothing.
+func TestGuardRefusesPrivate(t *testing.T) {
+	t.Parallel()
+	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	for _, s := range []string{"out", "out-dlq"} {
+		if err := b.CreateTopic(topics.Stream(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	produce(t, b.Kafka(), "out", 3)
+	for _, u := range []string{srv.URL, "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/in", "http://[::1]/in"} {
+		err := Run(context.Background(), Config{Deployment: "d", Bridge: "notify", Topic: "out", DeadLetter: "out-dlq", Group: "butter-bridge.d.notify",
+			Spec: descriptor.HTTPSink{URL: u, Retries: 0, Timeout: descriptor.Duration(time.Second)}, Kafka: b.Kafka(), Logger: slog.New(slog.DiscardHandler)})
+		if !errors.Is(err, ErrRefused) || !errors.Is(err, egress.ErrPrivate) {
+			t.Errorf("sink to %s: %v, want refused as private", u, err)
+		}
+	}
+	if hits.Load() != 0 {
+		t.Fatalf("the refused sink posted %d times", hits.Load())
+	}
+	// The same receiver with allowPrivate gets every event.
+	runSink(t, b.Kafka(), descriptor.HTTPSink{URL: srv.URL, Timeout: descriptor.Duration(5 * time.Second), AllowPrivate: true})
+	kittest.Eventually(t, "the allowed sink posts", func() error {
+		if n := hits.Load(); n < 3 {
+			return fmt.Errorf("%d of 3 posts", n)
+		}
+		return nil
+	})
 }

@@ -55,6 +55,7 @@ test: lint images
 fuzz:
 	cd proto && $(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./descriptor
 	cd proto && $(GO) test -run '^$$' -fuzz '^FuzzFromRecord$$' -fuzztime $(FUZZTIME) ./envelope
+	cd proto && $(GO) test -run '^$$' -fuzz '^FuzzFastPath$$' -fuzztime $(FUZZTIME) ./envelope
 	cd gateway && $(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME) ./internal/auth
 	cd gateway && $(GO) test -run '^$$' -fuzz '^FuzzFromResult$$' -fuzztime $(FUZZTIME) ./internal/httpevent
 	cd timer && $(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./internal/api

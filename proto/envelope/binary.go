@@ -22,6 +22,10 @@ import (
 // path never changes an outcome, only its cost; FuzzFastPath holds it to
 // that, against the general code and against sdk-go's own Kafka binding.
 
+// noFastPath turns the fast paths off, for tests that compare them with
+// the general code.
+var noFastPath bool
+
 // maxFastAttrs is how many ce_ headers the fast paths handle; records with
 // more take the general path.
 const maxFastAttrs = 16

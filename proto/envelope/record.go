@@ -67,7 +67,7 @@ func ToRecord(topic string, e event.Event, opts ...RecordOption) (*kgo.Record, e
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if !cfg.structured {
+	if !cfg.structured && !noFastPath {
 		if r, ok := encodeBinaryFast(topic, e); ok {
 			return r, nil
 		}
@@ -216,8 +216,10 @@ var errNotCloudEvent = errors.New("not a CloudEvent")
 
 // decode reads r in the content mode its headers say (see FromRecord).
 func decode(r *kgo.Record) (event.Event, error) {
-	if e, ok := decodeBinaryFast(r); ok {
-		return e, nil
+	if !noFastPath {
+		if e, ok := decodeBinaryFast(r); ok {
+			return e, nil
+		}
 	}
 	attrs := map[string]string{}
 	contentType, hasContentType, hasCE := "", false, false

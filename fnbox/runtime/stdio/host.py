@@ -8,12 +8,10 @@
 # to a worker thread, which runs it and writes the reply itself, in one
 # write(2). Only async handlers, and answers to their context calls, go
 # through the loop.
-import asyncio
-import base64
-import concurrent.futures
-import datetime
-import importlib.util
-import inspect
+#
+# Start-up is on every cold start: modules that only some functions need
+# (asyncio, inspect, traceback, datetime...) are imported when first used,
+# and the asyncio loop starts only for a deployment with an async handler.
 import itertools
 import json
 import os
@@ -21,7 +19,8 @@ import queue
 import sys
 import threading
 import time
-import traceback
+
+asyncio = None  # imported by _ensure_loop
 
 _out_lock = threading.Lock()
 _handlers = {}
@@ -33,6 +32,7 @@ _running = set()  # sync invocations in worker threads, by id
 _cancelled = set()  # those of them fnbox gave up on: their reply is dropped
 _call_ids = itertools.count(1)
 _loop = None
+_loop_lock = threading.Lock()
 # Sync handlers run in threads so one blocking handler does not stall the
 # others; the pool is large because handlers mostly wait on I/O. Threads
 # start on demand and wait on one queue.
@@ -44,6 +44,7 @@ _idle = 0
 
 
 def _default(o):
+    import datetime
     if isinstance(o, (datetime.datetime, datetime.date)):
         return o.isoformat()
     if isinstance(o, (set, frozenset, tuple)):
@@ -75,6 +76,7 @@ def encode(v, content_type=None):
     if v is None:
         return {}
     if isinstance(v, (bytes, bytearray, memoryview)):
+        import base64
         return {"data": base64.b64encode(bytes(v)).decode(), "base64": True,
                 "contentType": content_type or "application/octet-stream"}
     if isinstance(v, str):
@@ -87,6 +89,7 @@ def decode(msg):
     if r is None:
         return None
     if msg.get("base64"):
+        import base64
         return base64.b64decode(r)
     return r
 
@@ -110,6 +113,8 @@ class ButterError(Exception):
 
 
 def _in_loop():
+    if _loop is None:
+        return False
     try:
         return asyncio.get_running_loop() is _loop
     except RuntimeError:
@@ -134,6 +139,7 @@ class Context:
         # Computed when read: most handlers never look at it.
         if not self._deadline_ms:
             return None
+        import datetime
         return datetime.datetime.fromtimestamp(self._deadline_ms / 1000, tz=datetime.timezone.utc)
 
     def remaining_ms(self):
@@ -171,13 +177,70 @@ class Context:
             return wait()
         # A sync handler in a worker thread: block until fnbox answers (the
         # reader thread completes the future).
-        cf = concurrent.futures.Future()
+        cf = _Waiter()
         _calls[cid] = cf
         send(msg)
         return convert(cf.result())
 
 
+class _Waiter:
+    """A result a worker thread waits for, set by the reader thread."""
+
+    __slots__ = ("_done", "_result", "_error")
+
+    def __init__(self):
+        self._done = threading.Event()
+        self._result = self._error = None
+
+    def done(self):
+        return self._done.is_set()
+
+    def set_result(self, r):
+        self._result = r
+        self._done.set()
+
+    def set_exception(self, e):
+        self._error = e
+        self._done.set()
+
+    def result(self):
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+def _ensure_loop():
+    """Starts the asyncio loop in a thread of its own, once."""
+    global _loop, asyncio
+    with _loop_lock:
+        if _loop is not None:
+            return _loop
+        import asyncio as aio
+        import warnings
+        asyncio = aio
+        # The loop module code got from asyncio.get_event_loop() at import,
+        # if it asked for one: the handlers must run on that loop.
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                loop = aio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:  # none set, on versions that do not make one
+            loop = None
+        if loop is None or loop.is_closed() or loop.is_running():
+            loop = aio.new_event_loop()
+        threading.Thread(target=loop.run_forever, name="asyncio", daemon=True).start()
+        _loop = loop
+        return loop
+
+
+def _is_async(h):
+    import inspect
+    return inspect.iscoroutinefunction(h)
+
+
 def _where(exc, path, rel):
+    import traceback
     if isinstance(exc, SyntaxError) and exc.filename == path and exc.lineno:
         return f"{rel}:{exc.lineno}"
     line = None
@@ -188,6 +251,7 @@ def _where(exc, path, rel):
 
 
 def load(fn, d):
+    import importlib.util
     path = os.path.realpath(os.path.join(d, fn["file"]))
     try:
         mod = _modules.get(path)
@@ -203,6 +267,7 @@ def load(fn, d):
             spec.loader.exec_module(mod)
             _modules[path] = mod
     except BaseException as e:  # noqa: BLE001 - any failure is a load error to report
+        import traceback
         msg = e.msg if isinstance(e, SyntaxError) else str(e)
         return {"fn": fn["name"], "where": _where(e, path, fn["file"]),
                 "message": f"{type(e).__name__}: {msg}", "stack": traceback.format_exc()}
@@ -228,6 +293,7 @@ def _reply(inv, result):
 
 
 def _error_reply(inv, e):
+    import traceback
     return (_encode_json({"id": inv["id"], "error": {"message": str(e) or type(e).__name__,
                                                      "stack": traceback.format_exc()}}) + "\n").encode()
 
@@ -244,9 +310,14 @@ async def _await(aw):
 def _run_sync(inv):
     """Runs a sync handler's invocation in this worker thread and replies."""
     try:
-        result = _handlers[inv["fn"]](_arg(inv), Context(inv))
-        if inspect.isawaitable(result):
-            result = asyncio.run_coroutine_threadsafe(_await(result), _loop).result()
+        h = _handlers.get(inv["fn"])
+        if h is None:
+            raise LookupError(f"unknown function {inv['fn']}")
+        result = h(_arg(inv), Context(inv))
+        if result is not None and not isinstance(result, (dict, list, str, bytes, int, float)):
+            import inspect
+            if inspect.isawaitable(result):
+                result = asyncio.run_coroutine_threadsafe(_await(result), _ensure_loop()).result()
         line = _reply(inv, result)  # fails here, as the function's error, if unsendable
     except BaseException as e:  # noqa: BLE001 - the function's failure, reported to fnbox
         line = _error_reply(inv, e)
@@ -304,7 +375,9 @@ def _load(msg):
     sys.path.insert(0, msg["dir"])
     errors = [e for e in (load(fn, msg["dir"]) for fn in msg["load"]) if e]
     for name, h in _handlers.items():
-        _sync[name] = not inspect.iscoroutinefunction(h)
+        _sync[name] = not _is_async(h)
+    if not all(_sync.values()):
+        _ensure_loop()
     send({"loadErrors": errors} if errors else {"ready": True})
 
 
@@ -328,13 +401,13 @@ def _cancel(iid):
 def handle(msg):
     """Dispatches one message from fnbox; runs in the reader thread."""
     if msg.get("id") and "fn" in msg:
-        if _sync.get(msg["fn"]):
+        if _sync.get(msg["fn"], True):
             _submit(msg)
         else:
             _loop.call_soon_threadsafe(_start_task, msg)
     elif msg.get("call"):
         fut = _calls.get(msg["call"])
-        if isinstance(fut, concurrent.futures.Future):
+        if isinstance(fut, _Waiter):
             _answer(msg)  # a worker thread waits on it: no need for the loop
         else:
             _loop.call_soon_threadsafe(_answer, msg)
@@ -343,19 +416,11 @@ def handle(msg):
         with _workers_lock:
             if iid in _running:
                 _cancelled.add(iid)
-        _loop.call_soon_threadsafe(_cancel, iid)
+        if _loop is not None:
+            _loop.call_soon_threadsafe(_cancel, iid)
     elif "load" in msg:
-        # On the loop's thread, as module code may look for the loop; the
-        # invocations come only after the answer.
-        done = threading.Event()
-
-        def run():
-            try:
-                _load(msg)
-            finally:
-                done.set()
-        _loop.call_soon_threadsafe(run)
-        done.wait()
+        # In the main thread; the invocations come only after the answer.
+        _load(msg)
 
 
 def _start_task(msg):
@@ -363,6 +428,7 @@ def _start_task(msg):
 
 
 def read_input():
+    """Reads fnbox's messages in the main thread until fnbox closes fd 4."""
     buf = b""
     while True:
         chunk = os.read(4, 1 << 16)
@@ -381,11 +447,7 @@ def read_input():
 
 
 def main():
-    global _loop
-    _loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(_loop)
-    threading.Thread(target=read_input, daemon=True).start()
-    _loop.run_forever()
+    read_input()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"time"
@@ -60,6 +61,10 @@ type Config struct {
 	// read timeouts, the keep-alive idle timeout and a cap on open
 	// connections (see server.Limits for the defaults).
 	Limits server.Limits
+	// Pprof serves Go's profiles on /debug/pprof/ of Addr (env
+	// BUTTER_GATEWAY_PPROF), for profiling the request path under load.
+	// Default false: they show the process's internals to any caller.
+	Pprof bool
 	// Kafka reaches the cluster. RegisterFlags leaves its flags to
 	// Kafka.RegisterFlags, so a host with its own (butter up) shares them.
 	Kafka kit.KafkaConfig
@@ -94,6 +99,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"close keep-alive connections idle this long (env BUTTER_GATEWAY_IDLE_TIMEOUT)")
 	fs.IntVar(&c.Limits.MaxConns, "max-conns", kit.EnvInt("BUTTER_GATEWAY_MAX_CONNS", d.Limits.MaxConns),
 		"most client connections open at once, further ones wait; 0 no cap (env BUTTER_GATEWAY_MAX_CONNS)")
+	fs.BoolVar(&c.Pprof, "pprof", kit.EnvBool("BUTTER_GATEWAY_PPROF", d.Pprof),
+		"serve Go's profiles on /debug/pprof/ of --addr, to anyone who can reach it (env BUTTER_GATEWAY_PPROF)")
 	fs.DurationVar(&c.Takeover, "takeover", kit.EnvDuration("BUTTER_GATEWAY_TAKEOVER", d.Takeover), "wait before storing another replica's async response (env BUTTER_GATEWAY_TAKEOVER)")
 }
 
@@ -253,6 +260,13 @@ func (s *Service) Provision(ctx context.Context) error {
 
 	adm.AddReadyCheck("kafka", kit.KafkaReady(s.prod))
 	s.srv.Register(adm.Handle)
+	if s.cfg.Pprof {
+		adm.Handle("/debug/pprof/", http.HandlerFunc(pprof.Index))
+		adm.Handle("/debug/pprof/cmdline", http.HandlerFunc(pprof.Cmdline))
+		adm.Handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+		adm.Handle("/debug/pprof/symbol", http.HandlerFunc(pprof.Symbol))
+		adm.Handle("/debug/pprof/trace", http.HandlerFunc(pprof.Trace))
+	}
 	return adm.Listen()
 }
 

@@ -27,8 +27,9 @@ import (
 	"github.com/buttercompass/butter/proto/topics"
 )
 
-// Raw rows: what Kafka alone does on this machine. Rows added by platform
-// parts name one of these as their Limit.
+// Raw rows: what Kafka alone does on this machine, with plain franz-go
+// records carrying the platform's headers and no CloudEvents decoding.
+// Rows added by platform parts name one of these as their Limit.
 const (
 	// RowProduce is the produce throughput of one client.
 	RowProduce = "produce"
@@ -38,6 +39,19 @@ const (
 	// RowPipeline is the throughput of the at-least-once loop a function
 	// instance runs: poll, produce one child per input, flush, commit.
 	RowPipeline = "consume→produce→commit"
+
+	// RowProduceCodec is RowProduce with every event built and encoded by
+	// the envelope codec inside the clock.
+	RowProduceCodec = RowProduce + " (with codec)"
+	// RowConsumeCodec is RowConsume decoding every record with
+	// envelope.FromRecord.
+	RowConsumeCodec = RowConsume + " (with codec)"
+	// RowPipelineCodec is RowPipeline decoding every input and encoding
+	// its child with the envelope codec.
+	RowPipelineCodec = RowPipeline + " (with codec)"
+	// RowCodec is the in-process cost of the codec per event: decode,
+	// build the child, encode.
+	RowCodec = "codec decode+child+encode"
 	// RowReplyP50 is the median request→reply round trip.
 	RowReplyP50 = "request→reply p50"
 	// RowReplyP99 is the 99th percentile request→reply round trip.
@@ -52,13 +66,18 @@ const (
 // names only need to be distinct from each other; replies go to the
 // platform's replies topic, as the gateway's will.
 const (
-	topicWarmup   = "bench.warmup"
-	topicEvents   = "bench.events"
-	topicResults  = "bench.results"
-	topicRequests = "bench.requests"
-	topicReplies  = topics.Replies
+	topicWarmup  = "bench.warmup"
+	topicEvents  = "bench.events"
+	topicResults = "bench.results"
+	// topicCodec and topicResultsCodec hold what the "(with codec)" rows
+	// write, so the raw rows' topics keep exactly N events.
+	topicCodec        = "bench.events.codec"
+	topicResultsCodec = "bench.results.codec"
+	topicRequests     = "bench.requests"
+	topicReplies      = topics.Replies
 
-	groupPipeline = "butter.bench.pipeline"
+	groupPipeline      = "butter.bench.pipeline"
+	groupPipelineCodec = "butter.bench.pipeline.codec"
 
 	// benchPartitions is the partition count of the bench topics: the
 	// default of a user stream.
@@ -199,8 +218,12 @@ type Measurement struct {
 func Raw() []Measurement {
 	return []Measurement{
 		{Name: RowProduce, Run: measureProduce},
+		{Name: RowProduceCodec, Run: measureProduceCodec},
 		{Name: RowConsume, Run: measureConsume},
+		{Name: RowConsumeCodec, Run: measureConsumeCodec},
 		{Name: RowPipeline, Run: measurePipeline},
+		{Name: RowPipelineCodec, Run: measurePipelineCodec},
+		{Name: RowCodec, Run: measureCodec},
 		{Name: rowRoundTrip, Run: measureRoundTrip},
 	}
 }
@@ -278,7 +301,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		tag:             fmt.Sprintf("%06x", rand.Uint32()>>8),
 		containerBroker: b.ContainerAddr(),
 	}
-	if err := env.CreateTopics(topicWarmup, topicEvents, topicResults, topicRequests); err != nil {
+	if err := env.CreateTopics(topicWarmup, topicEvents, topicResults, topicCodec, topicResultsCodec, topicRequests); err != nil {
 		return nil, err
 	}
 

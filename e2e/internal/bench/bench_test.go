@@ -34,7 +34,8 @@ func TestRunQuick(t *testing.T) {
 		t.Fatal("the extra measurement did not run")
 	}
 
-	want := []string{RowProduce, RowConsume, RowPipeline, RowReplyP50, RowReplyP99, RowReplyMean, "half pipeline"}
+	want := []string{RowProduce, RowProduceCodec, RowConsume, RowConsumeCodec, RowPipeline, RowPipelineCodec, RowCodec,
+		RowReplyP50, RowReplyP99, RowReplyMean, "half pipeline"}
 	var got []string
 	for _, row := range rep.Rows() {
 		got = append(got, row.Name)
@@ -46,10 +47,18 @@ func TestRunQuick(t *testing.T) {
 		t.Errorf("rows %q, want %q", got, want)
 	}
 
-	for _, name := range []string{RowProduce, RowConsume, RowPipeline} {
+	for _, name := range []string{RowProduce, RowProduceCodec, RowConsume, RowConsumeCodec, RowPipeline, RowPipelineCodec, RowCodec} {
 		if row, _ := rep.Row(name); row.Count != cfg.Events {
 			t.Errorf("%s counted %d events, want exactly %d", name, row.Count, cfg.Events)
 		}
+	}
+	for raw, codec := range map[string]string{RowProduce: RowProduceCodec, RowConsume: RowConsumeCodec, RowPipeline: RowPipelineCodec} {
+		if row, _ := rep.Row(codec); row.Limit != raw {
+			t.Errorf("%s compares with %q, want the raw row %q", codec, row.Limit, raw)
+		}
+	}
+	if row, _ := rep.Row(RowCodec); !row.NoLimit || row.Unit != UnitNanosecondsPerEvent {
+		t.Errorf("%s: unit %q, no limit %v; want %s and no limit", RowCodec, row.Unit, row.NoLimit, UnitNanosecondsPerEvent)
 	}
 	p50, _ := rep.Row(RowReplyP50)
 	p99, _ := rep.Row(RowReplyP99)

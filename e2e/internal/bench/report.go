@@ -170,19 +170,27 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		"with whatever else runs on it, so on a small or busy machine the fnbox rows fall further below their " +
 		"limits than they would on a dedicated one; exec at batch 1, a process per event, suffers most.\n\n")
 	b.WriteString("What this is: the raw limits of this machine on the embedded broker (started in-process, " +
-		"segments on disk in a temporary data directory, no fsync), driven by franz-go clients with real " +
-		"CloudEvents (binary mode, built with `envelope.ToRecord`; ")
-	fmt.Fprintf(&b, "mean record %.0f B including key and headers). Every figure of a platform part "+
+		"segments on disk in a temporary data directory, no fsync), driven by franz-go clients. The raw rows are Kafka's own: " +
+		"plain franz-go records carrying the same headers as the platform's CloudEvents (binary mode: seven headers, six `ce_*` and " +
+		"`content-type`), nothing decoded or encoded inside the clock. The \"(with codec)\" rows repeat them through the " +
+		"platform's envelope codec (`envelope.FromRecord`, `envelope.Child`, `envelope.ToRecord`), and the codec row gives " +
+		"the codec's own cost per event; ")
+	fmt.Fprintf(&b, "mean record %.0f B including key and headers. Every figure of a platform part "+
 		"is compared with the raw row of the same run; ratio = figure ÷ raw limit, so below 1 a rate "+
 		"reaches that fraction of Kafka alone and above 1 a latency is that many times Kafka's own.\n\n", r.RecordBytes)
 	fmt.Fprintf(&b, "- **%s**: %d events produced to a %d-partition topic by one client with default "+
-		"linger, acks=all and idempotence; records built before the clock starts, clock stops when the last is acknowledged.\n",
-		RowProduce, r.Events, benchPartitions)
+		"linger, acks=all and idempotence; records built before the clock starts, clock stops when the last is acknowledged. "+
+		"**%s**: the same with each event built (`envelope.New`) and encoded (`envelope.ToRecord`) inside the clock.\n",
+		RowProduce, r.Events, benchPartitions, RowProduceCodec)
 	fmt.Fprintf(&b, "- **%s**: a fresh client reads those %d events back from the first offset up to the "+
-		"end offsets the broker reports, decoding each with `envelope.FromRecord`; clock starts before the client is made.\n", RowConsume, r.Events)
-	fmt.Fprintf(&b, "- **%s**: a consumer group member (auto-commit off) decodes each polled event, produces "+
-		"a child event (`envelope.Child`) per input to an output topic, flushes, then commits: the at-least-once "+
-		"loop of a function instance. Clock runs from the partition assignment to the commit of the %dth event.\n", RowPipeline, r.Events)
+		"end offsets the broker reports, counting records without decoding them; clock starts before the client is made. "+
+		"**%s**: the same decoding each record with `envelope.FromRecord`.\n", RowConsume, r.Events, RowConsumeCodec)
+	fmt.Fprintf(&b, "- **%s**: a consumer group member (auto-commit off) produces a child record per polled input to an "+
+		"output topic (a plain record with the input's key, value and headers copied), flushes, then commits: the at-least-once "+
+		"loop of a function instance at Kafka's speed. Clock runs from the partition assignment to the commit of the %dth event. "+
+		"**%s**: the same loop decoding each input (`envelope.FromRecord`) and writing a real child event "+
+		"(`envelope.Child`, `envelope.ToRecord`) — what the platform's own loop pays before any function runs.\n",
+		RowPipeline, r.Events, RowPipelineCodec)
 	fmt.Fprintf(&b, "- **%s**: %d sequential round trips after %d warm-up, linger 0 on both sides: the "+
 		"requester produces a request event with `replyto` and waits for the reply; a responder with its "+
 		"own client consumes requests and produces the reply.\n", rowRoundTrip, r.Requests, r.Warmup)

@@ -26,7 +26,9 @@ func (g *Gate) Enter(ctx context.Context, inv Invocation) (context.Context, func
 	g.inflight.Add(1)
 	g.mu.Unlock()
 	cancel := context.CancelFunc(func() {})
-	if !inv.Deadline.IsZero() {
+	// fnbox's ctx usually carries the same deadline already: a second
+	// one would start a timer per event for nothing.
+	if dl, ok := ctx.Deadline(); !inv.Deadline.IsZero() && (!ok || inv.Deadline.Before(dl)) {
 		ctx, cancel = context.WithDeadline(ctx, inv.Deadline)
 	}
 	return ctx, func() { cancel(); g.inflight.Done() }, nil

@@ -131,3 +131,20 @@ func TestExtension(t *testing.T) {
 		}
 	}
 }
+
+// TestNewIDRandom checks that ids are version 4 (random) UUIDs, all
+// different across more than one refill of the random buffer.
+func TestNewIDRandom(t *testing.T) {
+	seen := map[string]bool{}
+	for range 3 * 256 {
+		id := newID()
+		u, err := uuid.Parse(id)
+		if err != nil || u.Version() != 4 || u.Variant() != uuid.RFC4122 {
+			t.Fatalf("id %q: version %v variant %v (%v), want a random RFC 9562 UUID", id, u.Version(), u.Variant(), err)
+		}
+		if seen[id] {
+			t.Fatalf("id %q repeated", id)
+		}
+		seen[id] = true
+	}
+}

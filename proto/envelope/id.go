@@ -2,36 +2,39 @@ package envelope
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
-	"sync/atomic"
+	"sync"
 )
 
-// Event ids are UUIDs (RFC 9562 version 8, the custom layout) made of a
-// random per-process prefix and a counter rather than 122 fresh random bits:
-// a crypto/rand read per event cost more than the rest of building a child
-// event. The 60 random bits of the prefix keep ids of different processes
-// apart; the counter keeps ids of one process apart.
-var (
-	idPrefix  [8]byte
-	idCounter atomic.Uint64
-)
-
-func init() {
-	var seed [16]byte
-	if _, err := rand.Read(seed[:]); err != nil {
-		panic("envelope: read random id prefix: " + err.Error()) // crypto/rand never fails on supported platforms
-	}
-	copy(idPrefix[:], seed[:8])
-	idPrefix[6] = idPrefix[6]&0x0f | 0x80 // version 8
-	idCounter.Store(binary.BigEndian.Uint64(seed[8:]) >> 2)
+// Event ids are random UUIDs (version 4) as before, but the 16 random bytes
+// of each come from a buffer filled by one crypto/rand read per 256 ids:
+// a read per event cost more than the rest of building a child event. They
+// stay unguessable (the gateway's async status URLs are named by them), which
+// a per-process prefix and a counter would not be.
+var ids struct {
+	mu   sync.Mutex
+	buf  [256 * 16]byte
+	next int
 }
 
-// newID returns a fresh event id in the UUID text form.
+func init() { ids.next = len(ids.buf) }
+
+// newID returns a fresh random event id in the UUID text form.
 func newID() string {
 	var u [16]byte
-	copy(u[:8], idPrefix[:])
-	binary.BigEndian.PutUint64(u[8:], idCounter.Add(1))
+	ids.mu.Lock()
+	if ids.next == len(ids.buf) {
+		if _, err := rand.Read(ids.buf[:]); err != nil {
+			ids.mu.Unlock()
+			panic("envelope: read random event id: " + err.Error()) // crypto/rand never fails on supported platforms
+		}
+		ids.next = 0
+	}
+	copy(u[:], ids.buf[ids.next:])
+	clear(ids.buf[ids.next : ids.next+16]) // an id's bytes do not outlive their use
+	ids.next += 16
+	ids.mu.Unlock()
+	u[6] = u[6]&0x0f | 0x40 // version 4
 	u[8] = u[8]&0x3f | 0x80 // RFC 9562 variant
 	var s [36]byte
 	hex.Encode(s[0:8], u[0:4])

@@ -8,11 +8,13 @@ import (
 )
 
 // TestServices runs the gateway and timer measurements at a tiny size on a
-// real broker, with a real gateway, fnbox (node) and timer in-process, and
+// real broker, with a real gateway, fnbox (node) and timer in-process, a
+// real `butter up` and the real of-watchdog and echo server beside, and
 // checks each row is there, is compared with the right raw row (or none)
 // and counted what it should.
 func TestServices(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	// Minutes: butter is built for the run and `butter up` deploys a route.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	cfg := QuickConfig()
 	cfg.Events, cfg.Requests, cfg.Warmup = 200, 20, 2
@@ -34,6 +36,16 @@ func TestServices(t *testing.T) {
 		{GatewayRateRow(cfg.GatewayClients), "", cfg.GatewayLoad},
 		{GatewayLoadP50Row(cfg.GatewayClients), RowReplyP50, cfg.GatewayLoad},
 		{GatewayLoadP99Row(cfg.GatewayClients), RowReplyP99, cfg.GatewayLoad},
+		{RowUpP50, RowReplyP50, cfg.Requests},
+		{RowUpP99, RowReplyP99, cfg.Requests},
+		{UpRateRow(cfg.GatewayClients), "", cfg.GatewayLoad},
+		{UpLoadP50Row(cfg.GatewayClients), RowReplyP50, cfg.GatewayLoad},
+		{UpLoadP99Row(cfg.GatewayClients), RowReplyP99, cfg.GatewayLoad},
+		{PeerP50Row(peerWatchdog), "", cfg.Requests},
+		{PeerRateRow(peerWatchdog, cfg.GatewayClients), "", cfg.GatewayLoad},
+		{PeerLoadP99Row(peerDirect, cfg.GatewayClients), "", cfg.GatewayLoad},
+		{"gateway via butter up ÷ " + peerWatchdog + ", p50, 1 client", "", cfg.Requests},
+		{"gateway via butter up ÷ " + peerDirect + ", requests/s, 8 clients", "", cfg.GatewayLoad},
 		{RowTimerLagP50, "", cfg.TimerTicks},
 		{RowTimerLagP99, "", cfg.TimerTicks},
 		{RowTimerDeliveryP50, RowReplyP50, cfg.TimerTicks},

@@ -154,6 +154,21 @@ func (s *Service) wants() map[string]want {
 					TransactionalID: bridges.TransactionalID(s.ns, desc.Name, b.Name), Logger: s.log, Mirrored: s.mirrorm}
 				out[key] = want{fingerprint: fingerprint(b, password), stream: b.Stream,
 					run: func(ctx context.Context) error { return mirror.Run(ctx, cfg) }}
+			case descriptor.BridgeKafkaSink:
+				spec := *b.Sink.Kafka
+				var password string
+				if spec.PasswordFrom != "" {
+					var err error
+					if password, err = s.key.Value(desc, spec.PasswordFrom); err != nil {
+						s.log.Error("kafka sink cannot start", "bridge", key, kit.KeyError, err)
+						continue
+					}
+				}
+				cfg := mirror.SinkConfig{Deployment: desc.Name, Bridge: b.Name, Spec: spec, Password: password,
+					Stream: s.ns.Topic(b.Stream), Group: bridges.SinkGroup(s.ns, desc.Name, b.Name),
+					Kafka: s.cfg.Kafka, Logger: s.log, Mirrored: s.ksinkm}
+				out[key] = want{fingerprint: fingerprint(b, password), stream: b.Stream,
+					run: func(ctx context.Context) error { return mirror.RunSink(ctx, cfg) }}
 			case descriptor.BridgeHTTP:
 				spec := *b.Sink.HTTP
 				cfg := sink.Config{Deployment: desc.Name, Bridge: b.Name, Spec: spec, Topic: s.ns.Topic(b.Stream),

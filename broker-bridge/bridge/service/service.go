@@ -114,6 +114,7 @@ type Service struct {
 	vcm      *vcenter.Metrics
 	sinkm    *sink.Metrics
 	mirrorm  *prometheus.CounterVec
+	ksinkm   *prometheus.CounterVec
 
 	mu      sync.Mutex
 	desired map[string]*descriptor.Descriptor // deployment → descriptor with bridges
@@ -206,6 +207,7 @@ func (s *Service) Provision(ctx context.Context) error {
 	s.vcm = vcenter.NewMetrics(s.admin.Registry())
 	s.sinkm = sink.NewMetrics(s.admin.Registry())
 	s.mirrorm = mirror.NewMetrics(s.admin.Registry())
+	s.ksinkm = mirror.NewSinkMetrics(s.admin.Registry())
 	s.admin.AddReadyCheck("kafka", kit.KafkaReady(s.kafka))
 	s.admin.AddReadyCheck("group", func(context.Context) error {
 		select {

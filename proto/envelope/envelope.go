@@ -12,6 +12,7 @@ package envelope
 import (
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
@@ -84,11 +85,13 @@ type Delivery struct {
 // New returns an event with a fresh id (uuid), the given source and type,
 // time now (UTC, so it survives encoding unchanged) and specversion 1.0.
 func New(source, typ string) event.Event {
-	ec := &event.EventContextV1{
-		ID:   newID(),
-		Type: strings.TrimSpace(typ),
-		Time: &types.Timestamp{Time: time.Now().UTC()},
-	}
+	// The context, its time and its id share one allocation.
+	blk := &newContext{time: types.Timestamp{Time: time.Now().UTC()}}
+	newID(&blk.id)
+	ec := &blk.ec
+	ec.ID = unsafe.String(&blk.id[0], len(blk.id)) // blk.id is never written again
+	ec.Type = strings.TrimSpace(typ)
+	ec.Time = &blk.time
 	e := event.Event{Context: ec}
 	if p := parseSource(source); p.parsed {
 		ec.Source = p.ref
@@ -96,6 +99,13 @@ func New(source, typ string) event.Event {
 		e.SetSource(source) // records why, for Validate
 	}
 	return e
+}
+
+// newContext is what New allocates in one go.
+type newContext struct {
+	ec   event.EventContextV1
+	time types.Timestamp
+	id   [36]byte
 }
 
 // Deadline returns the deadline extension of e, and false when e has none or

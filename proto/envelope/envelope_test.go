@@ -137,7 +137,9 @@ func TestExtension(t *testing.T) {
 func TestNewIDRandom(t *testing.T) {
 	seen := map[string]bool{}
 	for range 3 * 256 {
-		id := newID()
+		var b [36]byte
+		newID(&b)
+		id := string(b[:])
 		u, err := uuid.Parse(id)
 		if err != nil || u.Version() != 4 || u.Variant() != uuid.RFC4122 {
 			t.Fatalf("id %q: version %v variant %v (%v), want a random RFC 9562 UUID", id, u.Version(), u.Variant(), err)

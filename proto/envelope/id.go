@@ -19,8 +19,8 @@ var ids struct {
 
 func init() { ids.next = len(ids.buf) }
 
-// newID returns a fresh random event id in the UUID text form.
-func newID() string {
+// newID writes a fresh random event id in the UUID text form to s.
+func newID(s *[36]byte) {
 	var u [16]byte
 	ids.mu.Lock()
 	if ids.next == len(ids.buf) {
@@ -36,7 +36,6 @@ func newID() string {
 	ids.mu.Unlock()
 	u[6] = u[6]&0x0f | 0x40 // version 4
 	u[8] = u[8]&0x3f | 0x80 // RFC 9562 variant
-	var s [36]byte
 	hex.Encode(s[0:8], u[0:4])
 	s[8] = '-'
 	hex.Encode(s[9:13], u[4:6])
@@ -46,5 +45,4 @@ func newID() string {
 	hex.Encode(s[19:23], u[8:10])
 	s[23] = '-'
 	hex.Encode(s[24:], u[10:])
-	return string(s[:])
 }

@@ -30,12 +30,12 @@ var testTimeout = 90 * time.Second
 
 // env is an embedded broker for one test.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	b    *broker.Broker
 	kafk kit.KafkaConfig
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
 	if err != nil {
@@ -151,7 +151,7 @@ func (e *env) committed(group, stream string) map[int32]int64 {
 	return out
 }
 
-func parse(t *testing.T, yaml string) *descriptor.Descriptor {
+func parse(t testing.TB, yaml string) *descriptor.Descriptor {
 	t.Helper()
 	d, err := descriptor.Parse("butter.yaml", []byte(yaml))
 	if err != nil {
@@ -192,7 +192,7 @@ func (e *env) start(d *descriptor.Descriptor, fns runtime.Funcs, mod ...func(*Co
 }
 
 // shutdown cancels the engine and waits for Run; safe to call twice.
-func (r *running) shutdown(t *testing.T) {
+func (r *running) shutdown(t testing.TB) {
 	t.Helper()
 	r.once.Do(func() {
 		r.stop()
@@ -215,7 +215,7 @@ func testLogger() *slog.Logger {
 }
 
 // waitFor polls cond until it holds (kittest.Eventually).
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	kittest.Eventually(t, what, func() error {
 		if !cond() {

@@ -347,9 +347,9 @@ func (r *runner) invoke(ctx, parent context.Context, rt runtime.Runtime, ds []en
 		}
 	}
 	d := ds[0]
-	sctx, span := tracer().Start(parent, "invoke "+r.fn.Name,
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
+	sctx, span := tracer().Start(parent, "invoke "+r.fn.Name, trace.WithSpanKind(trace.SpanKindConsumer))
+	if span.IsRecording() { // attributes cost allocations, for nothing when not sampled
+		span.SetAttributes(
 			attribute.String("butter.deployment", r.e.cfg.Deployment.Name),
 			attribute.String("butter.function", r.fn.Name),
 			attribute.String("cloudevents.event_id", d.Event.ID()),
@@ -358,7 +358,8 @@ func (r *runner) invoke(ctx, parent context.Context, rt runtime.Runtime, ds []en
 			attribute.Int("messaging.destination.partition.id", int(d.Partition)),
 			attribute.Int64("messaging.kafka.offset", d.Offset),
 			attribute.Int("messaging.batch.message_count", len(ds)),
-		))
+		)
+	}
 	defer span.End()
 	ictx, cancel := context.WithDeadline(sctx, deadline)
 	defer cancel()
@@ -395,26 +396,26 @@ func (r *runner) invoke(ctx, parent context.Context, rt runtime.Runtime, ds []en
 func (r *runner) fetchSpan(ctx context.Context, pb *partBatch, live []int) context.Context {
 	d, rec := pb.ds[live[0]], pb.recs[live[0]]
 	pctx := envelope.ExtractTrace(context.WithoutCancel(ctx), d.Event)
-	attrs := []attribute.KeyValue{
-		attribute.String("messaging.system", "kafka"),
-		attribute.String("messaging.operation.type", "receive"),
-		attribute.String("messaging.operation.name", "poll"),
-		attribute.String("messaging.destination.name", d.Stream),
-		attribute.Int("messaging.destination.partition.id", int(d.Partition)),
-		attribute.Int64("messaging.kafka.offset", d.Offset),
-		attribute.String("messaging.consumer.group.name", r.group),
-		attribute.String("messaging.message.id", d.Event.ID()),
-		attribute.Int("messaging.batch.message_count", len(live)),
-		attribute.String("butter.deployment", r.e.cfg.Deployment.Name),
-		attribute.String("butter.function", r.fn.Name),
-	}
-	if len(rec.Key) > 0 {
-		attrs = append(attrs, attribute.String("messaging.kafka.message.key", string(rec.Key)))
-	}
 	sctx, span := tracer().Start(pctx, "receive "+d.Stream,
-		trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithTimestamp(pb.polled),
-		trace.WithAttributes(attrs...))
+		trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(pb.polled))
+	if span.IsRecording() { // attributes cost allocations, for nothing when not sampled
+		span.SetAttributes(
+			attribute.String("messaging.system", "kafka"),
+			attribute.String("messaging.operation.type", "receive"),
+			attribute.String("messaging.operation.name", "poll"),
+			attribute.String("messaging.destination.name", d.Stream),
+			attribute.Int("messaging.destination.partition.id", int(d.Partition)),
+			attribute.Int64("messaging.kafka.offset", d.Offset),
+			attribute.String("messaging.consumer.group.name", r.group),
+			attribute.String("messaging.message.id", d.Event.ID()),
+			attribute.Int("messaging.batch.message_count", len(live)),
+			attribute.String("butter.deployment", r.e.cfg.Deployment.Name),
+			attribute.String("butter.function", r.fn.Name),
+		)
+		if len(rec.Key) > 0 {
+			span.SetAttributes(attribute.String("messaging.kafka.message.key", string(rec.Key)))
+		}
+	}
 	span.End()
 	return sctx
 }
@@ -460,13 +461,15 @@ func (r *runner) writeResult(ctx, traceCtx context.Context, out *producer, ds []
 	}
 	// The produce span follows invoke in the event's trace: the time to
 	// get the outputs acknowledged (or into the transaction).
-	_, span := tracer().Start(traceCtx, "produce "+r.fn.Name, trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
+	_, span := tracer().Start(traceCtx, "produce "+r.fn.Name, trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() {
+		span.SetAttributes(
 			attribute.String("butter.deployment", r.e.cfg.Deployment.Name),
 			attribute.String("butter.function", r.fn.Name),
 			attribute.String("messaging.destination.name", recs[0].Topic),
 			attribute.Int("messaging.batch.message_count", len(recs)),
-		))
+		)
+	}
 	defer span.End()
 	if err := out.sendBounded(ctx, recs...); err != nil {
 		span.RecordError(err)

@@ -126,16 +126,30 @@ func (s *Service) wants() map[string]want {
 					continue
 				}
 				spec := *b.Source.VCenter
-				password, err := s.key.Value(desc, spec.PasswordFrom)
-				if err != nil {
-					s.log.Error("vcenter source cannot start", "bridge", key, kit.KeyError, err)
+				var cfgs []vcenter.Config
+				var secrets string
+				for _, e := range spec.Endpoints() {
+					password, err := s.key.Value(desc, e.PasswordFrom)
+					if err != nil {
+						s.log.Error("vcenter source cannot start", "bridge", key, "url", e.URL, kit.KeyError, err)
+						cfgs = nil
+						break
+					}
+					one := spec
+					one.URL, one.Insecure, one.Username, one.PasswordFrom, one.VCenters = e.URL, e.Insecure, e.Username, e.PasswordFrom, nil
+					secrets += password + "\x00"
+					cfgs = append(cfgs, vcenter.Config{Deployment: desc.Name, Bridge: b.Name, Spec: one, Password: password,
+						Stream: s.ns.Topic(b.Stream), Checkpoints: s.ns.Topic(topics.Checkpoints), Kafka: s.cfg.Kafka,
+						TransactionalID: bridges.TransactionalID(s.ns, desc.Name, b.Name), Logger: s.log, Metrics: s.vcm, Retry: s.cfg.Retry,
+						// The list form keys each vCenter's checkpoint by its
+						// instance; the single form keeps the bridge's one.
+						PerInstance: len(spec.VCenters) > 0})
+				}
+				if cfgs == nil {
 					continue
 				}
-				cfg := vcenter.Config{Deployment: desc.Name, Bridge: b.Name, Spec: spec, Password: password,
-					Stream: s.ns.Topic(b.Stream), Checkpoints: s.ns.Topic(topics.Checkpoints), Kafka: s.cfg.Kafka,
-					TransactionalID: bridges.TransactionalID(s.ns, desc.Name, b.Name), Logger: s.log, Metrics: s.vcm, Retry: s.cfg.Retry}
-				out[key] = want{fingerprint: fingerprint(b, password), stream: b.Stream,
-					run: func(ctx context.Context) error { return vcenter.Run(ctx, cfg) }}
+				out[key] = want{fingerprint: fingerprint(b, secrets), stream: b.Stream,
+					run: func(ctx context.Context) error { return vcenter.RunAll(ctx, cfgs) }}
 			case descriptor.BridgeKafka:
 				if !owner {
 					continue

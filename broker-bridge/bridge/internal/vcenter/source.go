@@ -64,6 +64,12 @@ type Config struct {
 	// costs one call and finds them (keys already read are skipped).
 	// Default 5m.
 	Refresh time.Duration
+	// PerInstance keys the checkpoint and the transactional id by the
+	// vCenter's About.InstanceUuid (<deployment>/<bridge>/<uuid>,
+	// <TransactionalID>.<uuid>), learnt by logging in before taking the
+	// source over: how one bridge reads several vCenters (RunAll), each
+	// with a position of its own. Off, a bridge has one checkpoint.
+	PerInstance bool
 }
 
 // Metrics of every vCenter source of a process.
@@ -102,7 +108,29 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	s := &source{cfg: cfg, log: cfg.Logger.With("deployment", cfg.Deployment, "bridge", cfg.Bridge)}
-	w, err := txn.New(cfg.Kafka, cfg.TransactionalID, cfg.Checkpoints, cfg.Deployment, cfg.Bridge)
+	tid, cpBridge := cfg.TransactionalID, cfg.Bridge
+	if cfg.PerInstance {
+		for {
+			uuid, err := s.instance(ctx)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err == nil {
+				s.uuid = uuid
+				break
+			}
+			cfg.Metrics.Errors.WithLabelValues(cfg.Deployment, cfg.Bridge).Inc()
+			s.log.Warn("vcenter unreachable", "url", cfg.Spec.URL, kit.KeyError, err, "retry_in", cfg.Retry.String())
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(cfg.Retry):
+			}
+		}
+		tid, cpBridge = tid+"."+s.uuid, cpBridge+"/"+s.uuid
+		s.log = s.log.With("instance", s.uuid)
+	}
+	w, err := txn.New(cfg.Kafka, tid, cfg.Checkpoints, cfg.Deployment, cpBridge)
 	if err != nil {
 		return err
 	}
@@ -113,7 +141,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, ErrFenced) {
+		if errors.Is(err, ErrFenced) || errors.Is(err, errInstanceChanged) {
 			return err
 		}
 		cfg.Metrics.Errors.WithLabelValues(cfg.Deployment, cfg.Bridge).Inc()
@@ -130,10 +158,46 @@ func Run(ctx context.Context, cfg Config) error {
 var ErrFenced = txn.ErrFenced
 
 type source struct {
-	cfg Config
-	log *slog.Logger
-	w   *txn.Writer
-	cp  *bridges.Checkpoint // last committed, nil before the first
+	cfg  Config
+	log  *slog.Logger
+	w    *txn.Writer
+	cp   *bridges.Checkpoint // last committed, nil before the first
+	uuid string              // with PerInstance, the instance the writer is keyed by
+}
+
+// errInstanceChanged ends a PerInstance source whose URL now reaches
+// another vCenter instance: a new Run keys it by the new one.
+var errInstanceChanged = errors.New("vcenter instance changed")
+
+// login logs in to the vCenter.
+func (s *source) login(ctx context.Context) (*govmomi.Client, error) {
+	u, err := url.Parse(s.cfg.Spec.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parse vcenter url: %w", err)
+	}
+	u.User = url.UserPassword(s.cfg.Spec.Username, s.cfg.Password)
+	vc, err := govmomi.NewClient(ctx, u, s.cfg.Spec.Insecure)
+	if err != nil {
+		return nil, fmt.Errorf("log in to %s: %w", s.cfg.Spec.URL, err)
+	}
+	return vc, nil
+}
+
+// logout ends vc's session, bounded.
+func logout(ctx context.Context, vc *govmomi.Client) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = vc.Logout(lctx)
+}
+
+// instance returns the vCenter's About.InstanceUuid.
+func (s *source) instance(ctx context.Context) (string, error) {
+	vc, err := s.login(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer logout(ctx, vc)
+	return vc.ServiceContent.About.InstanceUuid, nil
 }
 
 // resume takes the source over (once per process), then reads the vCenter
@@ -154,25 +218,19 @@ func (s *source) resume(ctx context.Context) error {
 		s.log.Info("vcenter source owned", "instance", cp.InstanceUUID, "last_key", cp.LastKey)
 		s.cp = cp
 	}
-	u, err := url.Parse(s.cfg.Spec.URL)
-	if err != nil {
-		return fmt.Errorf("parse vcenter url: %w", err)
-	}
-	u.User = url.UserPassword(s.cfg.Spec.Username, s.cfg.Password)
 	// Every error of the vCenter (NotAuthenticated after a session
 	// expired, a collector the server dropped) ends here: a new login and
 	// a new collector from the checkpoint.
-	vc, err := govmomi.NewClient(ctx, u, s.cfg.Spec.Insecure)
+	vc, err := s.login(ctx)
 	if err != nil {
-		return fmt.Errorf("log in to %s: %w", s.cfg.Spec.URL, err)
+		return err
 	}
-	defer func() {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = vc.Logout(lctx)
-	}()
+	defer logout(ctx, vc)
 	sc := vc.ServiceContent
 	a := about{url: s.cfg.Spec.URL, instanceUUID: sc.About.InstanceUuid, apiVersion: sc.About.ApiVersion}
+	if s.uuid != "" && a.instanceUUID != s.uuid {
+		return fmt.Errorf("%w: %s now reaches %s, was %s", errInstanceChanged, s.cfg.Spec.URL, a.instanceUUID, s.uuid)
+	}
 	cp := *s.cp
 	if cp.InstanceUUID != a.instanceUUID {
 		if cp.InstanceUUID != "" {

@@ -63,11 +63,18 @@ func Structured() RecordOption { return func(c *recordConfig) { c.structured = t
 // subject stay in order without the producer having to say so. The record
 // timestamp is left for the producer to set.
 func ToRecord(topic string, e event.Event, opts ...RecordOption) (*kgo.Record, error) {
+	if len(opts) == 0 && !noFastPath {
+		// Checked before cfg exists: the options' pointer moves it to the
+		// heap, an allocation the hot path does not need.
+		if r, ok := encodeBinaryFast(topic, e); ok {
+			return r, nil
+		}
+	}
 	var cfg recordConfig
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if !cfg.structured && !noFastPath {
+	if !cfg.structured && len(opts) > 0 && !noFastPath {
 		if r, ok := encodeBinaryFast(topic, e); ok {
 			return r, nil
 		}

@@ -64,7 +64,7 @@ func TestClientContext(t *testing.T) {
 		Brokers                  []string
 		ClientConfig             string
 		Deployer, Gateway, Timer string
-		Tracer, Loadmon          string
+		Tracer, Loadmon, Bridge  string
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -73,7 +73,7 @@ func TestClientContext(t *testing.T) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		t.Fatalf("context.json: %v\n%s", err, b)
 	}
-	if len(c.Brokers) != 1 || c.Brokers[0] != p.broker || c.Deployer != "http://"+p.deployer || c.Gateway != "http://"+p.gateway ||
+	if len(c.Brokers) != 1 || c.Brokers[0] != p.broker || c.Deployer != "http://"+p.deployer || c.Gateway != "http://"+p.gateway || c.Bridge == "" ||
 		c.ClientConfig != "client.properties" || !strings.HasPrefix(c.Timer, "http://127.0.0.1:") || !strings.HasPrefix(c.Tracer, "http://127.0.0.1:") {
 		t.Fatalf("context.json says\n%s\nwant broker %s, deployer and gateway http://%s, http://%s", b, p.broker, p.deployer, p.gateway)
 	}
@@ -109,7 +109,7 @@ func TestClientContext(t *testing.T) {
 			}
 			jsonOut(t, run("status", "-o", "json"), &parts)
 			want := map[string]string{"broker": p.broker, "deployer": "http://" + p.deployer, "gateway": "http://" + p.gateway,
-				"timer": c.Timer, "tracer": c.Tracer, "loadmon": c.Loadmon}
+				"timer": c.Timer, "tracer": c.Tracer, "loadmon": c.Loadmon, "bridge": c.Bridge}
 			for _, part := range parts {
 				if !part.Ready {
 					t.Errorf("status: %s at %s not ready: %s", part.Part, part.Address, part.Detail)

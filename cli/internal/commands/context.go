@@ -30,13 +30,14 @@ type clientContext struct {
 	ClientConfig string `json:"clientConfig,omitempty"`
 	// TopicPrefix namespaces every topic (--topic-prefix of up).
 	TopicPrefix string `json:"topicPrefix,omitempty"`
-	// Deployer, Gateway, Timer, Loadmon, Tracer and Admin are base URLs;
-	// Admin is butter up's own /readyz (the broker's health).
+	// Deployer, Gateway, Timer, Loadmon, Tracer, Bridge and Admin are base
+	// URLs; Admin is butter up's own /readyz (the broker's health).
 	Deployer string `json:"deployer,omitempty"`
 	Gateway  string `json:"gateway,omitempty"`
 	Timer    string `json:"timer,omitempty"`
 	Loadmon  string `json:"loadmon,omitempty"`
 	Tracer   string `json:"tracer,omitempty"`
+	Bridge   string `json:"bridge,omitempty"`
 	Admin    string `json:"admin,omitempty"`
 
 	// path is where the context was read from; empty when none was.
@@ -54,6 +55,7 @@ var services = []struct {
 	{"timer", "BUTTER_TIMER", "http://127.0.0.1:8083", func(c *clientContext) *string { return &c.Timer }},
 	{"loadmon", "BUTTER_LOADMON", "http://127.0.0.1:8084", func(c *clientContext) *string { return &c.Loadmon }},
 	{"tracer", "BUTTER_TRACER", "http://127.0.0.1:8082", func(c *clientContext) *string { return &c.Tracer }},
+	{"bridge", "BUTTER_BRIDGE", "http://127.0.0.1:8085", func(c *clientContext) *string { return &c.Bridge }},
 	{"admin", "BUTTER_ADMIN", "http://127.0.0.1:8086", func(c *clientContext) *string { return &c.Admin }},
 }
 

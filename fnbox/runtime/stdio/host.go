@@ -55,6 +55,7 @@ const stuckGrace = 5 * time.Second
 
 // inv is one invocation in flight in a host.
 type inv struct {
+	id    string // the invocation's id in the protocol
 	ctx   context.Context
 	host  runtime.Host
 	reply chan hostMsg // buffered: the reader never blocks on it
@@ -293,7 +294,7 @@ func (p *hostProc) send(v any) error {
 // invoke registers an invocation and sends it.
 func (p *hostProc) invoke(ctx context.Context, host runtime.Host, msg invokeMsg) (*inv, error) {
 	msg.ID = strconv.FormatUint(p.seq.Add(1), 10)
-	v := &inv{ctx: ctx, host: host, reply: make(chan hostMsg, 1)}
+	v := &inv{id: msg.ID, ctx: ctx, host: host, reply: make(chan hostMsg, 1)}
 	p.mu.Lock()
 	p.invs[msg.ID] = v
 	p.mu.Unlock()

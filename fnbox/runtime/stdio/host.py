@@ -28,8 +28,6 @@ _sync = {}  # function name -> True when its handler is a plain function
 _modules = {}
 _calls = {}
 _tasks = {}
-_running = set()  # sync invocations in worker threads, by id
-_cancelled = set()  # those of them fnbox gave up on: their reply is dropped
 _call_ids = itertools.count(1)
 _loop = None
 _loop_lock = threading.Lock()
@@ -317,15 +315,13 @@ def _run_sync(inv):
         if result is not None and not isinstance(result, (dict, list, str, bytes, int, float)):
             import inspect
             if inspect.isawaitable(result):
-                result = asyncio.run_coroutine_threadsafe(_await(result), _ensure_loop()).result()
+                loop = _ensure_loop()  # imports asyncio
+                result = asyncio.run_coroutine_threadsafe(_await(result), loop).result()
         line = _reply(inv, result)  # fails here, as the function's error, if unsendable
     except BaseException as e:  # noqa: BLE001 - the function's failure, reported to fnbox
         line = _error_reply(inv, e)
-    with _workers_lock:
-        _running.discard(inv["id"])
-        if inv["id"] in _cancelled:
-            _cancelled.discard(inv["id"])
-            return  # fnbox gave up on it (deadline) and ignores any reply
+    # Sent even when fnbox gave up on it (deadline): fnbox ignores the
+    # reply, which tells it the host is not stuck in the call.
     _write(line)
 
 
@@ -348,7 +344,6 @@ def _submit(inv):
         if start:
             _workers += 1
             _idle += 1
-        _running.add(inv["id"])
     if start:
         threading.Thread(target=_worker, daemon=True).start()
     _work.put(inv)
@@ -362,7 +357,9 @@ async def invoke(inv):
         result = await h(_arg(inv), Context(inv))
         line = _reply(inv, result)  # fails here, as the function's error, if unsendable
     except asyncio.CancelledError:
-        return  # fnbox gave up on it (deadline) and ignores any reply
+        # fnbox gave up on it (deadline) and ignores the reply, which tells
+        # it the host is not stuck in the call.
+        line = (_encode_json({"id": inv["id"], "error": {"message": "cancelled"}}) + "\n").encode()
     except BaseException as e:  # noqa: BLE001 - the function's failure, reported to fnbox
         line = _error_reply(inv, e)
     finally:
@@ -412,12 +409,9 @@ def handle(msg):
         else:
             _loop.call_soon_threadsafe(_answer, msg)
     elif msg.get("cancel"):
-        iid = msg["cancel"]
-        with _workers_lock:
-            if iid in _running:
-                _cancelled.add(iid)
+        # A sync handler's thread cannot be stopped: it replies when done.
         if _loop is not None:
-            _loop.call_soon_threadsafe(_cancel, iid)
+            _loop.call_soon_threadsafe(_cancel, msg["cancel"])
     elif "load" in msg:
         # In the main thread; the invocations come only after the answer.
         _load(msg)

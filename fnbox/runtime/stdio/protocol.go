@@ -24,7 +24,9 @@ import (
 //	{"id", "fn", "events": [event], "deadline": unix ms, "batch": bool}   invoke
 //	{"call", "ok": true, "result", "contentType", "base64"}   answer to a call
 //	{"call", "error": {"message", "code"}}                    refused call
-//	{"cancel": id}     fnbox gave up on an invocation (python cancels its task)
+//	{"cancel": id}     fnbox gave up on an invocation (python cancels its task);
+//	                   the host still replies when the call ends, which fnbox
+//	                   ignores but which tells it the host is not stuck
 //	end of input       exit now
 //
 // host → fnbox:

@@ -210,10 +210,10 @@ func (r *Runtime) Invoke(ctx context.Context, inv runtime.Invocation, host runti
 		return runtime.Result{}, fmt.Errorf("invoke %q: %w", inv.Function, p.err)
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			p.timedOut(msg.ID)
+			p.timedOut(v.id)
 			return runtime.Result{}, fmt.Errorf("invoke %q: %w", inv.Function, runtime.ErrTimeout)
 		}
-		p.forget(msg.ID)
+		p.forget(v.id)
 		return runtime.Result{}, fmt.Errorf("invoke %q: %w", inv.Function, ctx.Err())
 	}
 }

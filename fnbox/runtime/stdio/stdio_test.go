@@ -14,6 +14,7 @@ import (
 	"github.com/buttercompass/butter/fnbox/runtime/runtimetest"
 	"github.com/buttercompass/butter/proto/descriptor"
 	"github.com/buttercompass/butter/proto/envelope"
+	"github.com/buttercompass/butter/proto/kit"
 )
 
 // languages are the platforms under test, with the locators of the
@@ -262,5 +263,59 @@ func TestDataCoding(t *testing.T) {
 		if err != nil || string(back) != c.data {
 			t.Errorf("decodeData(%s) = %q, %v; want %q", raw, back, err, c.data)
 		}
+	}
+}
+
+// TestPythonHostPaths checks the python host's paths that the conformance
+// suite does not reach: a deployment of plain functions never imports
+// asyncio, a plain function's awaitable result is awaited, a plain
+// function past its deadline times out without stopping the host, and
+// async handlers run on the loop module code took at import.
+func TestPythonHostPaths(t *testing.T) {
+	rt, err := start(t, "python", map[string]string{"modules": "handler.py:modules", "awaitable": "handler.py:awaitable", "sleepy": "handler.py:sleepy"})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	res, err := invoke(rt, "modules", event(t, "application/json", []byte(`1`)))
+	if err != nil || string(res.Data) != `{"asyncio":false}` {
+		t.Errorf("modules = %s, %v; want asyncio not imported by a deployment of plain functions", res.Data, err)
+	}
+	res, err = invoke(rt, "awaitable", event(t, "application/json", []byte(`7`)))
+	if err != nil || string(res.Data) != `{"awaited":7}` {
+		t.Errorf("awaitable = %s, %v; want {\"awaited\":7}", res.Data, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = rt.Invoke(ctx, runtime.Invocation{Function: "sleepy", Events: []envelope.Delivery{event(t, "application/json", []byte(`0.5`))},
+		Deadline: time.Now().Add(100 * time.Millisecond)}, runtimetest.NewTestHost(nil))
+	if !errors.Is(err, runtime.ErrTimeout) {
+		t.Errorf("sleepy past its deadline: %v, want ErrTimeout", err)
+	}
+	// Its late reply says the host is not stuck in it: it is not killed.
+	p := rt.(*Runtime).proc
+	pctx, pcancel := context.WithTimeout(context.Background(), stuckGrace-time.Second)
+	defer pcancel()
+	began := time.Now()
+	if err := kit.Poll(pctx, 10*time.Millisecond, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.overdue) == 0
+	}); err != nil {
+		p.mu.Lock()
+		t.Fatalf("the timed-out call of a plain function never replied: the host would be killed as stuck (overdue %v, invs %v)", p.overdue, len(p.invs))
+	}
+	t.Logf("late reply after %v", time.Since(began))
+	res, err = invoke(rt, "sleepy", event(t, "application/json", []byte(`0`)))
+	if err != nil || string(res.Data) != `{"slept":0}` {
+		t.Errorf("sleepy after a timeout = %s, %v; want {\"slept\":0}", res.Data, err)
+	}
+
+	loops, err := start(t, "python", map[string]string{"same": "loops.py:same_loop"})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	res, err = invoke(loops, "same", event(t, "application/json", []byte(`1`)))
+	if err != nil || string(res.Data) != `{"same":true}` {
+		t.Errorf("same_loop = %s, %v; want the handler on the loop taken at import", res.Data, err)
 	}
 }

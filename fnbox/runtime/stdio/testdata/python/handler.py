@@ -22,3 +22,23 @@ def env(event, context):
 def spin(event, context):
     while True:
         pass
+
+
+def modules(event, context):
+    import sys
+    return {"asyncio": "asyncio" in sys.modules}
+
+
+async def _later(v):
+    return v
+
+
+def awaitable(event, context):
+    # A plain function that returns an awaitable: its result is awaited.
+    return _later({"awaited": event.data})
+
+
+def sleepy(event, context):
+    import time
+    time.sleep(event.data)
+    return {"slept": event.data}

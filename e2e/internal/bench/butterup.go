@@ -70,31 +70,77 @@ func measureLoad(ctx context.Context, cfg Config, c *caller) (loadFigures, error
 // it. Nothing of it shares the run's broker or process.
 func measureButterUp(ctx context.Context, env *Env, rep *Report) error {
 	cfg := env.Config
+	figs, err := runButterUp(ctx, env, "butter-up")
+	if err != nil {
+		return err
+	}
+	rep.Note(fmt.Sprintf("**gateway via butter up**: as a user runs it: the `butter` command (built for the run) runs "+
+		"`butter up --data <fresh dir>` as its own process, with its own embedded broker and every service on random "+
+		"ports and default settings (traces sampled at 1); `butter deploy` deploys the same node no-op route (`%s`, "+
+		"`ordering: none`, `concurrency: %d`), which the deployer runs as a fnbox process. The load client is the one "+
+		"of the in-process gateway rows: one client, %d sequential requests after %d warm-up, then %d clients making "+
+		"%d requests together.", gatewayContext, gatewayConcurrency, cfg.Requests, cfg.Warmup, cfg.GatewayClients, cfg.GatewayLoad))
+	return rep.Add(
+		Row{Name: RowUpP50, Value: ms(percentile(figs.one, 0.50)), Unit: UnitMilliseconds, Limit: RowReplyP50, Count: len(figs.one)},
+		Row{Name: RowUpP99, Value: ms(percentile(figs.one, 0.99)), Unit: UnitMilliseconds, Limit: RowReplyP99, Count: len(figs.one)},
+		Row{Name: UpRateRow(cfg.GatewayClients), Value: figs.rate(), Unit: UnitRequestsPerSecond, NoLimit: true, Count: len(figs.load)},
+		Row{Name: UpLoadP50Row(cfg.GatewayClients), Value: ms(percentile(figs.load, 0.50)), Unit: UnitMilliseconds, Limit: RowReplyP50, Count: len(figs.load)},
+		Row{Name: UpLoadP99Row(cfg.GatewayClients), Value: ms(percentile(figs.load, 0.99)), Unit: UnitMilliseconds, Limit: RowReplyP99, Count: len(figs.load)},
+	)
+}
+
+// rowUpUntraced prefixes the rows of butter up with --trace-sample 0.
+const rowUpUntraced = "gateway via butter up --trace-sample 0"
+
+// measureButterUpUntraced is measureButterUp with traces off: beside it,
+// it shows what recording and indexing every request's spans costs.
+func measureButterUpUntraced(ctx context.Context, env *Env, rep *Report) error {
+	cfg := env.Config
+	figs, err := runButterUp(ctx, env, "butter-up-untraced", "--trace-sample", "0")
+	if err != nil {
+		return err
+	}
+	rep.Note(fmt.Sprintf("**%s**: the same as gateway via butter up, with `butter up --trace-sample 0`: no request is "+
+		"traced, so the tracer indexes no spans of them. The difference from the rows with default settings is what "+
+		"tracing every request costs on this machine.", rowUpUntraced))
+	return rep.Add(
+		Row{Name: rowUpUntraced + " p50, 1 client", Value: ms(percentile(figs.one, 0.50)), Unit: UnitMilliseconds, Limit: RowReplyP50, Count: len(figs.one)},
+		Row{Name: rowUpUntraced + " p99, 1 client", Value: ms(percentile(figs.one, 0.99)), Unit: UnitMilliseconds, Limit: RowReplyP99, Count: len(figs.one)},
+		Row{Name: fmt.Sprintf("%s, %d clients", rowUpUntraced, cfg.GatewayClients), Value: figs.rate(), Unit: UnitRequestsPerSecond, NoLimit: true, Count: len(figs.load)},
+		Row{Name: fmt.Sprintf("%s p99, %d clients", rowUpUntraced, cfg.GatewayClients), Value: ms(percentile(figs.load, 0.99)), Unit: UnitMilliseconds, Limit: RowReplyP99, Count: len(figs.load)},
+	)
+}
+
+// runButterUp runs `butter up` with upArgs on a fresh data directory
+// (work directory name), deploys the route and measures it with the load
+// client.
+func runButterUp(ctx context.Context, env *Env, name string, upArgs ...string) (loadFigures, error) {
+	cfg := env.Config
 	ctx, cancel := context.WithTimeoutCause(ctx, cfg.FnTimeout+time.Minute,
 		fmt.Errorf("the butter up measurement took longer than %s (Config.FnTimeout and a minute to build)", cfg.FnTimeout+time.Minute))
 	defer cancel()
 	butter, err := env.build(ctx, "butter", "github.com/buttercompass/butter/cli/cmd/butter")
 	if err != nil {
-		return err
+		return loadFigures{}, err
 	}
-	data, err := env.workDir("butter-up")
+	data, err := env.workDir(name)
 	if err != nil {
-		return err
+		return loadFigures{}, err
 	}
-	code, err := env.workDir("butter-up-route")
+	code, err := env.workDir(name + "-route")
 	if err != nil {
-		return err
+		return loadFigures{}, err
 	}
 	if _, err := writeRouteFunction(code); err != nil {
-		return err
+		return loadFigures{}, err
 	}
-	args := []string{"up", "--data", data, "--broker-addr", "127.0.0.1:0", "--admin-addr", ""}
+	args := append([]string{"up", "--data", data, "--broker-addr", "127.0.0.1:0", "--admin-addr", ""}, upArgs...)
 	for _, s := range []string{"deployer", "gateway", "timer", "loadmon", "tracer", "bridge"} {
 		args = append(args, "--"+s+"-addr", "127.0.0.1:0")
 	}
 	up, err := startProcess(ctx, "butter up", exec.Command(butter, args...), 40)
 	if err != nil {
-		return err
+		return loadFigures{}, err
 	}
 	figs, err := func() (loadFigures, error) {
 		ctxFile := filepath.Join(data, "context.json")
@@ -120,23 +166,7 @@ func measureButterUp(ctx context.Context, env *Env, rep *Report) error {
 		}
 		return figs, nil
 	}()
-	if err = errors.Join(err, up.stop()); err != nil {
-		return err
-	}
-
-	rep.Note(fmt.Sprintf("**gateway via butter up**: as a user runs it: the `butter` command (built for the run) runs "+
-		"`butter up --data <fresh dir>` as its own process, with its own embedded broker and every service on random "+
-		"ports and default settings (traces sampled at 1); `butter deploy` deploys the same node no-op route (`%s`, "+
-		"`ordering: none`, `concurrency: %d`), which the deployer runs as a fnbox process. The load client is the one "+
-		"of the in-process gateway rows: one client, %d sequential requests after %d warm-up, then %d clients making "+
-		"%d requests together.", gatewayContext, gatewayConcurrency, cfg.Requests, cfg.Warmup, cfg.GatewayClients, cfg.GatewayLoad))
-	return rep.Add(
-		Row{Name: RowUpP50, Value: ms(percentile(figs.one, 0.50)), Unit: UnitMilliseconds, Limit: RowReplyP50, Count: len(figs.one)},
-		Row{Name: RowUpP99, Value: ms(percentile(figs.one, 0.99)), Unit: UnitMilliseconds, Limit: RowReplyP99, Count: len(figs.one)},
-		Row{Name: UpRateRow(cfg.GatewayClients), Value: figs.rate(), Unit: UnitRequestsPerSecond, NoLimit: true, Count: len(figs.load)},
-		Row{Name: UpLoadP50Row(cfg.GatewayClients), Value: ms(percentile(figs.load, 0.50)), Unit: UnitMilliseconds, Limit: RowReplyP50, Count: len(figs.load)},
-		Row{Name: UpLoadP99Row(cfg.GatewayClients), Value: ms(percentile(figs.load, 0.99)), Unit: UnitMilliseconds, Limit: RowReplyP99, Count: len(figs.load)},
-	)
+	return figs, errors.Join(err, up.stop())
 }
 
 // upGateway waits for butter up to write its context file and returns the

@@ -62,6 +62,7 @@ func Services() []Measurement {
 	return []Measurement{
 		{Name: "gateway", Run: measureGateway},
 		{Name: "gateway via butter up", Run: measureButterUp},
+		{Name: "gateway via butter up --trace-sample 0", Run: measureButterUpUntraced},
 		{Name: "of-watchdog and direct echo (peers)", Run: measurePeers},
 		{Name: "timer", Run: measureTimer},
 	}

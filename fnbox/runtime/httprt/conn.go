@@ -119,9 +119,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Res
 			// ctx ended during the call: the deadline poisoned the
 			// connection, and the call fails with ctx's error.
 			keep = false
-			if err == nil {
-				resp, body, err = nil, nil, context.Cause(ctx)
-			}
+			resp, body, err = nil, nil, context.Cause(ctx)
 		}
 	}()
 	if err := req.Write(c.bw); err != nil {

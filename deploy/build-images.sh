@@ -27,10 +27,11 @@ declare -A pkgs=(
 	[timer]="timer/cmd/butter-timer"
 	[loadmon]="loadmon/cmd/butter-loadmon"
 	[tracer]="tracer/cmd/butter-tracer"
+	[bridge]="broker-bridge/cmd/butter-bridge"
 	[cli]="cli/cmd/butter"
 )
 services=("$@")
-[ ${#services[@]} -gt 0 ] || services=(broker deployer gateway timer loadmon tracer cli)
+[ ${#services[@]} -gt 0 ] || services=(broker deployer gateway timer loadmon tracer bridge cli)
 
 command -v docker >/dev/null || { echo "build-images: docker is not installed" >&2; exit 1; }
 mkdir -p "$out"

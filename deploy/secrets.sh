@@ -12,5 +12,5 @@ set -eu
 rand() { head -c 32 /dev/urandom | base64 | tr -d '/+=\n' | cut -c1-40; }
 echo "BUTTER_ADMIN_PASSWORD=$(rand)"
 echo "BUTTER_TOKEN=$(rand)"
-for s in DEPLOYER GATEWAY TIMER LOADMON TRACER; do echo "BUTTER_${s}_PASSWORD=$(rand)"; done
+for s in DEPLOYER GATEWAY TIMER LOADMON TRACER BRIDGE; do echo "BUTTER_${s}_PASSWORD=$(rand)"; done
 echo "DOCKER_GID=$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999)"

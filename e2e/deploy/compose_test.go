@@ -38,6 +38,8 @@ func composeEnv(extra ...string) []string {
 		"BUTTER_TIMER_PASSWORD=e2e-timer-password",
 		"BUTTER_LOADMON_PASSWORD=e2e-loadmon-password",
 		"BUTTER_TRACER_PASSWORD=e2e-tracer-password",
+		"BUTTER_BRIDGE_PASSWORD=e2e-bridge-password",
+		"BUTTER_BRIDGE_PORT=0",
 		"BUTTER_TRACER_PORT=0",
 		"BUTTER_GATEWAY_PORT=0",
 		"BUTTER_DEPLOYER_PORT=0",
@@ -131,7 +133,7 @@ func TestComposeConfig(t *testing.T) {
 	}
 	// Each service logs in as itself, with the password `principals` gave
 	// its user; only the broker and principals know the admin's.
-	for _, name := range []string{"deployer", "gateway", "timer", "loadmon", "tracer"} {
+	for _, name := range []string{"deployer", "gateway", "timer", "loadmon", "tracer", "bridge"} {
 		e := cfg.Services[name].Environment
 		if e["BUTTER_SASL_USER"] != "butter-"+name || e["BUTTER_SASL_PASSWORD"] != cfg.Services["principals"].Environment[passwordEnv("butter-"+name)] {
 			t.Errorf("%s logs in as %q with its password %v; want butter-%s with the password principals sets", name, e["BUTTER_SASL_USER"], e["BUTTER_SASL_PASSWORD"] != "", name)
@@ -275,8 +277,12 @@ func TestComposeUp(t *testing.T) {
 	sweepProjects(t, ctx)
 
 	services := map[string]int{"broker": 8085, "deployer": 8081, "gateway": 8080, "timer": 8083}
-	for name, port := range map[string]int{"loadmon": 8084, "tracer": 8082} {
-		if _, err := os.Stat(filepath.Join(repo(t), name, "cmd", "butter-"+name)); err == nil {
+	for name, port := range map[string]int{"loadmon": 8084, "tracer": 8082, "bridge": 8085} {
+		module := name
+		if name == "bridge" {
+			module = "broker-bridge"
+		}
+		if _, err := os.Stat(filepath.Join(repo(t), module, "cmd", "butter-"+name)); err == nil {
 			services[name] = port
 		}
 	}

@@ -183,7 +183,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		"**%s**: the same with each event built (`envelope.New`) and encoded (`envelope.ToRecord`) inside the clock.\n",
 		RowProduce, r.Events, benchPartitions, RowProduceCodec)
 	fmt.Fprintf(&b, "- **%s**: a fresh client reads those %d events back from the first offset up to the "+
-		"end offsets the broker reports, counting records without decoding them; clock starts before the client is made. "+
+		"end offsets the broker reports, counting records without decoding them, after one untimed read of the same events; clock starts before the client is made. "+
 		"**%s**: the same decoding each record with `envelope.FromRecord`.\n", RowConsume, r.Events, RowConsumeCodec)
 	fmt.Fprintf(&b, "- **%s**: a consumer group member (auto-commit off) produces a child record per polled input to an "+
 		"output topic (a plain record with the input's key, value and headers copied), flushes, then commits: the at-least-once "+

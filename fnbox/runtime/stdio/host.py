@@ -423,15 +423,21 @@ def _start_task(msg):
 
 def read_input():
     """Reads fnbox's messages in the main thread until fnbox closes fd 4."""
-    buf = b""
+    pending = []  # the start of a line longer than one read
     while True:
         chunk = os.read(4, 1 << 16)
         if not chunk:
             break
-        buf += chunk
         if b"\n" not in chunk:
+            pending.append(chunk)
             continue
-        *lines, buf = buf.split(b"\n")
+        if pending:
+            pending.append(chunk)
+            chunk = b"".join(pending)
+            pending = []
+        *lines, rest = chunk.split(b"\n")
+        if rest:
+            pending.append(rest)
         for line in lines:
             if line.strip():
                 handle(json.loads(line))

@@ -319,3 +319,30 @@ func TestPythonHostPaths(t *testing.T) {
 		t.Errorf("same_loop = %s, %v; want the handler on the loop taken at import", res.Data, err)
 	}
 }
+
+// TestLargeEvent sends an event far larger than one pipe read, so both
+// hosts put a message line together from many chunks.
+func TestLargeEvent(t *testing.T) {
+	for _, l := range languages {
+		t.Run(l.platform, func(t *testing.T) {
+			rt, err := start(t, l.platform, map[string]string{"echo": l.file + ":echo"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := strings.Repeat("0123456789abcdé", 100_000) // 1.6 MB, multi-byte characters across chunk borders
+			for range 2 {
+				res, err := invoke(rt, "echo", event(t, "text/plain", []byte(text)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got struct{ Data string }
+				if err := json.Unmarshal(res.Data, &got); err != nil {
+					t.Fatal(err)
+				}
+				if got.Data != text {
+					t.Fatalf("echoed data of %d bytes, want the %d sent", len(got.Data), len(text))
+				}
+			}
+		})
+	}
+}

@@ -138,7 +138,7 @@ func runButterUp(ctx context.Context, env *Env, name string, upArgs ...string) (
 	for _, s := range []string{"deployer", "gateway", "timer", "loadmon", "tracer", "bridge"} {
 		args = append(args, "--"+s+"-addr", "127.0.0.1:0")
 	}
-	up, err := startProcess(ctx, "butter up", exec.Command(butter, args...), 40)
+	up, err := startProcess("butter up", exec.Command(butter, args...), 40)
 	if err != nil {
 		return loadFigures{}, err
 	}
@@ -195,16 +195,30 @@ func upGateway(ctx context.Context, up *process, ctxFile string) (string, error)
 
 // process is a command the bench started and stops.
 type process struct {
-	name string
-	cmd  *exec.Cmd
-	logs *tailWriter
-	done chan struct{} // closed when it exited; err is then set
-	err  error
+	name  string
+	cmd   *exec.Cmd
+	group bool // it runs in a process group of its own
+	logs  *tailWriter
+	done  chan struct{} // closed when it exited; err is then set
+	err   error
 }
 
 // startProcess starts cmd with its output kept in a tail of lines lines.
-func startProcess(ctx context.Context, name string, cmd *exec.Cmd, lines int) (*process, error) {
-	p := &process{name: name, cmd: cmd, logs: &tailWriter{max: lines}, done: make(chan struct{})}
+func startProcess(name string, cmd *exec.Cmd, lines int) (*process, error) {
+	return start(&process{name: name, cmd: cmd, logs: &tailWriter{max: lines}, done: make(chan struct{})})
+}
+
+// startGroup is startProcess for a command that starts children of its
+// own and does not stop them (of-watchdog leaves its function process
+// running): it runs in a process group of its own, and stop ends the
+// whole group.
+func startGroup(name string, cmd *exec.Cmd, lines int) (*process, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return start(&process{name: name, cmd: cmd, group: true, logs: &tailWriter{max: lines}, done: make(chan struct{})})
+}
+
+func start(p *process) (*process, error) {
+	name, cmd := p.name, p.cmd
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -216,21 +230,30 @@ func startProcess(ctx context.Context, name string, cmd *exec.Cmd, lines int) (*
 	return p, nil
 }
 
-// stop interrupts the process, as Ctrl-C would, and waits up to 30s for
-// it to exit before killing it.
+// stop interrupts the process, as Ctrl-C would (a group: terminates
+// it), and waits up to 30s for it to exit before killing it. What is left
+// of a group is killed.
 func (p *process) stop() error {
+	if p.group {
+		// Whatever happens, no child outlives the bench.
+		defer func() { _ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) }()
+	}
 	select {
 	case <-p.done:
 		return fmt.Errorf("%s exited by itself: %v%s", p.name, p.err, p.logs)
 	default:
 	}
-	_ = p.cmd.Process.Signal(os.Interrupt)
+	if p.group {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	} else {
+		_ = p.cmd.Process.Signal(os.Interrupt)
+	}
 	select {
 	case <-p.done:
 		return nil
 	case <-time.After(30 * time.Second):
 		_ = p.cmd.Process.Signal(syscall.SIGKILL)
 		<-p.done
-		return fmt.Errorf("%s did not stop within 30s of an interrupt; killed%s", p.name, p.logs)
+		return fmt.Errorf("%s did not stop within 30s of being asked to; killed%s", p.name, p.logs)
 	}
 }

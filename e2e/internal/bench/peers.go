@@ -81,7 +81,10 @@ func measurePeers(ctx context.Context, env *Env, rep *Report) error {
 		cmd.Env = append(os.Environ(), "mode=http", fmt.Sprintf("port=%d", port),
 			fmt.Sprintf("upstream_url=http://127.0.0.1:%d", upstream),
 			fmt.Sprintf("fprocess=%s -addr 127.0.0.1:%d", echo, upstream),
-			"exec_timeout=10s", "read_timeout=10s", "write_timeout=10s")
+			"exec_timeout=10s", "read_timeout=10s", "write_timeout=10s",
+			// Stop within moments of SIGTERM (the default waits
+			// write_timeout before draining).
+			"healthcheck_interval=100ms")
 		return cmd
 	})
 	if err != nil {
@@ -144,7 +147,7 @@ func measurePeer(ctx context.Context, cfg Config, peer string, cmd func(port int
 	if err != nil {
 		return loadFigures{}, err
 	}
-	p, err := startProcess(ctx, peer, cmd(port), 20)
+	p, err := startGroup(peer, cmd(port), 20)
 	if err != nil {
 		return loadFigures{}, err
 	}

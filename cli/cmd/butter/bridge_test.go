@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,8 +15,15 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/buttercompass/butter/broker-bridge/broker"
+	"github.com/buttercompass/butter/proto/envelope"
+	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/kit/kittest"
+	"github.com/buttercompass/butter/proto/topics"
 )
 
 // TestWebhookExample runs examples/webhook on butter up as its README
@@ -111,6 +119,173 @@ func TestWebhookExample(t *testing.T) {
 	for _, r := range raw {
 		if strings.Contains(r, "unsigned") {
 			t.Errorf("the receiver got the unsigned webhook's summary: %s", r)
+		}
+	}
+}
+
+// platformKafka is a client config for the platform's broker, logged in
+// as its admin.
+func platformKafka(t *testing.T, p *platform) kit.KafkaConfig {
+	t.Helper()
+	props, err := kit.ReadClientProperties(p.clientConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kit.KafkaConfig{Brokers: []string{p.broker}, SASLMechanism: props.Mechanism, SASLUser: props.User, SASLPassword: props.Password}
+}
+
+// produceOrders writes n CloudEvents com.example.order {id, total} to
+// topic, retrying until the topic exists.
+func produceOrders(t *testing.T, kcfg kit.KafkaConfig, topic string, n int) {
+	t.Helper()
+	cl, err := kcfg.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for i := range n {
+		e := envelope.New("/shop", "com.example.order")
+		e.SetID(fmt.Sprint("o-", i))
+		if err := e.SetData("application/json", map[string]any{"id": fmt.Sprint("o-", i), "total": i * 30}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := envelope.ToRecord(topic, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	kittest.Eventually(t, "orders written to "+topic, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return cl.ProduceSync(ctx, recs...).FirstErr()
+	})
+}
+
+// TestHTTPSinkExample runs examples/http-sink on butter up: orders on the
+// stream become alerts, which the bridge's HTTP sink posts to a receiver
+// as CloudEvents, every one.
+func TestHTTPSinkExample(t *testing.T) {
+	t.Parallel()
+	var (
+		mu  sync.Mutex
+		got = map[string]map[string]any{} // order → alert
+	)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var alert map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&alert); err != nil || r.Header.Get("Ce-Specversion") != "1.0" || r.Header.Get("Ce-Id") == "" {
+			t.Errorf("not a CloudEvent in binary mode: %v %v", r.Header, err)
+		}
+		mu.Lock()
+		got[fmt.Sprint(alert["order"])] = alert
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(receiver.Close)
+
+	dir := t.TempDir()
+	copyDir(t, "../../../examples/http-sink", dir)
+	desc := filepath.Join(dir, "butter.yaml")
+	b, err := os.ReadFile(desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "http://127.0.0.1:9999/in") {
+		t.Fatalf("examples/http-sink no longer posts to http://127.0.0.1:9999/in:\n%s", b)
+	}
+	writeFile(t, desc, strings.ReplaceAll(string(b), "http://127.0.0.1:9999/in", receiver.URL+"/in"))
+
+	p := startPlatform(t)
+	p.deployerCmd("deploy", dir)
+	const n = 10
+	produceOrders(t, platformKafka(t, p), "orders", n)
+	kittest.Eventually(t, "every alert posted", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) < n {
+			return fmt.Errorf("%d of %d alerts", len(got), n)
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range n {
+		a := got[fmt.Sprint("o-", i)]
+		want := "low"
+		if i*30 >= 100 {
+			want = "high"
+		}
+		if a == nil || a["level"] != want {
+			t.Errorf("alert of o-%d = %v, want level %s", i, a, want)
+		}
+	}
+}
+
+// TestKafkaMirrorExample runs examples/kafka-mirror on butter up against
+// a second, in-process cluster: orders written there are mirrored in,
+// checked by the python function and mirrored back out, CloudEvents
+// headers kept, each once.
+func TestKafkaMirrorExample(t *testing.T) {
+	t.Parallel()
+	other, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(other.Close)
+	for _, s := range []string{"orders", "orders-checked"} {
+		if err := other.CreateTopic(topics.Stream(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	copyDir(t, "../../../examples/kafka-mirror", dir)
+	desc := filepath.Join(dir, "butter.yaml")
+	b, err := os.ReadFile(desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(string(b), "127.0.0.1:9192") != 2 {
+		t.Fatalf("examples/kafka-mirror no longer names the other cluster 127.0.0.1:9192 twice:\n%s", b)
+	}
+	writeFile(t, desc, strings.ReplaceAll(string(b), "127.0.0.1:9192", other.Addr()))
+
+	p := startPlatform(t)
+	p.deployerCmd("deploy", dir)
+	const n = 10
+	produceOrders(t, other.Kafka(), "orders", n)
+
+	rd, err := other.Kafka().NewClient(kgo.ConsumeTopics("orders-checked"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	seen := map[string]int{}
+	kittest.Eventually(t, "checked orders on the other cluster", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		rd.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			e := envelope.FromRecord(r).Event
+			var c struct {
+				ID    string
+				Valid bool
+			}
+			if err := json.Unmarshal(e.Data(), &c); err != nil || e.SpecVersion() != "1.0" || e.ID() == "" {
+				t.Errorf("not a CloudEvent: %s (%v)", e, err)
+			}
+			if c.Valid != (c.ID != "o-0") { // o-0 has total 0
+				t.Errorf("%s: valid %v", c.ID, c.Valid)
+			}
+			seen[c.ID]++
+		})
+		if len(seen) < n {
+			return fmt.Errorf("%d of %d", len(seen), n)
+		}
+		return nil
+	})
+	for id, k := range seen {
+		if k != 1 {
+			t.Errorf("%s on the other cluster %d times", id, k)
 		}
 	}
 }

@@ -40,9 +40,11 @@ type runner struct {
 	// (see pollSize).
 	assigned atomic.Int64
 
-	// polls is how many records a poll takes now (0: not yet set); only
-	// the consuming goroutine uses it. See adaptPoll.
+	// polls is how many records a poll takes now (0: not yet set), sized
+	// whether it was set with partitions assigned; only the consuming
+	// goroutine uses them. See adaptPoll.
 	polls int
+	sized bool
 
 	// stopPoll cancels the context of the poll being processed; a
 	// partition revoked under exactly-once calls it (see groupOpts).
@@ -186,10 +188,14 @@ func (r *runner) txnID() string {
 	return r.group + "." + r.e.cfg.Instance
 }
 
-// pollSizeNow is how many records the next poll takes.
+// pollSizeNow is how many records the next poll takes. The first poll
+// is sized before the group assigned anything; the first one after the
+// assignment starts again from pollSize, which depends on it, instead of
+// doubling up to it poll by poll (a replay's first polls).
 func (r *runner) pollSizeNow() int {
-	if r.polls == 0 {
+	if r.polls == 0 || !r.sized && r.assigned.Load() > 0 {
 		r.polls = r.pollSize()
+		r.sized = r.assigned.Load() > 0
 	}
 	return r.polls
 }
@@ -283,6 +289,7 @@ func countPartitions(m map[string][]int32) int {
 // see retryState) and a waiting rebalance goes through in between.
 func (r *runner) consume(ctx context.Context, rt runtime.Runtime) error {
 	r.assigned.Store(0) // a new member: its assignment comes in the callbacks
+	r.sized = false
 	var cl *kgo.Client
 	cl, err := r.e.cfg.Kafka.NewClient(append(r.groupOpts(&cl), kgo.BlockRebalanceOnPoll())...)
 	if err != nil {
@@ -424,6 +431,7 @@ func (r *runner) commitSync(ctx context.Context, cl *kgo.Client, offsets map[str
 // aborts it at once, or the broker does after txnTimeout.
 func (r *runner) consumeTxn(ctx context.Context, rt runtime.Runtime) error {
 	r.assigned.Store(0) // a new member: its assignment comes in the callbacks
+	r.sized = false
 	var cl *kgo.Client
 	base, err := r.e.cfg.Kafka.Opts()
 	if err != nil {

@@ -21,9 +21,6 @@ const (
 	// watchdogModule is the vendored of-watchdog, its own module, relative
 	// to the e2e module's directory.
 	watchdogModule = "third_party/of-watchdog"
-	// watchdogMetricsPort is where of-watchdog serves its metrics: fixed,
-	// it has no setting for it, and it panics when the port is taken.
-	watchdogMetricsPort = 8081
 	// unitTimes is the unit of the ratio rows.
 	unitTimes = "×"
 )
@@ -69,8 +66,9 @@ func measurePeers(ctx context.Context, env *Env, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	if err := checkFree(watchdogMetricsPort); err != nil {
-		return fmt.Errorf("of-watchdog serves metrics on :%d, which is taken: %w", watchdogMetricsPort, err)
+	metrics, err := freePort()
+	if err != nil {
+		return err
 	}
 	upstream, err := freePort()
 	if err != nil {
@@ -78,7 +76,7 @@ func measurePeers(ctx context.Context, env *Env, rep *Report) error {
 	}
 	wd, err := measurePeer(ctx, cfg, peerWatchdog, func(port int) *exec.Cmd {
 		cmd := exec.Command(watchdog)
-		cmd.Env = append(os.Environ(), "mode=http", fmt.Sprintf("port=%d", port),
+		cmd.Env = append(os.Environ(), "mode=http", fmt.Sprintf("port=%d", port), fmt.Sprintf("metrics_port=%d", metrics),
 			fmt.Sprintf("upstream_url=http://127.0.0.1:%d", upstream),
 			fmt.Sprintf("fprocess=%s -addr 127.0.0.1:%d", echo, upstream),
 			"exec_timeout=10s", "read_timeout=10s", "write_timeout=10s",
@@ -202,13 +200,4 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// checkFree fails when port cannot be listened on, on every address.
-func checkFree(port int) error {
-	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
-	if err != nil {
-		return err
-	}
-	return ln.Close()
 }

@@ -172,7 +172,7 @@ func New(env []string) (WatchdogConfig, error) {
 		SuppressLock:        getBool(envMap, "suppress_lock"),
 		UpstreamURL:         upstreamURL,
 		BufferHTTPBody:      getBools(envMap, "buffer_http", "http_buffer_req_body"),
-		MetricsPort:         8081,
+		MetricsPort:         getInt(envMap, "metrics_port", 8081), // butter: settable (see README.md)
 		MaxInflight:         getInt(envMap, "max_inflight", 0),
 		PrefixLogs:          prefixLogs,
 		LogBufferSize:       logBufferSize,

@@ -153,6 +153,9 @@ type HTTPSink struct {
 	// refused, so a descriptor cannot make the bridge post into the
 	// network it runs in (cloud metadata endpoints included).
 	AllowPrivate bool `json:"allowPrivate,omitempty"`
+	// RateLimit caps the posts per second of one bridge replica, all
+	// partitions together (retries count). Default 0: no cap.
+	RateLimit int `json:"rateLimit,omitempty"`
 }
 
 // Source kinds, for messages and metrics.
@@ -343,6 +346,7 @@ func (d *decoder) httpSink(path string, n *yaml.Node) *HTTPSink {
 		{"timeout", func(p string, v *yaml.Node) { s.Timeout, _ = d.duration(p, v) }},
 		{"deadLetter", func(p string, v *yaml.Node) { s.DeadLetter, _ = d.str(p, v) }},
 		{"allowPrivate", func(p string, v *yaml.Node) { s.AllowPrivate, _ = d.boolean(p, v) }},
+		{"rateLimit", func(p string, v *yaml.Node) { s.RateLimit, _ = d.integer(p, v) }},
 	}) {
 		return nil
 	}
@@ -522,6 +526,9 @@ func (c checker) bridgeSink(desc *Descriptor, p string, s *BridgeSink) {
 	}
 	if s.HTTP.Retries < 0 {
 		c.report(hp+".retries", "must not be negative")
+	}
+	if s.HTTP.RateLimit < 0 {
+		c.report(hp+".rateLimit", "must not be negative: posts per second, 0 for no limit")
 	}
 	for _, f := range []struct {
 		name string

@@ -43,7 +43,7 @@ bridges:
   - name: local
     stream: vc-events
     sink:
-      http: {url: "http://127.0.0.1:9999/in", allowPrivate: true}
+      http: {url: "http://127.0.0.1:9999/in", allowPrivate: true, rateLimit: 50}
 `)
 	if len(d.Bridges) != 7 {
 		t.Fatalf("bridges = %+v", d.Bridges)
@@ -73,7 +73,7 @@ bridges:
 	if e := v.Endpoints(); len(e) != 1 || e[0].URL != v.URL || e[0].PasswordFrom != "VC_PASSWORD" {
 		t.Errorf("one vcenter's endpoints = %+v", e)
 	}
-	if h := d.Bridges[6].Sink.HTTP; !h.AllowPrivate || h.AllowPrivate == d.Bridges[2].Sink.HTTP.AllowPrivate {
+	if h := d.Bridges[6].Sink.HTTP; !h.AllowPrivate || h.RateLimit != 50 || h.AllowPrivate == d.Bridges[2].Sink.HTTP.AllowPrivate {
 		t.Errorf("allowPrivate = %+v", h)
 	}
 	// The stored JSON form parses back to the same bridges.
@@ -109,7 +109,7 @@ bridges:
     source: {webhook: {tokenFrom: NOPE}}
     sink: {http: {url: "http://x/"}}
   - stream: s
-    sink: {http: {retries: -1, colour: red}}
+    sink: {http: {retries: -1, colour: red, rateLimit: -2}}
   - name: w
     stream: s
     source: {webhook: {}, vcenter: {}}
@@ -137,7 +137,8 @@ bridges:
 		`t.yaml:16:5 bridges[3].name: required: name the bridge, like vcenter`,
 		`t.yaml:17:18 bridges[3].sink.http.url: required: the endpoint events are posted to`,
 		`t.yaml:17:28 bridges[3].sink.http.retries: must not be negative`,
-		`t.yaml:17:32 bridges[3].sink.http.colour: unknown field; the fields here are url, retries, backoff, maxBackoff, timeout, deadLetter, allowPrivate`,
+		`t.yaml:17:32 bridges[3].sink.http.colour: unknown field; the fields here are url, retries, backoff, maxBackoff, timeout, deadLetter, allowPrivate, rateLimit`,
+		`t.yaml:17:56 bridges[3].sink.http.rateLimit: must not be negative: posts per second, 0 for no limit`,
 		`t.yaml:20:13 bridges[4].source: needs exactly one of vcenter, webhook and kafka`,
 		`t.yaml:23:21 bridges[5].source.kafka: saslMechanism needs username and passwordFrom`,
 		`t.yaml:23:21 bridges[5].source.kafka.brokers: required: the other cluster's seed brokers, like [kafka-1:9092]`,

@@ -110,7 +110,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// Runs before Close: a client blocking rebalances waits for this
 	// before it can leave the group.
 	defer cl.AllowRebalance()
-	s := &sinker{cfg: cfg, log: log, cl: cl}
+	s := &sinker{cfg: cfg, log: log, cl: cl, limit: newLimiter(cfg.Spec.RateLimit)}
 	for {
 		fs := cl.PollRecords(ctx, 500)
 		if ctx.Err() != nil || fs.IsClientClosed() {
@@ -163,9 +163,10 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 type sinker struct {
-	cfg Config
-	log *slog.Logger
-	cl  *kgo.Client
+	cfg   Config
+	log   *slog.Logger
+	cl    *kgo.Client
+	limit *limiter // nil: no rate limit
 }
 
 // partition posts recs in order and returns the last one handled (to
@@ -199,6 +200,9 @@ func (s *sinker) deliver(ctx context.Context, r *kgo.Record) error {
 			case <-time.After(j):
 			}
 			wait = min(2*wait, time.Duration(s.cfg.Spec.MaxBackoff))
+		}
+		if err := s.limit.wait(ctx); err != nil {
+			return err
 		}
 		lastErr = s.post(ctx, d)
 		if lastErr == nil {

@@ -300,3 +300,50 @@ func TestGuardRefusesPrivate(t *testing.T) {
 		return nil
 	})
 }
+
+// TestRateLimit: with rateLimit 40, 20 posts take at least 19/40 s from
+// the sink's start (a lower bound, which a slow machine only widens: each
+// post's slot is 1/40 s after the previous one's), and every event
+// arrives once.
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	for _, s := range []string{"out", "out-dlq"} {
+		if err := b.CreateTopic(topics.Stream(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var at []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		at = append(at, time.Now())
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	const n, rate = 20, 40
+	produce(t, b.Kafka(), "out", n)
+	started := time.Now()
+	runSink(t, b.Kafka(), descriptor.HTTPSink{URL: srv.URL, Timeout: descriptor.Duration(5 * time.Second), AllowPrivate: true, RateLimit: rate})
+	kittest.Eventually(t, "every event posted", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(at) < n {
+			return fmt.Errorf("%d of %d", len(at), n)
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(at) != n {
+		t.Errorf("%d posts, want %d", len(at), n)
+	}
+	if took, least := at[len(at)-1].Sub(started), (n-1)*time.Second/rate; took < least {
+		t.Errorf("%d posts in %s; the limit needs at least %s", len(at), took, least)
+	}
+}

@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -277,32 +276,12 @@ func (s *Service) Addr() string { return s.admin.Addr() }
 // 503, in-flight requests get up to Grace to finish (their replies are
 // still read), then everything stops.
 func (s *Service) Serve(ctx context.Context) error {
-	bctx, cancelBack := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelBack()
-	var back sync.WaitGroup
-	var repliesErr, janitorErr error
-	back.Go(func() { repliesErr = s.srv.RunReplies(bctx, s.replies, s.replyPos) })
-	back.Go(func() { janitorErr = s.srv.RunJanitor(bctx) })
-
-	actx, cancelAdmin := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelAdmin()
-	adminDone := make(chan error, 1)
-	go func() { adminDone <- s.admin.Serve(actx) }()
-
-	var followErr, adminErr error
-	select {
-	case <-ctx.Done():
-	case followErr = <-s.followDone:
-		followErr = fmt.Errorf("follow gateway state: %w", followErr)
-	case adminErr = <-adminDone:
-		adminDone <- adminErr
-	}
-	s.admin.SetDraining()
-	cancelAdmin()
-	adminErr = <-adminDone
-	cancelBack()
-	back.Wait()
-	return errors.Join(followErr, adminErr, repliesErr, janitorErr)
+	return s.admin.SuperviseBehind(ctx,
+		[]kit.Part{kit.Watch("follow gateway state", s.followDone)},
+		[]kit.Part{
+			{Name: "replies reader", Run: func(ctx context.Context) error { return s.srv.RunReplies(ctx, s.replies, s.replyPos) }},
+			{Name: "async janitor", Run: s.srv.RunJanitor},
+		})
 }
 
 // Close releases the clients.

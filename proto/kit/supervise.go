@@ -53,6 +53,15 @@ func (a *Admin) Supervise(ctx context.Context, parts ...Part) error {
 	return supervise(ctx, a.SetDraining, parts, []Part{{Name: "admin server", Run: a.Serve}})
 }
 
+// SuperviseBehind is Supervise for a service whose parts serve the admin
+// server's requests (the gateway's reply reader): on the end, the admin
+// server stops first, with its front parts (it drains, so requests in
+// flight finish), and only then are the back parts cancelled, so a
+// request answered during the drain still gets what they provide.
+func (a *Admin) SuperviseBehind(ctx context.Context, front, back []Part) error {
+	return supervise(ctx, a.SetDraining, append([]Part{{Name: "admin server", Run: a.Serve}}, front...), back)
+}
+
 // supervise runs parts and then last (each group under its own context)
 // until ctx is done or any one returns; then it calls draining, cancels and
 // waits for parts, then cancels and waits for last.

@@ -107,6 +107,35 @@ func TestAdminSuperviseDrainsBeforeStoppingParts(t *testing.T) {
 	}
 }
 
+func TestSuperviseBehindStopsTheBackLast(t *testing.T) {
+	t.Parallel()
+	a := NewAdmin("127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	var frontStopped, frontDoneFirst atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		done <- a.SuperviseBehind(ctx,
+			[]Part{{Name: "front", Run: func(ctx context.Context) error {
+				<-ctx.Done()
+				time.Sleep(50 * time.Millisecond) // a request finishing during the drain
+				frontStopped.Store(true)
+				return nil
+			}}},
+			[]Part{{Name: "back", Run: func(ctx context.Context) error {
+				<-ctx.Done()
+				frontDoneFirst.Store(frontStopped.Load())
+				return nil
+			}}})
+	}()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("SuperviseBehind = %v, want nil", err)
+	}
+	if !frontDoneFirst.Load() {
+		t.Fatal("the back part was cancelled before the front part had stopped")
+	}
+}
+
 func TestWatchEndsTheRun(t *testing.T) {
 	t.Parallel()
 	done := make(chan error, 1)

@@ -39,7 +39,10 @@ func TestTwoReplicas(t *testing.T) {
 	kcfg := b.Kafka()
 
 	m := simulator.VPX()
-	if err := m.Create(); err != nil {
+	createModel.Lock()
+	err = m.Create()
+	createModel.Unlock()
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Remove)

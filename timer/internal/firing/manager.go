@@ -223,7 +223,9 @@ func (m *Manager) assigned(parts []int32) {
 // hiccup) for as long as it stays assigned.
 func (m *Manager) keep(p int32, o *ownerRun) {
 	defer close(o.done)
+	failures := 0
 	for {
+		began := time.Now()
 		err := m.own(m.hard, p, o.stop)
 		if err == nil || m.hard.Err() != nil {
 			return
@@ -234,16 +236,32 @@ func (m *Manager) keep(p int32, o *ownerRun) {
 			return
 		default:
 		}
-		m.log.Warn("lost partition, taking it over again", kit.KeyPartition, p, kit.KeyError, err)
+		// An owner that held p longer than the longest wait failed
+		// afresh, not again: its retries start over from the first step.
+		if time.Since(began) > takeOverRetry.Max {
+			failures = 0
+		}
+		failures++
+		// Jittered, so the owners of a broker hiccup do not all come
+		// back at the same moment.
+		wait := takeOverRetry.Delay(failures)
+		m.log.Warn("lost partition, taking it over again", kit.KeyPartition, p, kit.KeyError, err, "retry_in", wait)
+		t := time.NewTimer(wait)
 		select {
 		case <-o.quit:
+			t.Stop()
 			return
 		case <-m.hard.Done():
+			t.Stop()
 			return
-		case <-time.After(time.Second):
+		case <-t.C:
 		}
 	}
 }
+
+// takeOverRetry spaces the attempts to own a partition again after an
+// error: 1 s doubling to 10 s, each wait drawn from [step/2, step].
+var takeOverRetry = kit.Backoff{Base: time.Second, Max: 10 * time.Second}
 
 // release stops the owners of parts, letting each fire what is due up to
 // deadline, and waits for them.

@@ -328,23 +328,24 @@ func producerError(e *kerr.Error) bool {
 
 // hold is the backoff of a schedule whose stream refuses its ticks.
 type hold struct {
-	until time.Time
-	delay time.Duration
+	until    time.Time
+	delay    time.Duration
+	refusals int
 }
 
-// Hold backoff: doubling from holdMin to holdMax.
-const (
-	holdMin = time.Second
-	holdMax = time.Minute
-)
+// holdRetry spaces the tries of a refused schedule: 1 s doubling to 1 min,
+// each wait drawn from [step/2, step] so the schedules of a stream that
+// refused them together are not all tried again at the same moment.
+var holdRetry = kit.Backoff{Base: time.Second, Max: time.Minute}
 
 // next is the hold after one more refusal at now.
 func (h *hold) next(now time.Time) *hold {
-	d := holdMin
+	n := 1
 	if h != nil {
-		d = min(2*h.delay, holdMax)
+		n = h.refusals + 1
 	}
-	return &hold{until: now.Add(d), delay: d}
+	d := holdRetry.Delay(n)
+	return &hold{until: now.Add(d), delay: d, refusals: n}
 }
 
 // transact produces recs in one transaction and commits it. It finishes an

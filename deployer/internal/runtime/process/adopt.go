@@ -74,15 +74,10 @@ func (r *Runtime) adopt(id string) *proc {
 	}
 	p := &proc{rec: rec, done: make(chan struct{}), adopted: true}
 	go func() {
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for range t.C {
-			if !sameProcess(rec.PID, rec.StartTicks) {
-				p.err = errors.New("fnbox exited (adopted process, exit status unknown)")
-				close(p.done)
-				return
-			}
-		}
+		// Not our child: no Wait, so watch /proc until it is gone.
+		_ = kit.Poll(context.Background(), 250*time.Millisecond, func() bool { return !sameProcess(rec.PID, rec.StartTicks) })
+		p.err = errors.New("fnbox exited (adopted process, exit status unknown)")
+		close(p.done)
 	}()
 	r.procs[id] = p
 	var from int64

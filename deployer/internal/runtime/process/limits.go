@@ -2,6 +2,7 @@ package process
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/buttercompass/butter/deployer/internal/runtime"
 	"github.com/buttercompass/butter/proto/descriptor"
+	"github.com/buttercompass/butter/proto/kit"
 )
 
 // This file enforces limits.memory, limits.cpu and a pids cap on each
@@ -305,13 +307,13 @@ func removeCgroups(dirs []string) {
 		}
 	}
 	for _, dir := range dirs {
-		// A killed process leaves its cgroup a moment later: retry briefly.
-		for range 50 {
+		// A killed process leaves its cgroup a moment later: retry for
+		// up to a second.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = kit.Poll(ctx, 20*time.Millisecond, func() bool {
 			err := syscall.Rmdir(dir)
-			if err == nil || errors.Is(err, syscall.ENOENT) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return err == nil || errors.Is(err, syscall.ENOENT)
+		})
+		cancel()
 	}
 }

@@ -39,6 +39,7 @@ _work = queue.SimpleQueue()
 _workers_lock = threading.Lock()
 _workers = 0
 _idle = 0
+_backlog = 0
 
 
 def _default(o):
@@ -326,24 +327,32 @@ def _run_sync(inv):
 
 
 def _worker():
-    global _idle
+    global _idle, _backlog
     while True:
-        inv = _work.get()
+        _run_sync(_work.get())
         with _workers_lock:
-            _idle -= 1
-        _run_sync(inv)
-        with _workers_lock:
-            _idle += 1
+            if _backlog:
+                _backlog -= 1  # takes a queued invocation next: stays busy
+            else:
+                _idle += 1
 
 
 def _submit(inv):
-    """Hands a sync invocation to an idle worker, starting one if none is."""
-    global _workers, _idle
+    """Hands a sync invocation to an idle worker, starting one if none is.
+
+    A worker is reserved here, not when it takes the invocation off the
+    queue: two invocations submitted at once must not both count on the
+    same idle worker and run one after the other."""
+    global _workers, _idle, _backlog
     with _workers_lock:
-        start = _idle == 0 and _workers < _max_workers
-        if start:
+        start = False
+        if _idle:
+            _idle -= 1
+        elif _workers < _max_workers:
             _workers += 1
-            _idle += 1
+            start = True
+        else:
+            _backlog += 1  # every worker is busy: the first to finish takes it
     if start:
         threading.Thread(target=_worker, daemon=True).start()
     _work.put(inv)

@@ -310,6 +310,30 @@ func TestPythonHostPaths(t *testing.T) {
 		t.Errorf("sleepy after a timeout = %s, %v; want {\"slept\":0}", res.Data, err)
 	}
 
+	// Two plain calls at once, with one worker already idle: they must
+	// not queue behind each other (the first waits for the second).
+	gate, err := start(t, "python", map[string]string{"gate": "handler.py:gate", "modules": "handler.py:modules"})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if _, err := invoke(gate, "modules", event(t, "application/json", []byte(`1`))); err != nil {
+		t.Fatal(err) // leaves one worker idle
+	}
+	waited := make(chan error, 1)
+	go func() {
+		res, err := invoke(gate, "gate", event(t, "application/json", []byte(`"wait"`)))
+		if err == nil && string(res.Data) != "passed" {
+			err = fmt.Errorf("gate = %s", res.Data)
+		}
+		waited <- err
+	}()
+	if res, err := invoke(gate, "gate", event(t, "application/json", []byte(`"release"`))); err != nil || string(res.Data) != "released" {
+		t.Errorf("release = %s, %v", res.Data, err)
+	}
+	if err := <-waited; err != nil {
+		t.Errorf("the waiting call: %v", err)
+	}
+
 	loops, err := start(t, "python", map[string]string{"same": "loops.py:same_loop"})
 	if err != nil {
 		t.Fatalf("Start: %v", err)

@@ -42,3 +42,16 @@ def sleepy(event, context):
     import time
     time.sleep(event.data)
     return {"slept": event.data}
+
+
+def gate(event, context):
+    # Blocks until the release call has run: two plain calls must run at
+    # once, even when submitted together with one idle worker.
+    import threading
+    g = globals().setdefault("_gate", threading.Event())
+    if event.data == "release":
+        g.set()
+        return "released"
+    if not g.wait(10):
+        raise TimeoutError("the release call never ran beside this one")
+    return "passed"

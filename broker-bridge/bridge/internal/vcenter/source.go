@@ -95,8 +95,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// Run runs the source until ctx is done. It returns only when ctx is
-// done or the source is fenced by another instance (ErrFenced).
+// Run runs the source until ctx is done. It returns when ctx is done,
+// when the source is fenced by another instance (ErrFenced), when its
+// Kafka producer cannot be made, or, PerInstance, when its URL comes to
+// reach another vCenter instance; vCenter errors it handles itself
+// (reconnecting after Retry).
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.Retry == 0 {
 		cfg.Retry = time.Second

@@ -16,7 +16,10 @@
 // build never touches the network (GOPROXY=off), never switches toolchain
 // (GOTOOLCHAIN=local), ignores any go.work above the code (GOWORK=off),
 // builds without cgo (CGO_ENABLED=0) and with -trimpath, and keeps its
-// build cache in Config.Cache. A code directory without go.mod gets one.
+// build cache in Config.Cache (one for every build of a deployer, so a
+// redeploy compiles only what changed). It runs go build -v, whose package
+// lines become Config.Progress reports. A code directory without go.mod
+// gets one.
 //
 // A build that fails because of the user's code or descriptor is an
 // *Error whose Problems name the file and line, as the compiler did.
@@ -73,6 +76,28 @@ type Config struct {
 	Cache string
 	// Timeout bounds each function's build. Default DefaultTimeout.
 	Timeout time.Duration
+	// Progress, if set, is told what a build is doing (see Progress), from
+	// the goroutine that runs it. Default: nothing is told.
+	Progress func(Progress)
+}
+
+// Progress is a report on a running build, for Config.Progress: one when a
+// function's go build starts, one for each package it compiles (those the
+// build cache lacks: on a warm cache often only the function's own), and
+// one when it ends. A cold cache compiles the standard library first,
+// which is where minutes go.
+type Progress struct {
+	// Deployment, Function and Package (its fn) name what is built.
+	Deployment, Function, Package string
+	// Compiled counts the packages compiled so far for this function,
+	// Last is the latest of them.
+	Compiled int
+	Last     string
+	// Elapsed is the time since this function's build started.
+	Elapsed time.Duration
+	// Done is set on a function's last report, with Err its failure.
+	Done bool
+	Err  error
 }
 
 // Builder builds go functions. It is safe for concurrent use.
@@ -168,7 +193,7 @@ func (b *Builder) Build(ctx context.Context, dir, descFile string, descSrc []byt
 			}
 			continue
 		}
-		if err := b.build(ctx, dir, work, pkgs[i], bin, f); err != nil {
+		if err := b.build(ctx, dir, work, pkgs[i], bin, desc.Name, f); err != nil {
 			return err
 		}
 		built[pkgs[i]] = bin
@@ -207,11 +232,32 @@ func packagePath(dir, fn string) (string, error) {
 	return "./" + clean, nil
 }
 
-// build runs go build for one function.
-func (b *Builder) build(ctx context.Context, dir, modfile, pkg, bin string, f descriptor.Function) error {
+// build runs go build for one function, reporting its progress.
+func (b *Builder) build(ctx context.Context, dir, modfile, pkg, bin, deployment string, f descriptor.Function) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	out, err := b.goCmd(ctx, dir, "build", "-trimpath", "-modfile="+modfile, "-o", bin, pkg)
+	start := time.Now()
+	p := Progress{Deployment: deployment, Function: f.Name, Package: f.Fn}
+	b.report(p)
+	defer func() {
+		p.Elapsed, p.Done, p.Err = time.Since(start), true, err
+		b.report(p)
+	}()
+	// -v prints each package as it is compiled: the progress. Everything
+	// else go build says is kept for the error.
+	var out bytes.Buffer
+	lines := &lineWriter{each: func(l string) {
+		if isPackageLine(l) {
+			p.Compiled, p.Last, p.Elapsed = p.Compiled+1, l, time.Since(start)
+			b.report(p)
+			return
+		}
+		out.WriteString(l + "\n")
+	}}
+	cmd := b.command(ctx, dir, "build", "-v", "-trimpath", "-modfile="+modfile, "-o", bin, pkg)
+	cmd.Stdout, cmd.Stderr = lines, lines
+	err = cmd.Run()
+	lines.flush()
 	if err == nil {
 		return nil
 	}
@@ -223,12 +269,56 @@ func (b *Builder) build(ctx context.Context, dir, modfile, pkg, bin string, f de
 		return fmt.Errorf("run %s build for function %s (the deployer builds go functions: install Go or set --go): %w", b.cfg.Go, f.Name, err)
 	}
 	return &Error{Summary: fmt.Sprintf("go build of function %s (%s) failed", f.Name, f.Fn),
-		Problems: compilerLines(out, dir, modfile)}
+		Problems: compilerLines(out.Bytes(), dir, modfile)}
+}
+
+func (b *Builder) report(p Progress) {
+	if b.cfg.Progress != nil {
+		b.cfg.Progress(p)
+	}
+}
+
+// isPackageLine reports whether a line of go build -v is a package it
+// compiled (an import path alone), not a message.
+func isPackageLine(l string) bool {
+	return l != "" && !strings.ContainsAny(l, " \t:") && !strings.HasPrefix(l, "#")
+}
+
+// lineWriter calls each with every whole line written to it. exec writes
+// to it from one goroutine when Stdout and Stderr are the same writer.
+type lineWriter struct {
+	each    func(string)
+	partial []byte
+}
+
+func (w *lineWriter) Write(b []byte) (int, error) {
+	w.partial = append(w.partial, b...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		w.each(strings.TrimRight(string(w.partial[:i]), "\r"))
+		w.partial = w.partial[i+1:]
+	}
+}
+
+// flush passes on a last line without its newline.
+func (w *lineWriter) flush() {
+	if len(w.partial) > 0 {
+		w.each(string(w.partial))
+		w.partial = nil
+	}
 }
 
 // goCmd runs the go command in dir with the build environment and returns
 // its combined output.
 func (b *Builder) goCmd(ctx context.Context, dir string, args ...string) ([]byte, error) {
+	return b.command(ctx, dir, args...).CombinedOutput()
+}
+
+// command is the go command in dir with the build environment.
+func (b *Builder) command(ctx context.Context, dir string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, b.cfg.Go, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
@@ -240,7 +330,7 @@ func (b *Builder) goCmd(ctx context.Context, dir string, args ...string) ([]byte
 		cmd.Env = append(cmd.Env, "GOMODCACHE="+filepath.Join(b.cfg.Dir, "mod"))
 	}
 	cmd.WaitDelay = 5 * time.Second
-	return cmd.CombinedOutput()
+	return cmd
 }
 
 // compilerLines turns go build's output into problems: headers ("# pkg")

@@ -282,3 +282,65 @@ func TestRunDescriptorJSON(t *testing.T) {
 		t.Errorf("run descriptor %s", out)
 	}
 }
+
+// TestBuildProgress: a build reports its start, each package go build
+// compiles (here at least the function's own, whose source is new), and
+// its end; a failed build's last report carries its error, and the
+// problems hold no package line of -v.
+func TestBuildProgress(t *testing.T) {
+	files := map[string]string{
+		"butter.yaml": "name: greet\nplatform: go\nfunctions:\n  - fn: ./cmd/greet\n    bindings: { streams: [names] }\n",
+		"go.mod":      goMod,
+		// New source, so the cache cannot have it.
+		"cmd/greet/main.go": greetMain + "\nconst fresh = \"" + time.Now().Format(time.RFC3339Nano) + "\"\n\nvar _ = fresh\n",
+	}
+	run := func(files map[string]string) ([]Progress, error) {
+		dir := t.TempDir()
+		writeFiles(t, dir, files)
+		desc, err := descriptor.Parse("butter.yaml", []byte(files["butter.yaml"]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []Progress
+		b := New(Config{Dir: t.TempDir(), Cache: testCache, Progress: func(p Progress) { got = append(got, p) }})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		return got, b.Build(ctx, dir, "butter.yaml", []byte(files["butter.yaml"]), desc)
+	}
+	got, err := run(files)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	first, last := got[0], got[len(got)-1]
+	if first.Deployment != "greet" || first.Function != "greet" || first.Package != "./cmd/greet" || first.Done || first.Compiled != 0 {
+		t.Errorf("first report %+v, want the start of greet", first)
+	}
+	if !last.Done || last.Err != nil || last.Compiled < 1 || last.Compiled != len(got)-2 || last.Elapsed <= 0 {
+		t.Errorf("last report %+v after %d reports, want done with every compiled package counted", last, len(got))
+	}
+	own := false
+	for _, p := range got[1 : len(got)-1] {
+		own = own || p.Last == "example.com/greet/cmd/greet"
+	}
+	if !own {
+		t.Errorf("no report of the function's own package example.com/greet/cmd/greet: %+v", got)
+	}
+
+	files["cmd/greet/main.go"] += "\nfunc broken() int { return undefinedThing }\n"
+	got, err = run(files)
+	var berr *Error
+	if !errors.As(err, &berr) {
+		t.Fatalf("broken build = %v, want *Error", err)
+	}
+	if last := got[len(got)-1]; !last.Done || !errors.As(last.Err, &berr) {
+		t.Errorf("last report of a failed build %+v, want done with its *Error", last)
+	}
+	for _, p := range berr.Problems {
+		if isPackageLine(p) {
+			t.Errorf("problem %q is a package line of go build -v", p)
+		}
+	}
+	if !strings.Contains(strings.Join(berr.Problems, "\n"), "undefined: undefinedThing") {
+		t.Errorf("problems %q lack the compiler's error", berr.Problems)
+	}
+}

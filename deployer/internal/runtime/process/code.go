@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,4 +161,30 @@ func runDescriptor(dir string) string {
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.Mode().IsRegular()
+}
+
+// buildLogEvery spaces the progress lines of one function's go build.
+const buildLogEvery = 5 * time.Second
+
+// buildLog logs go builds (gobuild.Progress): a line when a function's
+// build starts, then at most one every `every` while it compiles (how
+// many packages, the latest), and one when it ends, so a first build
+// that compiles the standard library for minutes is seen working.
+func buildLog(log *slog.Logger, every time.Duration) func(gobuild.Progress) {
+	var last time.Duration // Elapsed of the latest progress line
+	return func(p gobuild.Progress) {
+		l := log.With(kit.KeyDeployment, p.Deployment, kit.KeyFn, p.Function, "package", p.Package)
+		switch {
+		case p.Done && p.Err != nil:
+			l.Warn("go build failed", "compiled", p.Compiled, "elapsed", p.Elapsed.Round(time.Millisecond).String(), kit.KeyError, p.Err)
+		case p.Done:
+			l.Info("go build done", "compiled", p.Compiled, "elapsed", p.Elapsed.Round(time.Millisecond).String())
+		case p.Compiled == 0:
+			last = 0
+			l.Info("go build started")
+		case p.Elapsed-last >= every:
+			last = p.Elapsed
+			l.Info("go build compiling", "compiled", p.Compiled, "last", p.Last, "elapsed", p.Elapsed.Round(time.Second).String())
+		}
+	}
 }

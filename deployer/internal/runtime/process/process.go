@@ -63,7 +63,8 @@ type Config struct {
 	// Logger receives the runtime's logs and every instance output line.
 	Logger *slog.Logger
 	// Go builds go-platform deployments. Default: go on PATH, with the
-	// embedded SDK and a build cache under <data>/go.
+	// embedded SDK, one build cache for every deployment under <data>/go,
+	// and progress in Logger (code.go).
 	Go gobuild.Config
 	// Secrets decrypts the secretEnv values of descriptors into the
 	// environment of their instances; nil refuses to start a deployment
@@ -139,6 +140,9 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if cfg.Go.Dir == "" {
 		cfg.Go.Dir = filepath.Join(dir, "go")
+	}
+	if cfg.Go.Progress == nil {
+		cfg.Go.Progress = buildLog(cfg.Logger, buildLogEvery)
 	}
 	cg := detectCgroups()
 	if cg.kind == CgroupNone {

@@ -52,6 +52,12 @@ type KafkaSource struct {
 	SASLMechanism string `json:"saslMechanism,omitempty"`
 	Username      string `json:"username,omitempty"`
 	PasswordFrom  string `json:"passwordFrom,omitempty"`
+	// CheckpointTopic, on a sink only, makes it exactly once: the records
+	// and the stream positions they cover commit in one transaction of
+	// the other cluster, the positions on this topic there (which must
+	// exist, compacted). Empty: at-least-once, positions in the sink's
+	// consumer group here.
+	CheckpointTopic string `json:"checkpointTopic,omitempty"`
 }
 
 // VCenterSource reads the events of one vCenter (or ESXi host), or of
@@ -330,6 +336,7 @@ func (d *decoder) kafkaSource(path string, n *yaml.Node) *KafkaSource {
 			d.fail(v, p, "a password is never written in a descriptor: put it in secretEnv (which the deployer seals) and name that entry with passwordFrom")
 		}},
 		{"passwordFrom", func(p string, v *yaml.Node) { s.PasswordFrom, _ = d.str(p, v) }},
+		{"checkpointTopic", func(p string, v *yaml.Node) { s.CheckpointTopic, _ = d.str(p, v) }},
 	}) {
 		return nil
 	}
@@ -406,6 +413,9 @@ func (c checker) bridgeSource(desc *Descriptor, p string, s *BridgeSource) {
 	}
 	if s.Kafka != nil {
 		c.kafkaPeer(desc, p+".kafka", s.Kafka, "the topic to mirror")
+		if c.present(p + ".kafka.checkpointTopic") {
+			c.report(p+".kafka.checkpointTopic", "is for a sink: a kafka source keeps its positions here, exactly once already")
+		}
 	}
 	if v := s.VCenter; v != nil {
 		vp := p + ".vcenter"

@@ -32,7 +32,7 @@ bridges:
   - name: out
     stream: vc-events
     sink:
-      kafka: {brokers: ["other:9092"], topic: vc-copy, tls: true}
+      kafka: {brokers: ["other:9092"], topic: vc-copy, tls: true, checkpointTopic: butter-checkpoints}
   - name: vcs
     source:
       vcenter:
@@ -64,7 +64,7 @@ bridges:
 	if k := d.Bridges[3].Source.Kafka; d.Bridges[3].Kind() != BridgeKafka || k.Offset != "first" || k.Topic != "orders" || k.Brokers[0] != "other:9092" {
 		t.Errorf("kafka = %+v", k)
 	}
-	if k := d.Bridges[4].Sink.Kafka; d.Bridges[4].Kind() != BridgeKafkaSink || k.Offset != "first" || k.Topic != "vc-copy" || !k.TLS {
+	if k := d.Bridges[4].Sink.Kafka; d.Bridges[4].Kind() != BridgeKafkaSink || k.Offset != "first" || k.Topic != "vc-copy" || !k.TLS || k.CheckpointTopic != "butter-checkpoints" {
 		t.Errorf("kafka sink = %+v", k)
 	}
 	if e := d.Bridges[5].Source.VCenter.Endpoints(); len(e) != 2 || e[1].URL != "https://vc2/sdk" || !e[1].Insecure || e[0].Username != "a" {
@@ -125,6 +125,9 @@ bridges:
   - name: ks2
     stream: s
     sink: {kafka: {brokers: [x:9092], offset: middle}}
+  - name: ks3
+    stream: s
+    source: {kafka: {brokers: [x:9092], topic: t, checkpointTopic: c}}
 `), []string{
 		`t.yaml:8:16 bridges[0].source.vcenter.passwordFrom: required: the secretEnv entry holding the password`,
 		`t.yaml:8:22 bridges[0].source.vcenter.url: "ftp://x" is not an http(s) URL`,
@@ -151,5 +154,6 @@ bridges:
 		`t.yaml:29:11 bridges[7].sink: needs exactly one of http and kafka`,
 		`t.yaml:32:19 bridges[8].sink.kafka.topic: required: the topic written on the other cluster`,
 		`t.yaml:32:47 bridges[8].sink.kafka.offset: "middle" is not a start: use first or latest`,
+		`t.yaml:35:68 bridges[9].source.kafka.checkpointTopic: is for a sink: a kafka source keeps its positions here, exactly once already`,
 	})
 }

@@ -170,6 +170,12 @@ func (s *Service) wants() map[string]want {
 					run: func(ctx context.Context) error { return mirror.Run(ctx, cfg) }}
 			case descriptor.BridgeKafkaSink:
 				spec := *b.Sink.Kafka
+				if spec.CheckpointTopic != "" && !owner {
+					// Exactly once reads the stream by partition from the
+					// positions on the other cluster: one replica, fenced
+					// like the sources.
+					continue
+				}
 				var password string
 				if spec.PasswordFrom != "" {
 					var err error
@@ -180,7 +186,8 @@ func (s *Service) wants() map[string]want {
 				}
 				cfg := mirror.SinkConfig{Deployment: desc.Name, Bridge: b.Name, Spec: spec, Password: password,
 					Stream: s.ns.Topic(b.Stream), Group: bridges.SinkGroup(s.ns, desc.Name, b.Name),
-					Kafka: s.cfg.Kafka, Logger: s.log, Mirrored: s.ksinkm}
+					TransactionalID: bridges.TransactionalID(s.ns, desc.Name, b.Name),
+					Kafka:           s.cfg.Kafka, Logger: s.log, Mirrored: s.ksinkm}
 				out[key] = want{fingerprint: fingerprint(b, password), stream: b.Stream,
 					run: func(ctx context.Context) error { return mirror.RunSink(ctx, cfg) }}
 			case descriptor.BridgeHTTP:

@@ -18,9 +18,21 @@ import (
 // TestSinkToAnotherCluster mirrors a stream to a topic of a second
 // cluster that requires SASL/SCRAM: 100 records, a stop, 100 more from
 // where it stopped; on the other cluster every record once, keys, headers
-// and timestamps kept, in order per key.
+// and timestamps kept, in order per key. Both modes: positions in a
+// group here (at-least-once), and on the other cluster in one transaction
+// with the records (checkpointTopic, exactly once), read there
+// read-committed.
 func TestSinkToAnotherCluster(t *testing.T) {
 	t.Parallel()
+	for _, checkpoints := range []string{"", "butter-checkpoints"} {
+		t.Run("checkpointTopic="+checkpoints, func(t *testing.T) {
+			t.Parallel()
+			testSink(t, checkpoints)
+		})
+	}
+}
+
+func testSink(t *testing.T, checkpoints string) {
 	local := startBroker(t, topics.Spec{Name: "orders", Partitions: 3})
 	remote, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Secure: true})
 	if err != nil {
@@ -30,28 +42,37 @@ func TestSinkToAnotherCluster(t *testing.T) {
 	if err := remote.CreateTopic(topics.Spec{Name: "orders-dr", Partitions: 2}); err != nil {
 		t.Fatal(err)
 	}
+	if checkpoints != "" {
+		if err := remote.CreateTopic(topics.Spec{Name: checkpoints, Partitions: 1, Compact: true, Retention: topics.Forever}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rk := remote.Kafka()
 	if rk.SASLMechanism == "" || rk.SASLPassword == "" {
 		t.Fatalf("the peer cluster is not secured: %+v", rk)
 	}
+	fencedOK := false // set once a second instance runs: the first may fail
 	run := func() (stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
 			done <- RunSink(ctx, SinkConfig{Deployment: "d", Bridge: "dr",
 				Spec: descriptor.KafkaSink{Brokers: rk.Brokers, Topic: "orders-dr", Offset: descriptor.OffsetFirstName,
-					SASLMechanism: rk.SASLMechanism, Username: rk.SASLUser},
-				Password: rk.SASLPassword, Stream: "orders", Group: "butter-bridge.d.dr",
+					SASLMechanism: rk.SASLMechanism, Username: rk.SASLUser, CheckpointTopic: checkpoints},
+				Password: rk.SASLPassword, Stream: "orders", Group: "butter-bridge.d.dr", TransactionalID: "butter-bridge.d.dr",
 				Kafka: local.Kafka(), Logger: slog.New(slog.DiscardHandler)})
 		}()
 		return func() {
 			cancel()
-			if err := <-done; err != nil {
+			// A fenced instance fails its next transaction: ErrFenced, or
+			// INVALID_TXN_STATE when its open one was already aborted by
+			// the new instance's takeover.
+			if err := <-done; err != nil && !fencedOK {
 				t.Errorf("RunSink: %v", err)
 			}
 		}
 	}
-	rd, err := rk.NewClient(kgo.ConsumeTopics("orders-dr"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	rd, err := rk.NewClient(kgo.ConsumeTopics("orders-dr"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,6 +128,16 @@ func TestSinkToAnotherCluster(t *testing.T) {
 	stop = run()
 	defer stop()
 	wait(200)
+	if checkpoints != "" {
+		// A second instance while the first runs (two replicas that both
+		// believe they own the sink): it fences the first on the other
+		// cluster, and nothing is written twice.
+		fencedOK = true
+		stop2 := run()
+		defer stop2()
+		produceTo(200, 300)
+		wait(300)
+	}
 	for v, n := range seen {
 		if n != 1 {
 			t.Errorf("record %s on the other cluster %d times", v, n)

@@ -65,24 +65,6 @@ var realFnbox = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-// syncBuffer is a log sink tests read while the deployer writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startWith starts a deployer on e with the real fnbox, its logs in logs,
 // after change has adjusted its configuration.
 func (e *env) startWith(logs io.Writer, change func(*Config)) *deployer {
@@ -179,7 +161,7 @@ func unpacked(t *testing.T, code []byte) []byte {
 // that a deployer with another key says which deployment it cannot start.
 func TestSecretsNeverStoredOrReturned(t *testing.T) {
 	e := newEnv(t)
-	var logs syncBuffer
+	var logs kittest.Buffer
 	d := e.startWith(&logs, nil)
 	code := archive.TarGz(map[string]string{control.DescriptorFile: secretYAML, "handler.py": secretHandler})
 	r := d.do(t, "POST", "/v1/deployments", archive.TypeGzip, code, "")
@@ -273,7 +255,7 @@ func TestSecretsNeverStoredOrReturned(t *testing.T) {
 	if _, _, err := secrets.LoadOrCreateKey(other); err != nil {
 		t.Fatal(err)
 	}
-	logs = syncBuffer{}
+	logs = kittest.Buffer{}
 	d = e.startWith(&logs, func(c *Config) { c.SecretKeyFile = other })
 	if !strings.Contains(logs.String(), `"deployment":"vault"`) || !strings.Contains(logs.String(), "sealed with another secret key") {
 		t.Errorf("start with another key logs no clear error:\n%s", logs.String())

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,13 +33,11 @@ func closedAddr(t *testing.T) string {
 	return addr
 }
 
-// TestLogsCommand: butter logs reads a failed invocation's error line (with
-// its event id) from a real tracer indexing _butter.logs, without touching
-// Kafka; with the tracer gone it reads the topic itself, says so once on
-// stderr, and prints the same.
-func TestLogsCommand(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
+// tracerOnBroker starts an embedded broker with the internal topics and
+// streams, a client of it, and a real tracer indexing it; it returns the
+// broker's address, the client and the tracer's host:port.
+func tracerOnBroker(t *testing.T, streams ...string) (string, *kgo.Client, string) {
+	t.Helper()
 	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
@@ -51,9 +48,33 @@ func TestLogsCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	if err := kit.EnsureTopics(ctx, cl, topics.Internal()...); err != nil {
+	specs := topics.Internal()
+	for _, s := range streams {
+		specs = append(specs, topics.Stream(s))
+	}
+	if err := kit.EnsureTopics(context.Background(), cl, specs...); err != nil {
 		t.Fatal(err)
 	}
+	cfg := tracersvc.DefaultConfig()
+	cfg.Addr, cfg.DataDir, cfg.Discover = "127.0.0.1:0", t.TempDir(), 200*time.Millisecond
+	cfg.Kafka = kit.KafkaConfig{Brokers: []string{b.Addr()}}
+	cfg.Logger, _ = kit.NewLogger(io.Discard, "info")
+	tr, err := tracersvc.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kittest.Serve(t, tr)
+	return b.Addr(), cl, tr.Addr()
+}
+
+// TestLogsCommand: butter logs reads a failed invocation's error line (with
+// its event id) from a real tracer indexing _butter.logs, without touching
+// Kafka; with the tracer gone it reads the topic itself, says so once on
+// stderr, and prints the same.
+func TestLogsCommand(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	brokerAddr, cl, tracer := tracerOnBroker(t)
 
 	// What fnbox writes for an event whose invocation threw: the
 	// function's own line, then fnbox's error line with the event id.
@@ -78,16 +99,6 @@ func TestLogsCommand(t *testing.T) {
 		}
 	}
 
-	cfg := tracersvc.DefaultConfig()
-	cfg.Addr, cfg.DataDir, cfg.Discover = "127.0.0.1:0", t.TempDir(), 200*time.Millisecond
-	cfg.Kafka = kit.KafkaConfig{Brokers: []string{b.Addr()}}
-	cfg.Logger, _ = kit.NewLogger(io.Discard, "info")
-	tr, err := tracersvc.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kittest.Serve(t, tr)
-
 	// The deployer is not running: butter logs only warns about it.
 	deployer, data := closedAddr(t), t.TempDir()
 	run := func(brokers, tracer string, args ...string) (stdout, stderr string, err error) {
@@ -109,9 +120,9 @@ func TestLogsCommand(t *testing.T) {
 
 	// Through the tracer: the brokers given are dead, so these lines can
 	// only have come from it.
-	var viaTracer, viaTracerJSON string
+	var viaTracer string
 	kittest.Eventually(t, "butter logs prints the failed invocation through the tracer", func() error {
-		out, stderr, err := run(closedAddr(t), tr.Addr(), "logs", "shop/price")
+		out, stderr, err := run(closedAddr(t), tracer, "logs", "shop/price")
 		if err != nil {
 			return err
 		}
@@ -121,7 +132,7 @@ func TestLogsCommand(t *testing.T) {
 		viaTracer = out
 		return want(out)
 	})
-	viaTracerJSON, _, err = run(closedAddr(t), tr.Addr(), "logs", "shop/price", "-o", "json")
+	viaTracerJSON, _, err := run(closedAddr(t), tracer, "logs", "shop/price", "-o", "json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,17 +141,17 @@ func TestLogsCommand(t *testing.T) {
 		l.Level != "error" || l.EventID != "ev-1" || l.Origin != obs.OriginFnbox || l.Instance != "i1" {
 		t.Errorf("butter logs -o json through the tracer printed:\n%s", viaTracerJSON)
 	}
-	if out, _, err := run(closedAddr(t), tr.Addr(), "logs", "shop"); err != nil || strings.Count(out, "\n") != 3 {
+	if out, _, err := run(closedAddr(t), tracer, "logs", "shop"); err != nil || strings.Count(out, "\n") != 3 {
 		t.Errorf("butter logs shop through the tracer = %v:\n%s", err, out)
 	}
 	// -f through the tracer: the past lines, then the ones written later.
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var fout, ferr syncBuffer
+	var fout, ferr kittest.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- Execute(fctx, []string{"logs", "shop/price", "-f", "--data", data, "--brokers", closedAddr(t), "--deployer", deployer,
-			"--tracer", tr.Addr()}, IO{In: strings.NewReader(""), Out: &fout, Err: &ferr})
+			"--tracer", tracer}, IO{In: strings.NewReader(""), Out: &fout, Err: &ferr})
 	}()
 	later := obs.Log{Deployment: "shop", Function: "price", Instance: "i1", Level: "warn", Message: "written while following", Time: time.Now()}
 	r, _ := later.Record(topics.Logs)
@@ -160,7 +171,7 @@ func TestLogsCommand(t *testing.T) {
 
 	// Without the tracer: the same lines from _butter.logs, and a note.
 	// (The later line is newer; compare the first two.)
-	out, stderr, err := run(b.Addr(), closedAddr(t), "logs", "shop/price")
+	out, stderr, err := run(brokerAddr, closedAddr(t), "logs", "shop/price")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,29 +181,11 @@ func TestLogsCommand(t *testing.T) {
 	if first2 := strings.Join(strings.SplitAfter(out, "\n")[:2], ""); first2 != viaTracer {
 		t.Errorf("butter logs without a tracer printed:\n%s\nwant as through the tracer:\n%s", out, viaTracer)
 	}
-	jsOut, _, err := run(b.Addr(), closedAddr(t), "logs", "shop/price", "-o", "json")
+	jsOut, _, err := run(brokerAddr, closedAddr(t), "logs", "shop/price", "-o", "json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if first2 := strings.Join(strings.SplitAfter(jsOut, "\n")[:2], ""); first2 != viaTracerJSON {
 		t.Errorf("butter logs -o json without a tracer printed:\n%s\nwant as through the tracer:\n%s", jsOut, viaTracerJSON)
 	}
-}
-
-// syncBuffer is a bytes.Buffer a command writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

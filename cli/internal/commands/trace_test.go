@@ -14,14 +14,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/codes"
 
-	"github.com/buttercompass/butter/broker-bridge/broker"
 	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/envelope"
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/kit/kittest"
 	"github.com/buttercompass/butter/proto/obs"
 	"github.com/buttercompass/butter/proto/topics"
-	tracersvc "github.com/buttercompass/butter/tracer/service"
 )
 
 // TestTraceLineageEventsCommands runs butter trace, lineage and events
@@ -29,19 +27,7 @@ import (
 func TestTraceLineageEventsCommands(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	if err := kit.EnsureTopics(ctx, cl, append(topics.Internal(), topics.Stream("orders"), topics.Stream("priced"))...); err != nil {
-		t.Fatal(err)
-	}
+	_, cl, tracer := tracerOnBroker(t, "orders", "priced")
 
 	// A trace: the gateway's request and fnbox's failed invocation,
 	// exported as the services export them.
@@ -88,16 +74,7 @@ func TestTraceLineageEventsCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg := tracersvc.DefaultConfig()
-	cfg.Addr, cfg.DataDir, cfg.Discover = "127.0.0.1:0", t.TempDir(), 200*time.Millisecond
-	cfg.Kafka = kit.KafkaConfig{Brokers: []string{b.Addr()}}
-	cfg.Logger, _ = kit.NewLogger(io.Discard, "info")
-	tr, err := tracersvc.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kittest.Serve(t, tr)
-	url := "http://" + tr.Addr()
+	url := "http://" + tracer
 
 	run := func(args ...string) (string, error) {
 		var out bytes.Buffer

@@ -1,38 +1,25 @@
 package process
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/buttercompass/butter/deployer/gobuild"
 	"github.com/buttercompass/butter/deployer/internal/archive"
 	"github.com/buttercompass/butter/proto/control"
+	"github.com/buttercompass/butter/proto/kit/kittest"
 )
 
-// lockedBuffer is a log destination written by the builder's goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines(t *testing.T) []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// logLines decodes the JSON lines of a log.
+func logLines(t *testing.T, log *kittest.Buffer) []map[string]any {
+	t.Helper()
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(log.String()), "\n") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
@@ -51,7 +38,7 @@ func TestPrepareLogsGoBuild(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go env GOCACHE: %v", err)
 	}
-	var logs lockedBuffer
+	var logs kittest.Buffer
 	rt, err := New(Config{DataDir: t.TempDir(), Bin: fakeFnbox, Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 		Go: gobuild.Config{Cache: strings.TrimSpace(string(cache))}})
 	if err != nil {
@@ -83,7 +70,7 @@ func main() {
 		t.Fatalf("Prepare: %v", err)
 	}
 	var started, done map[string]any
-	for _, l := range logs.lines(t) {
+	for _, l := range logLines(t, &logs) {
 		switch l["msg"] {
 		case "go build started":
 			started = l
@@ -101,7 +88,7 @@ func main() {
 
 // TestBuildLogEvery: while compiling, at most one line per interval.
 func TestBuildLogEvery(t *testing.T) {
-	var logs lockedBuffer
+	var logs kittest.Buffer
 	report := buildLog(slog.New(slog.NewJSONHandler(&logs, nil)), 5*time.Second)
 	p := gobuild.Progress{Deployment: "d", Function: "f", Package: "."}
 	report(p)
@@ -112,7 +99,7 @@ func TestBuildLogEvery(t *testing.T) {
 	p.Done = true
 	report(p)
 	var msgs []string
-	for _, l := range logs.lines(t) {
+	for _, l := range logLines(t, &logs) {
 		msgs = append(msgs, l["msg"].(string))
 	}
 	want := "go build started,go build compiling,go build compiling,go build done"

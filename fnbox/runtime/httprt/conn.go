@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -41,22 +42,57 @@ type conn struct {
 // or write at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// get returns an idle connection, reused true, or dials a new one.
-func (cs *conns) get(ctx context.Context) (c *conn, reused bool, err error) {
-	cs.mu.Lock()
-	if n := len(cs.idle); n > 0 {
-		c = cs.idle[n-1]
+// get returns an idle connection the server has not closed, or dials a
+// new one.
+func (cs *conns) get(ctx context.Context) (*conn, error) {
+	for {
+		cs.mu.Lock()
+		n := len(cs.idle)
+		if n == 0 {
+			cs.mu.Unlock()
+			break
+		}
+		c := cs.idle[n-1]
 		cs.idle = cs.idle[:n-1]
 		cs.mu.Unlock()
-		return c, true, nil
+		if c.open() {
+			return c, nil
+		}
+		c.nc.Close()
 	}
-	cs.mu.Unlock()
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", cs.addr)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	return &conn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
+	return &conn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, nil
+}
+
+// open reports whether an idle connection is still usable: the server has
+// not closed it (servers close idle connections after a while) and sent
+// nothing since the last answer. http.Transport learns this from its read
+// loop; here one non-blocking peek does, so a request is never written on
+// a connection that cannot answer it and never needs sending twice.
+func (c *conn) open() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	alive := false
+	err = raw.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		alive = n <= 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+		return true // never wait for data
+	})
+	return err == nil && alive
 }
 
 // put keeps c for the next call, or closes it.
@@ -84,35 +120,25 @@ func (cs *conns) close() {
 }
 
 // do sends req and returns the answer with its body read (up to
-// maxResult+1 bytes). Cancelling ctx fails the call at once. A reused
-// connection the server closed while idle fails before any answer byte;
-// the request is then sent again on a new connection, as http.Transport
-// does for a request whose body can be replayed.
+// maxResult+1 bytes). Cancelling ctx fails the call at once. A request is
+// sent once: a call that fails is the caller's to retry.
 func (cs *conns) do(ctx context.Context, req *http.Request) (*http.Response, []byte, error) {
-	for attempt := 0; ; attempt++ {
-		c, reused, err := cs.get(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		resp, body, keep, answered, err := c.roundTrip(ctx, req)
-		if err == nil && keep {
-			cs.put(c)
-		} else {
-			c.nc.Close()
-		}
-		if err != nil && reused && !answered && ctx.Err() == nil && attempt == 0 && req.GetBody != nil {
-			if req.Body, err = req.GetBody(); err != nil {
-				return nil, nil, fmt.Errorf("replay request body: %w", err)
-			}
-			continue
-		}
-		return resp, body, err
+	c, err := cs.get(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
+	resp, body, keep, err := c.roundTrip(ctx, req)
+	if err == nil && keep {
+		cs.put(c)
+	} else {
+		c.nc.Close()
+	}
+	return resp, body, err
 }
 
 // roundTrip writes req on c and reads the answer; keep says whether c can
-// carry another call, answered whether any of the answer arrived.
-func (c *conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Response, body []byte, keep, answered bool, err error) {
+// carry another call.
+func (c *conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Response, body []byte, keep bool, err error) {
 	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
 	defer func() {
 		if !stop() {
@@ -123,24 +149,21 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Res
 		}
 	}()
 	if err := req.Write(c.bw); err != nil {
-		return nil, nil, false, false, fmt.Errorf("write request: %w", err)
+		return nil, nil, false, fmt.Errorf("write request: %w", err)
 	}
 	if err := c.bw.Flush(); err != nil {
-		return nil, nil, false, false, fmt.Errorf("write request: %w", err)
-	}
-	if _, err := c.br.Peek(1); err != nil {
-		return nil, nil, false, false, fmt.Errorf("read answer: %w", err)
+		return nil, nil, false, fmt.Errorf("write request: %w", err)
 	}
 	resp, err = http.ReadResponse(c.br, req)
 	if err != nil {
-		return nil, nil, false, true, fmt.Errorf("read answer: %w", err)
+		return nil, nil, false, fmt.Errorf("read answer: %w", err)
 	}
 	body, err = io.ReadAll(io.LimitReader(resp.Body, maxResult+1))
 	resp.Body.Close()
 	if err != nil {
-		return nil, nil, false, true, fmt.Errorf("read answer: %w", err)
+		return nil, nil, false, fmt.Errorf("read answer: %w", err)
 	}
 	// A body cut at the limit leaves bytes on the connection.
 	keep = !resp.Close && !req.Close && len(body) <= maxResult
-	return resp, body, keep, true, nil
+	return resp, body, keep, nil
 }

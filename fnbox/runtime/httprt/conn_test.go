@@ -12,11 +12,13 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/buttercompass/butter/proto/kit"
 )
 
 // TestConnsKeepAliveAndStale checks a connection carries the next call,
-// that a reused connection the server closed while idle is replaced
-// without failing the call, and that a cancelled call fails at once and
+// that an idle connection the server closed is not used (the call goes on
+// a new one, sent once), and that a cancelled call fails at once and
 // closes its connection.
 func TestConnsKeepAliveAndStale(t *testing.T) {
 	var dialed atomic.Int32
@@ -54,9 +56,16 @@ func TestConnsKeepAliveAndStale(t *testing.T) {
 		t.Errorf("3 calls one after the other used %d connections, want 1", n)
 	}
 
-	// The server drops its idle connections: the next call retries on a
-	// new one instead of failing.
+	// The server drops its idle connections: the next call sees it before
+	// writing and dials a new one.
 	srv.CloseClientConnections()
+	if err := kit.Poll(t.Context(), time.Millisecond, func() bool {
+		cs.mu.Lock()
+		defer cs.mu.Unlock()
+		return len(cs.idle) == 1 && !cs.idle[0].open()
+	}); err != nil {
+		t.Fatal("the idle connection the server closed still looks open")
+	}
 	if got, err := call(t.Context(), "d"); err != nil || got != "D" {
 		t.Fatalf("call after the server closed the idle connection = %q, %v", got, err)
 	}

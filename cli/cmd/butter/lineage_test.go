@@ -79,10 +79,14 @@ exports.boom = () => { throw new Error("boom: cannot handle this input"); };
 	})
 
 	bad := published(t, p.must("", "publish", "pipe-bad", `{"n": 2}`).stdout)
-	kittest.Eventually(t, "butter logs says why the event failed and that it was dead-lettered", func() error {
-		out := p.must("", "logs", "pipe/boom").stdout
-		if !strings.Contains(out, "boom: cannot handle this input") || !strings.Contains(out, "dead-lettered to") {
-			return fmt.Errorf("butter logs printed:\n%s", out)
+	kittest.Eventually(t, "butter logs says, through the tracer, why the event failed and that it was dead-lettered", func() error {
+		r := p.must("", "logs", "pipe/boom", "--data", p.data) // the context names its tracer and deployer
+		if !strings.Contains(r.stdout, "boom: cannot handle this input") || !strings.Contains(r.stdout, "dead-lettered to") ||
+			!strings.Contains(r.stdout, "event="+bad) {
+			return fmt.Errorf("butter logs printed:\n%s", r.stdout)
+		}
+		if strings.Contains(r.stderr, "from Kafka") {
+			t.Errorf("butter logs on butter up did not ask its tracer: %s", r.stderr)
 		}
 		return nil
 	})

@@ -68,6 +68,9 @@ from _butter.logs (a note on stderr says so); the output is the same. With
 		}
 		q := logQuery{deployment: dep, function: fn, since: time.Now().Add(-since), follow: follow}
 		err = tc.logs(cmd.Context(), q, print)
+		if cmd.Context().Err() != nil {
+			return nil // Ctrl-C, -f's way out
+		}
 		if unreachable(err) {
 			// The tracer is an index of _butter.logs: without it the
 			// topic itself has the same lines, only slower to filter.

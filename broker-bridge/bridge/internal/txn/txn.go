@@ -133,9 +133,13 @@ func (w *Writer) transact(ctx context.Context, recs []*kgo.Record) (kgo.ProduceR
 }
 
 // fenced marks err as ErrFenced when the broker says a newer instance of
-// the transactional id exists.
+// the transactional id exists: PRODUCER_FENCED or INVALID_PRODUCER_EPOCH,
+// or INVALID_TXN_STATE, which ends a commit whose transaction the new
+// instance's takeover already aborted (also a transaction the
+// coordinator timed out: then the wait before starting again is only
+// longer, and the new start takes over afresh either way).
 func fenced(err error) error {
-	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) {
+	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.InvalidTxnState) {
 		return fmt.Errorf("%w: %w", ErrFenced, err)
 	}
 	return err

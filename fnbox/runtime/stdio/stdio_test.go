@@ -370,3 +370,41 @@ func TestLargeEvent(t *testing.T) {
 		})
 	}
 }
+
+// TestPythonOneThread runs the python host with BUTTER_PYTHON_THREADS=1:
+// plain functions that wait on context calls, one after the other and
+// several at once, still get their answers read.
+func TestPythonOneThread(t *testing.T) {
+	need(t, "python")
+	desc, err := descriptor.Parse("unit.yaml", []byte("name: unit\nplatform: python\nfunctions:\n  - { fn: handler.py:emits, name: emits, bindings: { streams: [in] } }\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rt, err := Start(ctx, runtime.Spec{Deployment: desc, Dir: "testdata/python", Env: map[string]string{"BUTTER_PYTHON_THREADS": "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(context.Background()) })
+	for range 3 {
+		if res, err := invoke(rt, "emits", event(t, "application/json", []byte(`1`))); err != nil || !strings.HasPrefix(string(res.Data), "refused") {
+			t.Fatalf("emits = %s, %v; want the refusal of the undeclared stream", res.Data, err)
+		}
+	}
+	errs := make(chan error, 5)
+	for range 5 {
+		go func() {
+			res, err := invoke(rt, "emits", event(t, "application/json", []byte(`2`)))
+			if err == nil && !strings.HasPrefix(string(res.Data), "refused") {
+				err = fmt.Errorf("emits = %s", res.Data)
+			}
+			errs <- err
+		}()
+	}
+	for range 5 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -55,3 +55,12 @@ def gate(event, context):
     if not g.wait(10):
         raise TimeoutError("the release call never ran beside this one")
     return "passed"
+
+
+def emits(event, context):
+    # A plain function waiting on a context call's answer.
+    try:
+        context.emit("anywhere", {"n": event.data})
+        return "emitted"
+    except Exception as e:  # noqa: BLE001 - the refusal is the answer
+        return "refused: " + type(e).__name__

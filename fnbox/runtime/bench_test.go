@@ -51,3 +51,21 @@ func BenchmarkStart(b *testing.B) {
 		runtimetest.BenchStart(b, runtimetest.Conformance{Name: "go", Dir: buildGoFixture(b, "go"), Start: httprt.Start})
 	})
 }
+
+// BenchmarkInvokeBatch500 measures one invocation of 500 events of a batch
+// function per platform (ns/op is per 500 events), the path of batch
+// functions and replays: go test -run '^$' -bench InvokeBatch ./runtime/
+func BenchmarkInvokeBatch500(b *testing.B) {
+	b.Run("node", func(b *testing.B) {
+		need(b, "node", "install Node.js 20+: apt-get install -y nodejs")
+		runtimetest.BenchInvokeBatch(b, runtimetest.Conformance{Name: "node", Dir: fixture("node"), Start: stdio.Start}, 500)
+	})
+	b.Run("python", func(b *testing.B) {
+		need(b, "python3", "install Python 3: apt-get install -y python3")
+		runtimetest.BenchInvokeBatch(b, runtimetest.Conformance{Name: "python", Dir: fixture("python"), Start: stdio.Start}, 500)
+	})
+	b.Run("go", func(b *testing.B) {
+		need(b, "go", "install Go: https://go.dev/dl")
+		runtimetest.BenchInvokeBatch(b, runtimetest.Conformance{Name: "go", Dir: buildGoFixture(b, "go"), Start: httprt.Start}, 500)
+	})
+}

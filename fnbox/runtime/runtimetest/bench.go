@@ -18,7 +18,14 @@ import (
 // one call after the other, as fnbox does with batch 1 and default
 // ordering. It reports ns/op per invocation; the process start is not
 // measured.
-func BenchInvoke(b *testing.B, c Conformance) {
+func BenchInvoke(b *testing.B, c Conformance) { benchInvoke(b, c, "nothing", 1) }
+
+// BenchInvokeBatch is BenchInvoke for the fixture's "batch" function
+// (returns every event's data) with n events per invocation: the path of
+// batch functions and replays. ns/op is per invocation of n events.
+func BenchInvokeBatch(b *testing.B, c Conformance, n int) { benchInvoke(b, c, "batch", n) }
+
+func benchInvoke(b *testing.B, c Conformance, name string, n int) {
 	b.Helper()
 	desc, err := descriptor.ParseFile(filepath.Join(c.Dir, "butter.yaml"))
 	if err != nil {
@@ -27,7 +34,7 @@ func BenchInvoke(b *testing.B, c Conformance) {
 	ctx, cancel := context.WithTimeout(context.Background(), suiteTimeout)
 	defer cancel()
 	rt, err := c.Start(ctx, runtime.Spec{
-		Deployment: desc, Dir: c.Dir, Functions: []string{"nothing"},
+		Deployment: desc, Dir: c.Dir, Functions: []string{name},
 		Stdout: &SyncBuffer{}, Stderr: &SyncBuffer{}, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -42,7 +49,7 @@ func BenchInvoke(b *testing.B, c Conformance) {
 	})
 	var fn *descriptor.Function
 	for i := range desc.Functions {
-		if desc.Functions[i].Name == "nothing" {
+		if desc.Functions[i].Name == name {
 			fn = &desc.Functions[i]
 		}
 	}
@@ -52,17 +59,20 @@ func BenchInvoke(b *testing.B, c Conformance) {
 	if err := e.SetData("application/json", data); err != nil {
 		b.Fatal(err)
 	}
-	d := envelope.Delivery{Event: e, Stream: "input", Partition: 0, Offset: 1, Timestamp: time.Now()}
+	ds := make([]envelope.Delivery, n)
+	for i := range ds {
+		ds[i] = envelope.Delivery{Event: e, Stream: "input", Partition: 0, Offset: int64(i + 1), Timestamp: time.Now()}
+	}
 	host := NewTestHost(fn)
 	invoke := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		res, err := rt.Invoke(ctx, runtime.Invocation{Function: "nothing", Events: []envelope.Delivery{d}, Deadline: time.Now().Add(10 * time.Second)}, host)
+		res, err := rt.Invoke(ctx, runtime.Invocation{Function: name, Events: ds, Deadline: time.Now().Add(10 * time.Second)}, host)
 		if err != nil {
 			b.Fatalf("invoke: %v", err)
 		}
-		if res.Data != nil {
-			b.Fatalf("nothing returned %q", res.Data)
+		if (res.Data != nil) != (name != "nothing") {
+			b.Fatalf("%s returned %q", name, res.Data)
 		}
 	}
 	// Warm up: JITs, connections, lazily loaded modules.

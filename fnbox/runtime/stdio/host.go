@@ -278,9 +278,14 @@ func (p *hostProc) answer(a answerMsg) {
 
 // send writes one message line to the host.
 func (p *hostProc) send(v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode message for host: %w", err)
+	var b []byte
+	if m, ok := v.(invokeMsg); ok {
+		b = m.appendJSON(make([]byte, 0, m.size()+1)) // the hot path, without reflection
+	} else {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			return fmt.Errorf("encode message for host: %w", err)
+		}
 	}
 	b = append(b, '\n')
 	p.wmu.Lock()

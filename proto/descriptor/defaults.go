@@ -38,12 +38,13 @@ const (
 	// DefaultIdleAfter is how long a min-0 function idles before it
 	// goes to zero (Knative's scale-to-zero grace is of the same order).
 	DefaultIdleAfter = Duration(5 * time.Minute)
-	// DefaultPartitionConcurrency is one event at a time per instance when
-	// ordering is partition: the simplest code to get right.
-	DefaultPartitionConcurrency = 1
-	// DefaultUnorderedConcurrency is the events in flight per instance when
-	// ordering is key or none, the point of which is concurrency.
-	DefaultUnorderedConcurrency = 16
+	// DefaultConcurrency is the events in flight per instance, whatever
+	// the ordering. With ordering partition they come from different
+	// partitions, each still in order: what AWS Lambda's Kafka event
+	// source and Knative's KafkaSource do (partitions concurrently, each
+	// in order). Code that cannot take two events at once sets
+	// concurrency: 1 (docs/descriptor.md).
+	DefaultConcurrency = 16
 	// DefaultTimezone reads schedules in UTC so they mean the same on every
 	// machine.
 	DefaultTimezone = "UTC"
@@ -204,18 +205,10 @@ func applyDefaults(desc *Descriptor, retriesSet func(i int) bool) {
 			s.Min = &v
 		}
 		s.Max = or(s.Max, max(DefaultMaxReplicas, *s.Min))
-		s.Concurrency = or(s.Concurrency, defaultConcurrency(dl.Ordering))
+		s.Concurrency = or(s.Concurrency, DefaultConcurrency)
 		s.LagPerReplica = or(s.LagPerReplica, DefaultLagPerReplica)
 		s.IdleAfter = or(s.IdleAfter, DefaultIdleAfter)
 	}
-}
-
-// defaultConcurrency is the concurrency a function gets for an ordering.
-func defaultConcurrency(ordering string) int {
-	if ordering == OrderingNone || ordering == OrderingKey {
-		return DefaultUnorderedConcurrency
-	}
-	return DefaultPartitionConcurrency
 }
 
 // or returns v, or def when v is the zero value.

@@ -47,16 +47,16 @@ functions:
 	if f.Delivery != want {
 		t.Errorf("delivery = %+v, want %+v", f.Delivery, want)
 	}
-	if f.Scale.MinReplicas() != 1 || f.Scale.Max != 8 || f.Scale.Concurrency != 1 {
-		t.Errorf("scale = min %d max %d concurrency %d, want 1, 8, 1", f.Scale.MinReplicas(), f.Scale.Max, f.Scale.Concurrency)
+	if f.Scale.MinReplicas() != 1 || f.Scale.Max != 8 || f.Scale.Concurrency != DefaultConcurrency {
+		t.Errorf("scale = min %d max %d concurrency %d, want 1, 8, 16", f.Scale.MinReplicas(), f.Scale.Max, f.Scale.Concurrency)
 	}
 	if f.Limits != (Limits{}) || f.Limits.MemoryBytes() != 0 || f.Limits.MilliCPU() != 0 {
 		t.Errorf("limits = %+v, want none", f.Limits)
 	}
 
 	audit := d.Functions[1]
-	if audit.Scale.Concurrency != DefaultUnorderedConcurrency {
-		t.Errorf("concurrency with ordering none = %d, want %d", audit.Scale.Concurrency, DefaultUnorderedConcurrency)
+	if audit.Scale.Concurrency != DefaultConcurrency {
+		t.Errorf("concurrency with ordering none = %d, want %d", audit.Scale.Concurrency, DefaultConcurrency)
 	}
 	if audit.Scale.Max != 12 {
 		t.Errorf("max with min 12 = %d, want 12 (raised to min)", audit.Scale.Max)

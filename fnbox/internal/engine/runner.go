@@ -138,7 +138,12 @@ func (r *runner) run(ctx context.Context, rt runtime.Runtime) error {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return err
+			// Stopping: a consumer that failed meanwhile committed
+			// nothing past the failure, which the next owner redoes.
+			if err != nil {
+				r.log.Warn("consumer failed while stopping; the uncommitted events will be redelivered", kit.KeyError, err)
+			}
+			return nil
 		}
 		wait := restart.Delay(failures)
 		r.log.Error("consumer failed; restarting from the committed offsets", kit.KeyError, err, "in", wait)

@@ -34,7 +34,10 @@ func (a *app) deployerFlags(cmd *cobra.Command) *apiClient {
 
 // apiFlags adds --<service> to a command that talks to that service's API.
 func (a *app) apiFlags(cmd *cobra.Command, service string) *apiClient {
-	c := &apiClient{app: a, service: service, http: &http.Client{Timeout: 5 * time.Minute}}
+	// A deploy answers once the code is stored and built: the deployer's
+	// Go builds may take up to 10 minutes (gobuild.DefaultTimeout), so
+	// the client waits a little longer than that, never less.
+	c := &apiClient{app: a, service: service, http: &http.Client{Timeout: 11 * time.Minute}}
 	var def, env string
 	for _, s := range services {
 		if s.name == service {

@@ -2,7 +2,6 @@ package httprt
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -61,7 +60,34 @@ func batchRequest(url string, ds []envelope.Delivery) (*http.Request, error) {
 		e.DataBase64 = needsBase64(e)
 		evs[i] = e
 	}
-	return cehttp.NewHTTPRequestFromEvents(context.Background(), url, evs)
+	// What cehttp.NewHTTPRequestFromEvents writes, without passing each
+	// event's JSON through encoding/json again to validate and compact it
+	// (a third of fnbox's CPU for a batch of 500).
+	size := 2
+	for i := range evs {
+		size += 384 + len(evs[i].Data())
+	}
+	body := append(make([]byte, 0, size), '[')
+	for i := range evs {
+		if err := evs[i].Validate(); err != nil {
+			return nil, fmt.Errorf("event %d of the batch: %w", i, err)
+		}
+		b, err := evs[i].MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("encode event %d of the batch: %w", i, err)
+		}
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, b...)
+	}
+	body = append(body, ']', '\n')
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", event.ApplicationCloudEventsBatchJSON)
+	return req, nil
 }
 
 // needsBase64 reports whether e's data would not survive sdk-go's JSON

@@ -219,3 +219,19 @@ func TestServeStopsOnCancel(t *testing.T) {
 		t.Fatal("Serve did not return after cancel")
 	}
 }
+
+// TestPlainString checks the shortcut for attribute strings agrees with
+// json.Unmarshal, and declines what it cannot read as is.
+func TestPlainString(t *testing.T) {
+	for _, raw := range []string{`"abc"`, `""`, `"é 😀"`, `"a\"b"`, `"a\\nb"`, `"\u00e9"`, "\"\xff\"", `12`, `true`, `"a`, `"` + "\t" + `"`} {
+		got, ok := plainString(json.RawMessage(raw))
+		var want string
+		err := json.Unmarshal([]byte(raw), &want)
+		if ok && (err != nil || got != want) {
+			t.Errorf("plainString(%s) = %q, json.Unmarshal = %q, %v", raw, got, want, err)
+		}
+		if !ok && err == nil && raw == `"abc"` {
+			t.Errorf("plainString(%s) declined a plain string", raw)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Event is one CloudEvent handed to a function, with where it sits in its
@@ -144,9 +145,11 @@ func structured(m map[string]json.RawMessage) (Event, error) {
 		if k == "data" || k == "data_base64" {
 			continue
 		}
-		var v string
-		if err := json.Unmarshal(raw, &v); err != nil {
-			v = string(raw) // numbers and booleans keep their JSON text
+		v, ok := plainString(raw)
+		if !ok {
+			if err := json.Unmarshal(raw, &v); err != nil {
+				v = string(raw) // numbers and booleans keep their JSON text
+			}
 		}
 		if err := e.set(k, v); err != nil {
 			return Event{}, err
@@ -171,6 +174,25 @@ func structured(m map[string]json.RawMessage) (Event, error) {
 		}
 	}
 	return e, nil
+}
+
+// plainString returns the value of a JSON string with nothing to unescape
+// (attributes nearly always are), without json.Unmarshal's reflection: a
+// batch of 500 events has some 6,000 of them.
+func plainString(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	in := raw[1 : len(raw)-1]
+	for _, c := range in {
+		if c == '\\' || c == '"' || c < 0x20 {
+			return "", false
+		}
+	}
+	if !utf8.Valid(in) {
+		return "", false // json.Unmarshal replaces what is not UTF-8
+	}
+	return string(in), true
 }
 
 func isJSON(contentType string) bool {

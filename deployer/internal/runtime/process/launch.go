@@ -68,9 +68,11 @@ func (r *Runtime) launch(cmd *exec.Cmd, id, dir string, spec runtime.InstanceSpe
 		return nil, err
 	}
 	if r.cgroups.kind == CgroupV1 {
-		// fnbox starts function processes only once its descriptor is
-		// parsed and its clients made, well after this.
-		if err := joinCgroups(dirs, cmd.Process.Pid); err != nil {
+		// v1 cannot start a process inside its cgroup: fnbox is moved
+		// just after it started, and so is anything it started before
+		// that (it starts its runtime host at once); what it starts
+		// later is born inside.
+		if err := joinTree(dirs, cmd.Process.Pid); err != nil {
 			killGroup(cmd.Process.Pid, syscall.SIGKILL)
 			_ = cmd.Wait()
 			removeCgroups(dirs)

@@ -274,6 +274,37 @@ func joinCgroups(dirs []string, pid int) error {
 	return nil
 }
 
+// joinTree moves pid into cgroup v1 directories, then every process
+// under it, until a scan finds none it had not moved: a process started
+// before its parent was moved is moved itself, one started after is born
+// inside.
+func joinTree(dirs []string, pid int) error {
+	if err := joinCgroups(dirs, pid); err != nil {
+		return err
+	}
+	moved := map[int]bool{}
+	for range 5 {
+		more := false
+		for _, n := range descendants(pid) {
+			if moved[n] {
+				continue
+			}
+			// A process that exited meanwhile cannot be moved, and
+			// needs not be.
+			if err := joinCgroups(dirs, n); err != nil && !errors.Is(err, syscall.ESRCH) {
+				if _, alive, _ := procStart(n); alive {
+					return err
+				}
+			}
+			moved[n], more = true, true
+		}
+		if !more {
+			return nil
+		}
+	}
+	return nil
+}
+
 // oomKills returns how many processes the kernel killed in the memory
 // cgroup among dirs for going over its limit.
 func oomKills(dirs []string) int {

@@ -2,12 +2,17 @@ package store
 
 // schemaVersion changes with schema; an index of another version is
 // rebuilt from the topics.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // schema creates the index. Times are Unix nanoseconds; JSON columns hold
 // what is only ever returned whole. Tables keyed by (topic, partition,
 // offset) or by span id make a record applied twice a no-op, though the
 // offsets committed with each batch already prevent that.
+//
+// Every index is paid for by every insert, so each one is here for a
+// query: spans have their primary key (a trace's spans) and a partial,
+// covering index of the invoke spans only (the overview's percentiles);
+// they are pruned through their trace, whose end time is indexed.
 const schema = `
 CREATE TABLE IF NOT EXISTS offsets (
 	topic TEXT NOT NULL, part INTEGER NOT NULL, next INTEGER NOT NULL,
@@ -21,8 +26,8 @@ CREATE TABLE IF NOT EXISTS spans (
 	deployment TEXT NOT NULL, function TEXT NOT NULL,
 	attrs TEXT NOT NULL, events TEXT NOT NULL,
 	PRIMARY KEY (trace_id, span_id)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS spans_fn ON spans (deployment, function, start_ns);
-CREATE INDEX IF NOT EXISTS spans_end ON spans (end_ns);
+CREATE INDEX IF NOT EXISTS spans_invoke ON spans (deployment, function, start_ns, end_ns)
+	WHERE name LIKE 'invoke %';
 
 CREATE TABLE IF NOT EXISTS traces (
 	trace_id TEXT PRIMARY KEY, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,

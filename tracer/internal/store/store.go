@@ -25,6 +25,12 @@ const File = "tracer.db"
 type Store struct {
 	db *sql.DB
 
+	// The one writer has a connection of its own (its page cache stays
+	// warm) and prepares each statement once for the life of the store.
+	wmu   sync.Mutex
+	w     *sql.Conn
+	stmts map[string]*sql.Stmt
+
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced after every commit
 }
@@ -65,11 +71,24 @@ func Open(dir string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("create tracer index schema in %s (delete the file to rebuild it from the topics): %w", path, err)
 	}
-	return &Store{db: db, changed: make(chan struct{})}, nil
+	w, err := db.Conn(context.Background())
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open tracer index %s: %w", path, err)
+	}
+	return &Store{db: db, w: w, stmts: map[string]*sql.Stmt{}, changed: make(chan struct{})}, nil
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.wmu.Lock()
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	s.w.Close()
+	s.wmu.Unlock()
+	return s.db.Close()
+}
 
 // Changed returns a channel closed at the next commit, for followers.
 func (s *Store) Changed() <-chan struct{} {
@@ -121,9 +140,11 @@ func (s *Store) ForgetTopic(ctx context.Context, topic string) error {
 	return nil
 }
 
-// tx runs f in one write transaction.
+// tx runs f in one write transaction on the writer's connection.
 func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -132,4 +153,36 @@ func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// execFunc runs a statement of the transaction.
+type execFunc func(query string, args ...any) (sql.Result, error)
+
+// preparer returns an execFunc for tx that runs each statement prepared
+// once for the store (on the writer's connection, so tx reuses it): a
+// batch runs the same few statements thousands of times, and the live
+// ingest commits many small batches. Called with wmu held.
+func (s *Store) preparer(ctx context.Context, tx *sql.Tx) (execFunc, func()) {
+	inTx := map[string]*sql.Stmt{}
+	exec := func(q string, args ...any) (sql.Result, error) {
+		st, ok := inTx[q]
+		if !ok {
+			parent, ok := s.stmts[q]
+			if !ok {
+				var err error
+				if parent, err = s.db.PrepareContext(ctx, q); err != nil {
+					return nil, err
+				}
+				s.stmts[q] = parent
+			}
+			st = tx.StmtContext(ctx, parent)
+			inTx[q] = st
+		}
+		return st.ExecContext(ctx, args...)
+	}
+	return exec, func() {
+		for _, st := range inTx {
+			st.Close()
+		}
+	}
 }

@@ -60,12 +60,10 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 	// the rows either way, but a finished batch is not read twice.
 	ctx = context.WithoutCancel(ctx)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		exec, done := preparer(ctx, tx)
+		exec, done := s.preparer(ctx, tx)
 		defer done()
-		for i := range b.Spans {
-			if err := insertSpan(exec, &b.Spans[i]); err != nil {
-				return err
-			}
+		if err := insertSpans(exec, b.Spans); err != nil {
+			return err
 		}
 		for _, l := range b.Logs {
 			if _, err := exec(`INSERT OR IGNORE INTO logs
@@ -160,79 +158,100 @@ func batchJSON(ids []string) string {
 	return string(b)
 }
 
-// execFunc runs a statement of the transaction.
-type execFunc func(query string, args ...any) (sql.Result, error)
-
-// preparer returns an execFunc that prepares each statement once per
-// transaction: a batch runs the same few statements thousands of times,
-// and parsing them each time would cost more than the inserts.
-func preparer(ctx context.Context, tx *sql.Tx) (execFunc, func()) {
-	stmts := map[string]*sql.Stmt{}
-	exec := func(q string, args ...any) (sql.Result, error) {
-		st, ok := stmts[q]
-		if !ok {
-			var err error
-			if st, err = tx.PrepareContext(ctx, q); err != nil {
-				return nil, err
-			}
-			stmts[q] = st
-		}
-		return st.ExecContext(ctx, args...)
-	}
-	return exec, func() {
-		for _, st := range stmts {
-			st.Close()
-		}
-	}
+// traceSum is what a batch adds to a trace's summary.
+type traceSum struct {
+	start, end        int64
+	root, rootService string
+	spans, errors     int
 }
 
-// insertSpan adds a span and folds it into its trace's summary, once: a
-// span already indexed changes nothing.
-func insertSpan(exec execFunc, sp *api.Span) error {
+type traceTag struct{ trace, service, deployment, function string }
+
+// insertSpans adds spans and folds them into their traces' summaries and
+// tags, once: a span already indexed changes nothing. The summaries and
+// tags are summed in memory first, so a batch writes each trace's row
+// and each tag once, not once per span.
+func insertSpans(exec execFunc, spans []api.Span) error {
+	if len(spans) == 0 {
+		return nil
+	}
+	sums := map[string]*traceSum{}
+	var order []string
+	tags := map[traceTag]bool{}
+	var tagOrder []traceTag
+	for i := range spans {
+		sp := &spans[i]
+		start := sp.Start.UnixNano()
+		end := start + int64(sp.DurationMs*float64(time.Millisecond))
+		ok, err := insertSpan(exec, sp, start, end)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		t := sums[sp.TraceID]
+		if t == nil {
+			t = &traceSum{start: start, end: end}
+			sums[sp.TraceID] = t
+			order = append(order, sp.TraceID)
+		}
+		t.start, t.end = min(t.start, start), max(t.end, end)
+		if sp.ParentSpanID == "" {
+			t.root, t.rootService = sp.Name, sp.Service
+		}
+		t.spans++
+		if sp.Status == api.StatusError {
+			t.errors++
+		}
+		tag := traceTag{sp.TraceID, sp.Service, sp.Deployment, sp.Function}
+		if !tags[tag] {
+			tags[tag] = true
+			tagOrder = append(tagOrder, tag)
+		}
+	}
+	for _, id := range order {
+		t := sums[id]
+		if _, err := exec(`INSERT INTO traces (trace_id, start_ns, end_ns, root, root_service, spans, errors)
+			VALUES (?,?,?,?,?,?,?)
+			ON CONFLICT (trace_id) DO UPDATE SET
+				start_ns = min(traces.start_ns, excluded.start_ns), end_ns = max(traces.end_ns, excluded.end_ns),
+				root = CASE WHEN excluded.root <> '' THEN excluded.root ELSE traces.root END,
+				root_service = CASE WHEN excluded.root <> '' THEN excluded.root_service ELSE traces.root_service END,
+				spans = traces.spans + excluded.spans, errors = traces.errors + excluded.errors`,
+			id, t.start, t.end, t.root, t.rootService, t.spans, t.errors); err != nil {
+			return fmt.Errorf("index trace summary: %w", err)
+		}
+	}
+	for _, g := range tagOrder {
+		if _, err := exec(`INSERT OR IGNORE INTO trace_tags (trace_id, service, deployment, function) VALUES (?,?,?,?)`,
+			g.trace, g.service, g.deployment, g.function); err != nil {
+			return fmt.Errorf("index trace tags: %w", err)
+		}
+	}
+	return nil
+}
+
+// insertSpan adds a span; false if it was already indexed.
+func insertSpan(exec execFunc, sp *api.Span, start, end int64) (bool, error) {
 	attrs, err := json.Marshal(sp.Attributes)
 	if err != nil {
-		return fmt.Errorf("encode span attributes: %w", err)
+		return false, fmt.Errorf("encode span attributes: %w", err)
 	}
 	events, err := json.Marshal(sp.Events)
 	if err != nil {
-		return fmt.Errorf("encode span events: %w", err)
+		return false, fmt.Errorf("encode span events: %w", err)
 	}
-	start := sp.Start.UnixNano()
-	end := start + int64(sp.DurationMs*float64(time.Millisecond))
 	res, err := exec(`INSERT OR IGNORE INTO spans
 		(trace_id, span_id, parent_id, service, name, kind, start_ns, end_ns, status, status_msg, deployment, function, attrs, events)
 		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		sp.TraceID, sp.SpanID, sp.ParentSpanID, sp.Service, sp.Name, sp.Kind, start, end, sp.Status,
 		sp.StatusMessage, sp.Deployment, sp.Function, string(attrs), string(events))
 	if err != nil {
-		return fmt.Errorf("index span: %w", err)
+		return false, fmt.Errorf("index span: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil
-	}
-	root, rootService := "", ""
-	if sp.ParentSpanID == "" {
-		root, rootService = sp.Name, sp.Service
-	}
-	failed := 0
-	if sp.Status == api.StatusError {
-		failed = 1
-	}
-	if _, err := exec(`INSERT INTO traces (trace_id, start_ns, end_ns, root, root_service, spans, errors)
-		VALUES (?,?,?,?,?,1,?)
-		ON CONFLICT (trace_id) DO UPDATE SET
-			start_ns = min(traces.start_ns, excluded.start_ns), end_ns = max(traces.end_ns, excluded.end_ns),
-			root = CASE WHEN excluded.root <> '' THEN excluded.root ELSE traces.root END,
-			root_service = CASE WHEN excluded.root <> '' THEN excluded.root_service ELSE traces.root_service END,
-			spans = traces.spans + 1, errors = traces.errors + excluded.errors`,
-		sp.TraceID, start, end, root, rootService, failed); err != nil {
-		return fmt.Errorf("index trace summary: %w", err)
-	}
-	if _, err := exec(`INSERT OR IGNORE INTO trace_tags (trace_id, service, deployment, function) VALUES (?,?,?,?)`,
-		sp.TraceID, sp.Service, sp.Deployment, sp.Function); err != nil {
-		return fmt.Errorf("index trace tags: %w", err)
-	}
-	return nil
+	n, _ := res.RowsAffected()
+	return n > 0, nil
 }
 
 // Retention says how long each kind of row is kept: the retention of the
@@ -255,7 +274,9 @@ func (s *Store) Prune(ctx context.Context, now time.Time, r Retention) error {
 			q   string
 			arg int64
 		}{
-			{`DELETE FROM spans WHERE end_ns < ?`, cut(r.Spans)},
+			// Spans go with their trace (by its primary key), so they
+			// need no index of their own on time.
+			{`DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM traces WHERE end_ns < ?)`, cut(r.Spans)},
 			{`DELETE FROM trace_tags WHERE trace_id IN (SELECT trace_id FROM traces WHERE end_ns < ?)`, cut(r.Spans)},
 			{`DELETE FROM traces WHERE end_ns < ?`, cut(r.Spans)},
 			{`DELETE FROM logs WHERE time_ns < ?`, cut(r.Logs)},

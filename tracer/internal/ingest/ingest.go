@@ -121,7 +121,19 @@ func (in *Ingester) Run(ctx context.Context) error {
 }
 
 func (in *Ingester) consume(ctx context.Context) error {
+	var last time.Time
 	for {
+		// A commit has a fixed cost (the statement setup and the pages
+		// written to the WAL), so under a steady trickle records are
+		// left to gather for up to minCommitInterval rather than
+		// committed a few at a time. A full batch goes on at once.
+		if wait := minCommitInterval - time.Since(last); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+		}
 		// Bounded batches keep each transaction short, so the API's
 		// readers see progress and a kill loses little work.
 		fs := in.cl.PollRecords(ctx, maxBatch)
@@ -145,6 +157,11 @@ func (in *Ingester) consume(ctx context.Context) error {
 				in.log.Debug("record skipped", kit.KeyStream, r.Topic, kit.KeyPartition, r.Partition, kit.KeyOffset, r.Offset, kit.KeyError, err)
 			}
 		})
+		if n < maxBatch {
+			last = time.Now()
+		} else {
+			last = time.Time{}
+		}
 		if err := in.cfg.Store.Apply(ctx, &b); err != nil {
 			return err
 		}
@@ -157,6 +174,10 @@ func (in *Ingester) consume(ctx context.Context) error {
 
 // maxBatch is the most records applied in one transaction.
 const maxBatch = 2000
+
+// minCommitInterval spaces the commits of batches smaller than maxBatch:
+// what the index shows is at most this much later than the topics.
+const minCommitInterval = 50 * time.Millisecond
 
 func (in *Ingester) discoverLoop(ctx context.Context) error {
 	t := time.NewTicker(in.cfg.Discover)

@@ -117,3 +117,20 @@ func BenchmarkNewID(b *testing.B) {
 	reportCPU(b, start)
 	_ = strconv.Quote(s)
 }
+
+// BenchmarkDecodeChildRecord is BenchmarkDecodeChildEncode through
+// ChildRecord, as fnbox writes its results: no child event.Event built.
+func BenchmarkDecodeChildRecord(b *testing.B) {
+	r := benchRecord(b)
+	b.ReportAllocs()
+	start := cpuTime(b)
+	for b.Loop() {
+		d := FromRecord(r)
+		o := Output{Source: "/butter/bench/pipeline", Type: "com.buttercompass.bench.result",
+			PartitionKey: Extension(d.Event, ExtPartitionKey), Data: d.Event.Data(), DataContentType: d.Event.DataContentType()}
+		if _, err := ChildRecord("bench.results", d.Event, o); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, start)
+}

@@ -67,6 +67,8 @@ type parsedSource struct {
 	parsed bool
 	// valid reports that it also passes Validate: non-empty once rendered.
 	valid bool
+	// str is ref rendered (ref.String()), as ToRecord writes it.
+	str string
 }
 
 var sources memo[string, parsedSource]
@@ -79,7 +81,8 @@ func parseSource(s string) parsedSource {
 	var p parsedSource
 	if u, err := url.Parse(s); err == nil {
 		p = parsedSource{ref: types.URIRef{URL: *u}, parsed: true}
-		p.valid = strings.TrimSpace(p.ref.String()) != ""
+		p.str = p.ref.String()
+		p.valid = strings.TrimSpace(p.str) != ""
 	}
 	if len(s) <= memoKeyMax {
 		sources.put(strings.Clone(s), p)

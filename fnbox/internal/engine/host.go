@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
@@ -47,27 +46,22 @@ func (h *host) finish() []*kgo.Record {
 	return h.buffered
 }
 
-// event builds an event caused by the input for a declared stream.
-func (h *host) event(e runtime.Emit, defaultType string) (event.Event, error) {
+// output describes an event caused by the input for a declared stream.
+func (h *host) output(e runtime.Emit, defaultType string) (envelope.Output, error) {
 	if !h.r.declared[e.Stream] {
-		return event.Event{}, fmt.Errorf("emit to %q (declared: %s): %w", e.Stream, h.declaredList(), runtime.ErrUndeclaredStream)
+		return envelope.Output{}, fmt.Errorf("emit to %q (declared: %s): %w", e.Stream, h.declaredList(), runtime.ErrUndeclaredStream)
 	}
-	typ := e.Type
-	if typ == "" {
-		typ = defaultType
-	}
-	ev := envelope.Child(h.in.Event, h.r.source, typ)
-	if e.Subject != "" {
-		ev.SetSubject(e.Subject)
-	}
-	// Keyed like its input unless the function says otherwise, so events
-	// of one key stay in order downstream.
-	if key := cmp.Or(e.Key, envelope.Extension(h.in.Event, envelope.ExtPartitionKey)); key != "" {
-		ev.SetExtension(envelope.ExtPartitionKey, key)
-	}
-	envelope.InjectTrace(h.trace, &ev)
-	setData(&ev, e.Data, e.ContentType)
-	return ev, nil
+	return envelope.Output{
+		Source:  h.r.source,
+		Type:    cmp.Or(e.Type, defaultType),
+		Subject: e.Subject,
+		// Keyed like its input unless the function says otherwise, so
+		// events of one key stay in order downstream.
+		PartitionKey:    cmp.Or(e.Key, envelope.Extension(h.in.Event, envelope.ExtPartitionKey)),
+		Trace:           h.trace,
+		Data:            e.Data,
+		DataContentType: dataContentType(e.Data, e.ContentType),
+	}, nil
 }
 
 func (h *host) declaredList() string {
@@ -83,11 +77,11 @@ func (h *host) declaredList() string {
 
 // Emit writes an event to a stream in out or emits.
 func (h *host) Emit(ctx context.Context, e runtime.Emit) error {
-	ev, err := h.event(e, obs.TypeEmit)
+	o, err := h.output(e, obs.TypeEmit)
 	if err != nil {
 		return err
 	}
-	rec, err := envelope.ToRecord(h.r.e.ns.Topic(e.Stream), ev)
+	rec, err := envelope.ChildRecord(h.r.e.ns.Topic(e.Stream), h.in.Event, o)
 	if err != nil {
 		return fmt.Errorf("emit to %s: %w", e.Stream, err)
 	}
@@ -113,10 +107,11 @@ func (h *host) Emit(ctx context.Context, e runtime.Emit) error {
 // once even under exactly-once: held back in the transaction, it could
 // never be answered. A TypeError reply is returned as an error.
 func (h *host) Request(ctx context.Context, e runtime.Emit) (runtime.Result, error) {
-	ev, err := h.event(e, obs.TypeRequest)
+	o, err := h.output(e, obs.TypeRequest)
 	if err != nil {
 		return runtime.Result{}, err
 	}
+	ev := envelope.ChildEvent(h.in.Event, o)
 	ev.SetExtension(envelope.ExtReplyTo, topics.Replies)
 	if dl, ok := ctx.Deadline(); ok {
 		envelope.SetDeadline(&ev, dl)

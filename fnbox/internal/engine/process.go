@@ -426,16 +426,19 @@ func (r *runner) fetchSpan(ctx context.Context, pb *partBatch, live []int) conte
 // batched (see units), so a reply always answers exactly its request.
 func (r *runner) writeResult(ctx, traceCtx context.Context, out *producer, ds []envelope.Delivery, res runtime.Result, recs []*kgo.Record) error {
 	d := ds[0]
-	result := func() event.Event {
-		e := r.resultEvent(traceCtx, d, obs.TypeResult, res.Data, res.ContentType)
+	// The plain result of one event (the common case) is encoded
+	// directly; one that adopts the function's CloudEvent or names a
+	// batch is built as an event first.
+	result := func(topic string, batchIDs bool) (*kgo.Record, error) {
+		o := r.resultOutput(traceCtx, d, obs.TypeResult, res.Data, res.ContentType)
+		if res.Event == nil && !batchIDs {
+			return envelope.ChildRecord(topic, d.Event, o)
+		}
+		e := envelope.ChildEvent(d.Event, o)
 		if res.Event != nil {
 			adoptReply(&e, *res.Event, d.Event)
 		}
-		return e
-	}
-	if o := r.fn.Bindings.Out; o != "" && (res.Data != nil || res.Event != nil) {
-		e := result()
-		if len(ds) > 1 {
+		if batchIDs {
 			ids := make([]string, len(ds))
 			for i, d := range ds {
 				ids[i] = d.Event.ID()
@@ -443,14 +446,17 @@ func (r *runner) writeResult(ctx, traceCtx context.Context, out *producer, ds []
 			b, _ := json.Marshal(ids) // strings always encode
 			e.SetExtension(obs.ExtBatchIDs, string(b))
 		}
-		rec, err := envelope.ToRecord(r.e.ns.Topic(o), e)
+		return envelope.ToRecord(topic, e)
+	}
+	if o := r.fn.Bindings.Out; o != "" && (res.Data != nil || res.Event != nil) {
+		rec, err := result(r.e.ns.Topic(o), len(ds) > 1)
 		if err != nil {
 			return fmt.Errorf("build result event for %s: %w", d.Event.ID(), err)
 		}
 		recs = append(recs, rec)
 	}
 	if replyTo := r.replyTo(d); replyTo != "" && len(ds) == 1 {
-		rec, err := envelope.ToRecord(r.e.ns.Topic(replyTo), result())
+		rec, err := result(r.e.ns.Topic(replyTo), false)
 		if err != nil {
 			return fmt.Errorf("build %s event for %s: %w", obs.TypeResult, d.Event.ID(), err)
 		}
@@ -500,23 +506,25 @@ func (r *runner) replyTo(d envelope.Delivery) string {
 // carried, and the input's partition key is kept so results of one key
 // stay in order.
 func (r *runner) resultRecord(traceCtx context.Context, topic string, d envelope.Delivery, typ string, data []byte, contentType string) (*kgo.Record, error) {
-	rec, err := envelope.ToRecord(topic, r.resultEvent(traceCtx, d, typ, data, contentType))
+	rec, err := envelope.ChildRecord(topic, d.Event, r.resultOutput(traceCtx, d, typ, data, contentType))
 	if err != nil {
 		return nil, fmt.Errorf("build %s event for %s: %w", typ, d.Event.ID(), err)
 	}
 	return rec, nil
 }
 
-// resultEvent is the event resultRecord encodes.
-func (r *runner) resultEvent(traceCtx context.Context, d envelope.Delivery, typ string, data []byte, contentType string) event.Event {
-	e := envelope.Child(d.Event, r.source, typ)
-	e.SetSubject(d.Event.ID())
-	if pk := envelope.Extension(d.Event, envelope.ExtPartitionKey); pk != "" {
-		e.SetExtension(envelope.ExtPartitionKey, pk)
+// resultOutput is the event resultRecord encodes, as an envelope.Output
+// of the input.
+func (r *runner) resultOutput(traceCtx context.Context, d envelope.Delivery, typ string, data []byte, contentType string) envelope.Output {
+	return envelope.Output{
+		Source:          r.source,
+		Type:            typ,
+		Subject:         d.Event.ID(),
+		PartitionKey:    envelope.Extension(d.Event, envelope.ExtPartitionKey),
+		Trace:           traceCtx,
+		Data:            data,
+		DataContentType: dataContentType(data, contentType),
 	}
-	envelope.InjectTrace(traceCtx, &e)
-	setData(&e, data, contentType)
-	return e
 }
 
 // platformExtensions are the extensions of an output that fnbox sets, not
@@ -531,7 +539,7 @@ var platformExtensions = map[string]bool{
 // type, source, subject (when it has one), dataschema and extensions,
 // except those fnbox sets (platformExtensions) and a replyto or deadline
 // merely echoed from the input, which would send the output back to the
-// requester. Id, time and data stay as resultEvent made them.
+// requester. Id, time and data stay as resultOutput made them.
 func adoptReply(result *event.Event, reply, in event.Event) {
 	if reply.Context == nil {
 		return
@@ -643,20 +651,16 @@ func matches(filter map[string]string, e event.Event) bool {
 	return true
 }
 
-// setData sets data with its content type, guessing JSON or bytes when the
-// runtime said nothing.
-func setData(e *event.Event, data []byte, contentType string) {
-	if data == nil {
-		return
+// dataContentType is the content type of data: contentType, or a guess
+// of JSON or bytes when the runtime said nothing (and no data, none).
+func dataContentType(data []byte, contentType string) string {
+	if data == nil || contentType != "" {
+		return contentType
 	}
-	if contentType == "" {
-		contentType = "application/octet-stream"
-		if json.Valid(data) {
-			contentType = event.ApplicationJSON
-		}
+	if json.Valid(data) {
+		return event.ApplicationJSON
 	}
-	e.SetDataContentType(contentType)
-	e.DataEncoded = data
+	return "application/octet-stream"
 }
 
 var errEmitAfterReturn = errors.New("the invocation has returned: emit and request are only valid during it")

@@ -29,7 +29,7 @@ func spanBatch(first, n int) *Batch {
 			sp.ParentSpanID = fmt.Sprintf("%016x", i)
 			sp.Name, sp.Service, sp.Deployment, sp.Function = "invoke price", "fnbox", "shop", "price"
 		}
-		b.Spans = append(b.Spans, sp)
+		b.Spans = append(b.Spans, SpanRow{Span: sp})
 	}
 	return b
 }

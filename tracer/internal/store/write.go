@@ -14,7 +14,7 @@ import (
 // Batch is what one poll of the topics adds to the index, with the next
 // offset of every partition it read.
 type Batch struct {
-	Spans          []api.Span
+	Spans          []SpanRow
 	Logs           []LogRow
 	Events         []api.Event
 	PlatformEvents []PEventRow
@@ -26,6 +26,13 @@ type Batch struct {
 
 // Empty reports whether b changes nothing.
 func (b *Batch) Empty() bool { return len(b.Offsets) == 0 }
+
+// SpanRow is a span and, when the decoder wrote them, its attributes and
+// events as the JSON the index stores ("" to encode them from Span).
+type SpanRow struct {
+	api.Span
+	AttrsJSON, EventsJSON string
+}
 
 // LogRow is a log line and where it was read.
 type LogRow struct {
@@ -171,7 +178,7 @@ type traceTag struct{ trace, service, deployment, function string }
 // tags, once: a span already indexed changes nothing. The summaries and
 // tags are summed in memory first, so a batch writes each trace's row
 // and each tag once, not once per span.
-func insertSpans(exec execFunc, spans []api.Span) error {
+func insertSpans(exec execFunc, spans []SpanRow) error {
 	if len(spans) == 0 {
 		return nil
 	}
@@ -180,10 +187,10 @@ func insertSpans(exec execFunc, spans []api.Span) error {
 	tags := map[traceTag]bool{}
 	var tagOrder []traceTag
 	for i := range spans {
-		sp := &spans[i]
+		sp := &spans[i].Span
 		start := sp.Start.UnixNano()
 		end := start + int64(sp.DurationMs*float64(time.Millisecond))
-		ok, err := insertSpan(exec, sp, start, end)
+		ok, err := insertSpan(exec, &spans[i], start, end)
 		if err != nil {
 			return err
 		}
@@ -233,20 +240,28 @@ func insertSpans(exec execFunc, spans []api.Span) error {
 }
 
 // insertSpan adds a span; false if it was already indexed.
-func insertSpan(exec execFunc, sp *api.Span, start, end int64) (bool, error) {
-	attrs, err := json.Marshal(sp.Attributes)
-	if err != nil {
-		return false, fmt.Errorf("encode span attributes: %w", err)
+func insertSpan(exec execFunc, row *SpanRow, start, end int64) (bool, error) {
+	sp := &row.Span
+	attrs, events := row.AttrsJSON, row.EventsJSON
+	if attrs == "" {
+		b, err := json.Marshal(sp.Attributes)
+		if err != nil {
+			return false, fmt.Errorf("encode span attributes: %w", err)
+		}
+		attrs = string(b)
 	}
-	events, err := json.Marshal(sp.Events)
-	if err != nil {
-		return false, fmt.Errorf("encode span events: %w", err)
+	if events == "" {
+		b, err := json.Marshal(sp.Events)
+		if err != nil {
+			return false, fmt.Errorf("encode span events: %w", err)
+		}
+		events = string(b)
 	}
 	res, err := exec(`INSERT OR IGNORE INTO spans
 		(trace_id, span_id, parent_id, service, name, kind, start_ns, end_ns, status, status_msg, deployment, function, attrs, events)
 		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		sp.TraceID, sp.SpanID, sp.ParentSpanID, sp.Service, sp.Name, sp.Kind, start, end, sp.Status,
-		sp.StatusMessage, sp.Deployment, sp.Function, string(attrs), string(events))
+		sp.StatusMessage, sp.Deployment, sp.Function, attrs, events)
 	if err != nil {
 		return false, fmt.Errorf("index span: %w", err)
 	}

@@ -30,6 +30,13 @@ import (
 // installed by kit.StartTelemetry after package init is the one used.
 func tracer() trace.Tracer { return otel.Tracer("github.com/buttercompass/butter/fnbox") }
 
+// The span kinds as start options, made once: a variadic option built at
+// the call costs an allocation per span.
+var (
+	consumerSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
+	producerSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)}
+)
+
 // outputTimeout bounds writing an event's outputs once it is done, even
 // while shutting down: finishing in-flight work includes its outputs.
 const outputTimeout = 30 * time.Second
@@ -269,11 +276,14 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 	defer r.stats.end(len(ds))
 	fetched := r.fetchSpan(ctx, u.pb, live)
 	for attempt := st.attempts + 1; ; attempt++ {
-		if dl, ok := envelope.Deadline(ds[0].Event); ok && attempt > 1 && !time.Now().Before(dl) {
-			// An event with a deadline is invoked alone (see units); its
-			// requester has given up, so a retry would only be wasted work.
-			log().Info("event deadline passed while retrying; dead-lettering", "deadline", dl, "attempts", attempt-1)
-			return deadLetterAll(obs.ErrDeadlineExpired, attempt-1)
+		if attempt > 1 {
+			if dl, ok := envelope.Deadline(ds[0].Event); ok && !time.Now().Before(dl) {
+				// An event with a deadline is invoked alone (see units);
+				// its requester has given up, so a retry would only be
+				// wasted work.
+				log().Info("event deadline passed while retrying; dead-lettering", "deadline", dl, "attempts", attempt-1)
+				return deadLetterAll(obs.ErrDeadlineExpired, attempt-1)
+			}
 		}
 		leave := r.enterInvoke(ctx, u.pb, key.offset)
 		ictx, res, emits, err := r.invoke(ctx, fetched, rt, ds)
@@ -347,7 +357,7 @@ func (r *runner) invoke(ctx, parent context.Context, rt runtime.Runtime, ds []en
 		}
 	}
 	d := ds[0]
-	sctx, span := tracer().Start(parent, "invoke "+r.fn.Name, trace.WithSpanKind(trace.SpanKindConsumer))
+	sctx, span := tracer().Start(parent, r.invokeSpan, consumerSpan...)
 	if span.IsRecording() { // attributes cost allocations, for nothing when not sampled
 		span.SetAttributes(
 			attribute.String("butter.deployment", r.e.cfg.Deployment.Name),
@@ -396,7 +406,11 @@ func (r *runner) invoke(ctx, parent context.Context, rt runtime.Runtime, ds []en
 func (r *runner) fetchSpan(ctx context.Context, pb *partBatch, live []int) context.Context {
 	d, rec := pb.ds[live[0]], pb.recs[live[0]]
 	pctx := envelope.ExtractTrace(context.WithoutCancel(ctx), d.Event)
-	sctx, span := tracer().Start(pctx, "receive "+d.Stream,
+	name, ok := r.receiveSpans[d.Stream]
+	if !ok {
+		name = "receive " + d.Stream
+	}
+	sctx, span := tracer().Start(pctx, name,
 		trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(pb.polled))
 	if span.IsRecording() { // attributes cost allocations, for nothing when not sampled
 		span.SetAttributes(
@@ -467,7 +481,7 @@ func (r *runner) writeResult(ctx, traceCtx context.Context, out *producer, ds []
 	}
 	// The produce span follows invoke in the event's trace: the time to
 	// get the outputs acknowledged (or into the transaction).
-	_, span := tracer().Start(traceCtx, "produce "+r.fn.Name, trace.WithSpanKind(trace.SpanKindProducer))
+	_, span := tracer().Start(traceCtx, r.produceSpan, producerSpan...)
 	if span.IsRecording() {
 		span.SetAttributes(
 			attribute.String("butter.deployment", r.e.cfg.Deployment.Name),

@@ -65,6 +65,11 @@ type runner struct {
 	crashMu  sync.Mutex
 	suspects map[tp]suspect // see crashes.go
 	retries  map[retryKey]retryState
+
+	// Span names, made once rather than on every event: "invoke <fn>",
+	// "produce <fn>", and "receive <topic>" by topic.
+	invokeSpan, produceSpan string
+	receiveSpans            map[string]string
 }
 
 func newRunner(e *Engine, f descriptor.Function) *runner {
@@ -81,6 +86,10 @@ func newRunner(e *Engine, f descriptor.Function) *runner {
 		sem:      make(chan struct{}, max(1, f.Scale.Concurrency)),
 		suspects: map[tp]suspect{},
 		retries:  map[retryKey]retryState{},
+
+		invokeSpan:   "invoke " + f.Name,
+		produceSpan:  "produce " + f.Name,
+		receiveSpans: map[string]string{},
 	}
 	for _, b := range f.Inputs() {
 		t := e.ns.Topic(b.Name)
@@ -88,6 +97,7 @@ func newRunner(e *Engine, f descriptor.Function) *runner {
 			r.topics = append(r.topics, t)
 		}
 		r.bindings[t] = b
+		r.receiveSpans[t] = "receive " + t
 	}
 	if f.Bindings.Out != "" {
 		r.declared[f.Bindings.Out] = true

@@ -1,7 +1,7 @@
 # Butter Compass. `make run` starts the platform on the embedded broker,
 # `make test` runs every module's tests. Modules are listed in go.work.
 
-MODULES := proto broker-bridge cli e2e deployer fnbox fnbox/sdk gateway loadmon timer tracer
+MODULES := proto broker-bridge cli e2e deployer fnbox gateway loadmon sdk/go timer tracer
 GO      ?= go
 BIN     := bin
 DATA    ?= .butter

@@ -25,7 +25,7 @@ require (
 require (
 	github.com/Microsoft/go-winio v0.6.2 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
-	github.com/buttercompass/butter/fnbox/sdk v0.0.0 // indirect
+	github.com/buttercompass/butter/sdk/go v0.0.0 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/containerd/errdefs v1.0.0 // indirect
@@ -92,10 +92,10 @@ replace (
 	github.com/buttercompass/butter/broker-bridge => ../broker-bridge
 	github.com/buttercompass/butter/deployer => ../deployer
 	github.com/buttercompass/butter/fnbox => ../fnbox
-	github.com/buttercompass/butter/fnbox/sdk => ../fnbox/sdk
 	github.com/buttercompass/butter/gateway => ../gateway
 	github.com/buttercompass/butter/loadmon => ../loadmon
 	github.com/buttercompass/butter/proto => ../proto
+	github.com/buttercompass/butter/sdk/go => ../sdk/go
 	github.com/buttercompass/butter/timer => ../timer
 	github.com/buttercompass/butter/tracer => ../tracer
 )

@@ -4,8 +4,8 @@ go 1.26.0
 
 require (
 	github.com/buttercompass/butter/broker-bridge v0.0.0-00010101000000-000000000000
-	github.com/buttercompass/butter/fnbox/sdk v0.0.0
 	github.com/buttercompass/butter/proto v0.0.0
+	github.com/buttercompass/butter/sdk/go v0.0.0
 	github.com/cloudevents/sdk-go/v2 v2.16.2
 	github.com/containerd/errdefs v1.0.0
 	github.com/moby/moby/api v1.57.0
@@ -67,8 +67,8 @@ require (
 
 replace (
 	github.com/buttercompass/butter/broker-bridge => ../broker-bridge
-	github.com/buttercompass/butter/fnbox/sdk => ../fnbox/sdk
 	github.com/buttercompass/butter/proto => ../proto
+	github.com/buttercompass/butter/sdk/go => ../sdk/go
 )
 
 replace github.com/twmb/franz-go/pkg/kfake => ../third_party/kfake

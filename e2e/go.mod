@@ -96,9 +96,9 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/buttercompass/butter/deployer v0.0.0-00010101000000-000000000000
 	github.com/buttercompass/butter/fnbox v0.0.0-00010101000000-000000000000
-	github.com/buttercompass/butter/fnbox/sdk v0.0.0
 	github.com/buttercompass/butter/gateway v0.0.0-00010101000000-000000000000
 	github.com/buttercompass/butter/loadmon v0.0.0-00010101000000-000000000000
+	github.com/buttercompass/butter/sdk/go v0.0.0
 	github.com/buttercompass/butter/timer v0.0.0-00010101000000-000000000000
 	github.com/buttercompass/butter/tracer v0.0.0-00010101000000-000000000000
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
@@ -144,7 +144,7 @@ replace (
 
 replace github.com/buttercompass/butter/fnbox => ../fnbox
 
-replace github.com/buttercompass/butter/fnbox/sdk => ../fnbox/sdk
+replace github.com/buttercompass/butter/sdk/go => ../sdk/go
 
 replace github.com/buttercompass/butter/gateway => ../gateway
 

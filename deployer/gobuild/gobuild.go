@@ -9,7 +9,7 @@
 // the names do not change). fnbox then runs the binary as an http-platform
 // command. The stored descriptor is never changed.
 //
-// The function's module requires github.com/buttercompass/butter/fnbox/sdk,
+// The function's module requires github.com/buttercompass/butter/sdk/go,
 // which is on no module proxy: Build writes the SDK source embedded in the
 // deployer (sdk.Source) to disk and builds with a copy of the function's
 // go.mod that replaces the SDK with that directory (go build -modfile). The
@@ -43,8 +43,8 @@ import (
 	"sync"
 	"time"
 
-	sdk "github.com/buttercompass/butter/fnbox/sdk"
 	"github.com/buttercompass/butter/proto/descriptor"
+	sdk "github.com/buttercompass/butter/sdk/go"
 )
 
 // Paths Build writes inside the code directory.
@@ -56,7 +56,7 @@ const (
 )
 
 // SDKModule is the module path of the Go SDK that functions import.
-const SDKModule = "github.com/buttercompass/butter/fnbox/sdk"
+const SDKModule = "github.com/buttercompass/butter/sdk/go"
 
 // DefaultTimeout bounds one function's build when Config.Timeout is zero:
 // the first build on a fresh cache compiles the standard library.

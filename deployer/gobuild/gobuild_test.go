@@ -35,7 +35,7 @@ const greetMain = `package main
 import (
 	"context"
 
-	butter "github.com/buttercompass/butter/fnbox/sdk"
+	butter "github.com/buttercompass/butter/sdk/go"
 )
 
 func main() {
@@ -55,9 +55,9 @@ const goMod = `module example.com/greet
 
 go 1.26
 
-require github.com/buttercompass/butter/fnbox/sdk v0.0.0
+require github.com/buttercompass/butter/sdk/go v0.0.0
 
-replace github.com/buttercompass/butter/fnbox/sdk => ../../fnbox/sdk
+replace github.com/buttercompass/butter/sdk/go => ../../sdk/go
 `
 
 func writeFiles(t *testing.T, dir string, files map[string]string) {

@@ -44,7 +44,7 @@ const greetMain = `package main
 import (
 	"context"
 
-	butter "github.com/buttercompass/butter/fnbox/sdk"
+	butter "github.com/buttercompass/butter/sdk/go"
 )
 
 func main() {
@@ -62,7 +62,7 @@ func TestDeployGoBuilds(t *testing.T) {
 	d := e.start("")
 	code := map[string]string{
 		"butter.yaml":       greetYAML,
-		"go.mod":            "module example.com/greet\n\ngo 1.26\n\nrequire github.com/buttercompass/butter/fnbox/sdk v0.0.0\n",
+		"go.mod":            "module example.com/greet\n\ngo 1.26\n\nrequire github.com/buttercompass/butter/sdk/go v0.0.0\n",
 		"cmd/greet/main.go": strings.Replace(greetMain, `return "hello", nil`, `return hello, nil`, 1),
 	}
 	r := d.do(t, "POST", "/v1/deployments", "application/gzip", archive.TarGz(code), "")

@@ -92,7 +92,7 @@ type Config struct {
 	// time. Default: go on PATH (env BUTTER_GO).
 	GoBin string
 	// GoSDK is a directory holding the Go SDK module source
-	// (fnbox/sdk) functions build against. Default: the copy embedded in
+	// (sdk/go) functions build against. Default: the copy embedded in
 	// the deployer (env BUTTER_GO_SDK).
 	GoSDK string
 	// GoCache is the build cache (GOCACHE) of those builds. Default

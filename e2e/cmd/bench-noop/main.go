@@ -12,7 +12,7 @@ import (
 	"fmt"
 	"os"
 
-	butter "github.com/buttercompass/butter/fnbox/sdk"
+	butter "github.com/buttercompass/butter/sdk/go"
 )
 
 func main() {

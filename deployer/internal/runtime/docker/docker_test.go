@@ -354,7 +354,7 @@ func TestGoFunctionInContainer(t *testing.T) {
 import (
 	"context"
 
-	butter "github.com/buttercompass/butter/fnbox/sdk"
+	butter "github.com/buttercompass/butter/sdk/go"
 )
 
 func main() {

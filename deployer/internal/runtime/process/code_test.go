@@ -48,13 +48,13 @@ func TestPrepareLogsGoBuild(t *testing.T) {
 	desc := "name: greet\nplatform: go\nfunctions:\n  - fn: ./cmd/greet\n    bindings: { streams: [names] }\n"
 	code := archive.TarGz(map[string]string{
 		"butter.yaml": desc,
-		"go.mod":      "module example.com/greet\n\ngo 1.26\n\nrequire github.com/buttercompass/butter/fnbox/sdk v0.0.0\n",
+		"go.mod":      "module example.com/greet\n\ngo 1.26\n\nrequire github.com/buttercompass/butter/sdk/go v0.0.0\n",
 		"cmd/greet/main.go": `package main
 
 import (
 	"context"
 
-	butter "github.com/buttercompass/butter/fnbox/sdk"
+	butter "github.com/buttercompass/butter/sdk/go"
 )
 
 const fresh = "` + time.Now().Format(time.RFC3339Nano) + `"

@@ -4,7 +4,7 @@ package main
 import (
 	"context"
 
-	butter "github.com/buttercompass/butter/fnbox/sdk"
+	butter "github.com/buttercompass/butter/sdk/go"
 )
 
 func main() {

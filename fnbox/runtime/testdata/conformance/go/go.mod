@@ -4,6 +4,6 @@ module github.com/buttercompass/butter/fnbox/runtime/testdata/conformance/go
 
 go 1.26.0
 
-require github.com/buttercompass/butter/fnbox/sdk v0.0.0
+require github.com/buttercompass/butter/sdk/go v0.0.0
 
-replace github.com/buttercompass/butter/fnbox/sdk => ../../../../sdk
+replace github.com/buttercompass/butter/sdk/go => ../../../../../sdk/go

@@ -11,7 +11,7 @@ import (
 	"os"
 	"time"
 
-	butter "github.com/buttercompass/butter/fnbox/sdk"
+	butter "github.com/buttercompass/butter/sdk/go"
 )
 
 func main() {

@@ -1,3 +1,0 @@
-module github.com/buttercompass/butter/fnbox/sdk
-
-go 1.26.0

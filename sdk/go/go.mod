@@ -1,0 +1,3 @@
+module github.com/buttercompass/butter/sdk/go
+
+go 1.26.0

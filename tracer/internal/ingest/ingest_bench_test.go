@@ -42,7 +42,9 @@ func spanRecords(topic string, first, n, perRecord int) []*kgo.Record {
 	for off := first; off < first+n; off += perRecord {
 		ss := &tracepb.ScopeSpans{Scope: &commonpb.InstrumentationScope{Name: "github.com/buttercompass/butter/fnbox"}}
 		for i := off; i < off+perRecord && i < first+n; i++ {
-			tr, k := uint64(i/4+1), i%4
+			// Trace ids are random, as the SDK makes them: their rows
+			// land all over the index, not at its end.
+			tr, k := mix(uint64(i/4+1)), i%4
 			s := &tracepb.Span{
 				TraceId: id(make([]byte, 16), tr), SpanId: id(make([]byte, 8), uint64(i+1)),
 				StartTimeUnixNano: t0 + uint64(i)*1000, EndTimeUnixNano: t0 + uint64(i)*1000 + 250_000,
@@ -80,6 +82,15 @@ func spanRecords(topic string, first, n, perRecord int) []*kgo.Record {
 		recs = append(recs, &kgo.Record{Topic: topic, Offset: int64(len(recs)), Value: b})
 	}
 	return recs
+}
+
+// mix is splitmix64's finalizer: distinct, random-looking ids.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 func cpuTime() time.Duration {

@@ -2,7 +2,7 @@ package store
 
 // schemaVersion changes with schema; an index of another version is
 // rebuilt from the topics.
-const schemaVersion = 3
+const schemaVersion = 4
 
 // schema creates the index. Times are Unix nanoseconds; JSON columns hold
 // what is only ever returned whole. Tables keyed by (topic, partition,
@@ -10,9 +10,14 @@ const schemaVersion = 3
 // offsets committed with each batch already prevent that.
 //
 // Every index is paid for by every insert, so each one is here for a
-// query: spans have their primary key (a trace's spans) and a partial,
-// covering index of the invoke spans only (the overview's percentiles);
-// they are pruned through their trace, whose end time is indexed.
+// query. Trace ids are random, so whatever is keyed by them is written
+// all over its B-tree: spans are a rowid table (rows appended in arrival
+// order) with a small unique index on (trace_id, span_id) for a trace's
+// spans, rather than a table clustered on the trace id whose large rows
+// would split pages everywhere. A partial, covering index holds the
+// invoke spans only (the overview's percentiles). Spans are pruned
+// through their trace, whose end time is indexed. trace_tags is looked
+// up by trace id only (its primary key).
 const schema = `
 CREATE TABLE IF NOT EXISTS offsets (
 	topic TEXT NOT NULL, part INTEGER NOT NULL, next INTEGER NOT NULL,
@@ -24,8 +29,8 @@ CREATE TABLE IF NOT EXISTS spans (
 	start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
 	status TEXT NOT NULL, status_msg TEXT NOT NULL,
 	deployment TEXT NOT NULL, function TEXT NOT NULL,
-	attrs TEXT NOT NULL, events TEXT NOT NULL,
-	PRIMARY KEY (trace_id, span_id)) WITHOUT ROWID;
+	attrs TEXT NOT NULL, events TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS spans_id ON spans (trace_id, span_id);
 CREATE INDEX IF NOT EXISTS spans_invoke ON spans (deployment, function, start_ns, end_ns)
 	WHERE name LIKE 'invoke %';
 
@@ -39,7 +44,6 @@ CREATE INDEX IF NOT EXISTS traces_end ON traces (end_ns);
 CREATE TABLE IF NOT EXISTS trace_tags (
 	trace_id TEXT NOT NULL, service TEXT NOT NULL, deployment TEXT NOT NULL, function TEXT NOT NULL,
 	PRIMARY KEY (trace_id, service, deployment, function)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS trace_tags_fn ON trace_tags (deployment, function);
 
 CREATE TABLE IF NOT EXISTS logs (
 	topic TEXT NOT NULL, part INTEGER NOT NULL, off INTEGER NOT NULL,

@@ -21,6 +21,9 @@ import (
 // File is the index's file name in the data dir.
 const File = "tracer.db"
 
+// writerCacheKiB is the page cache of the writer's connection.
+const writerCacheKiB = 64 << 10
+
 // Store is the index. Reads may run concurrently with the one writer.
 type Store struct {
 	db *sql.DB
@@ -73,6 +76,14 @@ func Open(dir string) (*Store, error) {
 	}
 	w, err := db.Conn(context.Background())
 	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open tracer index %s: %w", path, err)
+	}
+	// Spans arrive in random trace id order, so their inserts touch pages
+	// all over the index: the writer keeps more of them in memory than
+	// SQLite's default 2 MiB (the readers keep the default).
+	if _, err := w.ExecContext(context.Background(), fmt.Sprintf(`PRAGMA cache_size = %d`, -writerCacheKiB)); err != nil {
+		w.Close()
 		db.Close()
 		return nil, fmt.Errorf("open tracer index %s: %w", path, err)
 	}

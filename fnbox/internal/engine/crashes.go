@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -324,36 +323,3 @@ func (r *runner) settle(parts []*partBatch, committed bool) {
 		}
 	}
 }
-
-// retryKey names the event a retry state belongs to.
-type retryKey struct {
-	tp
-	offset int64
-}
-
-// retryState is how far the retries of an event got when its poll ended
-// before it was done (at-least-once polls end when their time is up, so
-// a rebalance is never held up by a long backoff): the next poll of the
-// event goes on from there instead of starting the count again.
-type retryState struct {
-	attempts  int       // invocations that failed
-	notBefore time.Time // end of the backoff before the next
-	crashes   int       // failed invocations that crashed the host
-}
-
-func (r *runner) takeRetry(k retryKey) retryState {
-	r.crashMu.Lock()
-	defer r.crashMu.Unlock()
-	st := r.retries[k]
-	delete(r.retries, k)
-	return st
-}
-
-func (r *runner) keepRetry(k retryKey, st retryState) {
-	r.crashMu.Lock()
-	defer r.crashMu.Unlock()
-	r.retries[k] = st
-}
-
-// String is for logs.
-func (k retryKey) String() string { return fmt.Sprintf("%s/%d@%d", k.topic, k.partition, k.offset) }

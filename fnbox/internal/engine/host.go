@@ -207,3 +207,5 @@ func levelName(l slog.Level) string {
 		return obs.LevelError
 	}
 }
+
+var errEmitAfterReturn = errors.New("the invocation has returned: emit and request are only valid during it")

@@ -24,6 +24,10 @@ const File = "tracer.db"
 // writerCacheKiB is the page cache of the writer's connection.
 const writerCacheKiB = 64 << 10
 
+// walCheckpointPages is the WAL's size (in 4 KiB pages) at which a commit
+// copies it into the database file.
+const walCheckpointPages = 16000
+
 // Store is the index. Reads may run concurrently with the one writer.
 type Store struct {
 	db *sql.DB
@@ -82,7 +86,13 @@ func Open(dir string) (*Store, error) {
 	// Spans arrive in random trace id order, so their inserts touch pages
 	// all over the index: the writer keeps more of them in memory than
 	// SQLite's default 2 MiB (the readers keep the default).
-	if _, err := w.ExecContext(context.Background(), fmt.Sprintf(`PRAGMA cache_size = %d`, -writerCacheKiB)); err != nil {
+	//
+	// The writer's commits checkpoint the WAL into the database file every
+	// walCheckpointPages pages rather than SQLite's 1000: a page written by
+	// many commits in between (the ends of the time indexes, the last
+	// pages of the spans table) is copied once.
+	if _, err := w.ExecContext(context.Background(), fmt.Sprintf(`PRAGMA cache_size = %d; PRAGMA wal_autocheckpoint = %d`,
+		-writerCacheKiB, walCheckpointPages)); err != nil {
 		w.Close()
 		db.Close()
 		return nil, fmt.Errorf("open tracer index %s: %w", path, err)

@@ -106,16 +106,16 @@ func (s *Store) functionFigures(ctx context.Context, now time.Time, dep string, 
 	}
 	fn := dep + "/" + f.Name
 	var out int64
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE function = ? AND time_ns >= ? AND dlq = ''`,
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE function = ? AND function <> '' AND time_ns >= ? AND dlq = ''`,
 		fn, ns(now.Add(-rateWindow))).Scan(&out); err != nil {
 		return fmt.Errorf("count events of %s: %w", fn, err)
 	}
 	f.EventsOutPerSec = float64(out) / rateWindow.Seconds()
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE dlq_function = ?`, fn).Scan(&f.DeadLetters); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE dlq_function = ? AND dlq_function <> ''`, fn).Scan(&f.DeadLetters); err != nil {
 		return fmt.Errorf("count dead letters of %s: %w", fn, err)
 	}
 	if f.DeadLetters > 0 {
-		_ = s.db.QueryRowContext(ctx, `SELECT dlq FROM events WHERE dlq_function = ? ORDER BY time_ns DESC LIMIT 1`, fn).Scan(&f.LastDeadLetter)
+		_ = s.db.QueryRowContext(ctx, `SELECT dlq FROM events WHERE dlq_function = ? AND dlq_function <> '' ORDER BY time_ns DESC LIMIT 1`, fn).Scan(&f.LastDeadLetter)
 	}
 	drows, err := s.db.QueryContext(ctx, `SELECT end_ns - start_ns FROM spans WHERE deployment = ? AND function = ?
 		AND start_ns >= ? AND name LIKE 'invoke %' LIMIT 100000`, dep, f.Name, ns(now.Add(-latencyWindow)))

@@ -2,7 +2,7 @@ package store
 
 // schemaVersion changes with schema; an index of another version is
 // rebuilt from the topics.
-const schemaVersion = 4
+const schemaVersion = 5
 
 // schema creates the index. Times are Unix nanoseconds; JSON columns hold
 // what is only ever returned whole. Tables keyed by (topic, partition,
@@ -17,7 +17,10 @@ const schemaVersion = 4
 // would split pages everywhere. A partial, covering index holds the
 // invoke spans only (the overview's percentiles). Spans are pruned
 // through their trace, whose end time is indexed. trace_tags is looked
-// up by trace id only (its primary key).
+// up by trace id only (its primary key). Events are indexed by function
+// and by dead-letter function only when they have one (partial indexes:
+// the queries say function <> ''), not every request event a gateway
+// writes.
 const schema = `
 CREATE TABLE IF NOT EXISTS offsets (
 	topic TEXT NOT NULL, part INTEGER NOT NULL, next INTEGER NOT NULL,
@@ -63,8 +66,8 @@ CREATE TABLE IF NOT EXISTS events (
 	PRIMARY KEY (stream, part, off)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_id ON events (id);
 CREATE INDEX IF NOT EXISTS events_cause ON events (causation);
-CREATE INDEX IF NOT EXISTS events_fn ON events (function, time_ns);
-CREATE INDEX IF NOT EXISTS events_dlq ON events (dlq_function, time_ns);
+CREATE INDEX IF NOT EXISTS events_fn ON events (function, time_ns) WHERE function <> '';
+CREATE INDEX IF NOT EXISTS events_dlq ON events (dlq_function, time_ns) WHERE dlq_function <> '';
 CREATE INDEX IF NOT EXISTS events_time ON events (time_ns);
 
 CREATE TABLE IF NOT EXISTS causes (

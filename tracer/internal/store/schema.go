@@ -19,7 +19,7 @@ const schemaVersion = 5
 // through their trace, whose end time is indexed. trace_tags is looked
 // up by trace id only (its primary key). Events are indexed by function
 // and by dead-letter function only when they have one (partial indexes:
-// the queries say function <> ''), not every request event a gateway
+// the queries also ask for a non-empty one), not every request event a gateway
 // writes.
 const schema = `
 CREATE TABLE IF NOT EXISTS offsets (

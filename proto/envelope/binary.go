@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -121,17 +122,14 @@ func decodeBinaryFast(r *kgo.Record) (event.Event, bool) {
 	// The context, its time and its content type share one allocation.
 	blk := &decodedContext{}
 	ec := &blk.ec
-	exts := 0
-	for _, a := range attrs[:n] {
-		switch a.name {
-		case attrSpecVersion, attrID, attrSource, attrType, attrSubject, attrTime, attrDataSchema, attrDataContentType:
-		default:
-			exts++
-		}
-	}
-	if exts > 0 {
-		ec.Extensions = make(map[string]any, exts)
-	}
+	// Extension names and values, put in the map at the end, their values
+	// boxed together (see boxStrings).
+	var (
+		extNames [maxFastAttrs + 1]string
+		extVals  [maxFastAttrs + 1]string
+		ne       int
+		hasKey   bool
+	)
 	for _, a := range attrs[:n] {
 		v := next(len(a.value))
 		switch a.name {
@@ -176,7 +174,9 @@ func decodeBinaryFast(r *kgo.Record) (event.Event, bool) {
 			if event.MaxExtensionNameLength > 0 && len(a.name) > event.MaxExtensionNameLength {
 				return event.Event{}, false
 			}
-			ec.Extensions[a.name] = v
+			extNames[ne], extVals[ne] = a.name, v
+			ne++
+			hasKey = hasKey || a.name == ExtPartitionKey
 		}
 	}
 	if ec.ID == "" || ec.Type == "" || ec.Source.URL == (types.URIRef{}).URL {
@@ -191,16 +191,46 @@ func decodeBinaryFast(r *kgo.Record) (event.Event, bool) {
 		ec.DataContentType = &blk.contentType
 	}
 	e := event.Event{Context: ec}
-	if len(r.Key) > 0 {
-		if _, ok := ec.Extensions[ExtPartitionKey]; !ok {
-			if ec.Extensions == nil {
-				ec.Extensions = make(map[string]any, 1)
-			}
-			ec.Extensions[ExtPartitionKey] = next(len(r.Key))
+	if len(r.Key) > 0 && !hasKey {
+		extNames[ne], extVals[ne] = ExtPartitionKey, next(len(r.Key))
+		ne++
+	}
+	if ne > 0 {
+		var boxed [maxFastAttrs + 1]any
+		boxStrings(extVals[:ne], boxed[:ne])
+		ec.Extensions = make(map[string]any, ne)
+		for i, name := range extNames[:ne] {
+			ec.Extensions[name] = boxed[i]
 		}
 	}
 	setData(&e, r.Value)
 	return e, true
+}
+
+// boxStrings sets out[i] to vals[i] as an any, the strings sharing one
+// allocation instead of one each: an array value boxed once, whose
+// elements reflect hands out without copying them (an element of a boxed
+// array is not addressable, so Interface points at it). Whatever reflect
+// does, the values are the same strings.
+func boxStrings(vals []string, out []any) {
+	var arr reflect.Value
+	switch {
+	case len(vals) <= 4:
+		var a [4]string
+		copy(a[:], vals)
+		arr = reflect.ValueOf(a)
+	case len(vals) <= 8:
+		var a [8]string
+		copy(a[:], vals)
+		arr = reflect.ValueOf(a)
+	default:
+		var a [maxFastAttrs + 1]string
+		copy(a[:], vals)
+		arr = reflect.ValueOf(a)
+	}
+	for i := range vals {
+		out[i] = arr.Index(i).Interface()
+	}
 }
 
 // extensionHeader returns the header name of extension name without

@@ -34,7 +34,10 @@ import (
 //
 // A crash of the function's host process that fnbox survives
 // (runtime.ErrCrashed) counts the same, within the retries of one
-// instance, added to what the marker says.
+// instance, added to what the marker says, but only for an invocation
+// that ran alone on the host. One that crashed with others in flight
+// (partitions or keys run concurrently) is not blamed: it is retried
+// alone, without using an attempt, so that a crash then is its own.
 
 // markerPrefix starts in-flight marker metadata; the version lets a later
 // format be told apart.
@@ -224,15 +227,37 @@ func (r *runner) anySuspect() bool {
 // then blames exactly the suspect event it died running, and no event
 // that happened to run beside it. The returned function ends the
 // invocation.
-func (r *runner) enterInvoke(ctx context.Context, pb *partBatch, offset int64) func() {
-	if !r.anySuspect() {
+//
+// alone makes the invocation run alone too, without markers: it is the
+// retry of an event that was in flight beside others when the function's
+// host crashed, so that a second crash pins it (see runner.deliver).
+func (r *runner) enterInvoke(ctx context.Context, pb *partBatch, offset int64, alone bool) func() {
+	if !alone && r.wantAlone.Load() == 0 && !r.anySuspect() {
 		return func() {}
 	}
-	if r.suspectAt(tp{pb.topic, pb.partition}, offset) {
+	if suspect := r.suspectAt(tp{pb.topic, pb.partition}, offset); alone || suspect {
+		if alone {
+			r.wantAlone.Add(1)
+		}
 		r.serial.Lock()
-		r.markInvocation(ctx, pb, offset)
-		r.named.Store(true)
-		return r.serial.Unlock
+		if alone {
+			// Invocations that started before it asked still run:
+			// wait for them (those of other functions of the
+			// deployment, which do not take this lock, only so long).
+			wctx, cancel := context.WithTimeout(ctx, r.fn.Delivery.Timeout.Std())
+			_ = kit.Poll(wctx, time.Millisecond, func() bool { return r.e.hostBusy.Load() == 0 })
+			cancel()
+		}
+		if suspect {
+			r.markInvocation(ctx, pb, offset)
+			r.named.Store(true)
+		}
+		return func() {
+			r.serial.Unlock()
+			if alone {
+				r.wantAlone.Add(-1)
+			}
+		}
 	}
 	r.serial.RLock()
 	if r.named.Load() {

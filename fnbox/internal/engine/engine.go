@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -156,6 +157,12 @@ type Engine struct {
 	metrics *metrics
 	logs    *logLimiter
 	runners []*runner
+
+	// hostCalls counts invocations started on the runtime and hostBusy
+	// those in flight: an invocation that crashed the runtime's host is
+	// to blame only if it ran alone (see runner.deliver).
+	hostCalls atomic.Int64
+	hostBusy  atomic.Int32
 }
 
 // New checks cfg and connects the shared producer. Call Run, or Close if

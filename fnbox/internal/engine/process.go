@@ -119,8 +119,13 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 				return deadLetterAll(obs.ErrDeadlineExpired, attempt-1)
 			}
 		}
-		leave := r.enterInvoke(ctx, u.pb, key.offset)
+		leave := r.enterInvoke(ctx, u.pb, key.offset, st.alone)
+		before, busy := r.e.hostCalls.Add(1), r.e.hostBusy.Add(1)
 		ictx, res, emits, err := r.invoke(ctx, fetched, rt, ds)
+		r.e.hostBusy.Add(-1)
+		// Alone on the host: none in flight when it started, none started
+		// while it ran.
+		ranAlone := busy == 1 && r.e.hostCalls.Load() == before
 		leave()
 		if err == nil {
 			// Building and handing over the results goes on beside the
@@ -140,6 +145,22 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 			return true, nil
 		}
 		r.stats.failure()
+		if errors.Is(err, runtime.ErrCrashed) && !ranAlone && st.unpinned < maxUnpinnedCrashes {
+			// The host crashed with other invocations in flight: any of
+			// them may have crashed it. Not this event's failure: it is
+			// retried at once, alone, so that a crash then is its own.
+			st.unpinned++
+			st.alone = true
+			log().Info("the function's host crashed while other invocations ran beside this one; retrying it alone", kit.KeyError, err)
+			wait := r.backoff(1)
+			if !kit.Sleep(ctx, wait) {
+				st.notBefore = time.Now().Add(wait)
+				r.keepRetry(key, st)
+				return false, nil
+			}
+			attempt-- // not an attempt of this event's
+			continue
+		}
 		st.attempts = attempt
 		if errors.Is(err, runtime.ErrCrashed) {
 			st.crashes++
@@ -171,6 +192,11 @@ func (r *runner) process(ctx context.Context, rt runtime.Runtime, out *producer,
 		}
 	}
 }
+
+// maxUnpinnedCrashes bounds the host crashes an event is not blamed for
+// (others ran beside it): past it, a crash counts as its own, so that a
+// host crashing over and over cannot retry an event forever.
+const maxUnpinnedCrashes = 10
 
 // logger is the runner's logger with the position of d.
 func (r *runner) logger(d envelope.Delivery) *slog.Logger {

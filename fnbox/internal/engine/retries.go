@@ -32,7 +32,11 @@ type retryKey struct {
 type retryState struct {
 	attempts  int       // invocations that failed
 	notBefore time.Time // end of the backoff before the next
-	crashes   int       // failed invocations that crashed the host
+	crashes   int       // failed invocations that crashed the host, alone
+	// alone asks the next invocation to run alone: the host crashed
+	// while others ran beside it, so which one crashed it is unknown.
+	alone    bool
+	unpinned int // such crashes, which count neither as crashes nor attempts
 }
 
 func (r *runner) takeRetry(k retryKey) retryState {

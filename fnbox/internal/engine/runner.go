@@ -62,6 +62,10 @@ type runner struct {
 	unname   sync.Mutex
 	curParts []*partBatch
 
+	// wantAlone counts invocations waiting to run alone after a host
+	// crash that could not be pinned (see enterInvoke).
+	wantAlone atomic.Int32
+
 	crashMu  sync.Mutex
 	suspects map[tp]suspect // see crashes.go
 	retries  map[retryKey]retryState

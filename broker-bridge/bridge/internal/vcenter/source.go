@@ -79,6 +79,11 @@ type Metrics struct {
 	Errors *prometheus.CounterVec // vCenter or Kafka errors that restarted the reading
 	// Refreshes counts collectors replaced after Refresh of empty pages.
 	Refreshes *prometheus.CounterVec
+	// Gaps counts event keys never read: between two events read one
+	// after the other, the keys in between (vCenter purged them from its
+	// history before the bridge read them, during a long outage, or the
+	// bridge's user may not see them).
+	Gaps *prometheus.CounterVec
 }
 
 // NewMetrics registers the source metrics on reg.
@@ -87,10 +92,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Events:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "butter_bridge_vcenter_events_total", Help: "vCenter events written to their stream."}, []string{"deployment", "bridge"}),
 		Lag:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "butter_bridge_vcenter_lag_seconds", Help: "Age of the last vCenter event when its page committed."}, []string{"deployment", "bridge"}),
 		Errors:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "butter_bridge_vcenter_errors_total", Help: "Errors that made a vCenter source reconnect."}, []string{"deployment", "bridge"}),
+		Gaps:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "butter_bridge_vcenter_key_gaps_total", Help: "vCenter event keys skipped between two events read one after the other (purged from vCenter's history before they were read)."}, []string{"deployment", "bridge"}),
 		Refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "butter_bridge_vcenter_collector_refreshes_total", Help: "Event collectors replaced after returning only empty pages for the refresh period."}, []string{"deployment", "bridge"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Events, m.Lag, m.Errors, m.Refreshes)
+		reg.MustRegister(m.Events, m.Lag, m.Errors, m.Refreshes, m.Gaps)
 	}
 	return m
 }
@@ -309,10 +315,14 @@ func (s *source) commit(ctx context.Context, a about, cp *bridges.Checkpoint, ev
 	slices.SortFunc(evs, func(x, y types.BaseEvent) int { return int(x.GetEvent().Key - y.GetEvent().Key) })
 	next := *cp
 	var recs []*kgo.Record
+	var gaps int64
 	for _, e := range evs {
 		ev := e.GetEvent()
 		if ev.Key <= next.LastKey {
 			continue
+		}
+		if next.LastKey >= 0 && ev.Key > next.LastKey+1 {
+			gaps += int64(ev.Key - next.LastKey - 1)
 		}
 		next.LastKey, next.LastCreatedTime = ev.Key, ev.CreatedTime
 		name, _ := eventName(e)
@@ -339,6 +349,10 @@ func (s *source) commit(ctx context.Context, a about, cp *bridges.Checkpoint, ev
 	*cp = next
 	s.cp = &next
 	s.cfg.Metrics.Events.WithLabelValues(s.cfg.Deployment, s.cfg.Bridge).Add(float64(len(recs)))
+	if gaps > 0 {
+		s.cfg.Metrics.Gaps.WithLabelValues(s.cfg.Deployment, s.cfg.Bridge).Add(float64(gaps))
+		s.log.Warn("vcenter event keys skipped: vCenter no longer had them when the bridge read on (its history is bounded)", "missing", gaps, "through_key", next.LastKey)
+	}
 	s.cfg.Metrics.Lag.WithLabelValues(s.cfg.Deployment, s.cfg.Bridge).Set(time.Since(next.LastCreatedTime).Seconds())
 	return nil
 }

@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/buttercompass/butter/proto/kit"
 )
 
 // appendJSON appends m as one JSON line's worth (no newline in it), as
@@ -15,9 +16,9 @@ import (
 // CPU in an invocation (TestInvokeJSONMatchesMarshal keeps the two equal).
 func (m *invokeMsg) appendJSON(b []byte) []byte {
 	b = append(b, `{"id":`...)
-	b = appendString(b, m.ID)
+	b = kit.AppendJSONString(b, m.ID)
 	b = append(b, `,"fn":`...)
-	b = appendString(b, m.Fn)
+	b = kit.AppendJSONString(b, m.Fn)
 	b = append(b, `,"events":[`...)
 	for i := range m.Events {
 		if i > 0 {
@@ -32,11 +33,11 @@ func (m *invokeMsg) appendJSON(b []byte) []byte {
 	}
 	if m.TraceParent != "" {
 		b = append(b, `,"traceparent":`...)
-		b = appendString(b, m.TraceParent)
+		b = kit.AppendJSONString(b, m.TraceParent)
 	}
 	if m.TraceState != "" {
 		b = append(b, `,"tracestate":`...)
-		b = appendString(b, m.TraceState)
+		b = kit.AppendJSONString(b, m.TraceState)
 	}
 	if m.Batch {
 		b = append(b, `,"batch":true`...)
@@ -61,17 +62,17 @@ func (m *invokeMsg) size() int {
 
 func (w *wireEvent) appendJSON(b []byte) []byte {
 	b = append(b, `{"id":`...)
-	b = appendString(b, w.ID)
+	b = kit.AppendJSONString(b, w.ID)
 	b = append(b, `,"source":`...)
-	b = appendString(b, w.Source)
+	b = kit.AppendJSONString(b, w.Source)
 	b = append(b, `,"type":`...)
-	b = appendString(b, w.Type)
+	b = kit.AppendJSONString(b, w.Type)
 	for _, f := range [...]struct{ name, v string }{
 		{`,"subject":`, w.Subject}, {`,"time":`, w.Time},
 	} {
 		if f.v != "" {
 			b = append(b, f.name...)
-			b = appendString(b, f.v)
+			b = kit.AppendJSONString(b, f.v)
 		}
 	}
 	b = append(b, `,"data":`...)
@@ -98,7 +99,7 @@ func (w *wireEvent) appendJSON(b []byte) []byte {
 	} {
 		if f.v != "" {
 			b = append(b, f.name...)
-			b = appendString(b, f.v)
+			b = kit.AppendJSONString(b, f.v)
 		}
 	}
 	b = append(b, `,"extensions":{`...)
@@ -111,68 +112,15 @@ func (w *wireEvent) appendJSON(b []byte) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, k)
+		b = kit.AppendJSONString(b, k)
 		b = append(b, ':')
-		b = appendString(b, w.Extensions[k])
+		b = kit.AppendJSONString(b, w.Extensions[k])
 	}
 	b = append(b, `},"stream":`...)
-	b = appendString(b, w.Stream)
+	b = kit.AppendJSONString(b, w.Stream)
 	b = append(b, `,"partition":`...)
 	b = strconv.AppendInt(b, int64(w.Partition), 10)
 	b = append(b, `,"offset":`...)
 	b = strconv.AppendInt(b, w.Offset, 10)
 	return append(b, '}')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string the way encoding/json does
-// (invalid UTF-8 as U+FFFD, U+2028 and U+2029 escaped), without its HTML
-// escaping, which only concerns JSON embedded in HTML.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/buttercompass/butter/tracer/api"
 	"github.com/buttercompass/butter/tracer/internal/store"
+
+	"github.com/buttercompass/butter/proto/kit"
 )
 
 // The span decoder reads an OTLP ExportTraceServiceRequest straight from
@@ -430,7 +432,7 @@ func appendKV(b, kv []byte, first bool) ([]byte, error) {
 	if !first {
 		b = append(b, ',')
 	}
-	b = appendJSONString(b, key)
+	b = kit.AppendJSONString(b, key)
 	b = append(b, ':')
 	if !hasVal {
 		return append(b, "null"...), nil
@@ -480,7 +482,7 @@ func appendAny(b, msg []byte) ([]byte, error) {
 	}
 	switch last {
 	case fAnyString:
-		return appendJSONString(b, string(lastF.b)), nil
+		return kit.AppendJSONString(b, string(lastF.b)), nil
 	case fAnyBool:
 		return strconv.AppendBool(b, lastF.v != 0), nil
 	case fAnyInt:
@@ -571,7 +573,7 @@ func appendEvent(b, msg []byte) ([]byte, error) {
 		return b, err
 	}
 	b = append(b, `{"name":`...)
-	b = appendJSONString(b, name)
+	b = kit.AppendJSONString(b, name)
 	b = append(b, `,"time":"`...)
 	b = time.Unix(0, int64(ts)).UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, '"')
@@ -581,33 +583,4 @@ func appendEvent(b, msg []byte) ([]byte, error) {
 		b = append(b, '}')
 	}
 	return append(b, '}'), nil
-}
-
-// appendJSONString appends s (valid UTF-8) as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -221,15 +221,7 @@ func (d *decoder) bridges(path string, n *yaml.Node) []Bridge {
 		return nil
 	}
 	d.fixColumns(n)
-	out := make([]Bridge, len(n.Content))
-	for i, item := range n.Content {
-		p := index(path, i)
-		v := d.resolve(item)
-		if v == nil {
-			return out
-		}
-		d.pos[p] = d.at(item)
-		b := &out[i]
+	return list(d, path, n, func(p string, v, _ *yaml.Node, b *Bridge) {
 		d.object(p, v, []field{
 			{"name", func(p string, v *yaml.Node) { b.Name, _ = d.str(p, v) }},
 			{"stream", func(p string, v *yaml.Node) { b.Stream, _ = d.str(p, v) }},
@@ -257,8 +249,7 @@ func (d *decoder) bridges(path string, n *yaml.Node) []Bridge {
 				}
 			}},
 		})
-	}
-	return out
+	})
 }
 
 func (d *decoder) vcenter(path string, n *yaml.Node) *VCenterSource {
@@ -282,19 +273,7 @@ func (d *decoder) vcenter(path string, n *yaml.Node) *VCenterSource {
 }
 
 func (d *decoder) vcenterList(path string, n *yaml.Node) []VCenterEndpoint {
-	if n.Kind != yaml.SequenceNode {
-		d.expected(n, path, "a list")
-		return nil
-	}
-	out := make([]VCenterEndpoint, len(n.Content))
-	for i, item := range n.Content {
-		p := index(path, i)
-		v := d.resolve(item)
-		if v == nil {
-			return out
-		}
-		d.pos[p] = d.at(item)
-		e := &out[i]
+	return list(d, path, n, func(p string, v, _ *yaml.Node, e *VCenterEndpoint) {
 		d.object(p, v, []field{
 			{"url", func(p string, v *yaml.Node) { e.URL, _ = d.str(p, v) }},
 			{"insecure", func(p string, v *yaml.Node) { e.Insecure, _ = d.boolean(p, v) }},
@@ -304,8 +283,7 @@ func (d *decoder) vcenterList(path string, n *yaml.Node) []VCenterEndpoint {
 			}},
 			{"passwordFrom", func(p string, v *yaml.Node) { e.PasswordFrom, _ = d.str(p, v) }},
 		})
-	}
-	return out
+	})
 }
 
 func (d *decoder) webhook(path string, n *yaml.Node) *WebhookSource {

@@ -53,25 +53,13 @@ func (d *decoder) fixColumns(n *yaml.Node) {
 // functions decodes the functions list. The result has one entry per list
 // item, bad ones left zero, so indexes match the file.
 func (d *decoder) functions(path string, n *yaml.Node) []Function {
-	if n.Kind != yaml.SequenceNode {
-		d.expected(n, path, "a list")
-		return nil
-	}
-	fns := make([]Function, len(n.Content))
-	for i, item := range n.Content {
-		p := index(path, i)
-		v := d.resolve(item)
-		if v == nil {
-			return fns
-		}
-		d.pos[p] = d.at(item)
+	return list(d, path, n, func(p string, v, item *yaml.Node, f *Function) {
 		if isNull(v) {
 			d.expected(item, p, "a mapping")
-			continue
+			return
 		}
-		d.function(p, v, &fns[i])
-	}
-	return fns
+		d.function(p, v, f)
+	})
 }
 
 func (d *decoder) function(path string, n *yaml.Node, f *Function) {
@@ -180,19 +168,7 @@ func (d *decoder) timer(path string, n *yaml.Node) *Timer {
 
 // streams decodes the stream bindings; an item is a mapping or a name.
 func (d *decoder) streams(path string, n *yaml.Node) []StreamBinding {
-	if n.Kind != yaml.SequenceNode {
-		d.expected(n, path, "a list")
-		return nil
-	}
-	out := make([]StreamBinding, len(n.Content))
-	for i, item := range n.Content {
-		p := index(path, i)
-		v := d.resolve(item)
-		if v == nil {
-			return out
-		}
-		d.pos[p] = d.at(item)
-		s := &out[i]
+	return list(d, path, n, func(p string, v, item *yaml.Node, s *StreamBinding) {
 		switch {
 		case isNull(v) || v.Kind == yaml.SequenceNode:
 			d.expected(item, p, "a mapping or a stream name")
@@ -206,8 +182,7 @@ func (d *decoder) streams(path string, n *yaml.Node) []StreamBinding {
 				{"filter", func(p string, v *yaml.Node) { s.Filter, _ = d.strMap(p, v) }},
 			})
 		}
-	}
-	return out
+	})
 }
 
 // offset decodes any form of offset (DESIGN §4).

@@ -475,3 +475,25 @@ func (d *decoder) strMap(path string, n *yaml.Node) (map[string]string, bool) {
 	}
 	return out, true
 }
+
+// list decodes a sequence with one entry per item, bad ones left zero so
+// indexes match the file: item decodes each resolved item (its path, its
+// node, the node as written for positions, its entry). An alias that
+// cannot be resolved ends the list there.
+func list[T any](d *decoder, path string, n *yaml.Node, item func(p string, v, at *yaml.Node, e *T)) []T {
+	if n.Kind != yaml.SequenceNode {
+		d.expected(n, path, "a list")
+		return nil
+	}
+	out := make([]T, len(n.Content))
+	for i, it := range n.Content {
+		p := index(path, i)
+		v := d.resolve(it)
+		if v == nil {
+			return out
+		}
+		d.pos[p] = d.at(it)
+		item(p, v, it, &out[i])
+	}
+	return out
+}

@@ -62,6 +62,10 @@ type runner struct {
 	unname   sync.Mutex
 	curParts []*partBatch
 
+	// held is the at-least-once loop's records fetched and not yet
+	// processed (nil under exactly-once); see held.go.
+	held atomic.Pointer[held]
+
 	// wantAlone counts invocations waiting to run alone after a host
 	// crash that could not be pinned (see enterInvoke).
 	wantAlone atomic.Int32
@@ -281,6 +285,9 @@ func (r *runner) groupOpts(cl **kgo.Client) []kgo.Opt {
 // the poll being processed: its transaction will abort (the partitions'
 // next owner redoes them), so invoking more of it is wasted.
 func (r *runner) revoked(m map[string][]int32) {
+	if h := r.held.Load(); h != nil {
+		h.drop(m)
+	}
 	r.stats.setAssigned(r.e.ns, m, false)
 	r.assigned.Add(-int64(countPartitions(m)))
 	r.forget(m)
@@ -304,11 +311,16 @@ func countPartitions(m map[string][]int32) int {
 // is processed, so a revoked partition is never given away with work in
 // flight; what was done is committed before the next poll. A poll starts
 // invocations for pollBudget only: then the done prefix of each partition
-// is committed, the rest is polled again (a retry goes on where it was,
-// see retryState) and a waiting rebalance goes through in between.
+// is committed, the rest goes back to the records held for the next
+// round (a retry goes on where it was, see retryState) and a waiting
+// rebalance goes through in between. Each round takes a share of every
+// partition fetched, so partitions run side by side (see held).
 func (r *runner) consume(ctx context.Context, rt runtime.Runtime) error {
 	r.assigned.Store(0) // a new member: its assignment comes in the callbacks
 	r.sized = false
+	h := newHeld()
+	r.held.Store(h)
+	defer r.held.Store(nil)
 	var cl *kgo.Client
 	cl, err := r.e.cfg.Kafka.NewClient(append(r.groupOpts(&cl), kgo.BlockRebalanceOnPoll())...)
 	if err != nil {
@@ -322,7 +334,15 @@ func (r *runner) consume(ctx context.Context, rt runtime.Runtime) error {
 		}
 	}()
 	for {
-		fs := cl.PollRecords(ctx, r.pollSizeNow())
+		// Every round polls, which blocks rebalances while it is
+		// processed. It takes all kgo buffered (see held); with records
+		// already held, it only takes what is there.
+		pctx, cancelPoll := ctx, context.CancelFunc(func() {})
+		if h.len() > 0 {
+			pctx, cancelPoll = context.WithTimeout(ctx, time.Millisecond)
+		}
+		fs := cl.PollRecords(pctx, 0)
+		cancelPoll()
 		if crashed.Load() {
 			return errCrashed
 		}
@@ -330,7 +350,8 @@ func (r *runner) consume(ctx context.Context, rt runtime.Runtime) error {
 			return nil
 		}
 		r.logFetchErrors(fs)
-		parts := batchOf(fs)
+		h.add(fs)
+		parts := h.take(r.pollSizeNow(), r.fn.Delivery.Batch)
 		if len(parts) == 0 {
 			cl.AllowRebalance()
 			continue
@@ -356,37 +377,16 @@ func (r *runner) consume(ctx context.Context, rt runtime.Runtime) error {
 		}
 		cerr := r.commit(ctx, cl, parts)
 		if cerr == nil && berr == nil {
-			r.rewind(cl, parts)
+			h.putBack(parts)
 		}
 		r.settle(parts, cerr == nil)
 		cl.AllowRebalance()
 		if ctx.Err() == nil {
-			r.adaptPoll(time.Since(start), berr == nil && cerr == nil && allDone(parts), fs.NumRecords())
+			r.adaptPoll(time.Since(start), berr == nil && cerr == nil && allDone(parts), countRecords(parts))
 		}
 		if err := errors.Join(berr, cerr); err != nil {
 			return err
 		}
-	}
-}
-
-// rewind makes the next poll start again at the first event not done of
-// each partition: kgo's position is past the whole poll. Called while the
-// rebalance is blocked, as SetOffsets asks.
-func (r *runner) rewind(cl *kgo.Client, parts []*partBatch) {
-	set := map[string]map[int32]kgo.EpochOffset{}
-	for _, pb := range parts {
-		n := pb.doneCount()
-		if n == len(pb.recs) {
-			continue
-		}
-		if set[pb.topic] == nil {
-			set[pb.topic] = map[int32]kgo.EpochOffset{}
-		}
-		rec := pb.recs[n]
-		set[pb.topic][pb.partition] = kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset}
-	}
-	if len(set) > 0 {
-		cl.SetOffsets(set)
 	}
 }
 
@@ -591,7 +591,8 @@ func (r *runner) watchCrash(ctx context.Context, closeFn func()) *atomic.Bool {
 
 func (r *runner) logFetchErrors(fs kgo.Fetches) {
 	fs.EachError(func(topic string, p int32, err error) {
-		if !errors.Is(err, context.Canceled) {
+		// A poll's own short wait (see consume) ends in DeadlineExceeded.
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 			r.log.Warn("fetch", "topic", topic, kit.KeyPartition, p, kit.KeyError, err)
 		}
 	})

@@ -197,3 +197,84 @@ functions:
 		t.Errorf("committed offset %d passes the event whose result was never acknowledged (5)", c)
 	}
 }
+
+// TestPartitionsRunSideBySide: with ordering partition and the default
+// concurrency, an instance invokes the events of its partitions side by
+// side (kgo hands a poll out a partition at a time; see held), each
+// partition still one event at a time in offset order; every event is
+// delivered and every partition committed.
+func TestPartitionsRunSideBySide(t *testing.T) {
+	e := newEnv(t)
+	const parts, n = 4, 2400 // 600 a partition: more than a poll of 500
+	e.stream("in", parts)
+	e.stream("out", 1)
+	e.produce("in", parts, events("p", "t", n)...) // event i on partition i%4
+	var (
+		mu      sync.Mutex
+		last    = map[int32]int{} // last event handled, by partition
+		busy    = map[int32]bool{}
+		bad     []string
+		beside  int // invocations that started while another partition's ran
+	)
+	var now, peak atomic.Int64
+	e.start(parse(t, `
+name: sidebyside
+platform: go
+functions:
+  - fn: ./f
+    name: f
+    bindings:
+      streams: [{name: in, offset: first}]
+      out: out
+`), runtime.Funcs{"f": func(ctx context.Context, inv runtime.Invocation, h runtime.Host) (runtime.Result, error) {
+		d := inv.Events[0]
+		var i int
+		_ = json.Unmarshal(d.Event.Data(), &i)
+		p := d.Partition
+		mu.Lock()
+		if busy[p] {
+			bad = append(bad, fmt.Sprintf("partition %d invoked twice at once (event %d)", p, i))
+		}
+		if l, ok := last[p]; ok && i <= l {
+			bad = append(bad, fmt.Sprintf("partition %d: event %d after %d", p, i, l))
+		}
+		busy[p] = true
+		for q, b := range busy {
+			if b && q != p {
+				beside++
+				break
+			}
+		}
+		mu.Unlock()
+		c := now.Add(1)
+		for pk := peak.Load(); c > pk && !peak.CompareAndSwap(pk, c); pk = peak.Load() {
+		}
+		time.Sleep(200 * time.Microsecond)
+		now.Add(-1)
+		mu.Lock()
+		busy[p] = false
+		last[p] = i
+		mu.Unlock()
+		return runtime.Result{Data: []byte(`1`)}, nil
+	}})
+	if got := causes(e.read("out", n, false)); len(got) != n {
+		t.Fatalf("%d distinct results, want %d", len(got), n)
+	}
+	waitFor(t, "every partition committed to its end", func() bool {
+		c := e.committed(topics.Namespace("").ConsumerGroup("sidebyside", "f"), "in")
+		for p := range int32(parts) {
+			if c[p] != n/parts {
+				return false
+			}
+		}
+		return true
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bad) > 0 {
+		t.Errorf("partition order broken: %s", strings.Join(bad[:min(len(bad), 5)], "; "))
+	}
+	if peak.Load() < 2 || beside < n/2 {
+		t.Errorf("peak %d invocations at once, %d of %d started beside another partition's; want most partitions side by side", peak.Load(), beside, n)
+	}
+}

@@ -15,19 +15,28 @@ import (
 // KeyFile is the key's file name in the data directory.
 const KeyFile = "secret.key"
 
-// ErrKeyFileMode means the key file can be read by others than its owner.
-var ErrKeyFileMode = errors.New("secret key file is readable by group or others: chmod 600 it")
+// ErrKeyFileMode means the key file can be read by others than its owner
+// (or, for a file root owns, by others than its owner and group).
+var ErrKeyFileMode = errors.New("secret key file is readable by group or others: chmod 600 it (a file root owns may be 0640 or 0440)")
 
 // LoadKey reads the key file at path: 32 bytes, as base64 (what
 // LoadOrCreateKey writes, or `head -c 32 /dev/urandom | base64`), as 64 hex
 // digits, or raw. Surrounding white space is ignored. The file must not be
-// readable by group or others, as ssh requires of its keys.
+// readable by group or others, as ssh requires of its keys; a file owned
+// by root may be readable by its group (0640 or 0440), as PostgreSQL allows
+// of its TLS key. That is what a Kubernetes Secret volume gives a pod with
+// fsGroup: files owned by root, group fsGroup, and group read added to
+// defaultMode; without it a non-root service could not read the key there.
 func LoadKey(path string) (*Key, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("read secret key: %w", err)
 	}
-	if st.Mode().Perm()&0o077 != 0 {
+	deny := fs.FileMode(0o077)
+	if ownedByRoot(st) {
+		deny = 0o037 // group may read, never write
+	}
+	if st.Mode().Perm()&deny != 0 {
 		return nil, fmt.Errorf("read secret key %s (mode %04o): %w", path, st.Mode().Perm(), ErrKeyFileMode)
 	}
 	b, err := os.ReadFile(path)

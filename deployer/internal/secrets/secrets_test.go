@@ -173,3 +173,45 @@ func TestLoadKeyFormats(t *testing.T) {
 		t.Errorf("world-readable key: %v, want ErrKeyFileMode", err)
 	}
 }
+
+// TestLoadKeyRootOwnedGroupReadable: a Kubernetes Secret volume in a pod
+// with fsGroup holds files owned by root, group fsGroup, mode defaultMode
+// plus group read (0440 for defaultMode 0400). The deployer must take such
+// a key; a group-readable key owned by anyone else, a group-writable or a
+// world-readable one stays refused.
+func TestLoadKeyRootOwnedGroupReadable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root to make files owned by root and by another user (the tests run as root here and in CI)")
+	}
+	dir := t.TempDir()
+	raw := bytes.Repeat([]byte{0xcd}, KeySize)
+	for _, tc := range []struct {
+		name string
+		uid  int
+		mode os.FileMode
+		ok   bool
+	}{
+		{"root 0440 (Secret volume, fsGroup)", 0, 0o440, true},
+		{"root 0640", 0, 0o640, true},
+		{"root 0400", 0, 0o400, true},
+		{"root 0460 (group may write)", 0, 0o460, false},
+		{"root 0444 (others may read)", 0, 0o444, false},
+		{"user 0440", 65532, 0o440, false},
+		{"user 0400", 65532, 0o400, true},
+	} {
+		p := filepath.Join(dir, strings.NewReplacer(" ", "_", "(", "", ")", "", ",", "").Replace(tc.name))
+		if err := os.WriteFile(p, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := errors.Join(os.Chown(p, tc.uid, 65532), os.Chmod(p, tc.mode)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadKey(p)
+		if tc.ok && err != nil {
+			t.Errorf("%s: %v, want the key", tc.name, err)
+		}
+		if !tc.ok && !errors.Is(err, ErrKeyFileMode) {
+			t.Errorf("%s: %v, want ErrKeyFileMode", tc.name, err)
+		}
+	}
+}

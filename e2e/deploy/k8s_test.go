@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -283,7 +284,100 @@ func TestKubernetesManifests(t *testing.T) {
 			}
 		}
 	}
+	checkSecretKey(t, m)
 	checkVarsKnown(t, "deploy/k8s", butterVars(m.text.String()))
+}
+
+// checkSecretKey: the deployer, which seals descriptor secrets, and the
+// bridge, which opens the ones bridges name, read one key: the same key of
+// the same Secret, mounted read-only with a mode the deployer's key check
+// takes (0400 or 0600; the kubelet adds group read for fsGroup, which the
+// check allows of a root-owned file), at the path BUTTER_SECRET_KEY_FILE
+// names. The template's key is a usable one: 32 bytes, base64.
+func checkSecretKey(t *testing.T, m *manifests) {
+	t.Helper()
+	type source struct{ secret, key string }
+	seen := map[string]source{}
+	for _, d := range m.deployments {
+		if d.Name != "deployer" && d.Name != "bridge" {
+			continue
+		}
+		pod := d.Spec.Template.Spec
+		for _, c := range pod.Containers {
+			where := "Deployment " + d.Name + " container " + c.Name
+			file := ""
+			for _, e := range c.Env {
+				if e.Name == "BUTTER_SECRET_KEY_FILE" {
+					file = e.Value
+				}
+			}
+			if !filepath.IsAbs(file) {
+				t.Errorf("%s: BUTTER_SECRET_KEY_FILE %q; want the absolute path of the mounted key Secret", where, file)
+				continue
+			}
+			var mount *corev1.VolumeMount
+			for i, vm := range c.VolumeMounts {
+				if strings.HasPrefix(file, strings.TrimSuffix(vm.MountPath, "/")+"/") {
+					mount = &c.VolumeMounts[i]
+				}
+			}
+			if mount == nil {
+				t.Errorf("%s: BUTTER_SECRET_KEY_FILE %s is in no volume it mounts", where, file)
+				continue
+			}
+			if !mount.ReadOnly || mount.SubPath != "" {
+				// A subPath mount would not see a rotated key.
+				t.Errorf("%s: key volume %s mounted readOnly %v, subPath %q; want read-only, whole", where, mount.Name, mount.ReadOnly, mount.SubPath)
+			}
+			rel := strings.TrimPrefix(file, strings.TrimSuffix(mount.MountPath, "/")+"/")
+			idx := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == mount.Name })
+			if idx < 0 || pod.Volumes[idx].Secret == nil {
+				t.Errorf("%s: key volume %s is not a Secret volume", where, mount.Name)
+				continue
+			}
+			sv := pod.Volumes[idx].Secret
+			key, mode := rel, sv.DefaultMode
+			if len(sv.Items) > 0 {
+				key = ""
+				for _, it := range sv.Items {
+					if it.Path == rel {
+						key = it.Key
+						if it.Mode != nil {
+							mode = it.Mode
+						}
+					}
+				}
+			}
+			if mode == nil || (*mode != 0o400 && *mode != 0o600) {
+				got := "unset (0644)"
+				if mode != nil {
+					got = fmt.Sprintf("%04o", *mode)
+				}
+				t.Errorf("%s: key file mode %s; want 0400 or 0600 (the deployer refuses a key others can read)", where, got)
+			}
+			keys, ok := m.secretKeys(sv.SecretName)
+			if !ok || key == "" || !keys[key] {
+				t.Errorf("%s: %s is no key of Secret %q", where, rel, sv.SecretName)
+				continue
+			}
+			seen[d.Name] = source{sv.SecretName, key}
+		}
+	}
+	if len(seen) != 2 || seen["deployer"] != seen["bridge"] {
+		t.Fatalf("want the deployer and the bridge to mount the same key of the same Secret, got %v", seen)
+	}
+	for _, s := range m.secrets {
+		if s.Name != seen["deployer"].secret {
+			continue
+		}
+		v, ok := s.StringData[seen["deployer"].key]
+		if !ok {
+			v = string(s.Data[seen["deployer"].key])
+		}
+		if raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v)); err != nil || len(raw) != 32 {
+			t.Errorf("Secret %s key %s: %d bytes (%v); want 32 bytes as base64, like head -c 32 /dev/urandom | base64", s.Name, seen["deployer"].key, len(raw), err)
+		}
+	}
 }
 
 func hasPort(pod corev1.PodSpec, target intstr.IntOrString) bool {

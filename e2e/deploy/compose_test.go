@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -152,6 +153,26 @@ func TestComposeConfig(t *testing.T) {
 	}
 	if d.Environment["BUTTER_DOCKER_NETWORK"] == "" || d.Environment["BUTTER_DOCKER_BROKERS"] != "broker:9092" {
 		t.Errorf("deployer: BUTTER_DOCKER_NETWORK %q, BUTTER_DOCKER_BROKERS %q; want the compose network and broker:9092", d.Environment["BUTTER_DOCKER_NETWORK"], d.Environment["BUTTER_DOCKER_BROKERS"])
+	}
+	// The bridge opens what the deployer seals with the deployer's key:
+	// the one in its data dir (or --secret-key-file), mounted read-only.
+	deployerKey := d.Environment["BUTTER_SECRET_KEY_FILE"]
+	if deployerKey == "" {
+		deployerKey = path.Join(d.Environment["BUTTER_DATA"], "secret.key")
+	}
+	bridgeKey, found := cfg.Services["bridge"].Environment["BUTTER_SECRET_KEY_FILE"], false
+	for _, v := range cfg.Services["bridge"].Volumes {
+		src, rest, _ := strings.Cut(v, ":")
+		dst, mode, _ := strings.Cut(rest, ":")
+		if rel, ok := strings.CutPrefix(bridgeKey, strings.TrimSuffix(dst, "/")+"/"); ok {
+			found = true
+			if host := path.Join(src, rel); host != deployerKey || mode != "ro" {
+				t.Errorf("bridge: key %s is %s on the host, mounted %q; want the deployer's key %s, read-only", bridgeKey, host, mode, deployerKey)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("bridge: BUTTER_SECRET_KEY_FILE %q is in no volume it mounts (%v)", bridgeKey, cfg.Services["bridge"].Volumes)
 	}
 	slices.Sort(vars)
 	checkVarsKnown(t, "deploy/compose.yaml", slices.Compact(vars))

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/buttercompass/butter/broker-bridge/broker"
+	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/envelope"
 	"github.com/buttercompass/butter/proto/obs"
 	"github.com/buttercompass/butter/proto/topics"
@@ -57,6 +58,7 @@ type killRig struct {
 	// total counts results read from out (seen counts the inputs they
 	// answer), marks the endMark records.
 	total, marks int
+	ready        map[*exec.Cmd]string // each started fnbox's ready file
 }
 
 // endMark is the value of the records the exactly-once test appends to out
@@ -86,7 +88,7 @@ func newKillRig(t *testing.T, descriptor, dlq string, n int, committed bool, tim
 	if err := os.WriteFile(filepath.Join(dir, "butter.yaml"), []byte(descriptor), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	k := &killRig{t: t, b: b, dir: dir, ctx: ctx, n: n, out: cl, seen: map[string]int{}}
+	k := &killRig{t: t, b: b, dir: dir, ctx: ctx, n: n, out: cl, seen: map[string]int{}, ready: map[*exec.Cmd]string{}}
 	k.produce(n)
 	return k
 }
@@ -134,11 +136,14 @@ func newKillReader(t *testing.T, k *killRig, committed bool) *killRig {
 // start starts an fnbox process as instance, with extra flags.
 func (k *killRig) start(instance string, extra ...string) *exec.Cmd {
 	k.t.Helper()
-	cmd := exec.Command(bin, append([]string{"--code", k.dir, "--brokers", k.b.Addr(), "--instance", instance, "--log-level", "warn"}, extra...)...)
+	ready := filepath.Join(k.t.TempDir(), "ready")
+	cmd := exec.Command(bin, append([]string{"--code", k.dir, "--brokers", k.b.Addr(), "--instance", instance, "--log-level", "warn",
+		"--" + control.ReadyFileFlag, ready}, extra...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		k.t.Fatal(err)
 	}
+	k.ready[cmd] = ready
 	k.t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
@@ -199,6 +204,12 @@ func (k *killRig) kill(cmd *exec.Cmd) {
 // stop sends SIGTERM to cmd and expects a clean exit.
 func (k *killRig) stop(cmd *exec.Cmd) {
 	k.t.Helper()
+	// A SIGTERM before fnbox set up its signal handling (a moment after
+	// exec) kills it outright: stop an instance once it is ready.
+	kittest.Eventually(k.t, "fnbox ready before it is stopped", func() error {
+		_, err := os.Stat(k.ready[cmd])
+		return err
+	})
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		k.t.Fatal(err)
 	}

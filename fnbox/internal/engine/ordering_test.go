@@ -210,11 +210,11 @@ func TestPartitionsRunSideBySide(t *testing.T) {
 	e.stream("out", 1)
 	e.produce("in", parts, events("p", "t", n)...) // event i on partition i%4
 	var (
-		mu      sync.Mutex
-		last    = map[int32]int{} // last event handled, by partition
-		busy    = map[int32]bool{}
-		bad     []string
-		beside  int // invocations that started while another partition's ran
+		mu     sync.Mutex
+		last   = map[int32]int{} // last event handled, by partition
+		busy   = map[int32]bool{}
+		bad    []string
+		beside int // invocations that started while another partition's ran
 	)
 	var now, peak atomic.Int64
 	e.start(parse(t, `

@@ -24,6 +24,7 @@ import (
 	"github.com/buttercompass/butter/broker-bridge/broker"
 	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/envelope"
+	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/kit/kittest"
 	"github.com/buttercompass/butter/proto/topics"
 )
@@ -205,9 +206,7 @@ func TestKill(t *testing.T) {
 	postDone := make(chan error, 1)
 	go func() {
 		for i := range total {
-			for posted.Load()-stored.Load() >= window {
-				time.Sleep(5 * time.Millisecond)
-			}
+			_ = kit.Poll(ctx, 5*time.Millisecond, func() bool { return posted.Load()-stored.Load() < window })
 			if err := postTo(vms[i%len(vms)], fmt.Sprint("m", i)); err != nil {
 				postDone <- err
 				return

@@ -12,11 +12,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/vmware/govmomi"
-	"github.com/vmware/govmomi/event"
-	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/simulator"
-	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/buttercompass/butter/proto/bridges"
 	"github.com/buttercompass/butter/proto/descriptor"
@@ -49,19 +45,9 @@ func TestSeveralVCenters(t *testing.T) {
 			Password: pass, Stream: "vc-events", Checkpoints: topics.Checkpoints, Kafka: kcfg,
 			TransactionalID: bridges.TransactionalID("", "vc", "vcenter"), Logger: slog.New(slog.DiscardHandler),
 			Retry: 100 * time.Millisecond, PerInstance: true})
-		c, err := govmomi.NewClient(ctx, s.URL, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		uuids[u.String()] = c.ServiceContent.About.InstanceUuid
-		vm, err := find.NewFinder(c.Client).VirtualMachine(ctx, "DC0_H0_VM0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		em := event.NewManager(c.Client)
-		posts = append(posts, func(msg string) error {
-			return em.PostEvent(ctx, &types.GeneralUserEvent{GeneralEvent: types.GeneralEvent{Event: types.Event{Vm: &types.VmEventArgument{Vm: vm.Reference()}}, Message: msg}})
-		})
+		sv := newSimVM(t, s)
+		uuids[u.String()] = sv.c.ServiceContent.About.InstanceUuid
+		posts = append(posts, func(msg string) error { return sv.post(ctx, msg) })
 	}
 	if len(uuids) != 2 || uuids[cfgs[0].Spec.URL] == uuids[cfgs[1].Spec.URL] {
 		t.Fatalf("the simulators are not two instances: %v", uuids)

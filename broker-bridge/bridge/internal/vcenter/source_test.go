@@ -18,6 +18,7 @@ import (
 	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/event"
 	"github.com/vmware/govmomi/find"
+	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/types"
 
@@ -66,6 +67,33 @@ func startVCSim(t *testing.T) *simulator.Server {
 	s := m.Service.NewServer()
 	t.Cleanup(s.Close)
 	return s
+}
+
+// simVM is the simulator's first VM (DC0_H0_VM0) through a client of its
+// own, with post writing a user event about it.
+type simVM struct {
+	c  *govmomi.Client
+	vm *object.VirtualMachine
+	em *event.Manager
+}
+
+func newSimVM(tb testing.TB, s *simulator.Server) simVM {
+	tb.Helper()
+	ctx := context.Background()
+	c, err := govmomi.NewClient(ctx, s.URL, true)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	vm, err := find.NewFinder(c.Client).VirtualMachine(ctx, "DC0_H0_VM0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return simVM{c: c, vm: vm, em: event.NewManager(c.Client)}
+}
+
+// post writes a user event with msg about the VM.
+func (v simVM) post(ctx context.Context, msg string) error {
+	return v.em.PostEvent(ctx, &types.GeneralUserEvent{GeneralEvent: types.GeneralEvent{Event: types.Event{Vm: &types.VmEventArgument{Vm: v.vm.Reference()}}, Message: msg}})
 }
 
 // runSource runs a source on the simulator until the test ends.
@@ -133,20 +161,13 @@ func TestPowerCycle(t *testing.T) {
 	runSource(t, kcfg, s, "vc-events")
 
 	ctx := context.Background()
-	c, err := govmomi.NewClient(ctx, s.URL, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := find.NewFinder(c.Client).VirtualMachine(ctx, "DC0_H0_VM0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sv := newSimVM(t, s)
+	vm := sv.vm
 	// The source reads from the vCenter's clock at its first start, once
 	// its collector exists: wait until a probe event reaches the stream.
-	em := event.NewManager(c.Client)
 	readAll(t, kcfg, "vc-events", func(rs []*kgo.Record) bool {
 		if len(rs) == 0 {
-			_ = em.PostEvent(ctx, &types.GeneralUserEvent{GeneralEvent: types.GeneralEvent{Event: types.Event{Vm: &types.VmEventArgument{Vm: vm.Reference()}}, Message: "probe"}})
+			_ = sv.post(ctx, "probe")
 		}
 		return len(rs) > 0
 	})
@@ -218,18 +239,8 @@ func BenchmarkVCenterToStream(b *testing.B) {
 			Password: pass, Stream: "vc-events", Checkpoints: topics.Checkpoints, Kafka: kcfg,
 			TransactionalID: bridges.TransactionalID("", "vc", "vcenter"), Logger: slog.New(slog.DiscardHandler)})
 	}()
-	c, err := govmomi.NewClient(ctx, s.URL, true)
-	if err != nil {
-		b.Fatal(err)
-	}
-	vm, err := find.NewFinder(c.Client).VirtualMachine(ctx, "DC0_H0_VM0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	em := event.NewManager(c.Client)
-	post := func() error {
-		return em.PostEvent(ctx, &types.GeneralUserEvent{GeneralEvent: types.GeneralEvent{Event: types.Event{Vm: &types.VmEventArgument{Vm: vm.Reference()}}, Message: "m"}})
-	}
+	sv := newSimVM(b, s)
+	post := func() error { return sv.post(ctx, "m") }
 	rd, err := kcfg.NewClient(kgo.ConsumeTopics("vc-events"), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		b.Fatal(err)
@@ -300,17 +311,9 @@ func TestQuietCollectorReplaced(t *testing.T) {
 	m := NewMetrics(nil)
 	runSourceWith(t, kcfg, s, "vc-events", 100*time.Millisecond, m)
 	ctx := context.Background()
-	c, err := govmomi.NewClient(ctx, s.URL, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := find.NewFinder(c.Client).VirtualMachine(ctx, "DC0_H0_VM0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	em := event.NewManager(c.Client)
+	sv := newSimVM(t, s)
 	post := func(msg string) {
-		if err := em.PostEvent(ctx, &types.GeneralUserEvent{GeneralEvent: types.GeneralEvent{Event: types.Event{Vm: &types.VmEventArgument{Vm: vm.Reference()}}, Message: msg}}); err != nil {
+		if err := sv.post(ctx, msg); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -367,17 +370,9 @@ func TestKeyGapsCounted(t *testing.T) {
 	s := startVCSim(t)
 	m := NewMetrics(nil)
 	ctx := context.Background()
-	c, err := govmomi.NewClient(ctx, s.URL, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := find.NewFinder(c.Client).VirtualMachine(ctx, "DC0_H0_VM0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	em := event.NewManager(c.Client)
+	sv := newSimVM(t, s)
 	post := func(msg string) {
-		if err := em.PostEvent(ctx, &types.GeneralUserEvent{GeneralEvent: types.GeneralEvent{Event: types.Event{Vm: &types.VmEventArgument{Vm: vm.Reference()}}, Message: msg}}); err != nil {
+		if err := sv.post(ctx, msg); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -30,16 +30,7 @@ import (
 // nothing is dead-lettered.
 func TestRecoveringReceiver(t *testing.T) {
 	t.Parallel()
-	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	for _, s := range []string{"out", "out-dlq"} {
-		if err := b.CreateTopic(topics.Stream(s)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b := startBroker(t, "out", "out-dlq")
 	var mu sync.Mutex
 	failures := 0
 	got := map[string][]int{} // key → sequence numbers accepted
@@ -126,16 +117,7 @@ func TestRecoveringReceiver(t *testing.T) {
 // event, then the event is on the dead-letter stream with the failure.
 func TestDeadLetter(t *testing.T) {
 	t.Parallel()
-	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	for _, s := range []string{"out", "out-dlq"} {
-		if err := b.CreateTopic(topics.Stream(s)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b := startBroker(t, "out", "out-dlq")
 	var mu sync.Mutex
 	posts := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -175,6 +157,22 @@ func TestDeadLetter(t *testing.T) {
 	}
 }
 
+// startBroker runs an in-memory broker with the given streams.
+func startBroker(tb testing.TB, streams ...string) *broker.Broker {
+	tb.Helper()
+	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(b.Close)
+	for _, s := range streams {
+		if err := b.CreateTopic(topics.Stream(s)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return b
+}
+
 func produce(t *testing.T, kcfg kit.KafkaConfig, topic string, n int) {
 	cl, err := kcfg.NewClient()
 	if err != nil {
@@ -209,16 +207,7 @@ func runSink(t *testing.T, kcfg kit.KafkaConfig, spec descriptor.HTTPSink) {
 // BenchmarkSink: b.N events on a 4-partition stream posted to a local
 // receiver that answers 204 at once.
 func BenchmarkSink(b *testing.B) {
-	br, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer br.Close()
-	for _, s := range []string{"out", "out-dlq"} {
-		if err := br.CreateTopic(topics.Stream(s)); err != nil {
-			b.Fatal(err)
-		}
-	}
+	br := startBroker(b, "out", "out-dlq")
 	cl, err := br.Kafka().NewClient()
 	if err != nil {
 		b.Fatal(err)
@@ -264,16 +253,7 @@ func BenchmarkSink(b *testing.B) {
 // allowPrivate, and its receiver gets nothing.
 func TestGuardRefusesPrivate(t *testing.T) {
 	t.Parallel()
-	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	for _, s := range []string{"out", "out-dlq"} {
-		if err := b.CreateTopic(topics.Stream(s)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b := startBroker(t, "out", "out-dlq")
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		hits.Add(1)
@@ -307,16 +287,7 @@ func TestGuardRefusesPrivate(t *testing.T) {
 // arrives once.
 func TestRateLimit(t *testing.T) {
 	t.Parallel()
-	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	for _, s := range []string{"out", "out-dlq"} {
-		if err := b.CreateTopic(topics.Stream(s)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b := startBroker(t, "out", "out-dlq")
 	var mu sync.Mutex
 	var at []time.Time
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

@@ -143,3 +143,20 @@ func IsPermanent(err error) bool {
 	var fe *FunctionError
 	return errors.As(err, &fe) && fe.Permanent
 }
+
+// Pool runs the functions of several deployments of one platform in shared
+// processes: `isolation: shared` in the descriptor (docs/descriptor.md). A
+// node or python pool keeps one host process for all of them, so a hundred
+// idle functions cost one interpreter, not a hundred.
+type Pool interface {
+	// Add loads the functions of spec's deployment into the pool's
+	// processes and returns the Runtime that invokes them. A function that
+	// does not load fails Add with an error wrapping ErrLoad, and leaves
+	// the pool and its other deployments running. Closing the returned
+	// Runtime unloads the deployment; the pool's processes go on serving
+	// the others.
+	Add(ctx context.Context, spec Spec) (Runtime, error)
+	// Close stops the pool's processes, waiting for invocations in flight
+	// until ctx is done.
+	Close(ctx context.Context) error
+}

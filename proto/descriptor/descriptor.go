@@ -33,6 +33,11 @@ type Descriptor struct {
 	// Runtime runs the deployment's instances: process or docker (the
 	// Runtime constants). Empty means the deployer's --runtime.
 	Runtime string `json:"runtime,omitempty"`
+	// Isolation says whether the deployment's instances get processes of
+	// their own (process, the default) or share one fnbox and one host
+	// process with the other shared deployments of their platform (shared;
+	// node and python only). See the Isolation constants.
+	Isolation string `json:"isolation,omitempty"`
 	// Bridges are the deployment's sources and sinks (DESIGN §7), run by
 	// the bridge service (see bridge.go).
 	Bridges []Bridge `json:"bridges,omitempty"`
@@ -58,6 +63,18 @@ const (
 var Runtimes = []string{RuntimeProcess, RuntimeDocker}
 
 // Platforms lists every platform, in the order error messages give them.
+// Isolation values.
+const (
+	// IsolationProcess gives each instance its own fnbox and runtime
+	// processes: its own env, secrets, limits and crash domain.
+	IsolationProcess = "process"
+	// IsolationShared runs the instance inside one shared fnbox per
+	// platform, its functions loaded into one host process beside other
+	// deployments': a fraction of the memory, but no env, secrets or
+	// limits of its own, and a host crash restarts every function in it.
+	IsolationShared = "shared"
+)
+
 var Platforms = []string{PlatformNode, PlatformPython, PlatformGo, PlatformExec, PlatformHTTP, PlatformImage}
 
 // Function is one function of a deployment: what to run and what feeds it.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/buttercompass/butter/fnbox/internal/engine"
 	"github.com/buttercompass/butter/fnbox/runtime"
@@ -32,6 +33,15 @@ type Platform func(ctx context.Context, spec runtime.Spec) (runtime.Runtime, err
 // registers its own before Run. It is read without locking: fill it before
 // starting any Box.
 var Platforms = map[string]Platform{}
+
+// NewPool starts a pool for platform: one set of processes running the
+// functions of many `isolation: shared` deployments (runtime.Pool).
+type NewPool func(platform string, logger *slog.Logger) (runtime.Pool, error)
+
+// Pools maps the platforms that can share processes (node, python) to
+// what starts their pool. Like Platforms it is filled before any Box
+// starts and read without locking.
+var Pools = map[string]NewPool{}
 
 // ErrUnknownPlatform means no Platform is registered for the descriptor's
 // platform: this fnbox was built without it.
@@ -67,6 +77,14 @@ type Config struct {
 	// Platforms[Deployment.Platform] would start (e.g. runtime.Funcs);
 	// the Box closes it when done.
 	Runtime runtime.Runtime
+	// Pool, if set (and Runtime is not), runs the functions in shared
+	// processes: Run loads them with Pool.Add instead of starting the
+	// platform's own, and unloads them when done. The pool must run
+	// Deployment.Platform; it stays the caller's.
+	Pool runtime.Pool
+	// TracerProvider makes the box's spans; nil means the global one. A
+	// pool gives each member its own, exporting with its own principal.
+	TracerProvider trace.TracerProvider
 	// HeartbeatInterval is how often heartbeats go out; default
 	// obs.HeartbeatInterval.
 	HeartbeatInterval time.Duration
@@ -100,7 +118,7 @@ func New(cfg Config) (*Box, error) {
 	if cfg.CloseTimeout <= 0 {
 		cfg.CloseTimeout = 10 * time.Second
 	}
-	if cfg.Runtime == nil {
+	if cfg.Runtime == nil && cfg.Pool == nil {
 		if _, ok := Platforms[cfg.Deployment.Platform]; !ok {
 			return nil, fmt.Errorf("create fnbox for deployment %s: platform %q (available: %v): %w",
 				cfg.Deployment.Name, cfg.Deployment.Platform, slices.Sorted(maps.Keys(Platforms)), ErrUnknownPlatform)
@@ -117,6 +135,7 @@ func New(cfg Config) (*Box, error) {
 		RebalanceTimeout:  cfg.RebalanceTimeout,
 		Logger:            cfg.Logger,
 		Metrics:           cfg.Metrics,
+		TracerProvider:    cfg.TracerProvider,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 	})
 	if err != nil {
@@ -125,14 +144,14 @@ func New(cfg Config) (*Box, error) {
 	return &Box{cfg: cfg, eng: eng}, nil
 }
 
-// Run starts the runtime and delivers events until ctx is done; then it
-// drains (stops fetching, finishes in-flight invocations, commits, flushes,
-// leaves the groups) and closes the runtime.
+// Run starts the runtime (or loads the functions into Config.Pool) and
+// delivers events until ctx is done; then it drains (stops fetching,
+// finishes in-flight invocations, commits, flushes, leaves the groups) and
+// closes the runtime.
 func (b *Box) Run(ctx context.Context) error {
 	rt := b.cfg.Runtime
 	if rt == nil {
-		var err error
-		rt, err = Platforms[b.cfg.Deployment.Platform](ctx, runtime.Spec{
+		spec := runtime.Spec{
 			Deployment: b.cfg.Deployment,
 			Functions:  b.cfg.Functions,
 			Dir:        b.cfg.Dir,
@@ -140,7 +159,13 @@ func (b *Box) Run(ctx context.Context) error {
 			Stdout:     b.eng.LogWriter(obs.OriginStdout, obs.LevelInfo),
 			Stderr:     b.eng.LogWriter(obs.OriginStderr, obs.LevelWarn),
 			Logger:     b.cfg.Logger,
-		})
+		}
+		var err error
+		if b.cfg.Pool != nil {
+			rt, err = b.cfg.Pool.Add(ctx, spec)
+		} else {
+			rt, err = Platforms[b.cfg.Deployment.Platform](ctx, spec)
+		}
 		if err != nil {
 			b.eng.Close()
 			return fmt.Errorf("start %s runtime of deployment %s: %w", b.cfg.Deployment.Platform, b.cfg.Deployment.Name, err)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/buttercompass/butter/fnbox/runtime"
 	"github.com/buttercompass/butter/proto/control"
@@ -84,6 +85,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics receives the engine's Prometheus metrics; nil registers none.
 	Metrics prometheus.Registerer
+	// TracerProvider makes the engine's spans; nil means the global
+	// provider. A pool of instances gives each its own, exporting with
+	// the instance's own principal.
+	TracerProvider trace.TracerProvider
 	// HeartbeatInterval is how often heartbeats are sent; default
 	// obs.HeartbeatInterval.
 	HeartbeatInterval time.Duration

@@ -28,7 +28,7 @@ func (r *runner) invoke(ctx, parent context.Context, rt runtime.Runtime, ds []en
 		}
 	}
 	d := ds[0]
-	sctx, span := tracer().Start(parent, r.invokeSpan, consumerSpan...)
+	sctx, span := r.e.tracer().Start(parent, r.invokeSpan, consumerSpan...)
 	if span.IsRecording() { // attributes cost allocations, for nothing when not sampled
 		span.SetAttributes(
 			attribute.String("butter.deployment", r.e.cfg.Deployment.Name),
@@ -81,7 +81,7 @@ func (r *runner) fetchSpan(ctx context.Context, pb *partBatch, live []int) conte
 	if !ok {
 		name = "receive " + d.Stream
 	}
-	sctx, span := tracer().Start(pctx, name,
+	sctx, span := r.e.tracer().Start(pctx, name,
 		trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(pb.polled))
 	if span.IsRecording() { // attributes cost allocations, for nothing when not sampled
 		span.SetAttributes(

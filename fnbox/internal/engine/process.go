@@ -16,9 +16,18 @@ import (
 	"github.com/buttercompass/butter/proto/obs"
 )
 
-// tracer is taken from the global provider at each use, so a provider
-// installed by kit.StartTelemetry after package init is the one used.
-func tracer() trace.Tracer { return otel.Tracer("github.com/buttercompass/butter/fnbox") }
+// tracerName names the engine's tracer.
+const tracerName = "github.com/buttercompass/butter/fnbox"
+
+// tracer returns Config.TracerProvider's tracer, else the global
+// provider's, taken at each use so a provider installed by
+// kit.StartTelemetry after package init is the one used.
+func (e *Engine) tracer() trace.Tracer {
+	if e.cfg.TracerProvider != nil {
+		return e.cfg.TracerProvider.Tracer(tracerName)
+	}
+	return otel.Tracer(tracerName)
+}
 
 // The span kinds as start options, made once: a variadic option built at
 // the call costs an allocation per span.

@@ -64,7 +64,7 @@ func (r *runner) writeResult(ctx, traceCtx context.Context, out *producer, ds []
 	}
 	// The produce span follows invoke in the event's trace: the time to
 	// get the outputs acknowledged (or into the transaction).
-	_, span := tracer().Start(traceCtx, r.produceSpan, producerSpan...)
+	_, span := r.e.tracer().Start(traceCtx, r.produceSpan, producerSpan...)
 	if span.IsRecording() {
 		span.SetAttributes(
 			attribute.String("butter.deployment", r.e.cfg.Deployment.Name),

@@ -25,24 +25,46 @@ import (
 // dies; the next Invoke starts a new one.
 var errHostExited = fmt.Errorf("function host process exited: %w", runtime.ErrCrashed)
 
+// hostConfig is how to start a host process: the Runtime's (one
+// deployment, its dir as cwd) or the Pool's (shared, a private cwd).
+type hostConfig struct {
+	plat   platform
+	prog   string   // the interpreter: plat.command, or what a pyenv shim would run
+	script string   // the host program's file
+	args   []string // after the script: --shared for a pool's host
+	dir    string   // the host's working directory
+	env    []string
+	// stdout and stderr receive the process's own output: the user's in
+	// process mode, output no invocation or load owns in a shared host.
+	stdout, stderr io.Writer
+	logger         *slog.Logger
+	// output receives a shared host's {"op": "stdout"|"stderr"} messages:
+	// a line an invocation or a load wrote; nil outside a pool.
+	output func(m hostMsg)
+}
+
 // hostProc is one running host process and the invocations it serves.
 type hostProc struct {
 	cmd    *exec.Cmd
+	cfg    *hostConfig
 	logger *slog.Logger
 	tail   *tailWriter
 
 	wmu sync.Mutex
 	w   *os.File // the host's fd 4
 
-	ready chan hostMsg    // the first message: ready or loadErrors
-	done  chan struct{}   // closed once the process is gone
-	err   error           // why it is gone; set before done is closed
-	seq   atomic.Uint64   // invocation ids
-	mu    sync.Mutex      // guards invs and overdue
-	invs  map[string]*inv // invocations waiting for a reply
+	done chan struct{}   // closed once the process is gone
+	err  error           // why it is gone; set before done is closed
+	seq  atomic.Uint64   // invocation ids
+	mu   sync.Mutex      // guards invs, overdue, loading and sets
+	invs map[string]*inv // invocations waiting for a reply
 	// overdue are invocations that timed out and have not finished in
 	// the host: past stuckGrace the host is stuck on one and is killed.
 	overdue map[string]bool
+	// loading are the load answers awaited, by set; sets are the sets
+	// this process loaded (and has not been told to unload).
+	loading map[string]chan hostMsg
+	sets    map[string]bool
 }
 
 // stuckGrace is how long a host may go on with an invocation past its
@@ -85,9 +107,8 @@ func (v *inv) end() {
 	v.calls.Wait()
 }
 
-// startHost starts the host program and loads the functions; a load
-// failure is an error wrapping runtime.ErrLoad.
-func startHost(ctx context.Context, r *Runtime) (*hostProc, error) {
+// startProc starts a host program that has loaded nothing yet.
+func startProc(cfg *hostConfig) (*hostProc, error) {
 	toHostR, toHostW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("create host pipe: %w", err)
@@ -98,14 +119,14 @@ func startHost(ctx context.Context, r *Runtime) (*hostProc, error) {
 		toHostW.Close()
 		return nil, fmt.Errorf("create host pipe: %w", err)
 	}
-	args := append(append([]string{}, r.plat.args...), r.script)
-	cmd := exec.Command(r.prog, args...)
-	cmd.Dir = r.spec.Dir
-	cmd.Env = r.env
+	args := append(append(append([]string{}, cfg.plat.args...), cfg.script), cfg.args...)
+	cmd := exec.Command(cfg.prog, args...)
+	cmd.Dir = cfg.dir
+	cmd.Env = cfg.env
 	cmd.ExtraFiles = []*os.File{fromHostW, toHostR} // fd 3, fd 4
 	tail := &tailWriter{}
-	cmd.Stdout = r.spec.Stdout
-	cmd.Stderr = io.MultiWriter(orDiscard(r.spec.Stderr), tail)
+	cmd.Stdout = cfg.stdout
+	cmd.Stderr = io.MultiWriter(orDiscard(cfg.stderr), tail)
 	// Own process group: Close kills whatever the user's code spawned too.
 	cmd.SysProcAttr = runtime.ProcAttr()
 	// A grandchild holding stdout must not keep Wait (and so restarts) hanging.
@@ -114,13 +135,14 @@ func startHost(ctx context.Context, r *Runtime) (*hostProc, error) {
 		for _, f := range []*os.File{toHostR, toHostW, fromHostR, fromHostW} {
 			f.Close()
 		}
-		return nil, fmt.Errorf("start %s host: %w (%s)", r.plat.name, err, r.plat.install)
+		return nil, fmt.Errorf("start %s host: %w (%s)", cfg.plat.name, err, cfg.plat.install)
 	}
 	toHostR.Close()
 	fromHostW.Close()
 	p := &hostProc{
-		cmd: cmd, logger: r.logger, tail: tail, w: toHostW,
-		ready: make(chan hostMsg, 1), done: make(chan struct{}), invs: map[string]*inv{},
+		cmd: cmd, cfg: cfg, logger: cfg.logger, tail: tail, w: toHostW,
+		done: make(chan struct{}), invs: map[string]*inv{},
+		loading: map[string]chan hostMsg{}, sets: map[string]bool{},
 	}
 	go p.read(fromHostR)
 	go func() {
@@ -129,29 +151,62 @@ func startHost(ctx context.Context, r *Runtime) (*hostProc, error) {
 		p.err = fmt.Errorf("%w: %v%s", errHostExited, err, p.tail.String())
 		close(p.done)
 	}()
+	return p, nil
+}
 
-	if err := p.send(loadMsg{Load: r.loads, Dir: r.spec.Dir}); err != nil {
-		p.kill()
-		return nil, fmt.Errorf("load functions: %w", err)
+// load loads a set of functions into the host: a load failure is an
+// error wrapping runtime.ErrLoad. The caller decides what a failure does
+// to the process (a lone Runtime kills it; a pool keeps it for the other
+// sets).
+func (p *hostProc) load(ctx context.Context, set string, loads []loadFn, dir string) error {
+	answer := make(chan hostMsg, 1)
+	p.mu.Lock()
+	p.loading[set] = answer
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.loading, set)
+		p.mu.Unlock()
+	}()
+	if err := p.send(loadMsg{Load: loads, Dir: dir, Set: set}); err != nil {
+		return fmt.Errorf("load functions: %w", err)
 	}
 	timer := time.NewTimer(loadTimeout)
 	defer timer.Stop()
 	select {
-	case m := <-p.ready:
+	case m := <-answer:
 		if len(m.LoadErrors) > 0 {
-			p.kill()
-			return nil, loadErr(m.LoadErrors)
+			return loadErr(m.LoadErrors)
 		}
-		return p, nil
+		p.mu.Lock()
+		p.sets[set] = true
+		p.mu.Unlock()
+		return nil
 	case <-p.done:
-		return nil, fmt.Errorf("load functions: %w: %w", p.err, runtime.ErrLoad)
+		return fmt.Errorf("load functions: %w: %w", p.err, runtime.ErrLoad)
 	case <-timer.C:
-		p.kill()
-		return nil, fmt.Errorf("load functions: no answer from the %s host after %v: does the module's top-level code block? %w", r.plat.name, loadTimeout, runtime.ErrLoad)
+		return fmt.Errorf("load functions: no answer from the %s host after %v: does the module's top-level code block? %w", p.cfg.plat.name, loadTimeout, runtime.ErrLoad)
 	case <-ctx.Done():
-		p.kill()
-		return nil, fmt.Errorf("load functions: %w", ctx.Err())
+		return fmt.Errorf("load functions: %w", ctx.Err())
 	}
+}
+
+// unload tells the host to drop a set's functions; best effort, as a
+// host that is gone has dropped them already.
+func (p *hostProc) unload(set string) {
+	p.mu.Lock()
+	delete(p.sets, set)
+	p.mu.Unlock()
+	if err := p.send(unloadMsg{Unload: set}); err != nil {
+		p.logger.Debug("unload functions", "set", set, "err", err)
+	}
+}
+
+// loaded reports whether the host has set's functions.
+func (p *hostProc) loaded(set string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sets[set]
 }
 
 // loadErr formats the host's load errors as one error wrapping ErrLoad,
@@ -171,7 +226,6 @@ func loadErr(errs []loadError) error {
 func (p *hostProc) read(r io.ReadCloser) {
 	defer r.Close()
 	dec := json.NewDecoder(r)
-	first := true
 	for {
 		var m hostMsg
 		if err := dec.Decode(&m); err != nil {
@@ -184,9 +238,20 @@ func (p *hostProc) read(r io.ReadCloser) {
 			return
 		}
 		switch {
-		case first && (m.Ready || m.LoadErrors != nil):
-			first = false
-			p.ready <- m
+		case m.Ready || m.LoadErrors != nil:
+			p.mu.Lock()
+			answer := p.loading[m.Set]
+			delete(p.loading, m.Set)
+			p.mu.Unlock()
+			if answer != nil {
+				answer <- m
+			} // else: a late answer to a load that timed out
+		case m.Op == "stdout" || m.Op == "stderr":
+			// In order, like logs: a line printed before the function
+			// returned is written before Invoke returns.
+			if p.cfg.output != nil {
+				p.cfg.output(m)
+			}
 		case m.Op != "":
 			p.call(m)
 		case m.ID != "":

@@ -1,7 +1,8 @@
 // Butter Compass node host: runs every function of one deployment in this
-// process and talks to fnbox in JSON lines on fd 4 (fnbox → host) and fd 3
-// (host → fnbox), leaving stdout and stderr to the user's code. The
-// protocol is described in package stdio (protocol.go).
+// process (or, started with --shared, the functions of many deployments,
+// each a "set") and talks to fnbox in JSON lines on fd 4 (fnbox → host)
+// and fd 3 (host → fnbox), leaving stdout and stderr to the user's code.
+// The protocol is described in package stdio (protocol.go).
 "use strict";
 const net = require("net");
 const path = require("path");
@@ -15,7 +16,36 @@ function send(msg) {
   out.write(JSON.stringify(msg) + "\n");
 }
 
-const handlers = new Map(); // function name → handler
+// shared: this host serves many deployments' sets, loaded at any time.
+const shared = process.argv.slice(2).includes("--shared");
+const handlers = new Map(); // key(set, function name) → handler
+const sets = new Map(); // set → [{file, module}] of the entry files it loaded
+const cancelled = new Set(); // sets unloaded while they loaded
+function key(set, name) {
+  return set ? set + "\0" + name : name;
+}
+
+// In a shared host, what an invocation or a load writes to stdout or
+// stderr goes to fnbox tagged with its set, for its deployment's logs:
+// AsyncLocalStorage follows the invocation through its awaits and timers.
+// Anything else (no owner) goes to the host's own stdout/stderr.
+let owner = null;
+if (shared) {
+  const { AsyncLocalStorage } = require("async_hooks");
+  owner = new AsyncLocalStorage();
+  for (const [stream, op] of [[process.stdout, "stdout"], [process.stderr, "stderr"]]) {
+    const write = stream.write;
+    stream.write = function (chunk, encoding, cb) {
+      const o = owner.getStore();
+      if (!o) return write.apply(this, arguments);
+      const text = typeof chunk === "string" ? chunk : Buffer.from(chunk).toString(typeof encoding === "string" ? encoding : "utf8");
+      send({ set: o.set, id: o.id, op, message: text });
+      const done = typeof encoding === "function" ? encoding : cb;
+      if (typeof done === "function") process.nextTick(done);
+      return true;
+    };
+  }
+}
 const pendingCalls = new Map(); // call id → {resolve, reject}
 let nextCall = 1;
 
@@ -57,20 +87,37 @@ function where(err, file, rel) {
   return rel;
 }
 
-async function load(fn, dir) {
+// load loads one function of set into handlers; entries collects the
+// entry files set loaded. In a shared host each set evaluates its entry
+// files afresh (a new require.cache entry, an ES module URL of its own), so
+// two sets never share a handler's module; what those files require is
+// cached by path as usual.
+async function load(fn, dir, set, entries) {
   const file = path.resolve(dir, fn.file);
+  const url = pathToFileURL(file).href + (set ? "?butter-set=" + encodeURIComponent(set) : "");
   let mod;
   try {
     try {
-      mod = file.endsWith(".mjs") ? await import(pathToFileURL(file).href) : require(file);
+      if (file.endsWith(".mjs")) {
+        mod = await import(url);
+      } else {
+        const seen = set ? entries.find((e) => e.file === file) : null;
+        if (seen) {
+          mod = seen.module.exports; // another function of the same set and file
+        } else {
+          if (set) delete require.cache[file];
+          mod = require(file);
+          if (set && require.cache[file]) entries.push({ file, module: require.cache[file] });
+        }
+      }
     } catch (err) {
-      if (err && err.code === "ERR_REQUIRE_ESM") mod = await import(pathToFileURL(file).href);
+      if (err && err.code === "ERR_REQUIRE_ESM") mod = await import(url);
       else throw err;
     }
   } catch (err) {
     const name = (err && err.name) || "Error";
     const message = err && err.message !== undefined ? err.message : String(err);
-    return { fn: fn.name, where: where(err, file, fn.file), message: name + ": " + message, stack: String((err && err.stack) || "") };
+    return { error: { fn: fn.name, where: where(err, file, fn.file), message: name + ": " + message, stack: String((err && err.stack) || "") } };
   }
   let h = mod;
   for (const part of fn.export.split(".")) {
@@ -82,14 +129,15 @@ async function load(fn, dir) {
   if (typeof h !== "function") {
     const names = mod && typeof mod === "object" ? Object.keys(mod).filter((k) => typeof mod[k] === "function") : [];
     return {
-      fn: fn.name,
-      where: fn.file,
-      message: `export "${fn.export}" is ${h === undefined ? "missing" : "not a function"}` +
-        ` (exported functions: ${names.length ? names.join(", ") : "none"}; use exports.${fn.export} = (event, context) => ...)`,
+      error: {
+        fn: fn.name,
+        where: fn.file,
+        message: `export "${fn.export}" is ${h === undefined ? "missing" : "not a function"}` +
+          ` (exported functions: ${names.length ? names.join(", ") : "none"}; use exports.${fn.export} = (event, context) => ...)`,
+      },
     };
   }
-  handlers.set(fn.name, h);
-  return null;
+  return h;
 }
 
 function call(id, op, fields) {
@@ -131,7 +179,7 @@ function toEvent(e) {
 }
 
 async function invoke(inv) {
-  const h = handlers.get(inv.fn);
+  const h = handlers.get(key(inv.set, inv.fn));
   let line;
   try {
     if (!h) throw new Error(`unknown function ${inv.fn}`);
@@ -153,14 +201,49 @@ async function invoke(inv) {
   out.write(line);
 }
 
+// loadSet loads a set's functions: all of them, or none when one fails.
+async function loadSet(msg) {
+  const set = msg.set || "";
+  const errors = [];
+  const loaded = [];
+  const entries = [];
+  for (const fn of msg.load) {
+    const r = await load(fn, msg.dir, set, entries);
+    if (typeof r === "function") loaded.push([fn.name, r]);
+    else errors.push(r.error);
+  }
+  if (cancelled.delete(set) || errors.length) {
+    forget(set, entries);
+  } else {
+    for (const [name, h] of loaded) handlers.set(key(set, name), h);
+    if (set) sets.set(set, entries);
+  }
+  const answer = errors.length ? { loadErrors: errors } : { ready: true };
+  if (set) answer.set = set;
+  send(answer);
+}
+
+// forget drops a set's entry modules from require.cache, unless a later
+// load of the same file replaced them.
+function forget(set, entries) {
+  for (const e of entries) {
+    if (require.cache[e.file] === e.module) delete require.cache[e.file];
+  }
+}
+
+function unload(set, loading) {
+  if (loading) cancelled.add(set); // loadSet drops it when done
+  for (const k of [...handlers.keys()]) {
+    if (k.startsWith(set + "\0")) handlers.delete(k);
+  }
+  forget(set, sets.get(set) || []);
+  sets.delete(set);
+}
+
 async function handle(msg) {
   if (msg.load) {
-    const errors = [];
-    for (const fn of msg.load) {
-      const e = await load(fn, msg.dir);
-      if (e) errors.push(e);
-    }
-    send(errors.length ? { loadErrors: errors } : { ready: true });
+    if (owner) await owner.run({ set: msg.set || "" }, () => loadSet(msg));
+    else await loadSet(msg);
   } else if (msg.call) {
     const p = pendingCalls.get(msg.call);
     if (!p) return;
@@ -173,28 +256,36 @@ async function handle(msg) {
       p.resolve(msg);
     }
   } else if (msg.id) {
-    invoke(msg);
+    if (owner) owner.run({ set: msg.set || "", id: msg.id }, () => invoke(msg));
+    else invoke(msg);
   }
 }
 
 // main reads fnbox's messages: lines split by hand from each chunk (an
-// async line iterator costs a promise per line). Messages wait while the
-// functions load, as module code may be asynchronous (import()).
+// async line iterator costs a promise per line). A set's invocations wait
+// while its functions load, as module code may be asynchronous (import());
+// other sets', and answers to their calls, do not.
 function main() {
   const input = new net.Socket({ fd: 4, readable: true, writable: false });
   let rest = "";
-  let loading = null; // the load in progress; later messages wait for it
-  const queued = [];
+  const loading = new Map(); // set → messages waiting for its load
   const dispatch = (line) => {
     if (!line) return;
     const msg = JSON.parse(line);
-    if (loading) {
-      queued.push(msg);
-    } else if (msg.load) {
-      loading = handle(msg).finally(() => {
-        loading = null;
-        for (const m of queued.splice(0)) handle(m);
+    if (msg.unload !== undefined) {
+      unload(msg.unload, loading.has(msg.unload));
+      return;
+    }
+    const set = msg.set || "";
+    if (msg.load) {
+      loading.set(set, []);
+      handle(msg).finally(() => {
+        const queued = loading.get(set) || [];
+        loading.delete(set);
+        for (const m of queued) handle(m);
       });
+    } else if (msg.id && msg.fn && loading.has(set)) {
+      loading.get(set).push(msg);
     } else {
       handle(msg);
     }

@@ -1,7 +1,8 @@
 # Butter Compass python host: runs every function of one deployment in this
-# process and talks to fnbox in JSON lines on fd 4 (fnbox -> host) and fd 3
-# (host -> fnbox), leaving stdout and stderr to the user's code. The
-# protocol is described in package stdio (protocol.go).
+# process (or, started with --shared, the functions of many deployments,
+# each a "set") and talks to fnbox in JSON lines on fd 4 (fnbox -> host)
+# and fd 3 (host -> fnbox), leaving stdout and stderr to the user's code.
+# The protocol is described in package stdio (protocol.go).
 #
 # Where the time goes, per event: a sync handler (the common case) never
 # touches the asyncio loop. The thread that read its invocation hands the
@@ -23,9 +24,18 @@ import time
 asyncio = None  # imported by _ensure_loop
 
 _out_lock = threading.Lock()
-_handlers = {}
-_sync = {}  # function name -> True when its handler is a plain function
-_modules = {}
+# shared: this host serves many deployments' sets, loaded at any time.
+_shared = "--shared" in sys.argv[1:]
+_handlers = {}  # (set, function name) -> handler
+_sync = {}  # (set, function name) -> True when its handler is a plain function
+_modules = {}  # (set, path) -> module
+_sets_lock = threading.Lock()  # guards the set bookkeeping below
+_set_dirs = {}  # set -> its dir, on sys.path while a set of it is loaded
+_dir_refs = {}  # dir -> how many sets put it on sys.path
+_loading = set()  # sets being loaded
+_cancelled = set()  # sets unloaded while they loaded
+_load_ids = itertools.count(1)
+_owner = None  # contextvars.ContextVar of the _Owner writing, in a shared host
 _calls = {}
 _tasks = {}
 _call_ids = itertools.count(1)
@@ -249,39 +259,45 @@ def _where(exc, path, rel):
     return f"{rel}:{line}" if line else rel
 
 
-def load(fn, d):
+def load(fn, d, set_=""):
+    """Loads one function of a set: (handler, None) or (None, load error)."""
     import importlib.util
     path = os.path.realpath(os.path.join(d, fn["file"]))
     try:
-        mod = _modules.get(path)
+        mod = _modules.get((set_, path))
         if mod is None:
             rel = os.path.relpath(path, d)
             name = rel[:-3] if rel.endswith(".py") else rel
             name = name.replace(os.sep, ".")
+            if set_:
+                # A private name per load: two sets' handler.py never
+                # collide, and a set is loaded afresh (its own module
+                # state), also the same dir's during a rolling update.
+                import re
+                name = f"_butter{next(_load_ids)}_" + re.sub(r"\W", "_", name)
             spec = importlib.util.spec_from_file_location(name, path)
             if spec is None:
                 raise ImportError(f"cannot import {fn['file']}: not a python module (want a .py file)")
             mod = importlib.util.module_from_spec(spec)
             sys.modules[name] = mod
             spec.loader.exec_module(mod)
-            _modules[path] = mod
+            _modules[(set_, path)] = mod
     except BaseException as e:  # noqa: BLE001 - any failure is a load error to report
         import traceback
         msg = e.msg if isinstance(e, SyntaxError) else str(e)
-        return {"fn": fn["name"], "where": _where(e, path, fn["file"]),
-                "message": f"{type(e).__name__}: {msg}", "stack": traceback.format_exc()}
+        return None, {"fn": fn["name"], "where": _where(e, path, fn["file"]),
+                      "message": f"{type(e).__name__}: {msg}", "stack": traceback.format_exc()}
     h = mod
     for part in fn["export"].split("."):
         h = getattr(h, part, None)
     if not callable(h):
         names = [k for k, v in vars(mod).items() if callable(v) and not k.startswith("_")
                  and getattr(v, "__module__", None) == mod.__name__]
-        return {"fn": fn["name"], "where": fn["file"],
-                "message": f"function \"{fn['export']}\" is {'missing' if h is None else 'not callable'}"
-                           f" (functions defined: {', '.join(names) or 'none'};"
-                           f" use def {fn['export']}(event, context): ...)"}
-    _handlers[fn["name"]] = h
-    return None
+        return None, {"fn": fn["name"], "where": fn["file"],
+                      "message": f"function \"{fn['export']}\" is {'missing' if h is None else 'not callable'}"
+                                 f" (functions defined: {', '.join(names) or 'none'};"
+                                 f" use def {fn['export']}(event, context): ...)"}
+    return h, None
 
 
 def _reply(inv, result):
@@ -308,8 +324,9 @@ async def _await(aw):
 
 def _run_sync(inv):
     """Runs a sync handler's invocation in this worker thread and replies."""
+    token = _owner.set(_Owner(inv.get("set", ""), inv["id"])) if _shared else None
     try:
-        h = _handlers.get(inv["fn"])
+        h = _handlers.get((inv.get("set", ""), inv["fn"]))
         if h is None:
             raise LookupError(f"unknown function {inv['fn']}")
         result = h(_arg(inv), Context(inv))
@@ -321,6 +338,9 @@ def _run_sync(inv):
         line = _reply(inv, result)  # fails here, as the function's error, if unsendable
     except BaseException as e:  # noqa: BLE001 - the function's failure, reported to fnbox
         line = _error_reply(inv, e)
+    if token is not None:
+        _owner.get().flush()  # before the reply: fnbox has the lines when Invoke returns
+        _owner.reset(token)
     # Sent even when fnbox gave up on it (deadline): fnbox ignores the
     # reply, which tells it the host is not stuck in the call.
     _write(line)
@@ -391,8 +411,10 @@ def _submit(inv):
 
 
 async def invoke(inv):
+    if _shared:
+        _owner.set(_Owner(inv.get("set", ""), inv["id"]))  # the task's own context
     try:
-        h = _handlers.get(inv["fn"])
+        h = _handlers.get((inv.get("set", ""), inv["fn"]))
         if h is None:
             raise LookupError(f"unknown function {inv['fn']}")
         result = await h(_arg(inv), Context(inv))
@@ -405,18 +427,141 @@ async def invoke(inv):
         line = _error_reply(inv, e)
     finally:
         _tasks.pop(inv["id"], None)
+    if _shared:
+        _owner.get().flush()
     _write(line)
 
 
 def _load(msg):
-    # The deployment's own modules import each other as top-level names.
-    sys.path.insert(0, msg["dir"])
-    errors = [e for e in (load(fn, msg["dir"]) for fn in msg["load"]) if e]
-    for name, h in _handlers.items():
-        _sync[name] = not _is_async(h)
-    if not all(_sync.values()):
-        _ensure_loop()
-    send({"loadErrors": errors} if errors else {"ready": True})
+    """Loads a set's functions: all of them, or none when one fails."""
+    s = msg.get("set") or ""
+    d = msg["dir"]
+    token = _owner.set(_Owner(s, None)) if _shared else None
+    try:
+        # The deployment's own modules import each other as top-level
+        # names. In a shared host every set's dir is on sys.path, so those
+        # names are shared: the first set to import "util" gives everyone
+        # its util (docs/runtimes.md).
+        if s:
+            with _sets_lock:
+                _set_dirs[s] = d
+                _dir_refs[d] = _dir_refs.get(d, 0) + 1
+                if _dir_refs[d] == 1:
+                    sys.path.insert(0, d)
+        else:
+            sys.path.insert(0, d)
+        loaded, errors = [], []
+        for fn in msg["load"]:
+            h, err = load(fn, d, s)
+            if err:
+                errors.append(err)
+            else:
+                loaded.append((fn["name"], h, not _is_async(h)))
+        with _sets_lock:
+            _loading.discard(s)
+            if s in _cancelled or errors:
+                _cancelled.discard(s)
+                if s:
+                    _drop(s)
+                loaded = []
+            for name, h, sync in loaded:
+                _handlers[(s, name)] = h
+                _sync[(s, name)] = sync
+        if not all(sync for _, _, sync in loaded):
+            _ensure_loop()
+    finally:
+        if token is not None:
+            _owner.get().flush()
+            _owner.reset(token)
+    answer = {"loadErrors": errors} if errors else {"ready": True}
+    if s:
+        answer["set"] = s
+    send(answer)
+
+
+def _drop(s):
+    """Forgets a set's modules and its dir on sys.path; holds _sets_lock."""
+    for key in [k for k in _modules if k[0] == s]:
+        sys.modules.pop(_modules.pop(key).__name__, None)
+    d = _set_dirs.pop(s, None)
+    if d is not None:
+        _dir_refs[d] -= 1
+        if not _dir_refs[d]:
+            del _dir_refs[d]
+            try:
+                sys.path.remove(d)
+            except ValueError:
+                pass
+
+
+def _unload(s):
+    with _sets_lock:
+        if s in _loading:
+            _cancelled.add(s)  # _load drops it when done
+        for key in [k for k in _handlers if k[0] == s]:
+            del _handlers[key]
+            _sync.pop(key, None)
+        _drop(s)
+
+
+class _Owner:
+    """Who writes to stdout/stderr in a shared host: a set's invocation or
+    load. Lines are sent whole: print() writes the text and the newline
+    apart."""
+
+    __slots__ = ("set", "id", "bufs")
+
+    def __init__(self, s, iid):
+        self.set = s
+        self.id = iid
+        self.bufs = {"stdout": "", "stderr": ""}
+
+    def out(self, op, text):
+        msg = {"set": self.set, "op": op, "message": text}
+        if self.id:
+            msg["id"] = self.id
+        send(msg)
+
+    def write(self, op, s):
+        buf = self.bufs[op] + s
+        i = buf.rfind("\n")
+        if i < 0 and len(buf) < 65536:
+            self.bufs[op] = buf
+            return
+        if i < 0:
+            i = len(buf) - 1  # a long line without a newline: pass it on
+        self.bufs[op] = buf[i + 1:]
+        self.out(op, buf[:i + 1])
+
+    def flush(self):
+        for op, buf in self.bufs.items():
+            if buf:
+                self.bufs[op] = ""
+                self.out(op, buf)
+
+
+class _Output:
+    """sys.stdout or sys.stderr of a shared host: what an invocation or a
+    load writes goes to fnbox for its deployment; anything else to the
+    real stream (the pool's log)."""
+
+    def __init__(self, real, op):
+        self._real = real
+        self._op = op
+
+    def write(self, s):
+        o = _owner.get()
+        if o is None or not isinstance(s, str):
+            return self._real.write(s)
+        o.write(self._op, s)
+        return len(s)
+
+    def flush(self):
+        if _owner.get() is None:
+            self._real.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
 
 
 def _answer(msg):
@@ -439,7 +584,7 @@ def _cancel(iid):
 def handle(msg):
     """Dispatches one message from fnbox; runs in the reader thread."""
     if msg.get("id") and "fn" in msg:
-        if _sync.get(msg["fn"], True):
+        if _sync.get((msg.get("set", ""), msg["fn"]), True):
             _submit(msg)
         else:
             _loop.call_soon_threadsafe(_start_task, msg)
@@ -454,8 +599,17 @@ def handle(msg):
         if _loop is not None:
             _loop.call_soon_threadsafe(_cancel, msg["cancel"])
     elif "load" in msg:
-        # In the main thread; the invocations come only after the answer.
-        _load(msg)
+        if _shared:
+            # In a thread of its own: a slow import must not hold up the
+            # other sets' invocations and answers.
+            with _sets_lock:
+                _loading.add(msg.get("set") or "")
+            threading.Thread(target=_load, args=(msg,), name="load", daemon=True).start()
+        else:
+            # In the main thread; the invocations come only after the answer.
+            _load(msg)
+    elif "unload" in msg:
+        _unload(msg["unload"])
 
 
 def _start_task(msg):
@@ -491,7 +645,7 @@ def _read():
             if not line.strip():
                 continue
             msg = json.loads(line)
-            if (i == last and msg.get("id") and "fn" in msg and _sync.get(msg["fn"], True)
+            if (i == last and msg.get("id") and "fn" in msg and _sync.get((msg.get("set", ""), msg["fn"]), True)
                     and _hand_off_reading()):
                 _run_sync(msg)
                 return
@@ -499,6 +653,12 @@ def _read():
 
 
 def main():
+    if _shared:
+        global _owner
+        import contextvars
+        _owner = contextvars.ContextVar("butter_owner", default=None)
+        sys.stdout = _Output(sys.stdout, "stdout")
+        sys.stderr = _Output(sys.stderr, "stderr")
     # The main thread is the first reader (it loads the code: the load is
     # fnbox's first message, alone) and a worker like the others after,
     # one more than BUTTER_PYTHON_THREADS: whoever reads does not count, so

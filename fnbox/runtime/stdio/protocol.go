@@ -20,8 +20,9 @@ import (
 //
 // fnbox → host:
 //
-//	{"load": [{"name","file","export"}], "dir"}   first message: load these functions
-//	{"id", "fn", "events": [event], "deadline": unix ms, "batch": bool}   invoke
+//	{"load": [{"name","file","export"}], "dir", "set"}   load these functions
+//	{"unload": set}    drop a set's functions (not answered)
+//	{"id", "set", "fn", "events": [event], "deadline": unix ms, "batch": bool}   invoke
 //	{"call", "ok": true, "result", "contentType", "base64"}   answer to a call
 //	{"call", "error": {"message", "code"}}                    refused call
 //	{"cancel": id}     fnbox gave up on an invocation (python cancels its task);
@@ -31,12 +32,25 @@ import (
 //
 // host → fnbox:
 //
-//	{"ready": true} or {"loadErrors": [{"fn","where","message","stack"}]}
+//	{"set", "ready": true} or {"set", "loadErrors": [{"fn","where","message","stack"}]}
 //	{"id", "result", "contentType", "base64"}     the invocation returned
 //	{"id", "error": {"message", "stack"}}         the invocation threw
 //	{"id", "call", "op": "emit"|"request", "stream", "data", "contentType",
 //	 "base64", "type", "subject", "key"}           a context call, answered
 //	{"id", "op": "log", "level", "message"}        a log line, not answered
+//	{"set", "id", "op": "stdout"|"stderr", "message"}   shared hosts only: what
+//	                   an invocation (id) or a load (no id) of set wrote
+//
+// A set is one deployment's functions in the host. A host of one
+// deployment (a Runtime) gets one load, of set "" (omitted), as its first
+// message, and fnbox sends nothing else before its answer. A shared host
+// (a Pool's: started with the argument --shared, before any code is
+// known) takes loads at any time, each of its own set, keeps every set's
+// functions apart (the same function name, or the same file name in
+// another dir, in two sets are two functions), and sends what an
+// invocation or a load writes to stdout or stderr as "stdout"/"stderr"
+// messages, so fnbox gives each line to its deployment; its own stdout
+// and stderr then carry only what no invocation or load owns.
 //
 // Data travels as a JSON value: JSON content types as the value itself,
 // other text as a string, binary as a base64 string with "base64": true.
@@ -48,15 +62,22 @@ type loadFn struct {
 	Export string `json:"export"`
 }
 
-// loadMsg is the first message to a host.
+// loadMsg asks a host to load a set of functions.
 type loadMsg struct {
 	Load []loadFn `json:"load"`
 	Dir  string   `json:"dir"`
+	Set  string   `json:"set,omitempty"`
+}
+
+// unloadMsg asks a shared host to drop a set's functions.
+type unloadMsg struct {
+	Unload string `json:"unload"`
 }
 
 // invokeMsg asks the host to run a function.
 type invokeMsg struct {
 	ID       string      `json:"id"`
+	Set      string      `json:"set,omitempty"`
 	Fn       string      `json:"fn"`
 	Events   []wireEvent `json:"events"`
 	Deadline int64       `json:"deadline,omitempty"`
@@ -116,6 +137,7 @@ type loadError struct {
 
 // hostMsg is any message from the host; see the protocol above.
 type hostMsg struct {
+	Set        string      `json:"set,omitempty"`
 	Ready      bool        `json:"ready,omitempty"`
 	LoadErrors []loadError `json:"loadErrors,omitempty"`
 

@@ -65,14 +65,10 @@ var platforms = map[string]platform{
 // Runtime runs a deployment's node or python functions in one host process.
 type Runtime struct {
 	spec   runtime.Spec
-	plat   platform
+	cfg    hostConfig
 	logger *slog.Logger
-	loads  []loadFn
-	batch  map[string]bool // functions whose handler always gets an array
-	env    []string
+	fns    functions
 	tmp    string // holds the host script
-	script string
-	prog   string // the interpreter: plat.command, or what a pyenv shim would run
 
 	mu   sync.Mutex // guards proc; held while a host starts
 	proc *hostProc
@@ -81,63 +77,111 @@ type Runtime struct {
 
 var _ runtime.Runtime = (*Runtime)(nil)
 
-// Start starts the host for spec's node or python deployment and loads its
-// functions. A function that does not load (syntax error, missing export,
-// exception at import) fails Start with an error wrapping runtime.ErrLoad
-// that names the file and line.
-func Start(ctx context.Context, spec runtime.Spec) (runtime.Runtime, error) {
+// functions are the functions of a spec a host loads.
+type functions struct {
+	loads []loadFn
+	batch map[string]bool // functions whose handler always gets an array
+}
+
+// has reports whether fn is one of them.
+func (f functions) has(fn string) bool {
+	return slices.ContainsFunc(f.loads, func(l loadFn) bool { return l.Name == fn })
+}
+
+// specFunctions checks spec and lists the functions it runs; spec.Dir is
+// made absolute.
+func specFunctions(spec *runtime.Spec) (platform, functions, error) {
 	if spec.Deployment == nil {
-		return nil, errors.New("start stdio runtime: spec has no deployment")
+		return platform{}, functions{}, errors.New("spec has no deployment")
 	}
 	plat, ok := platforms[spec.Deployment.Platform]
 	if !ok {
-		return nil, fmt.Errorf("start stdio runtime: platform %q: this runtime runs node and python", spec.Deployment.Platform)
+		return platform{}, functions{}, fmt.Errorf("platform %q: this runtime runs node and python", spec.Deployment.Platform)
 	}
 	dir, err := filepath.Abs(spec.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("start %s runtime: code dir: %w", plat.name, err)
+		return plat, functions{}, fmt.Errorf("code dir: %w", err)
 	}
 	spec.Dir = dir
-	r := &Runtime{spec: spec, plat: plat, logger: spec.Logger, batch: map[string]bool{}}
-	if r.logger == nil {
-		r.logger = slog.New(slog.DiscardHandler)
-	}
-	r.logger = r.logger.With("deployment", spec.Deployment.Name, "platform", plat.name)
+	fns := functions{batch: map[string]bool{}}
 	for _, f := range spec.Deployment.Functions {
 		if len(spec.Functions) > 0 && !slices.Contains(spec.Functions, f.Name) {
 			continue
 		}
 		file, export, ok := strings.Cut(f.Fn, ":")
 		if !ok || file == "" || export == "" {
-			return nil, fmt.Errorf("function %q: fn %q is not <file>:<export>: %w", f.Name, f.Fn, runtime.ErrLoad)
+			return plat, fns, fmt.Errorf("function %q: fn %q is not <file>:<export>: %w", f.Name, f.Fn, runtime.ErrLoad)
 		}
-		r.loads = append(r.loads, loadFn{Name: f.Name, File: file, Export: export})
-		r.batch[f.Name] = f.Delivery.Batch > 1
+		fns.loads = append(fns.loads, loadFn{Name: f.Name, File: file, Export: export})
+		fns.batch[f.Name] = f.Delivery.Batch > 1
 	}
-	if len(r.loads) == 0 {
-		return nil, fmt.Errorf("start %s runtime: none of the functions %v is in deployment %q", plat.name, spec.Functions, spec.Deployment.Name)
+	if len(fns.loads) == 0 {
+		return plat, fns, fmt.Errorf("none of the functions %v is in deployment %q", spec.Functions, spec.Deployment.Name)
 	}
-	r.env = buildEnv(spec, plat.env)
-	var extra []string
-	r.prog, extra = interpreter(plat.command, dir, r.env)
-	r.env = append(r.env, extra...)
+	return plat, fns, nil
+}
 
-	r.tmp, err = os.MkdirTemp("", "butter-"+plat.name+"-host-")
+// writeScript writes plat's host program into a new temporary directory.
+func writeScript(plat platform) (tmp, script string, err error) {
+	tmp, err = os.MkdirTemp("", "butter-"+plat.name+"-host-")
+	if err != nil {
+		return "", "", err
+	}
+	script = filepath.Join(tmp, plat.file)
+	if err := os.WriteFile(script, plat.script, 0o600); err != nil {
+		os.RemoveAll(tmp)
+		return "", "", fmt.Errorf("write host program: %w", err)
+	}
+	return tmp, script, nil
+}
+
+// Start starts the host for spec's node or python deployment and loads its
+// functions. A function that does not load (syntax error, missing export,
+// exception at import) fails Start with an error wrapping runtime.ErrLoad
+// that names the file and line.
+func Start(ctx context.Context, spec runtime.Spec) (runtime.Runtime, error) {
+	plat, fns, err := specFunctions(&spec)
+	if err != nil {
+		if plat.name == "" {
+			return nil, fmt.Errorf("start stdio runtime: %w", err)
+		}
+		return nil, fmt.Errorf("start %s runtime: %w", plat.name, err)
+	}
+	r := &Runtime{spec: spec, logger: spec.Logger, fns: fns}
+	if r.logger == nil {
+		r.logger = slog.New(slog.DiscardHandler)
+	}
+	r.logger = r.logger.With("deployment", spec.Deployment.Name, "platform", plat.name)
+	env := buildEnv(spec, plat.env)
+	prog, extra := interpreter(plat.command, spec.Dir, env)
+	r.tmp, r.cfg.script, err = writeScript(plat)
 	if err != nil {
 		return nil, fmt.Errorf("start %s runtime: %w", plat.name, err)
 	}
-	r.script = filepath.Join(r.tmp, plat.file)
-	if err := os.WriteFile(r.script, plat.script, 0o600); err != nil {
-		os.RemoveAll(r.tmp)
-		return nil, fmt.Errorf("start %s runtime: write host program: %w", plat.name, err)
+	r.cfg = hostConfig{
+		plat: plat, prog: prog, script: r.cfg.script, dir: spec.Dir, env: append(env, extra...),
+		stdout: spec.Stdout, stderr: spec.Stderr, logger: r.logger,
 	}
-	p, err := startHost(ctx, r)
+	p, err := r.startHost(ctx)
 	if err != nil {
 		os.RemoveAll(r.tmp)
 		return nil, fmt.Errorf("start %s runtime for %q: %w", plat.name, spec.Deployment.Name, err)
 	}
 	r.proc = p
 	return r, nil
+}
+
+// startHost starts a host and loads the functions in it.
+func (r *Runtime) startHost(ctx context.Context) (*hostProc, error) {
+	p, err := startProc(&r.cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.load(ctx, "", r.fns.loads, r.spec.Dir); err != nil {
+		p.kill()
+		return nil, err
+	}
+	return p, nil
 }
 
 // buildEnv is the host's environment: fnbox's own (PATH, HOME...), then the
@@ -165,9 +209,9 @@ func (r *Runtime) host(ctx context.Context) (*hostProc, error) {
 	if r.proc != nil {
 		r.logger.Warn("function host exited; starting a new one", "err", r.proc.err)
 	}
-	p, err := startHost(ctx, r)
+	p, err := r.startHost(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("restart %s host: %w", r.plat.name, err)
+		return nil, fmt.Errorf("restart %s host: %w", r.cfg.plat.name, err)
 	}
 	r.proc = p
 	return p, nil
@@ -178,7 +222,7 @@ func (r *Runtime) host(ctx context.Context) (*hostProc, error) {
 // reply (a python task is cancelled; node cannot stop a running call), and
 // a host that has not finished the call stuckGrace later is killed.
 func (r *Runtime) Invoke(ctx context.Context, inv runtime.Invocation, host runtime.Host) (runtime.Result, error) {
-	if !slices.ContainsFunc(r.loads, func(l loadFn) bool { return l.Name == inv.Function }) {
+	if !r.fns.has(inv.Function) {
 		return runtime.Result{}, fmt.Errorf("invoke %q: %w", inv.Function, runtime.ErrUnknownFunction)
 	}
 	ctx, done, err := r.gate.Enter(ctx, inv)
@@ -190,7 +234,13 @@ func (r *Runtime) Invoke(ctx context.Context, inv runtime.Invocation, host runti
 	if err != nil {
 		return runtime.Result{}, fmt.Errorf("invoke %q: %w", inv.Function, err)
 	}
-	msg := invokeMsg{Fn: inv.Function, Batch: r.batch[inv.Function]}
+	return p.run(ctx, "", r.fns.batch[inv.Function], inv, host)
+}
+
+// run runs one invocation of set's function in the host and waits for its
+// result, its deadline or the host's end.
+func (p *hostProc) run(ctx context.Context, set string, batch bool, inv runtime.Invocation, host runtime.Host) (runtime.Result, error) {
+	msg := invokeMsg{Set: set, Fn: inv.Function, Batch: batch}
 	msg.TraceParent, msg.TraceState = runtime.TraceParent(ctx)
 	if d, ok := ctx.Deadline(); ok {
 		msg.Deadline = d.UnixMilli()

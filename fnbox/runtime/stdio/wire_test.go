@@ -46,7 +46,7 @@ func TestInvokeJSONMatchesMarshal(t *testing.T) {
 		{Data: bin, DataBase64: b64, Extensions: map[string]string{}},
 		{ID: "x", Data: nil, Extensions: map[string]string{}},
 	}})
-	checkInvokeJSON(t, invokeMsg{ID: "3", Fn: "h", Events: []wireEvent{}})
+	checkInvokeJSON(t, invokeMsg{ID: "3", Set: odd, Fn: "h", Events: []wireEvent{}})
 }
 
 func FuzzInvokeJSON(f *testing.F) {

@@ -1,0 +1,2 @@
+// Fails to load at line 2.
+throw new Error("broken on purpose");

@@ -1,0 +1,2 @@
+# Fails to load at line 2.
+raise RuntimeError("broken on purpose")

@@ -281,7 +281,8 @@ def load(fn, d, set_=""):
             mod = importlib.util.module_from_spec(spec)
             sys.modules[name] = mod
             spec.loader.exec_module(mod)
-            _modules[(set_, path)] = mod
+            with _sets_lock:  # _drop lists them from other threads
+                _modules[(set_, path)] = mod
     except BaseException as e:  # noqa: BLE001 - any failure is a load error to report
         import traceback
         msg = e.msg if isinstance(e, SyntaxError) else str(e)

@@ -7,6 +7,10 @@
 // The host programs are embedded (host.js, host.py) and written to a
 // temporary directory at Start. If the host dies, the invocations in flight
 // fail and the next Invoke starts a new host.
+//
+// A Pool (pool.go) runs the functions of many `isolation: shared`
+// deployments in one such host, started before any code is known; Start
+// and the Pool share the process handling (host.go).
 package stdio
 
 import (

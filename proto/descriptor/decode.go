@@ -28,6 +28,7 @@ func (d *decoder) descriptor(root *yaml.Node) *Descriptor {
 		{"platform", func(p string, v *yaml.Node) { desc.Platform, _ = d.str(p, v) }},
 		{"version", func(p string, v *yaml.Node) { desc.Version, _ = d.str(p, v) }},
 		{"runtime", func(p string, v *yaml.Node) { desc.Runtime, _ = d.str(p, v) }},
+		{"isolation", func(p string, v *yaml.Node) { desc.Isolation, _ = d.str(p, v) }},
 		{"description", func(p string, v *yaml.Node) { desc.Description, _ = d.str(p, v) }},
 		{"env", func(p string, v *yaml.Node) { desc.Env, _ = d.strMap(p, v) }},
 		{"secretEnv", func(p string, v *yaml.Node) { desc.SecretEnv = d.secretMap(p, v) }},

@@ -62,7 +62,6 @@ const (
 // Runtimes lists every runtime, in the order error messages give them.
 var Runtimes = []string{RuntimeProcess, RuntimeDocker}
 
-// Platforms lists every platform, in the order error messages give them.
 // Isolation values.
 const (
 	// IsolationProcess gives each instance its own fnbox and runtime
@@ -75,6 +74,18 @@ const (
 	IsolationShared = "shared"
 )
 
+// Shared reports whether the deployment is isolation: shared.
+func (d *Descriptor) Shared() bool { return d.Isolation == IsolationShared }
+
+// Isolations lists every isolation, in the order error messages give them.
+var Isolations = []string{IsolationProcess, IsolationShared}
+
+// SharedPlatforms are the platforms whose deployments may be shared: those
+// whose functions load into one host process (a module in node, a module
+// in python). The others run a process per function or per event.
+var SharedPlatforms = []string{PlatformNode, PlatformPython}
+
+// Platforms lists every platform, in the order error messages give them.
 var Platforms = []string{PlatformNode, PlatformPython, PlatformGo, PlatformExec, PlatformHTTP, PlatformImage}
 
 // Function is one function of a deployment: what to run and what feeds it.

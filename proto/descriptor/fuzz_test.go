@@ -31,6 +31,8 @@ func FuzzParse(f *testing.F) {
 		"name: a\nplatform: node\nfunctions: [{fn: a.js:f, bindings: {streams: [s]}, delivery: &d {<<: *d}}]\n",
 		"name: a\nplatform: node\nfunctions: [{fn: a.js:f, bindings: {streams: [s]}}]\nbridges: {a: [1, .inf, ~, 2001-12-14]}\n",
 		"TZ=",
+		"name: a\nplatform: python\nisolation: shared\nfunctions: [{fn: a.py:f, bindings: {streams: [s]}}]\n",
+		"name: a\nplatform: exec\nisolation: shared\nenv: {A: b}\nfunctions: [{fn: x, bindings: {streams: [s]}, limits: {cpu: 1}}]\n",
 		"name: a\nplatform: node\nenv: {A: b}\nsecretEnv: {DB_PASSWORD: hunter2, K: \"x\\ny\"}\nfunctions: [{fn: a.js:f, bindings: {streams: [s]}}]\n",
 	} {
 		f.Add([]byte(s))

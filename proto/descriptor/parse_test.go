@@ -128,7 +128,7 @@ func TestBadDescriptor(t *testing.T) {
 		`testdata/bad.yaml:23:5 functions[2].name: the name derived from fn, "on-order", is already the name of functions[1]: set name to tell them apart`,
 		`testdata/bad.yaml:27:14 functions[3].bindings.route.context: "/orders" is already the context of functions[2]`,
 		`testdata/bad.yaml:28:16 functions[3].bindings.streams: expected a list, got a string`,
-		`testdata/bad.yaml:29:1 unknown: unknown field; the fields here are name, platform, version, runtime, description, env, secretEnv, functions, bridges`,
+		`testdata/bad.yaml:29:1 unknown: unknown field; the fields here are name, platform, version, runtime, isolation, description, env, secretEnv, functions, bridges`,
 	}
 	got := make([]string, len(ps))
 	for i, p := range ps {

@@ -125,6 +125,7 @@ func validate(desc *Descriptor, d *decoder) {
 	if c.present("runtime") && !slices.Contains(Runtimes, desc.Runtime) {
 		c.report("runtime", "%q is not a runtime: use %s, or leave it out for the deployer's --runtime", desc.Runtime, orList(Runtimes))
 	}
+	c.isolation(desc)
 	for k := range desc.Env {
 		p := key("env", k)
 		switch {
@@ -149,6 +150,41 @@ func validate(desc *Descriptor, d *decoder) {
 	}
 	c.streamCount(desc)
 	c.bridges(desc)
+}
+
+// isolation checks isolation and what a shared deployment cannot have:
+// its functions run in one process with other deployments', which has one
+// environment and one cgroup, so env, secrets and limits of its own are
+// refused rather than silently dropped or leaked to the neighbours.
+func (c checker) isolation(desc *Descriptor) {
+	if !c.present("isolation") {
+		return
+	}
+	if !slices.Contains(Isolations, desc.Isolation) {
+		c.report("isolation", "%q is not an isolation: use %s, or leave it out for process", desc.Isolation, orList(Isolations))
+		return
+	}
+	if !desc.Shared() {
+		return
+	}
+	if slices.Contains(Platforms, desc.Platform) && !slices.Contains(SharedPlatforms, desc.Platform) {
+		c.report("isolation", "shared is for %s, whose functions load into one host process; %s functions run processes of their own: use isolation: process", strings.Join(SharedPlatforms, " and "), desc.Platform)
+	}
+	const why = "a shared deployment runs in one process with the other shared deployments, which has one environment"
+	if len(desc.Env) > 0 {
+		c.report("env", "%s: use isolation: process to set env", why)
+	}
+	if len(desc.SecretEnv) > 0 {
+		c.report("secretEnv", "%s, readable by all of them: use isolation: process to set secretEnv", why)
+	}
+	for i := range desc.Functions {
+		p := index("functions", i) + ".limits"
+		for _, field := range []string{"memory", "cpu"} {
+			if c.present(p + "." + field) {
+				c.report(p+"."+field, "a shared deployment runs in one process with the other shared deployments, which has one cgroup: use isolation: process to set limits")
+			}
+		}
+	}
 }
 
 // streamCount reports the first stream past MaxStreams distinct ones, in

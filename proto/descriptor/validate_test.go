@@ -124,7 +124,7 @@ func TestRulesDeployment(t *testing.T) {
 			`@platfrom@ platfrom: unknown field (did you mean "platform"?)`,
 		}},
 		{"unknown field, far", "name: t\nplatform: node\nowner: me\n" + okFunctions,
-			[]string{"@owner@ owner: unknown field; the fields here are name, platform, version, runtime, description, env, secretEnv, functions, bridges"}},
+			[]string{"@owner@ owner: unknown field; the fields here are name, platform, version, runtime, isolation, description, env, secretEnv, functions, bridges"}},
 		{"x- fields are for anchors", "name: t\nplatform: node\nx-anything: {a: 1}\n" + okFunctions, nil},
 		{"field twice", "name: t\nplatform: node\nname: u\n" + okFunctions,
 			[]string{"@name: u@ name: set twice (first on line 1)"}},
@@ -515,5 +515,52 @@ func TestRulesStreamCount(t *testing.T) {
 			[]string{"@dlq@ functions[0].delivery.deadLetter: is stream number 101 of this descriptor: at most 100, each is a topic the deployer creates; split the deployment"}},
 		{"far over", streams(3000),
 			[]string{"@s100,@ functions[0].bindings.streams[100].name: is stream number 101 of this descriptor: at most 100, each is a topic the deployer creates; split the deployment"}},
+	})
+}
+
+func TestRulesIsolation(t *testing.T) {
+	shared := func(platform, extra string) string {
+		return "name: t\nplatform: " + platform + "\nisolation: shared\n" + extra
+	}
+	const envWhy = "a shared deployment runs in one process with the other shared deployments, which has one environment"
+	const limitsWhy = "a shared deployment runs in one process with the other shared deployments, which has one cgroup: use isolation: process to set limits"
+	runRules(t, []ruleCase{
+		{"left out", "name: t\nplatform: go\nenv: {A: b}\n" + okFunctions, nil},
+		{"process", "name: t\nplatform: exec\nisolation: process\nenv: {A: b}\nfunctions: [{fn: ./a.sh, bindings: {streams: [s]}, limits: {memory: 64Mi}}]\n", nil},
+		{"shared node", shared("node", okFunctions), nil},
+		{"shared python", shared("python", "functions: [{fn: app.py:handle, bindings: {streams: [s]}}]\n"), nil},
+		{"shared with runtime docker", shared("node", "runtime: docker\n"+okFunctions), nil},
+		{"shared, empty env", shared("node", "env: {}\n"+okFunctions), nil},
+		{"shared, empty limits", shared("node", "functions: [{fn: a.js:f, bindings: {streams: [s]}, limits: {}}]\n"), nil},
+		{"unknown", "name: t\nplatform: node\nisolation: thread\n" + okFunctions,
+			[]string{`@thread@ isolation: "thread" is not an isolation: use process or shared, or leave it out for process`}},
+		{"upper case", "name: t\nplatform: node\nisolation: Shared\n" + okFunctions,
+			[]string{`@Shared@ isolation: "Shared" is not an isolation: use process or shared, or leave it out for process`}},
+		{"a list", "name: t\nplatform: node\nisolation: [shared]\n" + okFunctions,
+			[]string{"@[shared]@ isolation: expected a string, got a list"}},
+		{"shared go", shared("go", "functions: [{fn: ./cmd/a, bindings: {streams: [s]}}]\n"),
+			[]string{"@shared@ isolation: shared is for node and python, whose functions load into one host process; go functions run processes of their own: use isolation: process"}},
+		{"shared exec", shared("exec", "functions: [{fn: ./a.sh, bindings: {streams: [s]}}]\n"),
+			[]string{"@shared@ isolation: shared is for node and python, whose functions load into one host process; exec functions run processes of their own: use isolation: process"}},
+		{"shared http", shared("http", "functions: [{fn: node server.js, bindings: {streams: [s]}}]\n"),
+			[]string{"@shared@ isolation: shared is for node and python, whose functions load into one host process; http functions run processes of their own: use isolation: process"}},
+		{"shared, unknown platform: one problem", shared("nodejs", okFunctions),
+			[]string{`@nodejs@ platform: "nodejs" is not a platform: use node, python, go, exec, http or image`}},
+		{"shared with env", shared("node", "env: {LOG_LEVEL: debug}\n"+okFunctions),
+			[]string{"@{LOG@ env: " + envWhy + ": use isolation: process to set env"}},
+		{"shared with secretEnv", shared("node", "secretEnv: {DB_PASSWORD: hunter2}\n"+okFunctions),
+			[]string{"@{DB@ secretEnv: " + envWhy + ", readable by all of them: use isolation: process to set secretEnv"}},
+		{"shared with limits", shared("node", "functions:\n  - {fn: a.js:f, bindings: {streams: [s]}}\n  - {fn: b.js:g, bindings: {streams: [s]}, limits: {memory: 64Mi, cpu: 500m}}\n"), []string{
+			"@64Mi@ functions[1].limits.memory: " + limitsWhy,
+			"@500m@ functions[1].limits.cpu: " + limitsWhy,
+		}},
+		{"shared with a bad limit: the shape first", shared("node", "functions: [{fn: a.js:f, bindings: {streams: [s]}, limits: {memory: [1]}}]\n"),
+			[]string{"@[1]}@ functions[0].limits.memory: expected a string, got a list"}},
+		{"shared with everything refused", shared("go", "env: {A: b}\nsecretEnv: {B: c}\nfunctions: [{fn: ./cmd/a, bindings: {streams: [s]}, limits: {cpu: 2}}]\n"), []string{
+			"@shared@ isolation: shared is for node and python, whose functions load into one host process; go functions run processes of their own: use isolation: process",
+			"@{A@ env: " + envWhy + ": use isolation: process to set env",
+			"@{B@ secretEnv: " + envWhy + ", readable by all of them: use isolation: process to set secretEnv",
+			"@2}@ functions[0].limits.cpu: " + limitsWhy,
+		}},
 	})
 }

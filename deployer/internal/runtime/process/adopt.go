@@ -28,6 +28,7 @@ func (r *Runtime) List(_ context.Context) ([]runtime.Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list instances: %w", err)
 	}
+	r.adoptPools() // first, so that members find theirs
 	var out []runtime.Instance
 	for _, e := range entries {
 		id, ok := strings.CutSuffix(e.Name(), ".json")
@@ -41,8 +42,9 @@ func (r *Runtime) List(_ context.Context) ([]runtime.Instance, error) {
 				continue
 			}
 		}
-		out = append(out, p.instance(r.readyPath(p.rec.ID)))
+		out = append(out, r.instance(p))
 	}
+	r.checkPools()
 	if !r.swept {
 		r.swept = true
 		r.sweep()
@@ -58,6 +60,9 @@ func (r *Runtime) adopt(id string) *proc {
 	if err == nil {
 		err = json.Unmarshal(b, &rec)
 	}
+	if err == nil && rec.Pool != "" {
+		return r.adoptMember(rec)
+	}
 	if err != nil || rec.PID <= 0 || !sameProcess(rec.PID, rec.StartTicks) {
 		r.log.Info("instance gone, forgetting it", "instance", id, kit.KeyDeployment, rec.Deployment, "pid", rec.PID)
 		r.forget(id)
@@ -72,6 +77,15 @@ func (r *Runtime) adopt(id string) *proc {
 		r.forgetRecord(id, rec)
 		return nil
 	}
+	p := r.watch(rec, r.logPath(id))
+	r.procs[id] = p
+	r.log.Info("instance adopted", kit.KeyDeployment, rec.Deployment, "instance", id, "pid", rec.PID)
+	return p
+}
+
+// watch returns the adopted process of rec, tailing its log at logPath
+// from its current end.
+func (r *Runtime) watch(rec record, logPath string) *proc {
 	p := &proc{rec: rec, done: make(chan struct{}), adopted: true}
 	go func() {
 		// Not our child: no Wait, so watch /proc until it is gone.
@@ -79,24 +93,27 @@ func (r *Runtime) adopt(id string) *proc {
 		p.err = errors.New("fnbox exited (adopted process, exit status unknown)")
 		close(p.done)
 	}()
-	r.procs[id] = p
 	var from int64
-	if st, err := os.Stat(r.logPath(id)); err == nil {
+	if st, err := os.Stat(logPath); err == nil {
 		from = st.Size()
 	}
-	r.tail(p, from)
-	r.log.Info("instance adopted", kit.KeyDeployment, rec.Deployment, "instance", id, "pid", rec.PID)
+	r.tail(p, logPath, from)
 	return p
 }
 
 // sweep kills unrecorded fnbox processes whose --code lies in this data
-// directory. Called with r.mu held.
+// directory, and unrecorded pools of it, and removes unrecorded member
+// files. Called with r.mu held.
 func (r *Runtime) sweep() {
 	prefix := filepath.Join(r.dataDir, "deployments") + string(filepath.Separator)
 	known := map[int]bool{}
 	for _, p := range r.procs {
 		known[p.rec.PID] = true
 	}
+	for _, p := range r.pools {
+		known[p.rec.PID] = true
+	}
+	r.sweepMembers()
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -104,6 +121,12 @@ func (r *Runtime) sweep() {
 			continue
 		}
 		args := cmdline(pid)
+		if r.isOrphanPool(args) {
+			r.log.Warn("killing orphan fnbox pool without a record", "pid", pid, "args", strings.Join(args, " "))
+			killGroup(pid, syscall.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			continue
+		}
 		for i := 0; i+1 < len(args); i++ {
 			if args[i] == "--code" && strings.HasPrefix(args[i+1], prefix) && hasArg(args, "--instance") {
 				r.log.Warn("killing orphan fnbox without a record", "pid", pid, "code", args[i+1])

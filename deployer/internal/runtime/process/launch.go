@@ -21,19 +21,20 @@ import (
 // is deployed (Prune removes the dir with the version).
 const brokenFile = ".butter-broken"
 
-// launch starts cmd as instance id of spec: in its own process group,
-// inside its cgroups with spec's limits, tied to the deployer's life when
-// Config.DieWithParent, told where to signal readiness. It returns the
-// instance's cgroup directories.
-func (r *Runtime) launch(cmd *exec.Cmd, id, dir string, spec runtime.InstanceSpec) ([]string, error) {
+// checkBroken refuses a version whose code failed to load before: its
+// code dir holds brokenFile.
+func checkBroken(dir string) error {
 	if b, err := os.ReadFile(filepath.Join(dir, brokenFile)); err == nil {
-		return nil, fmt.Errorf("%w: %s", runtime.ErrBroken, b)
+		return fmt.Errorf("%w: %s", runtime.ErrBroken, b)
 	}
-	desc, err := descriptor.Parse(control.DescriptorFile, []byte(spec.Descriptor))
-	if err != nil {
-		return nil, fmt.Errorf("parse descriptor: %w", err)
-	}
-	l := instanceLimits(desc, spec.Functions, r.cfg.MemoryOverhead, r.cfg.PidsMax)
+	return nil
+}
+
+// launch starts cmd as process id (an instance or a pool): in its own
+// process group, inside its cgroups with limits l, tied to the deployer's
+// life when Config.DieWithParent, told where to signal readiness when
+// readyPath is set. It returns the process's cgroup directories.
+func (r *Runtime) launch(cmd *exec.Cmd, id, readyPath string, l limits) ([]string, error) {
 	dirs, err := r.cgroups.create(id, l)
 	if err != nil {
 		return nil, err
@@ -42,7 +43,9 @@ func (r *Runtime) launch(cmd *exec.Cmd, id, dir string, spec runtime.InstanceSpe
 		// Later entries win: this one overrides the deployer's own.
 		cmd.Env = append(cmd.Env, "NODE_OPTIONS="+strings.TrimSpace(os.Getenv("NODE_OPTIONS")+" --max-old-space-size="+strconv.FormatInt(l.NodeHeapMiB, 10)))
 	}
-	cmd.Args = append(cmd.Args, "--"+control.ReadyFileFlag, r.readyPath(id))
+	if readyPath != "" {
+		cmd.Args = append(cmd.Args, "--"+control.ReadyFileFlag, readyPath)
+	}
 	attr := &syscall.SysProcAttr{Setpgid: true}
 	if r.cfg.DieWithParent {
 		attr.Pdeathsig = syscall.SIGKILL

@@ -10,11 +10,11 @@ import (
 	"github.com/buttercompass/butter/proto/kit"
 )
 
-// tail copies the instance's log file, from offset from, into the
-// deployer's log line by line until the instance is gone and the file
-// drained, or Close.
-func (r *Runtime) tail(p *proc, from int64) {
-	f, err := os.Open(r.logPath(p.rec.ID))
+// tail copies the log file at path of an instance or a pool, from offset
+// from, into the deployer's log line by line until the process is gone and
+// the file drained, or Close.
+func (r *Runtime) tail(p *proc, path string, from int64) {
+	f, err := os.Open(path)
 	if err != nil {
 		return
 	}

@@ -19,6 +19,8 @@
 //   - adopt.go: List, and adopting the instances of a restarted deployer
 //     (killing those of another cluster and unrecorded orphans).
 //   - stop.go: Stop (SIGTERM, grace, SIGKILL) and forgetting an instance.
+//   - pool.go: isolation: shared deployments, run as members of one
+//     `fnbox --pool` per platform.
 //   - logs.go: tailing instance output into the deployer's log.
 //   - record.go: the instance record <data>/instances/<id>.json.
 //   - proc.go: /proc reading (start times, command lines) and group kills.
@@ -85,6 +87,11 @@ type Config struct {
 	// removes it: a version the API has just prepared is not stored yet.
 	// Default 10 minutes; negative for no wait.
 	PruneAfter time.Duration
+	// PoolIdle is how long the pool of a platform (isolation: shared,
+	// pool.go) runs without members before it is stopped, so that a
+	// rolling update does not restart it. Default 1 minute; negative
+	// keeps it running.
+	PoolIdle time.Duration
 }
 
 // Runtime runs instances as processes.
@@ -99,8 +106,13 @@ type Runtime struct {
 	tailStop  chan struct{}
 	tails     sync.WaitGroup
 
+	// poolMu makes one pool at a time (pool.go); taken before mu.
+	poolMu sync.Mutex
+
 	mu    sync.Mutex
-	procs map[string]*proc
+	procs map[string]*proc // instances and pool members, by id
+	pools map[string]*proc // pool processes, by platform
+	idle  map[string]time.Time
 	swept bool
 	// cgroups enforces limits (limits.go).
 	cgroups *cgroups
@@ -131,6 +143,9 @@ func New(cfg Config) (*Runtime, error) {
 	case cfg.PidsMax < 0:
 		cfg.PidsMax = 0
 	}
+	if cfg.PoolIdle == 0 {
+		cfg.PoolIdle = time.Minute
+	}
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("resolve data dir: %w", err)
@@ -151,7 +166,7 @@ func New(cfg Config) (*Runtime, error) {
 		cfg.Logger.Info("instance limits enforced with "+cg.kind, "kind", cg.kind)
 	}
 	return &Runtime{cfg: cfg, dataDir: dir, log: cfg.Logger, builder: gobuild.New(cfg.Go),
-		tailStop: make(chan struct{}), procs: map[string]*proc{}, cgroups: cg}, nil
+		tailStop: make(chan struct{}), procs: map[string]*proc{}, pools: map[string]*proc{}, idle: map[string]time.Time{}, cgroups: cg}, nil
 }
 
 // Close stops tailing instance logs. Instances keep running, to be adopted

@@ -24,6 +24,16 @@ type proc struct {
 	// adopted processes are not our children: their exit is seen by
 	// polling /proc, and their exit status is unknown.
 	adopted bool
+	// pool, for a member of a pool (pool.go), is the pool's process: a
+	// member has no process of its own, and its done, err and permanent
+	// are unused (see memberInstance).
+	pool *proc
+	// exited and exitErr are a member's end once seen: its exit file, or
+	// its pool gone. Guarded by Runtime.mu.
+	exited  bool
+	exitErr string
+	// stopping marks a pool being stopped for want of members.
+	stopping bool
 }
 
 // record is <data>/instances/<id>.json.
@@ -42,6 +52,10 @@ type record struct {
 	Brokers []string `json:"brokers,omitempty"`
 	// Cgroups are its cgroup directories (limits.go).
 	Cgroups []string `json:"cgroups,omitempty"`
+	// Pool is set on a member of a pool, and on the pool's own record:
+	// the platform of the pool (pool.go). A member's PID and StartTicks
+	// are its pool's.
+	Pool string `json:"pool,omitempty"`
 }
 
 func (p *proc) instance(readyPath string) runtime.Instance {
@@ -71,9 +85,13 @@ func writeRecord(path string, rec record) error {
 }
 
 // writeFile writes atomically: a crash leaves the old file or the new one.
-func writeFile(path string, b []byte) error {
+func writeFile(path string, b []byte) error { return writeFilePerm(path, b, 0o644) }
+
+// writeFilePerm is writeFile with the file's permissions.
+func writeFilePerm(path string, b []byte, perm os.FileMode) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	os.Remove(tmp) // a leftover would keep its own permissions
+	if err := os.WriteFile(tmp, b, perm); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {

@@ -12,7 +12,8 @@ import (
 )
 
 // Stop sends SIGTERM to the instance's process group, SIGKILL after the
-// grace period, and forgets the instance.
+// grace period, and forgets the instance. A pool member is stopped
+// through its member file instead (stopMember).
 func (r *Runtime) Stop(ctx context.Context, id string) error {
 	r.mu.Lock()
 	p := r.procs[id]
@@ -22,6 +23,9 @@ func (r *Runtime) Stop(ctx context.Context, id string) error {
 	r.mu.Unlock()
 	if p == nil {
 		return nil
+	}
+	if p.pool != nil {
+		return r.stopMember(ctx, p)
 	}
 	select {
 	case <-p.done:
@@ -63,6 +67,10 @@ func (r *Runtime) forget(id string) {
 // forgetRecord is forget with the record at hand.
 func (r *Runtime) forgetRecord(id string, rec record) {
 	removeCgroups(rec.Cgroups)
+	if rec.Pool != "" {
+		os.Remove(r.memberPath(rec.Pool, id))
+		os.Remove(r.memberExitPath(rec.Pool, id))
+	}
 	os.Remove(r.readyPath(id))
 	os.Remove(r.recordPath(id))
 	os.Remove(r.logPath(id))

@@ -152,7 +152,10 @@ func (r *Runtime) ensurePool(platform string) (*proc, error) {
 	// Not CommandContext: a pool outlives the request that started it.
 	cmd := exec.Command(r.cfg.Bin, r.poolArgs(platform)...)
 	cmd.Dir = r.poolDir(platform)
-	cmd.Env = os.Environ()
+	// Without the deployer's own Kafka password: the pool's host process
+	// runs every shared deployment's code, and each member gets its own
+	// deployment's password through its member file.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "BUTTER_SASL_PASSWORD=") })
 	// Unique: it names the pool's cgroups, which are machine-wide.
 	rec := record{ID: "pool-" + platform + "-" + randHex(4), Pool: platform}
 	p, err := r.run(cmd, rec, limits{pids: r.cfg.PidsMax}, "", r.poolRecord(platform), r.poolLog(platform),
@@ -368,8 +371,14 @@ func (r *Runtime) checkPools() {
 		if r.cfg.PoolIdle < 0 || time.Since(since) < r.cfg.PoolIdle {
 			continue
 		}
+		// A Start holds poolMu from finding the pool running until its
+		// member file is written: not while one is under way.
+		if !r.poolMu.TryLock() {
+			continue
+		}
 		delete(r.idle, platform)
 		p.stopping = true
+		r.poolMu.Unlock()
 		r.log.Info("stopping pool without members", "pool", platform, "pid", p.rec.PID, "idle", r.cfg.PoolIdle.String())
 		go r.stopPool(platform, p)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -91,6 +92,7 @@ func poolPIDs(rt *Runtime, platform string) []int {
 // holding the command line a lone fnbox would get, and its SASL password
 // in Env, readable by the deployer's user only.
 func TestPoolMemberFile(t *testing.T) {
+	t.Setenv("BUTTER_SASL_PASSWORD", "the-deployers-own")
 	dir := t.TempDir()
 	k := kit.KafkaConfig{Brokers: []string{"127.0.0.1:1"}, SASLMechanism: kit.SASLPlain, SASLUser: "orders", SASLPassword: "hunter2"}
 	rt, err := New(Config{DataDir: dir, Bin: fakeFnbox, BinArgs: []string{"fnbox"}, Grace: time.Second, Kafka: kit.KafkaConfig{Brokers: k.Brokers},
@@ -133,6 +135,11 @@ func TestPoolMemberFile(t *testing.T) {
 	pool := rt.pools["node"]
 	if args := cmdline(pool.rec.PID); !slices.Equal(args[1:], []string{"fnbox", "--pool", rt.poolDir("node")}) {
 		t.Errorf("pool command line %q", args)
+	}
+	// Nor does the pool get the deployer's own password: every shared
+	// deployment's code runs in it.
+	if environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pool.rec.PID)); err != nil || strings.Contains(string(environ), "the-deployers-own") {
+		t.Errorf("pool environment holds the deployer's password (%v)", err)
 	}
 	if in.PID != pool.rec.PID {
 		t.Errorf("instance pid %d, pool pid %d", in.PID, pool.rec.PID)
@@ -389,4 +396,42 @@ func TestPoolSweep(t *testing.T) {
 	if _, err := os.Stat(stray); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("unrecorded member file left: %v", err)
 	}
+}
+
+// TestPoolGoneWhileDown: a restarted runtime whose pool died meanwhile
+// lists none of its members and forgets their files, so the reconciler
+// starts them again (in a new pool).
+func TestPoolGoneWhileDown(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	first := newRuntime(t, dir, time.Second)
+	in, err := first.Start(ctx, sharedSpec("orders", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	allReady(t, first, in.ID)
+	if err := syscall.Kill(in.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	kittest.Eventually(t, "pool gone", func() error {
+		if _, alive, _ := procStart(in.PID); alive {
+			return fmt.Errorf("pid %d alive", in.PID)
+		}
+		return nil
+	})
+	second := newRuntime(t, dir, time.Second)
+	t.Cleanup(func() { stopAll(second) })
+	if got := listed(t, second); len(got) != 0 {
+		t.Errorf("listed %+v, want nothing", got)
+	}
+	for _, f := range []string{second.recordPath(in.ID), second.memberPath("node", in.ID), second.poolRecord("node")} {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("left %s: %v", f, err)
+		}
+	}
+	again, err := second.Start(ctx, sharedSpec("orders", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	allReady(t, second, again.ID)
 }

@@ -370,6 +370,10 @@ func (r *Runtime) stateDir(id string) string { return filepath.Join(r.dataDir, "
 func containerName(id string) string { return "butter-" + id }
 
 // Start prepares the code and starts a container running fnbox on it.
+// Every instance gets a container of its own whatever the descriptor's
+// isolation says: shared is a packing hint the process runtime honours
+// (docs/descriptor.md#isolation), and its rules (no env, secrets or
+// limits) leave nothing a container of its own would run differently.
 func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime.Instance, error) {
 	desc, err := descriptor.Parse(control.DescriptorFile, []byte(spec.Descriptor))
 	if err != nil {

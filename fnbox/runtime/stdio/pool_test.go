@@ -161,7 +161,7 @@ func TestPoolSharesOneHost(t *testing.T) {
 			if pid == 0 || hostProcesses(t, p) != 1 {
 				t.Fatalf("a new pool has host pid %d and %d host processes, want its warm host", pid, hostProcesses(t, p))
 			}
-			sa, sb := poolSpec(t, l.platform, "dep-a", "a", "who"), poolSpec(t, l.platform, "dep-b", "b", "who")
+			sa, sb := poolSpec(t, l.platform, "dep-a", "a", "who"), poolSpec(t, l.platform, "dep-b", "b", "who", "loaded")
 			a, b := add(t, p, sa), add(t, p, sb)
 			who(t, a, "t1", "a")
 			who(t, b, "t2", "b")
@@ -194,6 +194,13 @@ func TestPoolSharesOneHost(t *testing.T) {
 			who(t, a2, "t4", "a")
 			if p.HostPID() != pid {
 				t.Error("closing a deployment restarted the host")
+			}
+			// Unloaded from the host: only b's entry module is left.
+			if err := a2.Close(context.Background()); err != nil {
+				t.Fatalf("close a2: %v", err)
+			}
+			if res, err := invoke(b, "loaded", event(t, "application/json", []byte("1"))); err != nil || string(res.Data) != "1" {
+				t.Errorf("entry modules in the host after closing a twice: %s, %v; want only b's", res.Data, err)
 			}
 		})
 	}
@@ -262,6 +269,32 @@ func TestPoolFunctionCrashes(t *testing.T) {
 			}
 			who(t, a, "t1", "a")
 			who(t, b, "t2", "b")
+		})
+	}
+}
+
+// TestPoolStuckHost: a handler stuck past its deadline gets the shared
+// host killed stuckGrace later, so the other deployments' invocations run
+// in a new host instead of timing out behind it.
+func TestPoolStuckHost(t *testing.T) {
+	for _, l := range languages {
+		t.Run(l.platform, func(t *testing.T) {
+			p, _ := newPool(t, l.platform)
+			a := add(t, p, poolSpec(t, l.platform, "dep-a", "a", "spin"))
+			b := add(t, p, poolSpec(t, l.platform, "dep-b", "b", "who"))
+			pid := p.HostPID()
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			d, _ := ctx.Deadline()
+			if _, err := a.Invoke(ctx, runtime.Invocation{Function: "spin", Events: event1(t), Deadline: d}, runtimetest.NewTestHost(nil)); !errors.Is(err, runtime.ErrTimeout) {
+				t.Fatalf("spin: %v, want a timeout", err)
+			}
+			pctx, pcancel := context.WithTimeout(context.Background(), stuckGrace+10*time.Second)
+			defer pcancel()
+			if err := kit.Poll(pctx, 50*time.Millisecond, func() bool { return p.HostPID() != pid }); err != nil {
+				t.Fatal("the stuck host was never killed")
+			}
+			who(t, b, "t1", "b")
 		})
 	}
 }

@@ -14,3 +14,6 @@ exports.slow = (event, context) => {
   return new Promise((resolve) => setTimeout(() => resolve("late"), 20000));
 };
 exports.crash = () => process.exit(3);
+exports.spin = () => { for (;;) {} };
+// loaded counts the pool test deployments' entry modules in the host.
+exports.loaded = () => Object.keys(require.cache).filter((k) => k.includes("testdata/pool/")).length;

@@ -24,3 +24,13 @@ def slow(event, context):
 
 def crash(event, context):
     os._exit(3)
+
+
+def spin(event, context):
+    while True:
+        pass
+
+
+def loaded(event, context):
+    """Counts the pool test deployments' entry modules in the host."""
+    return len([m for m in list(sys.modules.values()) if "testdata/pool/" in (getattr(m, "__file__", None) or "")])

@@ -60,7 +60,8 @@ func (r *Runtime) memberExitPath(platform, id string) string {
 
 // poolArgs is the command line of the pool of platform.
 func (r *Runtime) poolArgs(platform string) []string {
-	return append(slices.Clip(r.cfg.BinArgs), "--"+control.PoolFlag, r.poolDir(platform))
+	// --pool-platform starts the host at once, before any member.
+	return append(slices.Clip(r.cfg.BinArgs), "--"+control.PoolFlag, r.poolDir(platform), "--pool-platform", platform)
 }
 
 // startMember starts spec's instance as a member of its platform's pool,

@@ -15,11 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buttercompass/butter/broker-bridge/broker"
 	"github.com/buttercompass/butter/deployer/internal/runtime"
 	"github.com/buttercompass/butter/deployer/internal/testutil"
 	"github.com/buttercompass/butter/proto/control"
 	"github.com/buttercompass/butter/proto/kit"
 	"github.com/buttercompass/butter/proto/kit/kittest"
+	"github.com/buttercompass/butter/proto/topics"
 )
 
 // sharedDesc is an isolation: shared node deployment named name.
@@ -131,9 +133,10 @@ func TestPoolMemberFile(t *testing.T) {
 	if len(env) != 1 || m.Env["BUTTER_SASL_PASSWORD"] != "hunter2" || len(m.Env) != 1 {
 		t.Errorf("member env %v, want the password alone (login env %q)", m.Env, env)
 	}
-	// The pool itself is `fnbox --pool DIR`, after BinArgs.
+	// The pool itself is `fnbox --pool DIR --pool-platform node`, after
+	// BinArgs.
 	pool := rt.pools["node"]
-	if args := cmdline(pool.rec.PID); !slices.Equal(args[1:], []string{"fnbox", "--pool", rt.poolDir("node")}) {
+	if args := cmdline(pool.rec.PID); !slices.Equal(args[1:], []string{"fnbox", "--pool", rt.poolDir("node"), "--pool-platform", "node"}) {
 		t.Errorf("pool command line %q", args)
 	}
 	// Nor does the pool get the deployer's own password: every shared
@@ -159,18 +162,37 @@ func stopAll(rt *Runtime) {
 
 // TestPoolLifecycle runs two shared deployments in one pool through a
 // stop, a kill -9 of the pool, a new start and a restarted runtime. It
-// runs once with the stand-in fnbox and once with the real one.
+// runs with the stand-in fnbox, and with the real one on a real broker
+// and node.
 func TestPoolLifecycle(t *testing.T) {
 	t.Run("fake", func(t *testing.T) {
-		testPoolLifecycle(t, fakeFnbox, kit.KafkaConfig{Brokers: []string{"127.0.0.1:1"}}, sharedDesc)
+		testPoolLifecycle(t, fakeFnbox, kit.KafkaConfig{Brokers: []string{"127.0.0.1:1"}}, func(name string, slot int) runtime.InstanceSpec {
+			return sharedSpec(name, slot)
+		})
+	})
+	t.Run("real", func(t *testing.T) {
+		b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Close)
+		if err := b.CreateTopic(topics.Stream("orders")); err != nil {
+			t.Fatal(err)
+		}
+		code := tarGz(t, map[string]string{"a.js": "exports.f = async (event) => ({ seen: event.id });\n"})
+		testPoolLifecycle(t, realFnbox, b.Kafka(), func(name string, slot int) runtime.InstanceSpec {
+			spec := sharedSpec(name, slot)
+			spec.Code = code
+			return spec
+		})
 	})
 }
 
-func testPoolLifecycle(t *testing.T, bin string, k kit.KafkaConfig, desc func(string) string) {
+func testPoolLifecycle(t *testing.T, bin string, k kit.KafkaConfig, spec func(name string, slot int) runtime.InstanceSpec) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	newRT := func() *Runtime {
-		rt, err := New(Config{DataDir: dir, Bin: bin, Grace: 5 * time.Second, Kafka: k})
+		rt, err := New(Config{DataDir: dir, Bin: bin, Grace: 10 * time.Second, Kafka: k})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,9 +201,6 @@ func testPoolLifecycle(t *testing.T, bin string, k kit.KafkaConfig, desc func(st
 	}
 	rt := newRT()
 	t.Cleanup(func() { stopAll(rt) })
-	spec := func(name string, slot int) runtime.InstanceSpec {
-		return runtime.InstanceSpec{Deployment: name, Version: "v1", Slot: slot, Functions: []string{"a"}, Descriptor: desc(name)}
-	}
 	a, err := rt.Start(ctx, spec("alpha", 0))
 	if err != nil {
 		t.Fatal(err)

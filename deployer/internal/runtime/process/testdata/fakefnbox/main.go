@@ -41,6 +41,7 @@ func main() {
 	_ = fs.Bool("tls", false, "tls")
 	_ = fs.Bool("tls-insecure", false, "tls insecure")
 	pool := fs.String(control.PoolFlag, "", "pool dir")
+	_ = fs.String("pool-platform", "", "pool platform")
 	args := os.Args[1:]
 	if len(args) > 0 && args[0] == "fnbox" { // BinArgs of the butter binary
 		args = args[1:]

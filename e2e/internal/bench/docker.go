@@ -36,8 +36,9 @@ func Platform() []Measurement {
 			Measurement{Name: DeployColdStartRow(deployersvc.RuntimeProcess, p), Run: deployColdStartMeasurement(deployersvc.RuntimeProcess, p)})
 	}
 	for _, rt := range []string{deployersvc.RuntimeProcess, deployersvc.RuntimeDocker} {
-		ms = append(ms, Measurement{Name: idleMeasurementName(rt), Run: idleMemoryMeasurement(rt), Docker: rt == deployersvc.RuntimeDocker})
+		ms = append(ms, Measurement{Name: idleMeasurementName(rt), Run: idleMemoryMeasurement(rt, false), Docker: rt == deployersvc.RuntimeDocker})
 	}
+	ms = append(ms, Measurement{Name: idleMeasurementName(IdleShared(deployersvc.RuntimeProcess)), Run: idleMemoryMeasurement(deployersvc.RuntimeProcess, true)})
 	for _, rt := range []string{deployersvc.RuntimeProcess, deployersvc.RuntimeDocker} {
 		ms = append(ms,
 			Measurement{Name: WakeRow(rt), Run: wakeMeasurement(rt), Docker: rt == deployersvc.RuntimeDocker},

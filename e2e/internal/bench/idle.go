@@ -20,6 +20,7 @@ import (
 	"github.com/moby/moby/client"
 
 	deployersvc "github.com/buttercompass/butter/deployer/service"
+	"github.com/buttercompass/butter/proto/descriptor"
 )
 
 // UnitMebibytes is a memory size: lower is better.
@@ -49,6 +50,10 @@ func IdlePerFunctionRow(rt string) string {
 // with "idle memory".
 func idleMeasurementName(rt string) string { return fmt.Sprintf("idle memory node functions (%s)", rt) }
 
+// IdleShared is the variant of the idle memory rows whose deployments say
+// `isolation: shared`: "process, shared".
+func IdleShared(rt string) string { return rt + ", " + descriptor.IsolationShared }
+
 // idleSamples is how many times memory is read, a second apart, once every
 // instance is ready and has idled idleSettle; the figure is the median.
 const (
@@ -63,12 +68,20 @@ const (
 // proportional share (Pss) of every fnbox the deployer started and every
 // process under it; with docker each container's memory usage as `docker
 // stats` shows it (usage less inactive page cache).
-func idleMemoryMeasurement(rt string) func(context.Context, *Env, *Report) error {
+//
+// With shared (rt "process" only) the deployments say `isolation:
+// shared`: their instances run in one pool fnbox and one node host, which
+// is counted once; the rows are named with IdleShared(rt).
+func idleMemoryMeasurement(rt string, shared bool) func(context.Context, *Env, *Report) error {
 	return func(ctx context.Context, env *Env, rep *Report) (err error) {
 		n := env.Config.IdleFunctions
+		variant := rt
+		if shared {
+			variant = IdleShared(rt)
+		}
 		limit := env.Config.FnTimeout + time.Duration(n)*6*time.Second
 		ctx, cancel := context.WithTimeoutCause(ctx, limit,
-			fmt.Errorf("%s took longer than %s", idleMeasurementName(rt), limit))
+			fmt.Errorf("%s took longer than %s", idleMeasurementName(variant), limit))
 		defer cancel()
 		ctx, cancelCause := context.WithCancelCause(ctx)
 		defer cancelCause(nil)
@@ -77,6 +90,9 @@ func idleMemoryMeasurement(rt string) func(context.Context, *Env, *Report) error
 			return err
 		}
 		prefix := fmt.Sprintf("bench-%s-%.1s-idle", env.tag, rt)
+		if shared {
+			prefix += "-shared"
+		}
 		var cli *client.Client
 		if rt == deployersvc.RuntimeDocker {
 			if cli, err = dockerClient(ctx); err != nil {
@@ -104,7 +120,7 @@ func idleMemoryMeasurement(rt string) func(context.Context, *Env, *Report) error
 		for i := range n {
 			names[i] = fmt.Sprintf("%s-%03d", prefix, i+1)
 			start := time.Now()
-			if err := p.deploy(ctx, idleFiles(names[i], in, out)); err != nil {
+			if err := p.deploy(ctx, idleFiles(names[i], in, out, shared)); err != nil {
 				return fmt.Errorf("deploy %d of %d: %w", i+1, n, err)
 			}
 			slowest = max(slowest, time.Since(start))
@@ -145,37 +161,47 @@ func idleMemoryMeasurement(rt string) func(context.Context, *Env, *Report) error
 		}
 		total := median(rss)
 		rows := []Row{
-			{Name: IdleTotalRow(n, rt, ""), Value: total, Unit: UnitMebibytes, NoLimit: true, Count: n},
-			{Name: IdlePerFunctionRow(rt), Value: total / float64(n), Unit: UnitMebibytes, Limit: RowIdleNode, Count: n},
+			{Name: IdleTotalRow(n, variant, ""), Value: total, Unit: UnitMebibytes, NoLimit: true, Count: n},
+			{Name: IdlePerFunctionRow(variant), Value: total / float64(n), Unit: UnitMebibytes, Limit: RowIdleNode, Count: n},
 		}
 		what := fmt.Sprintf("the resident memory (VmRSS of `/proc/<pid>/status`) of every process the deployer started "+
 			"(each deployment's fnbox, the binary of the run) and every process under them (the node runtime), %d processes "+
 			"in all. RSS counts pages shared between processes (node's and fnbox's code) once per process; the PSS row "+
 			"(`/proc/<pid>/smaps_rollup`) splits each shared page between the processes that map it, so it sums to what "+
-			"they take together. The issue's goal for the process runtime is ≤ 300 MiB for 100 functions", procs)
+			"they take together. A process under several instances (the pool fnbox of `isolation: shared` deployments and its "+
+			"one node host) is counted once. The issue's goal for the process runtime is ≤ 300 MiB for 100 functions", procs)
 		if rt == deployersvc.RuntimeDocker {
 			what = fmt.Sprintf("the memory usage of each of the %d containers (labelled `butter.deployment`) as `docker "+
 				"stats` shows it: the container's cgroup usage less its inactive page cache (`total_inactive_file`), which "+
 				"holds fnbox and node and the files they read", procs)
 		} else {
-			rows = append(rows, Row{Name: IdleTotalRow(n, rt, "PSS"), Value: median(pss), Unit: UnitMebibytes, NoLimit: true, Count: n})
+			rows = append(rows, Row{Name: IdleTotalRow(n, variant, "PSS"), Value: median(pss), Unit: UnitMebibytes, NoLimit: true, Count: n})
+		}
+		isolation := ""
+		if shared {
+			isolation = " and `isolation: shared`"
 		}
 		rep.Note(fmt.Sprintf("**idle memory %d node functions (%s), per node function**: %d node deployments of the no-op "+
-			"function deployed through the deployer (`deployer/service` in-process, runtime %s) with `scale.min` 1, one "+
+			"function deployed through the deployer (`deployer/service` in-process, runtime %s) with `scale.min` 1%s, one "+
 			"instance each, all bound to one stream no event arrives on; once every instance is ready and has idled %s, %s. "+
 			"Median of %d readings a second apart; per function is the total ÷ %d. Limit of the per-function row: %s.",
-			n, rt, n, rt, idleSettle, what, idleSamples, n, RowIdleNode))
+			n, variant, n, rt, isolation, idleSettle, what, idleSamples, n, RowIdleNode))
 		return rep.Add(rows...)
 	}
 }
 
-// idleFiles is the code of one idle node deployment.
-func idleFiles(name, in, out string) map[string]string {
+// idleFiles is the code of one idle node deployment, shared or not.
+func idleFiles(name, in, out string, shared bool) map[string]string {
+	isolation := descriptor.IsolationProcess
+	if shared {
+		isolation = descriptor.IsolationShared
+	}
 	return map[string]string{
 		"handler.js": noopJS,
 		"butter.yaml": fmt.Sprintf(`# Idle node function of the bench (e2e/internal/bench).
 name: %s
 platform: node
+isolation: %s
 functions:
   - fn: handler.js:%s
     name: %s
@@ -183,7 +209,7 @@ functions:
       streams: [{ name: %s }]
       out: %s
     scale: { min: 1 }
-`, name, fnName, fnName, in, out),
+`, name, isolation, fnName, fnName, in, out),
 	}
 }
 
@@ -224,6 +250,7 @@ func processMemory(ctx context.Context, p *platform, names []string) (rss, pss f
 	if err != nil {
 		return 0, 0, 0, err
 	}
+	counted := map[int]bool{}
 	for _, name := range names {
 		d, err := p.status(ctx, name)
 		if err != nil {
@@ -233,6 +260,10 @@ func processMemory(ctx context.Context, p *platform, names []string) (rss, pss f
 			return 0, 0, 0, fmt.Errorf("%s has instances %+v, want one with a pid", name, d.Instances)
 		}
 		for _, pid := range tree(children, d.Instances[0].PID) {
+			if counted[pid] {
+				continue // a pool's, counted with an earlier deployment
+			}
+			counted[pid] = true
 			m, err := readMemory(pid)
 			if err != nil {
 				return 0, 0, 0, err

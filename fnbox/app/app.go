@@ -11,9 +11,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -34,40 +36,34 @@ type config struct {
 	readyFile                                              string
 	orphanGrace                                            time.Duration
 	kafka                                                  kit.KafkaConfig
+	// pool and poolPlatform are --pool and --pool-platform: run as a pool
+	// (pool.go).
+	pool, poolPlatform string
 }
 
 // Main runs fnbox with args (without the program name) until SIGINT or
 // SIGTERM and returns the process exit code: control.ExitCodeLoadError when
 // the function code cannot load, control.ExitCodeOrphan when the instance
 // outlived its deployer or deployment, 2 for bad flags, 1 for any other
-// failure.
+// failure. With --pool it runs as a pool of instances (pool.go).
 func Main(args []string) int {
-	var c config
-	fs := flag.NewFlagSet("fnbox", flag.ContinueOnError)
-	fs.StringVar(&c.code, "code", kit.EnvOr("BUTTER_CODE", "."), "deployment code `dir` (env BUTTER_CODE)")
-	fs.StringVar(&c.descriptor, "descriptor", kit.EnvOr("BUTTER_DESCRIPTOR", ""), "descriptor `file`; default DIR/butter.yaml (env BUTTER_DESCRIPTOR)")
-	fs.StringVar(&c.functions, "functions", kit.EnvOr("BUTTER_FUNCTIONS", ""), "comma-separated functions to run; default every function with stream bindings (env BUTTER_FUNCTIONS)")
-	fs.StringVar(&c.instance, "instance", kit.EnvOr("BUTTER_INSTANCE", box.DefaultInstance()), "instance `id`, stable across restarts for exactly-once functions (env BUTTER_INSTANCE)")
-	fs.StringVar(&c.admin, "admin", kit.EnvOr("BUTTER_FNBOX_ADMIN", "127.0.0.1:0"), "serve /livez, /readyz, /metrics on `host:port` (env BUTTER_FNBOX_ADMIN)")
-	fs.StringVar(&c.logLevel, "log-level", kit.EnvOr("BUTTER_LOG_LEVEL", "info"), "debug, info, warn or error (env BUTTER_LOG_LEVEL)")
-	fs.StringVar(&c.readyFile, control.ReadyFileFlag, kit.EnvOr(control.ReadyFileEnv, ""), "create `file` once ready, holding the pid and admin address (env "+control.ReadyFileEnv+")")
-	fs.DurationVar(&c.orphanGrace, control.OrphanGraceFlag, kit.EnvDuration(control.OrphanGraceEnv, time.Minute), "exit when the broker is unreachable or the deployment deleted for this `long`; 0 never (env "+control.OrphanGraceEnv+")")
-	fs.StringVar(&c.slot, control.SlotFlag, kit.EnvOr(control.SlotEnv, ""), "fencing `slot` given by the deployer: exactly-once transactional ids are <group>.<slot> (env "+control.SlotEnv+"); default per instance id")
-	fs.DurationVar(&c.txnTimeout, "txn-timeout", kit.EnvDuration("BUTTER_TXN_TIMEOUT", engine.DefaultTxnTimeout), "exactly-once transaction timeout (env BUTTER_TXN_TIMEOUT)")
-	fs.DurationVar(&c.rebalanceTimeout, "rebalance-timeout", kit.EnvDuration("BUTTER_REBALANCE_TIMEOUT", engine.DefaultRebalanceTimeout), "how long a rebalance may wait for this instance besides one invocation (env BUTTER_REBALANCE_TIMEOUT)")
-	c.kafka.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	c, err := parseFlags(args, nil, os.Stderr)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	c.kafka.ClientID = engine.ClientID(engine.DefaultClientID, c.instance)
 	registerPlatforms()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, c); err != nil {
+	if c.pool != "" {
+		err = runPool(ctx, c)
+	} else {
+		err = run(ctx, c)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "fnbox:", err)
 		if errors.Is(err, runtime.ErrLoad) {
 			return control.ExitCodeLoadError
@@ -80,6 +76,85 @@ func Main(args []string) int {
 	return 0
 }
 
+// parseFlags reads fnbox's command line: the process's own, or a pool
+// member's PoolMember.Args, so a member means exactly what the same
+// command line means alone. Flags fall back on BUTTER_* variables of the
+// process environment; env, a member's PoolMember.Env, overrides those for
+// this parse only (the process environment is never changed). Errors and
+// -h go to output.
+func parseFlags(args []string, env map[string]string, output io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("fnbox", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.StringVar(&c.code, "code", kit.EnvOr("BUTTER_CODE", "."), "deployment code `dir` (env BUTTER_CODE)")
+	fs.StringVar(&c.descriptor, "descriptor", kit.EnvOr("BUTTER_DESCRIPTOR", ""), "descriptor `file`; default DIR/butter.yaml (env BUTTER_DESCRIPTOR)")
+	fs.StringVar(&c.functions, "functions", kit.EnvOr("BUTTER_FUNCTIONS", ""), "comma-separated functions to run; default every function with stream bindings (env BUTTER_FUNCTIONS)")
+	fs.StringVar(&c.instance, "instance", kit.EnvOr("BUTTER_INSTANCE", box.DefaultInstance()), "instance `id`, stable across restarts for exactly-once functions (env BUTTER_INSTANCE)")
+	fs.StringVar(&c.admin, "admin", kit.EnvOr("BUTTER_FNBOX_ADMIN", "127.0.0.1:0"), "serve /livez, /readyz, /metrics on `host:port` (env BUTTER_FNBOX_ADMIN)")
+	fs.StringVar(&c.logLevel, "log-level", kit.EnvOr("BUTTER_LOG_LEVEL", "info"), "debug, info, warn or error (env BUTTER_LOG_LEVEL)")
+	fs.StringVar(&c.readyFile, control.ReadyFileFlag, kit.EnvOr(control.ReadyFileEnv, ""), "create `file` once ready, holding the pid and admin address (env "+control.ReadyFileEnv+")")
+	fs.DurationVar(&c.orphanGrace, control.OrphanGraceFlag, kit.EnvDuration(control.OrphanGraceEnv, time.Minute), "exit when the broker is unreachable or the deployment deleted for this `long`; 0 never (env "+control.OrphanGraceEnv+")")
+	fs.StringVar(&c.slot, control.SlotFlag, kit.EnvOr(control.SlotEnv, ""), "fencing `slot` given by the deployer: exactly-once transactional ids are <group>.<slot> (env "+control.SlotEnv+"); default per instance id")
+	fs.DurationVar(&c.txnTimeout, "txn-timeout", kit.EnvDuration("BUTTER_TXN_TIMEOUT", engine.DefaultTxnTimeout), "exactly-once transaction timeout (env BUTTER_TXN_TIMEOUT)")
+	fs.DurationVar(&c.rebalanceTimeout, "rebalance-timeout", kit.EnvDuration("BUTTER_REBALANCE_TIMEOUT", engine.DefaultRebalanceTimeout), "how long a rebalance may wait for this instance besides one invocation (env BUTTER_REBALANCE_TIMEOUT)")
+	fs.StringVar(&c.pool, control.PoolFlag, "", "run as a pool of `dir`: the instances of shared deployments listed in DIR/members, in one process with one runtime host (docs/fnbox.md#pool-mode)")
+	fs.StringVar(&c.poolPlatform, "pool-platform", kit.EnvOr("BUTTER_POOL_PLATFORM", ""), "the `platform` a pool runs (node or python); default the first member's (env BUTTER_POOL_PLATFORM)")
+	c.kafka.RegisterFlags(fs)
+	if err := overlayEnv(fs, env); err != nil {
+		fmt.Fprintln(output, err)
+		return c, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	c.kafka.ClientID = engine.ClientID(engine.DefaultClientID, c.instance)
+	return c, nil
+}
+
+// flagEnv finds the variable a flag falls back on in its usage: every
+// flag of fnbox and of kit.KafkaConfig names it as "env BUTTER_...".
+var flagEnv = regexp.MustCompile(`\benv (BUTTER_[A-Z0-9_]+)`)
+
+// overlayEnv sets each flag of fs whose fallback variable env holds, as
+// the process environment would have: before parsing, so a flag given on
+// the command line still wins.
+func overlayEnv(fs *flag.FlagSet, env map[string]string) error {
+	if len(env) == 0 {
+		return nil
+	}
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		m := flagEnv.FindStringSubmatch(f.Usage)
+		if m == nil {
+			return
+		}
+		if v, ok := env[m[1]]; ok && v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("parse env %s: %w", m[1], err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// loadDeployment reads c's descriptor and the functions it names.
+func loadDeployment(c config) (*descriptor.Descriptor, []string, error) {
+	if c.descriptor == "" {
+		c.descriptor = filepath.Join(c.code, "butter.yaml")
+	}
+	desc, err := descriptor.ParseFile(c.descriptor)
+	if err != nil {
+		return nil, nil, err
+	}
+	var fns []string
+	for f := range strings.SplitSeq(c.functions, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			fns = append(fns, f)
+		}
+	}
+	return desc, fns, nil
+}
+
 func run(ctx context.Context, c config) error {
 	if err := kit.EnvError(); err != nil {
 		return err
@@ -88,18 +163,9 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	if c.descriptor == "" {
-		c.descriptor = filepath.Join(c.code, "butter.yaml")
-	}
-	desc, err := descriptor.ParseFile(c.descriptor)
+	desc, fns, err := loadDeployment(c)
 	if err != nil {
 		return err
-	}
-	var fns []string
-	for f := range strings.SplitSeq(c.functions, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			fns = append(fns, f)
-		}
 	}
 
 	spans, err := c.kafka.NewClient()

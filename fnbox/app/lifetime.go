@@ -47,19 +47,22 @@ func announceReady(ctx context.Context, b *box.Box, readyFile string, rf control
 	}
 }
 
-// writeReadyFile writes rf to path under a temporary name first, so the
-// file never exists half written.
-func writeReadyFile(path string, rf control.ReadyFile) error {
-	b, err := json.Marshal(rf)
+// writeReadyFile writes rf to path (see writeJSONFile).
+func writeReadyFile(path string, rf control.ReadyFile) error { return writeJSONFile(path, rf) }
+
+// writeJSONFile writes v as JSON to path under a temporary name first
+// (a dot file beside it), so the file never exists half written.
+func writeJSONFile(path string, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("encode ready file: %w", err)
+		return fmt.Errorf("encode %s: %w", path, err)
 	}
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("write ready file: %w", err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write ready file: %w", err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }
@@ -77,7 +80,7 @@ var errOrphan = errors.New("orphaned")
 // A deployment counts as deleted only once it was seen and then
 // tombstoned: fnbox run by hand, with no deployer, never exits for it. A
 // principal not allowed to read _butter.deployments leaves only the broker
-// check.
+// check, and so does an empty deployment (a pool, which runs many).
 func watchOrphan(ctx context.Context, kafka kit.KafkaConfig, deployment string, grace time.Duration, log *slog.Logger) error {
 	if grace <= 0 {
 		return nil
@@ -88,21 +91,23 @@ func watchOrphan(ctx context.Context, kafka kit.KafkaConfig, deployment string, 
 	}
 	defer cl.Close()
 	dep := &presence{}
-	deployments := kafka.Namespace().Topic(topics.Deployments)
-	f, err := kit.NewFollower(kafka, []string{deployments}, func(r *kgo.Record) {
-		if string(r.Key) == deployment {
-			dep.set(r.Value != nil)
+	if deployment != "" {
+		deployments := kafka.Namespace().Topic(topics.Deployments)
+		f, err := kit.NewFollower(kafka, []string{deployments}, func(r *kgo.Record) {
+			if string(r.Key) == deployment {
+				dep.set(r.Value != nil)
+			}
+		}, log, kgo.ClientID("butter-fnbox-orphan-watch"))
+		if err != nil {
+			return fmt.Errorf("watch deployment: %w", err)
 		}
-	}, log, kgo.ClientID("butter-fnbox-orphan-watch"))
-	if err != nil {
-		return fmt.Errorf("watch deployment: %w", err)
+		defer f.Close()
+		go func() {
+			if err := f.Run(ctx); err != nil && ctx.Err() == nil {
+				log.Info("not watching for the deployment's deletion (its principal may not read deployments); only the broker's absence ends this instance", kit.KeyError, err)
+			}
+		}()
 	}
-	defer f.Close()
-	go func() {
-		if err := f.Run(ctx); err != nil && ctx.Err() == nil {
-			log.Info("not watching for the deployment's deletion (its principal may not read deployments); only the broker's absence ends this instance", kit.KeyError, err)
-		}
-	}()
 
 	every := min(max(grace/4, 50*time.Millisecond), 5*time.Second)
 	t := time.NewTicker(every)
@@ -145,8 +150,13 @@ const orphanStop = 3 * time.Second
 // orphaned, it returns at most orphanStop later, whether or not b stopped:
 // exiting ends the function processes too.
 func runBox(ctx, life context.Context, b *box.Box, log *slog.Logger) error {
+	return runOrphanable(ctx, life, b.Run, log)
+}
+
+// runOrphanable is runBox for any run: a box or a pool of them.
+func runOrphanable(ctx, life context.Context, run func(context.Context) error, log *slog.Logger) error {
 	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
+	go func() { done <- run(ctx) }()
 	select {
 	case err := <-done:
 		return err

@@ -80,7 +80,7 @@ var errOrphan = errors.New("orphaned")
 // A deployment counts as deleted only once it was seen and then
 // tombstoned: fnbox run by hand, with no deployer, never exits for it. A
 // principal not allowed to read _butter.deployments leaves only the broker
-// check, and so does an empty deployment (a pool, which runs many).
+// check.
 func watchOrphan(ctx context.Context, kafka kit.KafkaConfig, deployment string, grace time.Duration, log *slog.Logger) error {
 	if grace <= 0 {
 		return nil
@@ -91,24 +91,27 @@ func watchOrphan(ctx context.Context, kafka kit.KafkaConfig, deployment string, 
 	}
 	defer cl.Close()
 	dep := &presence{}
-	if deployment != "" {
-		deployments := kafka.Namespace().Topic(topics.Deployments)
-		f, err := kit.NewFollower(kafka, []string{deployments}, func(r *kgo.Record) {
-			if string(r.Key) == deployment {
-				dep.set(r.Value != nil)
-			}
-		}, log, kgo.ClientID("butter-fnbox-orphan-watch"))
-		if err != nil {
-			return fmt.Errorf("watch deployment: %w", err)
+	deployments := kafka.Namespace().Topic(topics.Deployments)
+	f, err := kit.NewFollower(kafka, []string{deployments}, func(r *kgo.Record) {
+		if string(r.Key) == deployment {
+			dep.set(r.Value != nil)
 		}
-		defer f.Close()
-		go func() {
-			if err := f.Run(ctx); err != nil && ctx.Err() == nil {
-				log.Info("not watching for the deployment's deletion (its principal may not read deployments); only the broker's absence ends this instance", kit.KeyError, err)
-			}
-		}()
+	}, log, kgo.ClientID("butter-fnbox-orphan-watch"))
+	if err != nil {
+		return fmt.Errorf("watch deployment: %w", err)
 	}
+	defer f.Close()
+	go func() {
+		if err := f.Run(ctx); err != nil && ctx.Err() == nil {
+			log.Info("not watching for the deployment's deletion (its principal may not read deployments); only the broker's absence ends this instance", kit.KeyError, err)
+		}
+	}()
+	return watchBroker(ctx, cl.Ping, deployment, dep, grace, log)
+}
 
+// watchBroker is watchOrphan's loop: ping reaches the broker, dep says
+// whether deployment was deleted.
+func watchBroker(ctx context.Context, ping func(context.Context) error, deployment string, dep *presence, grace time.Duration, log *slog.Logger) error {
 	every := min(max(grace/4, 50*time.Millisecond), 5*time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -120,7 +123,7 @@ func watchOrphan(ctx context.Context, kafka kit.KafkaConfig, deployment string, 
 		case <-t.C:
 		}
 		pctx, cancel := context.WithTimeout(ctx, max(every, time.Second))
-		err := cl.Ping(pctx)
+		err := ping(pctx)
 		cancel()
 		now := time.Now()
 		switch {

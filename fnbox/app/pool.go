@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel"
 
 	"github.com/buttercompass/butter/fnbox/box"
@@ -70,7 +71,8 @@ type pool struct {
 // member is one running instance of the pool.
 type member struct {
 	stop    context.CancelCauseFunc
-	removed bool // its file was deleted and stop called
+	removed bool        // its file was deleted and stop called
+	spans   *kgo.Client // logged in as the member's principal
 }
 
 // runPool runs fnbox as a pool of c.pool until ctx is done, then drains
@@ -119,12 +121,18 @@ func runPool(ctx context.Context, c config) error {
 	defer func() { _ = os.Remove(readyPath) }()
 	log.Info("fnbox pool starting", "dir", c.pool, "platform", c.poolPlatform, "admin", p.admin.Addr())
 
-	// The pool watches its broker as a lone fnbox does; not a deployment:
-	// the deployer deletes the files of deleted deployments' instances.
+	// The pool watches its broker as a lone fnbox does, through its
+	// members' logins: the deployer gives the pool none of its own (no
+	// password in its environment), and an idle pool has nothing to lose.
+	// No deployment is watched: the deployer deletes the member files of
+	// deleted deployments.
 	ctx, orphaned := context.WithCancelCause(ctx)
 	defer orphaned(nil)
 	go func() {
-		if err := watchOrphan(ctx, c.kafka, "", c.orphanGrace, log); err != nil {
+		if c.orphanGrace <= 0 {
+			return
+		}
+		if err := watchBroker(ctx, p.ping, "", &presence{}, c.orphanGrace, log); err != nil {
 			log.Error("exiting", kit.KeyError, err)
 			orphaned(err)
 		}
@@ -294,7 +302,7 @@ func (p *pool) startMember(ctx context.Context, id string) error {
 		}
 	}
 	mctx, stop := context.WithCancelCause(ctx)
-	p.running[id] = &member{stop: stop}
+	p.running[id] = &member{stop: stop, spans: spans}
 	p.wg.Add(1)
 	log.Info("pool member starting", "deployment", desc.Name)
 	go func() {
@@ -358,6 +366,26 @@ func (p *pool) exitOrRefuse(id string, err error) {
 		p.refused[id] = true
 		p.mu.Unlock()
 	}
+}
+
+// ping reports whether the broker answers any member's client; nil
+// without members.
+func (p *pool) ping(ctx context.Context) error {
+	p.mu.Lock()
+	var cls []*kgo.Client
+	for _, m := range p.running {
+		cls = append(cls, m.spans)
+	}
+	p.mu.Unlock()
+	var errs []error
+	for _, cl := range cls {
+		err := cl.Ping(ctx)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // exit writes member id's exit file: err nil for a member stopped as

@@ -504,3 +504,44 @@ func getStatus(t *testing.T, url string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// TestPoolOrphanExitsWhenBrokerGone: a pool watches its broker through its
+// members' logins, not its own flags (the deployer gives it none): with
+// its own --brokers pointing nowhere it outlives its grace while its
+// member's broker answers, and exits with ExitCodeOrphan once that broker
+// is gone, writing no exit file (the members end with it).
+func TestPoolOrphanExitsWhenBrokerGone(t *testing.T) {
+	p := newPoolRig(t, 2*time.Minute)
+	code := p.deployment("oa", sharedDescriptor("oa", "shared"), echoHandler)
+	pool := p.startPool("--brokers", "127.0.0.1:1", "--orphan-grace", "1s")
+	p.waitReady("oa-1", p.addMember("oa-1", code, nil))
+	exited := make(chan error, 1)
+	go func() { exited <- pool.Wait() }()
+
+	// Three graces with the pool's own broker unreachable: it stays.
+	out := p.counter("oa")
+	survive := time.Now().Add(3 * time.Second)
+	for i := 0; time.Now().Before(survive); i++ {
+		select {
+		case err := <-exited:
+			t.Fatalf("the pool exited with its member's broker up: %v", err)
+		default:
+		}
+		p.produce("oa", i, 1)
+		out.readUntil(func() bool { return out.seen[fmt.Sprintf("oa-%d", i)] > 0 })
+	}
+
+	p.b.Close()
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != control.ExitCodeOrphan {
+			t.Fatalf("pool exit %v, want status %d", err, control.ExitCodeOrphan)
+		}
+	case <-p.ctx.Done():
+		t.Fatal("the pool did not exit after its broker closed")
+	}
+	if _, err := os.Stat(p.member("oa-1", control.PoolExitExt)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("exit file of a member ended with its orphaned pool: %v, want none", err)
+	}
+}

@@ -339,6 +339,20 @@ func TestPoolRunsSharedDeployments(t *testing.T) {
 		t.Errorf("pool /readyz %d, want 200", code)
 	}
 
+	// Rewriting a running member's file does not restart it: its ready
+	// file stays as written (a start removes it first).
+	readyInfo, err := os.Stat(readyB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(p.member("pb-1", control.PoolMemberExt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p.member("pb-1", control.PoolMemberExt), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
 	// Deleting pa-1's file stops it: it drains, leaves its group and says
 	// so in its exit file; its ready file goes first.
 	if err := os.Remove(p.member("pa-1", control.PoolMemberExt)); err != nil {
@@ -360,10 +374,32 @@ func TestPoolRunsSharedDeployments(t *testing.T) {
 	if metrics := get(t, "http://"+rf.Admin+"/metrics"); strings.Contains(metrics, `instance="pa-1"`) {
 		t.Error("/metrics still serves the stopped member's series")
 	}
+	// Its spans were flushed as it stopped, through its own tracer
+	// provider (the pool installs no global one).
+	traces, err := kgo.NewClient(kgo.SeedBrokers(p.b.Addr()), kgo.ConsumeTopics(topics.Traces), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer traces.Close()
+	kittest.Eventually(t, "pa-1's spans in "+topics.Traces, func() error {
+		pctx, cancel := context.WithTimeout(p.ctx, 200*time.Millisecond)
+		defer cancel()
+		found := false
+		traces.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
+			found = found || strings.Contains(string(r.Value), "pa.echo") || strings.Contains(string(r.Value), "pa-in")
+		})
+		if !found {
+			return errors.New("no span of pa yet")
+		}
+		return nil
+	})
 
-	// pb-1 goes on, in the same host.
+	// pb-1 goes on, in the same host, never restarted.
 	p.produce("pb", n, n)
 	outB.readUntil(func() bool { return outB.allSeen(2 * n) })
+	if info, err := os.Stat(readyB); err != nil || !info.ModTime().Equal(readyInfo.ModTime()) {
+		t.Errorf("pb-1's ready file after its member file was rewritten: %v, %v; want it untouched", info, err)
+	}
 	if kids := childNames(t, pool.Process.Pid); len(kids) != 1 {
 		t.Errorf("pool's children after a member left %v, want the one node host", kids)
 	}

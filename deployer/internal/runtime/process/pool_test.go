@@ -454,3 +454,53 @@ func TestPoolGoneWhileDown(t *testing.T) {
 	}
 	allReady(t, second, again.ID)
 }
+
+// TestPoolLoadErrorReal: with the real fnbox, node code that throws as it
+// loads ends its member for good (the pool's exit file), marks the
+// version broken, and leaves the pool serving the other member.
+func TestPoolLoadErrorReal(t *testing.T) {
+	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	if err := b.CreateTopic(topics.Stream("orders")); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := New(Config{DataDir: t.TempDir(), Bin: realFnbox, Grace: 10 * time.Second, Kafka: b.Kafka()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Close)
+	t.Cleanup(func() { stopAll(rt) })
+	ctx := context.Background()
+	good := sharedSpec("good", 0)
+	good.Code = tarGz(t, map[string]string{"a.js": "exports.f = async () => null;\n"})
+	bad := sharedSpec("bad", 0)
+	bad.Code = tarGz(t, map[string]string{"a.js": "throw new Error('boom at load');\n"})
+	g, err := rt.Start(ctx, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := rt.Start(ctx, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kittest.Eventually(t, "bad exited for good, good ready", func() error {
+		got := listed(t, rt)
+		if in := got[x.ID]; in.State != runtime.StateExited || !in.Permanent || !strings.Contains(in.Error, "boom at load") {
+			return fmt.Errorf("bad: %+v", in)
+		}
+		if in := got[g.ID]; in.State != runtime.StateRunning || !in.Ready || in.PID != g.PID {
+			return fmt.Errorf("good: %+v", in)
+		}
+		return nil
+	})
+	if err := rt.Stop(ctx, x.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.Start(ctx, bad); !errors.Is(err, runtime.ErrBroken) {
+		t.Errorf("start of the broken version again: %v, want ErrBroken", err)
+	}
+	allReady(t, rt, g.ID)
+}

@@ -327,8 +327,23 @@ func (s *Service) Addr() string { return s.admin.Addr() }
 // KeepInstances) and the server finishes in-flight requests.
 func (s *Service) Serve(ctx context.Context) error {
 	return s.admin.Supervise(ctx,
-		kit.Part{Name: "reconciler", Run: s.rec.Run},
+		kit.Part{Name: "reconciler", Run: s.reconcile},
 		kit.Watch("follow desired state", s.storeDone))
+}
+
+// reconcile runs the reconciler; once it stopped the instances on its way
+// out, the shared pools they ran in are stopped too (a pool still serving
+// a member an earlier deployer left running stays).
+func (s *Service) reconcile(ctx context.Context) error {
+	err := s.rec.Run(ctx)
+	if s.runtime != nil && !s.cfg.KeepInstances {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Grace+5*time.Second)
+		defer cancel()
+		if perr := s.runtime.StopIdlePools(sctx); perr != nil {
+			s.log.Warn("stop shared pools", kit.KeyError, perr)
+		}
+	}
+	return err
 }
 
 // Close releases the clients and stops tailing instance logs.

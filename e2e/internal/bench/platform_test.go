@@ -33,6 +33,7 @@ func TestPlatform(t *testing.T) {
 	keep := []string{
 		DeployColdStartRow(deployersvc.RuntimeDocker, descriptor.PlatformNode),
 		idleMeasurementName(deployersvc.RuntimeDocker),
+		idleMeasurementName(IdleShared(deployersvc.RuntimeProcess)),
 		WakeRow(deployersvc.RuntimeProcess),
 		BacklogRow(deployersvc.RuntimeProcess),
 	}
@@ -54,6 +55,9 @@ func TestPlatform(t *testing.T) {
 		{RowIdleNode, "", 1},
 		{IdleTotalRow(2, deployersvc.RuntimeDocker, ""), "-", 2},
 		{IdlePerFunctionRow(deployersvc.RuntimeDocker), RowIdleNode, 2},
+		{IdleTotalRow(2, IdleShared(deployersvc.RuntimeProcess), ""), "-", 2},
+		{IdleTotalRow(2, IdleShared(deployersvc.RuntimeProcess), "PSS"), "-", 2},
+		{IdlePerFunctionRow(IdleShared(deployersvc.RuntimeProcess)), RowIdleNode, 2},
 		{WakeRow(deployersvc.RuntimeProcess), RowReplyP50, 1},
 		{BacklogDecisionRow(deployersvc.RuntimeProcess), RowReplyP50, 1},
 		{BacklogReadyRow(deployersvc.RuntimeProcess), RowReplyP50, 1},

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -65,28 +64,6 @@ func instancePIDs(t *testing.T, d func(...string) result, deployment string) []i
 	return pids
 }
 
-// nodeChildren counts the node processes whose parent is pid.
-func nodeChildren(pid int) int {
-	n := 0
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || close < open {
-			continue
-		}
-		f := strings.Fields(s[close+1:])
-		if len(f) > 1 && s[open+1:close] == "node" && f[1] == strconv.Itoa(pid) {
-			n++
-		}
-	}
-	return n
-}
-
 // slowly is kittest.Eventually at a pace for conditions that run butter
 // commands: each is a process and a Kafka connection.
 func slowly(t *testing.T, what string, cond func() error) {
@@ -129,8 +106,8 @@ func TestSharedIsolation(t *testing.T) {
 		pool = a[0]
 		return nil
 	})
-	if hosts := nodeChildren(pool); hosts != 1 {
-		t.Fatalf("the pool %d has %d node processes, want one host for both deployments", pool, hosts)
+	if kids := kittest.Children(pool); len(kids) != 1 || kids[0].Comm != "node" {
+		t.Fatalf("the pool %d runs %+v, want one node host for both deployments", pool, kids)
 	}
 
 	// Three kills, at a fifth, two fifths and three fifths of the results

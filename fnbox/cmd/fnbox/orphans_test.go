@@ -6,8 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/buttercompass/butter/broker-bridge/broker"
@@ -38,9 +36,9 @@ func TestKill9LeavesNoFunctionProcess(t *testing.T) {
 					_ = cmd.Wait()
 				}
 			})
-			var kids []int
+			var kids []kittest.Process
 			kittest.Eventually(t, "fnbox starts its function process", func() error {
-				kids = children(t, cmd.Process.Pid)
+				kids = kittest.Children(cmd.Process.Pid)
 				if len(kids) == 0 {
 					return errors.New("no child process yet")
 				}
@@ -51,53 +49,13 @@ func TestKill9LeavesNoFunctionProcess(t *testing.T) {
 			}
 			_ = cmd.Wait()
 			kittest.Eventually(t, "the function process dies with fnbox", func() error {
-				for _, pid := range kids {
-					if alive(pid) {
-						return fmt.Errorf("function process %d still runs", pid)
+				for _, k := range kids {
+					if kittest.Alive(k.PID) {
+						return fmt.Errorf("function process %d still runs", k.PID)
 					}
 				}
 				return nil
 			})
 		})
 	}
-}
-
-// children returns the pids of the live processes whose parent is pid.
-func children(t *testing.T, pid int) []int {
-	t.Helper()
-	stats, err := filepath.Glob("/proc/[0-9]*/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var kids []int
-	for _, path := range stats {
-		state, ppid, ok := procStat(path)
-		if ok && ppid == pid && state != "Z" {
-			child, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
-			kids = append(kids, child)
-		}
-	}
-	return kids
-}
-
-// alive reports whether pid runs (exists and is not a zombie).
-func alive(pid int) bool {
-	state, _, ok := procStat(fmt.Sprintf("/proc/%d/stat", pid))
-	return ok && state != "Z"
-}
-
-// procStat reads the state and parent pid of a /proc/<pid>/stat file.
-func procStat(path string) (state string, ppid int, ok bool) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", 0, false
-	}
-	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 2 {
-		return "", 0, false
-	}
-	ppid, err = strconv.Atoi(fields[1])
-	return fields[0], ppid, err == nil
 }

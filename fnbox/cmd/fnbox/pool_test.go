@@ -261,11 +261,8 @@ func (o *outCounter) allSeen(n int) bool {
 func childNames(t *testing.T, pid int) []string {
 	t.Helper()
 	var names []string
-	for _, c := range children(t, pid) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c))
-		if err == nil {
-			names = append(names, strings.TrimSpace(string(b)))
-		}
+	for _, c := range kittest.Children(pid) {
+		names = append(names, c.Comm)
 	}
 	return names
 }
@@ -443,7 +440,7 @@ func TestPoolKill9LosesNothing(t *testing.T) {
 	outA, outB := p.counter("ka"), p.counter("kb")
 	outA.readUntil(func() bool { return outA.total >= n/4 })
 	outB.readUntil(func() bool { return outB.total >= 1 })
-	hosts := children(t, first.Process.Pid)
+	hosts := kittest.Children(first.Process.Pid)
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -451,8 +448,8 @@ func TestPoolKill9LosesNothing(t *testing.T) {
 	// The host dies with its pool: a new pool must not run beside it.
 	kittest.Eventually(t, "the killed pool's node host gone", func() error {
 		for _, h := range hosts {
-			if alive(h) {
-				return fmt.Errorf("host %d still runs", h)
+			if kittest.Alive(h.PID) {
+				return fmt.Errorf("host %d still runs", h.PID)
 			}
 		}
 		return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	deployersvc "github.com/buttercompass/butter/deployer/service"
@@ -33,7 +34,8 @@ func Platform() []Measurement {
 	for _, p := range DeployColdStartPlatforms {
 		ms = append(ms,
 			Measurement{Name: DeployColdStartRow(deployersvc.RuntimeDocker, p), Run: deployColdStartMeasurement(deployersvc.RuntimeDocker, p), Docker: true},
-			Measurement{Name: DeployColdStartRow(deployersvc.RuntimeProcess, p), Run: deployColdStartMeasurement(deployersvc.RuntimeProcess, p)})
+			Measurement{Name: DeployColdStartRow(deployersvc.RuntimeProcess, p), Run: deployColdStartMeasurement(deployersvc.RuntimeProcess, p)},
+			Measurement{Name: DeployColdStartRow(IdleShared(deployersvc.RuntimeProcess), p), Run: deployColdStartMeasurement(IdleShared(deployersvc.RuntimeProcess), p)})
 	}
 	for _, rt := range []string{deployersvc.RuntimeProcess, deployersvc.RuntimeDocker} {
 		ms = append(ms, Measurement{Name: idleMeasurementName(rt), Run: idleMemoryMeasurement(rt, false), Docker: rt == deployersvc.RuntimeDocker})
@@ -60,7 +62,13 @@ func deployColdStartMeasurement(rt, platform string) func(context.Context, *Env,
 		ctx, cancelCause := context.WithCancelCause(ctx)
 		defer cancelCause(nil)
 
+		// rt "process, shared": the process runtime with `isolation:
+		// shared`, into a warm pool (one untimed deployment started it).
+		shared := rt == IdleShared(deployersvc.RuntimeProcess)
 		prefix := fmt.Sprintf("bench-%s-%.1s-cold-%s", env.tag, rt, platform)
+		if shared {
+			prefix = fmt.Sprintf("bench-%s-s-cold-%s", env.tag, platform)
+		}
 		if rt == deployersvc.RuntimeDocker {
 			cli, err := dockerClient(ctx)
 			if err != nil {
@@ -72,15 +80,24 @@ func deployColdStartMeasurement(rt, platform string) func(context.Context, *Env,
 			}
 			defer sweepContainers(cli, env.runPrefix())
 		}
-		p, err := startPlatform(ctx, env, prefix+"-deployer", rt, false, cancelCause)
+		runtime := rt
+		if shared {
+			runtime = deployersvc.RuntimeProcess
+		}
+		p, err := startPlatform(ctx, env, prefix+"-deployer", runtime, false, cancelCause)
 		if err != nil {
 			return err
 		}
 		defer func() { err = errors.Join(err, p.stop()) }()
 
+		if shared {
+			if _, err := deployColdStart(ctx, env, p, platform, prefix+"-warm", shared); err != nil {
+				return fmt.Errorf("start the pool: %w", err)
+			}
+		}
 		var times []time.Duration
 		for i := range env.Config.ColdStarts {
-			d, err := deployColdStart(ctx, env, p, platform, fmt.Sprintf("%s-%d", prefix, i+1))
+			d, err := deployColdStart(ctx, env, p, platform, fmt.Sprintf("%s-%d", prefix, i+1), shared)
 			if err != nil {
 				if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 					err = errors.Join(err, cause)
@@ -95,6 +112,12 @@ func deployColdStartMeasurement(rt, platform string) func(context.Context, *Env,
 			how = "`--runtime docker`: a container of the platform's image (built by `make images` before the run: a warm image, " +
 				"nothing built or pulled), the code bind-mounted read-only, reaching the broker on the Docker bridge's gateway"
 			goal = " The issue's goal is ≤ 1 s with a warm image."
+		}
+		if shared {
+			how = "`runtime: process` with `isolation: shared`: the instance becomes a member of the platform's pool, an fnbox " +
+				"already running with its host process warm (an untimed first shared deployment started them), which loads the " +
+				"code into that host"
+			goal = " Compare it with *process cold start <platform>*: the same deploy into processes of its own."
 		}
 		rep.Note(fmt.Sprintf("**%s cold start <platform>**: deploy → first event handled through the deployer "+
 			"(`deployer/service` in-process, %s): from `POST /v1/deployments` of the no-op function's code (a tar.gz, as "+
@@ -111,7 +134,7 @@ func deployColdStartMeasurement(rt, platform string) func(context.Context, *Env,
 // name with one event waiting and returns the time from the deploy call
 // to reading its result. The deployment is left running: the platform's
 // stop ends it.
-func deployColdStart(ctx context.Context, env *Env, p *platform, platform, name string) (time.Duration, error) {
+func deployColdStart(ctx context.Context, env *Env, p *platform, platform, name string, shared bool) (time.Duration, error) {
 	f, err := env.newFunction(ctx, name, platform, 1)
 	if err != nil {
 		return 0, err
@@ -119,6 +142,13 @@ func deployColdStart(ctx context.Context, env *Env, p *platform, platform, name 
 	files, err := codeFiles(f.dir)
 	if err != nil {
 		return 0, err
+	}
+	if shared {
+		desc := strings.Replace(files["butter.yaml"], "\nplatform: "+platform+"\n", "\nplatform: "+platform+"\nisolation: shared\n", 1)
+		if desc == files["butter.yaml"] {
+			return 0, fmt.Errorf("%s: no platform line to put isolation: shared after", name)
+		}
+		files["butter.yaml"] = desc
 	}
 	if err := produceEvents(ctx, env, f.in, 1); err != nil {
 		return 0, err

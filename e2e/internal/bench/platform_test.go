@@ -34,6 +34,7 @@ func TestPlatform(t *testing.T) {
 		DeployColdStartRow(deployersvc.RuntimeDocker, descriptor.PlatformNode),
 		idleMeasurementName(deployersvc.RuntimeDocker),
 		idleMeasurementName(IdleShared(deployersvc.RuntimeProcess)),
+		DeployColdStartRow(IdleShared(deployersvc.RuntimeProcess), descriptor.PlatformPython),
 		WakeRow(deployersvc.RuntimeProcess),
 		BacklogRow(deployersvc.RuntimeProcess),
 	}
@@ -53,6 +54,7 @@ func TestPlatform(t *testing.T) {
 	}{
 		{DeployColdStartRow(deployersvc.RuntimeDocker, descriptor.PlatformNode), RowReplyP50, 1},
 		{RowIdleNode, "", 1},
+		{DeployColdStartRow(IdleShared(deployersvc.RuntimeProcess), descriptor.PlatformPython), RowReplyP50, 1},
 		{IdleTotalRow(2, deployersvc.RuntimeDocker, ""), "-", 2},
 		{IdlePerFunctionRow(deployersvc.RuntimeDocker), RowIdleNode, 2},
 		{IdleTotalRow(2, IdleShared(deployersvc.RuntimeProcess), ""), "-", 2},

@@ -36,8 +36,10 @@ import (
 	"github.com/buttercompass/butter/proto/topics"
 )
 
-// poolScan is how often the pool reads its members' directory: how long a
-// new member waits before it starts, a deleted one before it drains.
+// poolScan is how often the pool reads its members' directory besides
+// when inotify says it changed (watchDir): how long a new member waits
+// before it starts, a deleted one before it drains, where inotify is not
+// there.
 const poolScan = 200 * time.Millisecond
 
 // poolCloseTimeout bounds closing the shared runtime at the end, as
@@ -152,6 +154,7 @@ func runPool(ctx context.Context, c config) error {
 func (p *pool) run(ctx context.Context) error {
 	t := time.NewTicker(poolScan)
 	defer t.Stop()
+	changed := watchDir(ctx, p.membersDir)
 	for {
 		p.scan(ctx)
 		select {
@@ -160,6 +163,7 @@ func (p *pool) run(ctx context.Context) error {
 			p.wg.Wait()
 			return nil
 		case <-t.C:
+		case <-changed:
 		}
 	}
 }

@@ -421,16 +421,8 @@ func (r *Runtime) StopIdlePools(ctx context.Context) error {
 // stopPool stops pool p of platform (SIGTERM, SIGKILL after Grace) and
 // forgets it, unless a new pool took its place meanwhile.
 func (r *Runtime) stopPool(platform string, p *proc) {
-	killGroup(p.rec.PID, syscall.SIGTERM)
-	grace := time.NewTimer(r.cfg.Grace)
-	defer grace.Stop()
-	select {
-	case <-p.done:
-	case <-grace.C:
-		r.log.Warn("pool ignored SIGTERM, killing it", "pool", platform, "pid", p.rec.PID)
-		killGroup(p.rec.PID, syscall.SIGKILL)
-		<-p.done
-	}
+	// No deadline but the grace: the pool is killed then, and gone.
+	_ = r.terminate(context.Background(), p, "pool ignored SIGTERM, killing it", "pool", platform, "pid", p.rec.PID)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.pools[platform] == p {

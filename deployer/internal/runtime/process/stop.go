@@ -30,21 +30,8 @@ func (r *Runtime) Stop(ctx context.Context, id string) error {
 	select {
 	case <-p.done:
 	default:
-		killGroup(p.rec.PID, syscall.SIGTERM)
-		grace := time.NewTimer(r.cfg.Grace)
-		defer grace.Stop()
-		select {
-		case <-p.done:
-		case <-grace.C:
-			r.log.Warn("instance ignored SIGTERM, killing it", "instance", id, kit.KeyDeployment, p.rec.Deployment)
-			killGroup(p.rec.PID, syscall.SIGKILL)
-		case <-ctx.Done():
-			killGroup(p.rec.PID, syscall.SIGKILL)
-		}
-		select {
-		case <-p.done:
-		case <-ctx.Done():
-			return fmt.Errorf("stop instance %s: %w", id, ctx.Err())
+		if err := r.terminate(ctx, p, "instance ignored SIGTERM, killing it", "instance", id, kit.KeyDeployment, p.rec.Deployment); err != nil {
+			return fmt.Errorf("stop instance %s: %w", id, err)
 		}
 		r.log.Info("instance stopped", kit.KeyDeployment, p.rec.Deployment, "instance", id)
 	}
@@ -74,4 +61,28 @@ func (r *Runtime) forgetRecord(id string, rec record) {
 	os.Remove(r.readyPath(id))
 	os.Remove(r.recordPath(id))
 	os.Remove(r.logPath(id))
+}
+
+// terminate sends SIGTERM to p's process group and waits for it to exit,
+// sending SIGKILL (and logging warn with args) after the grace period, or
+// at once when ctx ends; it returns ctx's error if p is not gone by then.
+func (r *Runtime) terminate(ctx context.Context, p *proc, warn string, args ...any) error {
+	killGroup(p.rec.PID, syscall.SIGTERM)
+	grace := time.NewTimer(r.cfg.Grace)
+	defer grace.Stop()
+	select {
+	case <-p.done:
+		return nil
+	case <-grace.C:
+		r.log.Warn(warn, args...)
+		killGroup(p.rec.PID, syscall.SIGKILL)
+	case <-ctx.Done():
+		killGroup(p.rec.PID, syscall.SIGKILL)
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
